@@ -1,0 +1,311 @@
+// Package server is the runtime every bourse service starts with: configuration, logging, tracing,
+// a gRPC server with health, reflection, auth, metrics and panic recovery, Consul registration, and a
+// graceful drain on SIGTERM/SIGINT.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/bourse-dev/bourse/pkg/auth"
+	"github.com/bourse-dev/bourse/pkg/client"
+	"github.com/bourse-dev/bourse/pkg/config"
+	"github.com/bourse-dev/bourse/pkg/consul"
+	"github.com/bourse-dev/bourse/pkg/resolver"
+	"github.com/bourse-dev/bourse/pkg/telemetry"
+)
+
+// Service is what a service's main hands to the runtime.
+type Service struct {
+	// Register adds the service's gRPC implementations to the server.
+	Register func(grpc.ServiceRegistrar)
+	// Policy says which methods are public or admin-only; others need any known API key.
+	Policy auth.Policy
+	// Meta is added to the Consul registration.
+	Meta map[string]string
+	// Close runs after the server has stopped (flush, close databases).
+	Close func(context.Context) error
+}
+
+// Env is what the runtime gives a service while it is built.
+type Env struct {
+	Name     string
+	Options  *Options
+	Logger   *slog.Logger
+	Consul   *api.Client
+	Resolver *resolver.Builder
+	// Draining is closed when shutdown begins: long-lived streams should end so clients move on.
+	Draining <-chan struct{}
+	// Metrics is the registry served on /metrics.
+	Metrics prometheus.Registerer
+}
+
+// Dial connects to another service ("consul:///risk" or host:port) with the runtime's resolver.
+func (e *Env) Dial(target string, o client.Options) (*grpc.ClientConn, error) {
+	o.Resolver = e.Resolver
+	return client.Dial(target, o)
+}
+
+// BuildFunc constructs the service once the runtime is ready.
+type BuildFunc func(ctx context.Context, env *Env) (Service, error)
+
+// App is a service process in the making: add flags to Flags(), then call Main or Run.
+type App struct {
+	name  string
+	flags *flag.FlagSet
+	opts  Options
+}
+
+// NewApp creates the app of service name with its default ports.
+func NewApp(name string, d Defaults) *App {
+	a := &App{name: name, flags: flag.NewFlagSet(name, flag.ContinueOnError)}
+	a.opts.bind(a.flags, d)
+	return a
+}
+
+// Flags is where a service adds its own flags before Main.
+func (a *App) Flags() *flag.FlagSet { return a.flags }
+
+// Main runs the app until SIGTERM or SIGINT and returns the process exit code.
+func (a *App) Main(build BuildFunc) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := a.Run(ctx, os.Args[1:], build); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", a.name, err)
+		return 1
+	}
+	return 0
+}
+
+// Run parses args, serves until ctx ends, then drains. It returns when everything has stopped.
+func (a *App) Run(ctx context.Context, args []string, build BuildFunc) error {
+	if err := config.Parse(a.flags, a.name, args); err != nil {
+		return err
+	}
+	o := &a.opts
+	logger, err := newLogger(o.LogLevel, o.LogFormat, a.name)
+	if err != nil {
+		return err
+	}
+	keys, err := auth.ParseKeyring(o.APIKeys)
+	if err != nil {
+		return fmt.Errorf("--api-keys: %w", err)
+	}
+	if keys.Len() == 0 {
+		logger.Warn("no API keys configured: every non-public RPC will be refused (set --api-keys or BOURSE_API_KEYS)")
+	}
+
+	lis, err := net.Listen("tcp", o.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.GRPCAddr, err)
+	}
+	defer lis.Close()
+	port := lis.Addr().(*net.TCPAddr).Port
+	host := advertiseHost(o)
+	instanceID := o.InstanceID
+	if instanceID == "" {
+		instanceID = fmt.Sprintf("%s-%s-%d", a.name, host, port)
+	}
+	logger = logger.With("instance", instanceID)
+
+	shutdownTracing, err := telemetry.Setup(ctx, a.name, instanceID)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(flushCtx); err != nil {
+			logger.Warn("flushing traces", "err", err)
+		}
+	}()
+
+	consulClient, err := consul.NewClient(o.ConsulAddr)
+	if err != nil {
+		return fmt.Errorf("consul client: %w", err)
+	}
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	draining := make(chan struct{})
+	env := &Env{
+		Name: a.name, Options: o, Logger: logger, Consul: consulClient,
+		Resolver: resolver.NewBuilder(consulClient, logger), Draining: draining, Metrics: registry,
+	}
+	svc, err := build(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if svc.Close != nil {
+			closeCtx, cancel := context.WithTimeout(context.Background(), o.DrainTimeout)
+			defer cancel()
+			if err := svc.Close(closeCtx); err != nil {
+				logger.Error("closing service", "err", err)
+			}
+		}
+	}()
+
+	ic := &interceptors{log: logger, keys: keys, policy: svc.Policy, metrics: newRPCMetrics(registry)}
+	grpcServer := grpc.NewServer(
+		grpc.StatsHandler(otelgrpc.NewServerHandler()),
+		grpc.ChainUnaryInterceptor(ic.unary),
+		grpc.ChainStreamInterceptor(ic.stream),
+		grpc.MaxRecvMsgSize(o.MaxMessageBytes),
+		grpc.MaxSendMsgSize(o.MaxMessageBytes),
+	)
+	healthServer := health.NewServer()
+	healthpb.RegisterHealthServer(grpcServer, healthServer)
+	reflection.Register(grpcServer)
+	svc.Register(grpcServer)
+	for name := range grpcServer.GetServiceInfo() {
+		healthServer.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	healthServer.SetServingStatus(a.name, healthpb.HealthCheckResponse_SERVING)
+
+	metricsServer, metricsAddr, err := serveMetrics(o.MetricsAddr, registry)
+	if err != nil {
+		return err
+	}
+	defer metricsServer.Close()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- grpcServer.Serve(lis) }()
+	logger.Info("serving", "grpc", lis.Addr().String(), "metrics", metricsAddr)
+
+	registered := false
+	if o.Register {
+		inst := consul.Instance{
+			ID: instanceID, Name: a.name, Address: host, Port: port, Tags: splitList(o.Tags), Meta: svc.Meta,
+			Check: consul.Check{Kind: consul.CheckGRPC, Interval: o.CheckInterval, Timeout: o.CheckTimeout, DeregisterAfter: o.DeregisterAfter},
+		}
+		if err := consul.Register(ctx, consulClient, inst); err != nil {
+			grpcServer.Stop()
+			return fmt.Errorf("register in consul at %s: %w", o.ConsulAddr, err)
+		}
+		registered = true
+		logger.Info("registered in consul", "consul", o.ConsulAddr, "check_interval", o.CheckInterval)
+	}
+	if o.ReadyFile != "" {
+		if err := writeReadyFile(o.ReadyFile, lis.Addr().String(), metricsAddr); err != nil {
+			return err
+		}
+	}
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down: draining")
+	case err := <-serveErr:
+		logger.Error("gRPC server stopped", "err", err)
+	}
+
+	// Drain: fail health checks, leave the catalog, give resolvers a moment, then let in-flight calls
+	// finish up to the deadline.
+	healthServer.Shutdown()
+	close(draining)
+	if registered {
+		deregCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := consul.Deregister(deregCtx, consulClient, instanceID); err != nil {
+			logger.Warn("deregister from consul", "err", err)
+		} else {
+			logger.Info("deregistered from consul")
+		}
+		cancel()
+		time.Sleep(o.DeregisterGrace)
+	}
+	stopped := make(chan struct{})
+	go func() { grpcServer.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+		logger.Info("drained")
+	case <-time.After(o.DrainTimeout):
+		logger.Warn("drain deadline passed; cutting remaining calls", "drain_timeout", o.DrainTimeout)
+		grpcServer.Stop()
+		<-stopped
+	}
+	return nil
+}
+
+func advertiseHost(o *Options) string {
+	if o.AdvertiseHost != "" {
+		return o.AdvertiseHost
+	}
+	host, _, err := net.SplitHostPort(o.GRPCAddr)
+	if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
+		return "127.0.0.1"
+	}
+	return host
+}
+
+func serveMetrics(addr string, reg *prometheus.Registry) (*http.Server, string, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("metrics listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(lis) }()
+	return srv, lis.Addr().String(), nil
+}
+
+func writeReadyFile(path, grpcAddr, metricsAddr string) error {
+	b, _ := json.Marshal(map[string]string{"grpc_addr": grpcAddr, "metrics_addr": metricsAddr, "pid": strconv.Itoa(os.Getpid())})
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func newLogger(level, format, service string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler
+	switch format {
+	case "text":
+		h = slog.NewTextHandler(os.Stderr, opts)
+	case "json":
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	default:
+		return nil, fmt.Errorf("--log-format: %q is neither text nor json", format)
+	}
+	return slog.New(h).With("service", service), nil
+}

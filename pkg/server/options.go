@@ -1,0 +1,63 @@
+package server
+
+import (
+	"flag"
+	"time"
+
+	"github.com/bourse-dev/bourse/pkg/consul"
+)
+
+// Options are the flags every service shares. Each is also read from BOURSE_<SERVICE>_<FLAG> and
+// BOURSE_<FLAG> (see pkg/config).
+type Options struct {
+	GRPCAddr        string
+	AdvertiseHost   string
+	MetricsAddr     string
+	ConsulAddr      string
+	Register        bool
+	InstanceID      string
+	Tags            string
+	CheckInterval   time.Duration
+	CheckTimeout    time.Duration
+	DeregisterAfter time.Duration
+	DrainTimeout    time.Duration
+	DeregisterGrace time.Duration
+	LogLevel        string
+	LogFormat       string
+	APIKeys         string
+	MaxMessageBytes int
+	ReadyFile       string
+}
+
+// Defaults a service passes to NewApp.
+type Defaults struct {
+	GRPCAddr    string // e.g. "127.0.0.1:7001"
+	MetricsAddr string // e.g. "127.0.0.1:9001"; empty picks a free port
+}
+
+func (o *Options) bind(fs *flag.FlagSet, d Defaults) {
+	fs.StringVar(&o.GRPCAddr, "grpc-addr", d.GRPCAddr, "gRPC listen address (host:port; port 0 picks a free one)")
+	fs.StringVar(&o.AdvertiseHost, "advertise-host", "", "host registered in Consul (default: the listen host, or 127.0.0.1 when it is unspecified)")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", orDefault(d.MetricsAddr, "127.0.0.1:0"), "Prometheus /metrics listen address")
+	fs.StringVar(&o.ConsulAddr, "consul-addr", consul.DefaultAddr, "Consul agent HTTP address")
+	fs.BoolVar(&o.Register, "register", true, "register this instance in Consul")
+	fs.StringVar(&o.InstanceID, "instance-id", "", "Consul service id (default <service>-<host>-<port>)")
+	fs.StringVar(&o.Tags, "tags", "", "comma-separated Consul tags")
+	fs.DurationVar(&o.CheckInterval, "check-interval", 2*time.Second, "Consul gRPC health check interval")
+	fs.DurationVar(&o.CheckTimeout, "check-timeout", time.Second, "Consul gRPC health check timeout")
+	fs.DurationVar(&o.DeregisterAfter, "deregister-critical-after", time.Minute, "Consul removes an instance critical this long (minimum 1m)")
+	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long in-flight calls may take before they are cut")
+	fs.DurationVar(&o.DeregisterGrace, "deregister-grace", 250*time.Millisecond, "on SIGTERM, pause after deregistering so resolvers drop this instance before the listener closes")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&o.APIKeys, "api-keys", "", "API keys: key=role:subject,... with role admin or account (a key may be sha256:<hex>)")
+	fs.IntVar(&o.MaxMessageBytes, "max-message-bytes", 16<<20, "largest gRPC message received or sent")
+	fs.StringVar(&o.ReadyFile, "ready-file", "", "write {\"grpc_addr\",\"metrics_addr\"} here once serving (for scripts and tests)")
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}

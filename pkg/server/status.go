@@ -1,0 +1,49 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bourse-dev/bourse/pkg/errs"
+)
+
+var kindCodes = map[errs.Kind]codes.Code{
+	errs.KindInternal:           codes.Internal,
+	errs.KindInvalidArgument:    codes.InvalidArgument,
+	errs.KindNotFound:           codes.NotFound,
+	errs.KindAlreadyExists:      codes.AlreadyExists,
+	errs.KindFailedPrecondition: codes.FailedPrecondition,
+	errs.KindPermissionDenied:   codes.PermissionDenied,
+	errs.KindUnauthenticated:    codes.Unauthenticated,
+	errs.KindResourceExhausted:  codes.ResourceExhausted,
+	errs.KindUnavailable:        codes.Unavailable,
+}
+
+// ToStatus maps a handler's error to a gRPC status error: this is the one place domain errors become
+// codes. Status errors pass through; context errors become Canceled / DeadlineExceeded; anything else
+// is Internal without leaking its text.
+func ToStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if e, ok := errors.AsType[*errs.Error](err); ok {
+		code := kindCodes[e.Kind]
+		if code == codes.Internal {
+			return status.Error(codes.Internal, "internal error")
+		}
+		return status.Error(code, e.Error())
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	return status.Error(codes.Internal, "internal error")
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs the pinned tools into ./bin. Versions live only in tools/<module>/go.mod; each binary is
+# built once per machine into a cache keyed by its tools module and Go version, then linked into ./bin,
+# so a fresh clone on a reused machine does not rebuild consul or jaeger.
+# Usage: scripts/tools.sh [tool...]   (default: all)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+cache=${BOURSE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bourse-tools}
+mkdir -p bin "$cache"
+
+# name | tools module | package | note for a cold build
+tools_table() {
+	cat <<'TABLE'
+buf|buf|github.com/bufbuild/buf/cmd/buf|~1 min cold
+protoc-gen-go|protoc|google.golang.org/protobuf/cmd/protoc-gen-go|seconds
+protoc-gen-go-grpc|protoc|google.golang.org/grpc/cmd/protoc-gen-go-grpc|seconds
+grpcurl|grpcurl|github.com/fullstorydev/grpcurl/cmd/grpcurl|~1 min cold
+ghz|ghz|github.com/bojand/ghz/cmd/ghz|~1 min cold
+consul|consul|github.com/hashicorp/consul|~7 min cold, prints progress
+jaeger|jaeger|github.com/jaegertracing/jaeger/cmd/jaeger|~4 min cold, prints progress
+TABLE
+}
+
+build_with_progress() { # name dir pkg out
+	local name=$1 dir=$2 pkg=$3 out=$4 start=$SECONDS
+	(cd "tools/$dir" && go build -trimpath -o "$out" "$pkg") &
+	local pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 5
+		if kill -0 "$pid" 2>/dev/null && (( (SECONDS - start) % 30 < 5 )); then
+			echo "tools:   still building $name ($((SECONDS - start)) s)"
+		fi
+	done
+	wait "$pid"
+}
+
+install_tool() { # name dir pkg note
+	local name=$1 dir=$2 pkg=$3 note=$4
+	local key
+	key=$( { cat "tools/$dir/go.mod" "tools/$dir/go.sum"; echo "$pkg"; go env GOVERSION GOOS GOARCH; } | sha256sum | cut -c1-16)
+	local target="$cache/$name-$key/$name"
+	if [[ ! -x "$target" ]]; then
+		echo "tools: building $name from tools/$dir ($note)"
+		mkdir -p "$(dirname "$target")"
+		build_with_progress "$name" "$dir" "$pkg" "$target.partial"
+		mv "$target.partial" "$target"
+	fi
+	if [[ "$(readlink "bin/$name" 2>/dev/null)" != "$target" ]]; then
+		ln -sfn "$target" "bin/$name"
+		echo "tools: bin/$name -> $target"
+	fi
+}
+
+wanted=("$@")
+while IFS='|' read -r name dir pkg note; do
+	if ((${#wanted[@]} == 0)) || [[ " ${wanted[*]} " == *" $name "* ]]; then
+		install_tool "$name" "$dir" "$pkg" "$note"
+	fi
+done < <(tools_table)
