@@ -23,13 +23,15 @@ TABLE
 }
 
 build_with_progress() { # name dir pkg out
-	local name=$1 dir=$2 pkg=$3 out=$4 start=$SECONDS
-	(cd "tools/$dir" && go build -trimpath -o "$out" "$pkg") &
+	local name=$1 dir=$2 pkg=$3 out=$4 start=$SECONDS next=30
+	# Tools modules are deliberately outside go.work: their dependency graphs clash with ours.
+	(cd "tools/$dir" && GOWORK=off go build -trimpath -o "$out" "$pkg") &
 	local pid=$!
 	while kill -0 "$pid" 2>/dev/null; do
-		sleep 5
-		if kill -0 "$pid" 2>/dev/null && (( (SECONDS - start) % 30 < 5 )); then
+		sleep 1
+		if ((SECONDS - start >= next)) && kill -0 "$pid" 2>/dev/null; then
 			echo "tools:   still building $name ($((SECONDS - start)) s)"
+			next=$((next + 30))
 		fi
 	done
 	wait "$pid"

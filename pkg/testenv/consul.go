@@ -1,0 +1,122 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/bourse-dev/bourse/pkg/consul"
+)
+
+// ConsulAgent is a running `consul agent -dev` on loopback.
+type ConsulAgent struct {
+	Addr   string // HTTP API host:port
+	Client *api.Client
+}
+
+// StartConsul starts a Consul dev agent with every port chosen free and DNS/gRPC off, and waits until
+// it has a leader.
+func StartConsul(t testing.TB) *ConsulAgent {
+	t.Helper()
+	bin := Tool(t, "consul")
+	httpPort := FreePort(t)
+	ports := fmt.Sprintf(`ports { http = %d, https = -1, dns = -1, grpc = -1, grpc_tls = -1, serf_lan = %d, serf_wan = %d, server = %d }`,
+		httpPort, FreePort(t), FreePort(t), FreePort(t))
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "consul.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "agent", "-dev", "-bind=127.0.0.1", "-client=127.0.0.1",
+		"-node=test-"+filepath.Base(dir), "-log-level=warn", "-hcl", ports)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	agent := &ConsulAgent{Addr: fmt.Sprintf("127.0.0.1:%d", httpPort)}
+	agent.Client, err = consul.NewClient(agent.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		leader, err := agent.Client.Status().Leader()
+		if err == nil && leader != "" {
+			return agent
+		}
+		select {
+		case <-exited:
+			t.Fatalf("consul exited during start:\n%s", readFile(logPath))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consul did not elect a leader in 30s (last err %v):\n%s", err, readFile(logPath))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// WaitFor polls cond every 50ms until it is true or timeout passes, and reports how long it took.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// Passing returns the ids of passing instances of service.
+func (a *ConsulAgent) Passing(t testing.TB, service string) []string {
+	t.Helper()
+	res, err := consul.Instances(context.Background(), a.Client, consul.Query{Name: service}, 0, 0)
+	if err != nil {
+		t.Fatalf("consul health query: %v", err)
+	}
+	ids := make([]string, 0, len(res.Instances))
+	for _, inst := range res.Instances {
+		ids = append(ids, inst.ID)
+	}
+	return ids
+}
+
+// Registered returns the ids of every instance of service in the catalog, passing or not.
+func (a *ConsulAgent) Registered(t testing.TB, service string) []string {
+	t.Helper()
+	res, err := consul.Instances(context.Background(), a.Client, consul.Query{Name: service, IncludeUnhealthy: true}, 0, 0)
+	if err != nil {
+		t.Fatalf("consul health query: %v", err)
+	}
+	ids := make([]string, 0, len(res.Instances))
+	for _, inst := range res.Instances {
+		ids = append(ids, inst.ID)
+	}
+	return ids
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}

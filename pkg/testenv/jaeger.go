@@ -1,0 +1,117 @@
+package testenv
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Jaeger is a running Jaeger with in-memory storage.
+type Jaeger struct {
+	OTLPEndpoint string // gRPC, for OTEL_EXPORTER_OTLP_ENDPOINT
+	QueryURL     string // HTTP query API and UI
+}
+
+// StartJaeger runs ./bin/jaeger with deploy/local/jaeger.yaml on free loopback ports.
+func StartJaeger(t testing.TB) *Jaeger {
+	t.Helper()
+	bin := Tool(t, "jaeger")
+	cfg := filepath.Join(RepoRoot(t), "deploy", "local", "jaeger.yaml")
+	otlp, ui, health := FreePort(t), FreePort(t), FreePort(t)
+	logPath := filepath.Join(t.TempDir(), "jaeger.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Env = append(os.Environ(),
+		fmt.Sprintf("JAEGER_OTLP_GRPC_PORT=%d", otlp), fmt.Sprintf("JAEGER_OTLP_HTTP_PORT=%d", FreePort(t)),
+		fmt.Sprintf("JAEGER_UI_PORT=%d", ui), fmt.Sprintf("JAEGER_QUERY_GRPC_PORT=%d", FreePort(t)),
+		fmt.Sprintf("JAEGER_HEALTH_PORT=%d", health))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	j := &Jaeger{OTLPEndpoint: fmt.Sprintf("http://127.0.0.1:%d", otlp), QueryURL: fmt.Sprintf("http://127.0.0.1:%d", ui)}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status", health))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return j
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("jaeger exited during start:\n%s", readFile(logPath))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jaeger not healthy in 30s:\n%s", readFile(logPath))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Span is one span of a trace as Jaeger's query API returns it.
+type Span struct {
+	TraceID       string `json:"traceID"`
+	SpanID        string `json:"spanID"`
+	OperationName string `json:"operationName"`
+	ProcessID     string `json:"processID"`
+	References    []struct {
+		RefType string `json:"refType"`
+		TraceID string `json:"traceID"`
+		SpanID  string `json:"spanID"`
+	} `json:"references"`
+	Service string `json:"-"`
+}
+
+// Trace fetches a trace by id; it returns nil while Jaeger has not stored it.
+func (j *Jaeger) Trace(t testing.TB, traceID string) []Span {
+	t.Helper()
+	resp, err := http.Get(j.QueryURL + "/api/traces/" + traceID)
+	if err != nil {
+		t.Fatalf("jaeger query: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil
+	}
+	var body struct {
+		Data []struct {
+			Spans     []Span `json:"spans"`
+			Processes map[string]struct {
+				ServiceName string `json:"serviceName"`
+			} `json:"processes"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("jaeger query: %v", err)
+	}
+	var spans []Span
+	for _, d := range body.Data {
+		for _, s := range d.Spans {
+			s.Service = d.Processes[s.ProcessID].ServiceName
+			spans = append(spans, s)
+		}
+	}
+	return spans
+}
