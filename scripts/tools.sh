@@ -55,8 +55,13 @@ install_tool() { # name dir pkg note
 }
 
 wanted=("$@")
+count=0
 while IFS='|' read -r name dir pkg note; do
 	if ((${#wanted[@]} == 0)) || [[ " ${wanted[*]} " == *" $name "* ]]; then
 		install_tool "$name" "$dir" "$pkg" "$note"
+		count=$((count + 1))
 	fi
 done < <(tools_table)
+if ((${#wanted[@]} == 0)); then
+	echo "tools: $count pinned tools ready in ./bin (cache $cache)"
+fi

@@ -50,6 +50,3 @@ func TestBadEnvValueNamesVariable(t *testing.T) {
 		t.Fatalf("err = %v, want one naming BOURSE_X_DRAIN", err)
 	}
 }
-
-
-

@@ -41,7 +41,7 @@ func Tool(t testing.TB, name string) string {
 }
 
 var (
-	portMu   sync.Mutex
+	portMu    sync.Mutex
 	handedOut = map[int]bool{}
 )
 

@@ -197,7 +197,11 @@ func TestBadInputIsInvalidArgumentAndChangesNothing(t *testing.T) {
 	ok := func() *discoveryv1.RegisterRequest {
 		return &discoveryv1.RegisterRequest{Name: "svc", Address: "127.0.0.1", Port: 8080}
 	}
-	with := func(edit func(r *discoveryv1.RegisterRequest)) *discoveryv1.RegisterRequest { r := ok(); edit(r); return r }
+	with := func(edit func(r *discoveryv1.RegisterRequest)) *discoveryv1.RegisterRequest {
+		r := ok()
+		edit(r)
+		return r
+	}
 	register := []struct {
 		field string
 		req   *discoveryv1.RegisterRequest

@@ -1,0 +1,55 @@
+# bourse — one Makefile for the whole monorepo. Tools are pinned in tools/*/go.mod and installed into
+# ./bin by scripts/tools.sh (cached per machine under ~/.cache/bourse-tools).
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Every Go module of the workspace (one per service plus pkg).
+MODULES := $(shell go work edit -json | sed -n 's/.*"DiskPath": "\(.*\)".*/\1/p')
+GO_TEST_FLAGS ?=
+BENCHTIME ?= 1s
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+.PHONY: tools
+tools: ## install pinned tools into ./bin (idempotent; a cold build takes ~15 min and prints progress)
+	@scripts/tools.sh
+
+.PHONY: generate
+generate: ## regenerate pkg/gen from proto/ with buf
+	@scripts/tools.sh buf protoc-gen-go protoc-gen-go-grpc
+	@rm -rf pkg/gen
+	./bin/buf generate
+
+.PHONY: check-generated
+check-generated: ## fail if the committed generated code is stale
+	@scripts/check-generated.sh
+
+.PHONY: lint
+lint: ## go vet, gofmt and buf lint
+	@scripts/tools.sh buf
+	./bin/buf lint
+	@unformatted=$$(gofmt -l $(MODULES)); if [[ -n "$$unformatted" ]]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	@for m in $(MODULES); do (cd $$m && go vet ./...); done
+
+.PHONY: test
+test: tools lint check-generated ## the one test command: tools, lint, unit tests with -race, integration tests with real Consul/Jaeger
+	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test -race -count=1 -timeout 20m $(GO_TEST_FLAGS) ./...); done
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target for FUZZTIME (default 20s)
+	@scripts/fuzz.sh $${FUZZTIME:-20s}
+
+.PHONY: bench
+bench: tools ## Go benchmarks (-benchmem) and ghz load on loopback; prints figures
+	@scripts/bench.sh $(BENCHTIME)
+
+.PHONY: run
+run: tools ## start Consul, Jaeger and every service locally; Ctrl-C stops them all
+	@scripts/run.sh
+
+.PHONY: build
+build: ## build every service binary into ./bin
+	@for m in $(MODULES); do for c in $$(cd $$m && go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./cmd/... 2>/dev/null); do go build -o bin/ $$c; done; done

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# `make bench`: Go benchmarks of every module (-benchmem), then ghz load over loopback against real
+# processes. Every load run is bounded by a request count and a duration. Prints figures only.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+benchtime=${1:-1s}
+out=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$out"
+}
+trap cleanup EXIT
+
+echo "== Go benchmarks (benchtime $benchtime)"
+for m in $(go work edit -json | sed -n 's/.*"DiskPath": "\(.*\)".*/\1/p'); do
+	(cd "$m" && go test -run '^$' -bench . -benchmem -benchtime "$benchtime" ./... 2>&1 | grep -E '^(Benchmark|pkg:|ok|FAIL)' || true)
+done
+
+free_port() { # a random high loopback port nothing answers on
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 30000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+
+echo
+echo "== ghz: gRPC load on loopback"
+http=$(free_port)
+./bin/consul agent -dev -bind=127.0.0.1 -client=127.0.0.1 -log-level=error \
+	-hcl "ports { http = $http, dns = -1, grpc = -1, grpc_tls = -1, serf_lan = $(free_port), serf_wan = $(free_port), server = $(free_port) }" >"$out/consul.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do ./bin/consul info -http-addr="127.0.0.1:$http" 2>/dev/null | grep -q 'leader = true' && break; sleep 0.1; done
+
+go build -o "$out/discovery" ./services/discovery/cmd/discovery
+"$out/discovery" --grpc-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0 --consul-addr="127.0.0.1:$http" \
+	--api-keys=bench=account:bench --log-level=warn --ready-file="$out/discovery.ready" >"$out/discovery.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do [[ -s "$out/discovery.ready" ]] && break; sleep 0.1; done
+addr=$(sed -n 's/.*"grpc_addr":"\([^"]*\)".*/\1/p' "$out/discovery.ready")
+
+ghz_run() { # label concurrency requests call data
+	local label=$1 c=$2 n=$3 call=$4 data=$5
+	./bin/ghz --insecure --call "$call" -d "$data" --metadata '{"authorization":"Bearer bench"}' \
+		-c "$c" -n "$n" -z 60s --connections=2 "$addr" >"$out/ghz.txt" 2>&1 || true
+	awk -v label="$label" '
+		/Requests\/sec:/ { rps = $2 }
+		/ 50 % in / { p50 = $4 " " $5 }
+		/ 99 % in / { p99 = $4 " " $5 }
+		/^  \[/ { codes = codes $0 }
+		END { gsub(/ +/, " ", codes); printf "%-28s rps=%-10s p50=%-10s p99=%-10s codes:%s\n", label, rps, p50, p99, codes }
+	' "$out/ghz.txt"
+}
+ghz_run "Discover c=50 n=20000" 50 20000 bourse.discovery.v1.DiscoveryService/Discover '{"name":"discovery"}'
+ghz_run "Discover c=8 n=10000" 8 10000 bourse.discovery.v1.DiscoveryService/Discover '{"name":"discovery"}'
