@@ -68,7 +68,9 @@ func (i Instance) HostPort() string { return net.JoinHostPort(i.Address, strconv
 var ErrUnknownInstance = errors.New("unknown service instance")
 
 // Register adds or replaces the instance on the local agent.
-func Register(ctx context.Context, c *api.Client, inst Instance) error {
+func Register(ctx context.Context, c *api.Client, inst Instance) (err error) {
+	ctx, end := span(ctx, "register", inst.Name)
+	defer func() { end(err) }()
 	reg := &api.AgentServiceRegistration{
 		ID:      inst.ID,
 		Name:    inst.Name,
@@ -112,8 +114,10 @@ func agentCheck(inst Instance) *api.AgentServiceCheck {
 }
 
 // Deregister removes an instance from the local agent.
-func Deregister(ctx context.Context, c *api.Client, id string) error {
-	err := c.Agent().ServiceDeregisterOpts(id, (&api.QueryOptions{}).WithContext(ctx))
+func Deregister(ctx context.Context, c *api.Client, id string) (err error) {
+	ctx, end := span(ctx, "deregister", id)
+	defer func() { end(err) }()
+	err = c.Agent().ServiceDeregisterOpts(id, (&api.QueryOptions{}).WithContext(ctx))
 	if statusErr, ok := errors.AsType[api.StatusError](err); ok && statusErr.Code == http.StatusNotFound {
 		return fmt.Errorf("%w: %q", ErrUnknownInstance, id)
 	}
@@ -134,7 +138,9 @@ type Result struct {
 
 // Instances reads the instances of q.Name. With waitIndex > 0 it blocks until the index passes it or
 // wait elapses (Consul adds up to wait/16 of jitter).
-func Instances(ctx context.Context, c *api.Client, q Query, waitIndex uint64, wait time.Duration) (Result, error) {
+func Instances(ctx context.Context, c *api.Client, q Query, waitIndex uint64, wait time.Duration) (_ Result, err error) {
+	ctx, end := span(ctx, "health.service", q.Name)
+	defer func() { end(err) }()
 	opts := (&api.QueryOptions{WaitIndex: waitIndex, WaitTime: wait}).WithContext(ctx)
 	entries, meta, err := c.Health().Service(q.Name, "", !q.IncludeUnhealthy, opts)
 	if err != nil {

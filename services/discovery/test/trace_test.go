@@ -22,7 +22,7 @@ func TestTracePropagatesAcrossProcesses(t *testing.T) {
 	agent := testenv.StartConsul(t)
 	jaeger := testenv.StartJaeger(t)
 	otlpEnv := "OTEL_EXPORTER_OTLP_ENDPOINT=" + jaeger.OTLPEndpoint
-	proc := startDiscovery(t, agent, []string{otlpEnv})
+	proc := startDiscovery(t, agent, []string{otlpEnv, "OTEL_BSP_SCHEDULE_DELAY=200"})
 
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.OTLPEndpoint)
 	shutdown, err := telemetry.Setup(context.Background(), "discovery-test-client", "test")
@@ -42,15 +42,16 @@ func TestTracePropagatesAcrossProcesses(t *testing.T) {
 
 	const method = "bourse.discovery.v1.DiscoveryService/Discover"
 	var spans []testenv.Span
-	testenv.WaitFor(t, 20*time.Second, "client and server spans in jaeger", func() bool {
+	waited := testenv.WaitFor(t, 30*time.Second, "client and server spans in jaeger", func() bool {
 		spans = jaeger.Trace(t, traceID)
 		services := map[string]bool{}
 		for _, s := range spans {
 			services[s.Service] = true
 		}
-		return services["discovery"] && services["discovery-test-client"] && len(spans) >= 3
+		return services["discovery"] && services["discovery-test-client"] && len(spans) >= 4
 	})
-	var client, server *testenv.Span
+	t.Logf("trace complete in jaeger %v after the call", waited)
+	var client, server, consulSpan *testenv.Span
 	for i := range spans {
 		s := &spans[i]
 		if s.TraceID != traceID {
@@ -62,17 +63,28 @@ func TestTracePropagatesAcrossProcesses(t *testing.T) {
 		if s.OperationName == method && s.Service == "discovery" {
 			server = s
 		}
+		if s.OperationName == "consul health.service" && s.Service == "discovery" {
+			consulSpan = s
+		}
 	}
 	if client == nil || server == nil {
 		t.Fatalf("want client and server spans named %s, got %+v", method, spans)
 	}
-	parented := false
-	for _, ref := range server.References {
-		parented = parented || (ref.RefType == "CHILD_OF" && ref.SpanID == client.SpanID)
-	}
-	if !parented {
+	if !childOf(server, client) {
 		t.Fatalf("server span references %+v, want CHILD_OF client span %s", server.References, client.SpanID)
 	}
+	if consulSpan == nil || !childOf(consulSpan, server) {
+		t.Fatalf("want a consul query span under the server span, got %+v", spans)
+	}
+}
+
+func childOf(child, parent *testenv.Span) bool {
+	for _, ref := range child.References {
+		if ref.RefType == "CHILD_OF" && ref.SpanID == parent.SpanID {
+			return true
+		}
+	}
+	return false
 }
 
 // The runtime serves Prometheus metrics, with per-method RPC counts.
