@@ -19,7 +19,10 @@ export OTEL_EXPORTER_OTLP_ENDPOINT=${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0
 pids=()
 names=()
 stop_all() {
-	trap - INT TERM EXIT
+	# Finish stopping even if the terminal's pipe is gone or Ctrl-C comes again.
+	trap '' INT TERM PIPE
+	trap - EXIT
+	set +e
 	echo
 	echo "run: stopping"
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
@@ -36,7 +39,8 @@ trap stop_all INT TERM EXIT
 start() { # name command...
 	local name=$1
 	shift
-	"$@" >"$run/$name.log" 2>&1 &
+	# Own session: a terminal Ctrl-C reaches only this script, which stops the rest in order.
+	setsid "$@" >"$run/$name.log" 2>&1 &
 	pids+=($!)
 	names+=("$name")
 	echo "run: started $name (pid $!, log $run/$name.log)"

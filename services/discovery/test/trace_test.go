@@ -31,8 +31,9 @@ func TestTracePropagatesAcrossProcesses(t *testing.T) {
 	}
 	ctx, root := otel.Tracer("test").Start(context.Background(), "test-root")
 	traceID := root.SpanContext().TraceID().String()
-	cli := dial(t, proc.GRPCAddr, accountKey)
-	if _, err := cli.Discover(ctx, &discoveryv1.DiscoverRequest{Name: "discovery"}); err != nil {
+	cli := dial(t, proc.GRPCAddr, adminKey)
+	if _, err := cli.Register(ctx, &discoveryv1.RegisterRequest{Name: "traced", Address: "127.0.0.1", Port: 1,
+		Check: &discoveryv1.HealthCheck{Kind: discoveryv1.CheckKind_CHECK_KIND_NONE}}); err != nil {
 		t.Fatal(err)
 	}
 	root.End()
@@ -40,7 +41,7 @@ func TestTracePropagatesAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const method = "bourse.discovery.v1.DiscoveryService/Discover"
+	const method = "bourse.discovery.v1.DiscoveryService/Register"
 	var spans []testenv.Span
 	waited := testenv.WaitFor(t, 30*time.Second, "client and server spans in jaeger", func() bool {
 		spans = jaeger.Trace(t, traceID)
@@ -63,7 +64,7 @@ func TestTracePropagatesAcrossProcesses(t *testing.T) {
 		if s.OperationName == method && s.Service == "discovery" {
 			server = s
 		}
-		if s.OperationName == "consul health.service" && s.Service == "discovery" {
+		if s.OperationName == "consul register" && s.Service == "discovery" {
 			consulSpan = s
 		}
 	}

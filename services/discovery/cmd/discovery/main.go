@@ -16,10 +16,12 @@ import (
 func main() {
 	app := server.NewApp("discovery", server.Defaults{GRPCAddr: "127.0.0.1:7001", MetricsAddr: "127.0.0.1:9101"})
 	os.Exit(app.Main(func(_ context.Context, env *server.Env) (server.Service, error) {
-		api := grpcapi.New(catalog.New(env.Consul), env.Draining)
+		cat := catalog.New(env.Consul)
+		api := grpcapi.New(cat, env.Draining)
 		return server.Service{
 			Register: func(s grpc.ServiceRegistrar) { discoveryv1.RegisterDiscoveryServiceServer(s, api) },
 			Policy:   grpcapi.Policy,
+			Close:    func(context.Context) error { cat.Close(); return nil },
 		}, nil
 	}))
 }

@@ -67,13 +67,45 @@ type Snapshot struct {
 	Index     uint64
 }
 
-// Catalog serves registrations and queries from a Consul agent.
+// Catalog serves registrations and queries from a Consul agent. Reads come from a cache that one
+// blocking query per service keeps current.
 type Catalog struct {
 	consul *api.Client
+	cache  *cache
+	stop   chan struct{}
+	done   chan struct{}
 }
 
-// New returns a catalog backed by the agent behind c.
-func New(c *api.Client) *Catalog { return &Catalog{consul: c} }
+// IdleWatchTimeout is how long a service's cached watch outlives its last reader.
+const IdleWatchTimeout = time.Minute
+
+// New returns a catalog backed by the agent behind c. Close stops its watches.
+func New(c *api.Client) *Catalog {
+	cat := &Catalog{consul: c, cache: newCache(c, IdleWatchTimeout), stop: make(chan struct{}), done: make(chan struct{})}
+	go cat.janitor()
+	return cat
+}
+
+func (c *Catalog) janitor() {
+	defer close(c.done)
+	tick := time.NewTicker(IdleWatchTimeout / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case now := <-tick.C:
+			c.cache.evictIdle(now)
+		}
+	}
+}
+
+// Close stops every watch.
+func (c *Catalog) Close() {
+	close(c.stop)
+	<-c.done
+	c.cache.close()
+}
 
 // Register validates r and adds (or replaces) the instance.
 func (c *Catalog) Register(ctx context.Context, r Registration) (consul.Instance, error) {
@@ -108,6 +140,7 @@ func (c *Catalog) Register(ctx context.Context, r Registration) (consul.Instance
 	if err := consul.Register(ctx, c.consul, inst); err != nil {
 		return consul.Instance{}, consulError("register", err)
 	}
+	c.cache.refresh(ctx, inst.Name)
 	return inst, nil
 }
 
@@ -119,72 +152,96 @@ func (c *Catalog) Deregister(ctx context.Context, id string) error {
 	if err := validateID(id); err != nil {
 		return err
 	}
+	name, err := c.serviceOf(ctx, id)
+	if err != nil {
+		return err
+	}
 	if err := consul.Deregister(ctx, c.consul, id); err != nil {
 		return consulError("deregister", err)
 	}
+	c.cache.refresh(ctx, name)
 	return nil
 }
 
-// Discover answers q. A long poll ends early, with the current set, when interrupt closes (server
-// draining), so that in-flight calls complete instead of being cut.
+// Discover answers q from the cache. A long poll (WaitIndex > 0) waits for an answer past that
+// index, WaitTime, or interrupt (server draining) — whichever comes first — and then answers with the
+// current set, so in-flight calls complete during a drain instead of being cut.
 func (c *Catalog) Discover(ctx context.Context, q Query, interrupt <-chan struct{}) (Snapshot, error) {
 	if err := validateQuery(&q); err != nil {
 		return Snapshot{}, err
 	}
-	cq := consul.Query{Name: q.Name, IncludeUnhealthy: q.IncludeUnhealthy}
-	if q.WaitIndex > 0 {
-		waitCtx, cancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-interrupt:
-				cancel()
-			case <-waitCtx.Done():
-			}
-		}()
-		res, err := consul.Instances(waitCtx, c.consul, cq, q.WaitIndex, q.WaitTime)
-		cancel()
-		if err == nil {
-			return snapshot(res, q.Filter), nil
-		}
-		if ctx.Err() != nil || !isClosed(interrupt) {
-			return Snapshot{}, consulError("discover", err)
-		}
-	}
-	res, err := consul.Instances(ctx, c.consul, cq, 0, 0)
+	e := c.cache.acquire(consul.Query{Name: q.Name, IncludeUnhealthy: q.IncludeUnhealthy})
+	defer c.cache.release(e)
+	res, changed, err := e.wait(ctx)
 	if err != nil {
 		return Snapshot{}, consulError("discover", err)
+	}
+	if q.WaitIndex > 0 {
+		timeout := time.NewTimer(q.WaitTime)
+		defer timeout.Stop()
+	wait:
+		for res.Index <= q.WaitIndex {
+			select {
+			case <-changed:
+				res, changed, _ = e.wait(ctx)
+			case <-timeout.C:
+				break wait
+			case <-interrupt:
+				break wait
+			case <-ctx.Done():
+				return Snapshot{}, ctx.Err()
+			}
+		}
 	}
 	return snapshot(res, q.Filter), nil
 }
 
 // Watch yields the filtered set at once and again each time it changes. Consul being unreachable is
-// an error before the first set; afterwards the watch retries and the caller keeps its last set.
+// an error before the first set; afterwards the cache's watch retries and the stream stays open.
 func (c *Catalog) Watch(ctx context.Context, q Query) (iter.Seq2[Snapshot, error], error) {
 	q.WaitIndex, q.WaitTime = 0, 0
 	if err := validateQuery(&q); err != nil {
 		return nil, err
 	}
 	return func(yield func(Snapshot, error) bool) {
+		e := c.cache.acquire(consul.Query{Name: q.Name, IncludeUnhealthy: q.IncludeUnhealthy})
+		defer c.cache.release(e)
+		res, changed, err := e.wait(ctx)
+		if err != nil {
+			yield(Snapshot{}, consulError("watch", err))
+			return
+		}
 		var last []consul.Instance
-		sent := false
-		for res, err := range consul.Watch(ctx, c.consul, consul.Query{Name: q.Name, IncludeUnhealthy: q.IncludeUnhealthy}, consul.WatchOptions{}) {
-			if err != nil {
-				if !sent {
-					yield(Snapshot{}, consulError("watch", err))
+		for sent := false; ; {
+			snap := snapshot(res, q.Filter)
+			if !sent || !slices.EqualFunc(last, snap.Instances, sameInstance) {
+				if !yield(snap, nil) {
 					return
 				}
-				continue
+				last, sent = snap.Instances, true
 			}
-			snap := snapshot(res, q.Filter)
-			if sent && slices.EqualFunc(last, snap.Instances, sameInstance) {
-				continue
-			}
-			last, sent = snap.Instances, true
-			if !yield(snap, nil) {
+			select {
+			case <-changed:
+				if res, changed, err = e.wait(ctx); err != nil {
+					return
+				}
+			case <-ctx.Done():
 				return
 			}
 		}
 	}, nil
+}
+
+// serviceOf finds which service an instance id belongs to on the local agent.
+func (c *Catalog) serviceOf(ctx context.Context, id string) (string, error) {
+	svc, _, err := c.consul.Agent().Service(id, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		if se, ok := errors.AsType[api.StatusError](err); ok && se.Code == http.StatusNotFound {
+			return "", errs.Wrap(errs.KindNotFound, consul.ErrUnknownInstance, "deregister %q", id)
+		}
+		return "", consulError("deregister", err)
+	}
+	return svc.Service, nil
 }
 
 func validateQuery(q *Query) error {
@@ -217,15 +274,6 @@ func snapshot(res consul.Result, f Filter) Snapshot {
 func sameInstance(a, b consul.Instance) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.Address == b.Address && a.Port == b.Port &&
 		a.Node == b.Node && a.Health == b.Health && slices.Equal(a.Tags, b.Tags) && maps.Equal(a.Meta, b.Meta)
-}
-
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
 
 // consulError classifies an agent failure: its 4xx answers are the caller's fault, anything else
