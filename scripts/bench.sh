@@ -44,8 +44,9 @@ addr=$(sed -n 's/.*"grpc_addr":"\([^"]*\)".*/\1/p' "$out/discovery.ready")
 
 ghz_run() { # label concurrency requests call data
 	local label=$1 c=$2 n=$3 call=$4 data=$5
-	./bin/ghz --insecure --call "$call" -d "$data" --metadata '{"authorization":"Bearer bench"}' \
-		-c "$c" -n "$n" -z 60s --connections=2 "$addr" >"$out/ghz.txt" 2>&1 || true
+	# -n bounds the run (ghz ignores -n when -z is given); timeout is the backstop.
+	timeout 120 ./bin/ghz --insecure --call "$call" -d "$data" --metadata '{"authorization":"Bearer bench"}' \
+		-c "$c" -n "$n" --connections=2 "$addr" >"$out/ghz.txt" 2>&1 || true
 	awk -v label="$label" '
 		/Requests\/sec:/ { rps = $2 }
 		/ 50 % in / { p50 = $4 " " $5 }
