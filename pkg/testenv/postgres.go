@@ -1,0 +1,167 @@
+package testenv
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+)
+
+// StartPostgres runs a private PostgreSQL server on a free loopback port for the test and returns
+// the URL of an empty database in it. The server comes from Debian's postgresql package, which is
+// installed with apt-get when absent.
+func StartPostgres(t testing.TB) string {
+	t.Helper()
+	binDir := postgresBinDir(t)
+	dir, err := os.MkdirTemp("", "bourse-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	// The server may run as another user: the directory must be reachable.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "sock")
+	cred := postgresCredential(t)
+	for _, d := range []string{data, sock} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if cred != nil {
+			if err := os.Chown(d, int(cred.Uid), int(cred.Gid)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	asServer := func(name string, args ...string) *exec.Cmd {
+		cmd := exec.Command(filepath.Join(binDir, name), args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGTERM}
+		cmd.Dir = dir
+		return cmd
+	}
+	if out, err := asServer("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	port := FreePort(t)
+	logPath := filepath.Join(dir, "postgres.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := asServer("postgres", "-D", data, "-p", strconv.Itoa(port), "-k", sock,
+		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=100")
+	srv.Stdout, srv.Stderr = logFile, logFile
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = srv.Wait(); logFile.Close(); close(exited) }()
+	t.Cleanup(func() {
+		_ = srv.Process.Signal(syscall.SIGINT) // fast shutdown
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = srv.Process.Kill()
+			<-exited
+		}
+	})
+
+	admin := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err = db.PingContext(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("postgres exited during start:\n%s", readFile(logPath))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postgres not accepting connections in 30s (%v):\n%s", err, readFile(logPath))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := db.Exec("CREATE DATABASE bourse_test"); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/bourse_test?sslmode=disable", port)
+}
+
+// postgresCredential is the postgres account when running as root (initdb refuses root), else nil.
+func postgresCredential(t testing.TB) *syscall.Credential {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatalf("running as root but no postgres user: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+}
+
+// postgresBinDir finds the newest installed server, installing Debian's package if there is none.
+func postgresBinDir(t testing.TB) string {
+	t.Helper()
+	find := func() string {
+		matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+		if len(matches) == 0 {
+			return ""
+		}
+		return filepath.Dir(matches[len(matches)-1])
+	}
+	if dir := find(); dir != "" {
+		return dir
+	}
+	aptInstall(t, "postgresql")
+	if dir := find(); dir != "" {
+		return dir
+	}
+	t.Fatal("postgresql installed but no server binary under /usr/lib/postgresql")
+	return ""
+}
+
+// aptInstall installs Debian packages, one test process at a time.
+func aptInstall(t testing.TB, packages ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("%v missing and not root: install them with apt-get", packages)
+	}
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "bourse-apt.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	for _, args := range [][]string{{"update"}, append([]string{"install", "-y", "--no-install-recommends"}, packages...)} {
+		cmd := exec.Command("apt-get", args...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("apt-get %v: %v\n%s", args, err, out)
+		}
+	}
+}
