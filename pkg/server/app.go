@@ -60,6 +60,16 @@ type Env struct {
 	Draining <-chan struct{}
 	// Metrics is the registry served on /metrics.
 	Metrics prometheus.Registerer
+
+	fail func(error)
+}
+
+// Fail stops the service because it can no longer keep its promises (e.g. its store failed after a
+// change was applied in memory): it drains like SIGTERM and the process exits non-zero, so a restart
+// rebuilds state from what is durable.
+func (e *Env) Fail(err error) {
+	e.Logger.Error("fatal: stopping the service", "err", err)
+	e.fail(err)
 }
 
 // Dial connects to another service ("consul:///risk" or host:port) with the runtime's resolver.
@@ -103,7 +113,14 @@ func (a *App) Main(build BuildFunc) int {
 }
 
 // Run parses args, serves until ctx ends, then drains. It returns when everything has stopped.
-func (a *App) Run(ctx context.Context, args []string, build BuildFunc) error {
+func (a *App) Run(parent context.Context, args []string, build BuildFunc) (err error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	defer func() {
+		if cause := context.Cause(ctx); err == nil && cause != nil && parent.Err() == nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
+	}()
 	if err := config.Parse(a.flags, a.name, args); err != nil {
 		return err
 	}
@@ -155,6 +172,7 @@ func (a *App) Run(ctx context.Context, args []string, build BuildFunc) error {
 	env := &Env{
 		Name: a.name, Options: o, Logger: logger, Consul: consulClient,
 		Resolver: resolver.NewBuilder(consulClient, logger), Draining: draining, Metrics: registry,
+		fail: func(err error) { cancel(err) },
 	}
 	svc, err := build(ctx, env)
 	if err != nil {

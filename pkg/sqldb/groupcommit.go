@@ -42,22 +42,33 @@ func NewGroupCommitter[T any](db *DB, maxBatch int, write func(ctx context.Conte
 
 // Submit stores item durably, together with whatever else is waiting.
 func (g *GroupCommitter[T]) Submit(ctx context.Context, item T) error {
+	wait, err := g.Enqueue(ctx, item)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// Enqueue queues item and returns at once with a function that waits for its commit. Items are
+// written in the order they were enqueued, so a caller that enqueues under its own lock keeps its
+// order in the database without holding the lock through the fsync.
+func (g *GroupCommitter[T]) Enqueue(ctx context.Context, item T) (wait func() error, err error) {
 	p := pending[T]{item: item, reply: make(chan error, 1)}
 	g.mu.RLock()
 	if g.closed {
 		g.mu.RUnlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	select {
 	case g.queue <- p:
 		g.mu.RUnlock()
 	case <-ctx.Done():
 		g.mu.RUnlock()
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	// Once queued the item will be written: wait for the outcome even if ctx ends, so the caller
 	// never reports failure for something that was stored.
-	return <-p.reply
+	return func() error { return <-p.reply }, nil
 }
 
 func (g *GroupCommitter[T]) loop() {

@@ -1818,6 +1818,7 @@ type Reservation struct {
 	Quantity      string                 `protobuf:"bytes,5,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	AssetId       string                 `protobuf:"bytes,6,opt,name=asset_id,json=assetId,proto3" json:"asset_id,omitempty"`
 	Amount        string                 `protobuf:"bytes,7,opt,name=amount,proto3" json:"amount,omitempty"`
+	AccountId     string                 `protobuf:"bytes,8,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1901,6 +1902,102 @@ func (x *Reservation) GetAmount() string {
 	return ""
 }
 
+func (x *Reservation) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+type RestoreReservationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reservation_id, account_id, symbol, side, price and (remaining) quantity of each resting order.
+	Reservations  []*Reservation `protobuf:"bytes,1,rep,name=reservations,proto3" json:"reservations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreReservationsRequest) Reset() {
+	*x = RestoreReservationsRequest{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreReservationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreReservationsRequest) ProtoMessage() {}
+
+func (x *RestoreReservationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreReservationsRequest.ProtoReflect.Descriptor instead.
+func (*RestoreReservationsRequest) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RestoreReservationsRequest) GetReservations() []*Reservation {
+	if x != nil {
+		return x.Reservations
+	}
+	return nil
+}
+
+type RestoreReservationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Restored      uint32                 `protobuf:"varint,1,opt,name=restored,proto3" json:"restored,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreReservationsResponse) Reset() {
+	*x = RestoreReservationsResponse{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreReservationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreReservationsResponse) ProtoMessage() {}
+
+func (x *RestoreReservationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreReservationsResponse.ProtoReflect.Descriptor instead.
+func (*RestoreReservationsResponse) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RestoreReservationsResponse) GetRestored() uint32 {
+	if x != nil {
+		return x.Restored
+	}
+	return 0
+}
+
 type Account struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	AccountId          string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
@@ -1916,7 +2013,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[26]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2025,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[26]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2038,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{26}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Account) GetAccountId() string {
@@ -2002,7 +2099,7 @@ type GetAccountResponse struct {
 
 func (x *GetAccountResponse) Reset() {
 	*x = GetAccountResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[27]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2014,7 +2111,7 @@ func (x *GetAccountResponse) String() string {
 func (*GetAccountResponse) ProtoMessage() {}
 
 func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[27]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2027,7 +2124,7 @@ func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{27}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetAccountResponse) GetAccount() *Account {
@@ -2051,7 +2148,7 @@ type SetLimitsRequest struct {
 
 func (x *SetLimitsRequest) Reset() {
 	*x = SetLimitsRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[28]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2160,7 @@ func (x *SetLimitsRequest) String() string {
 func (*SetLimitsRequest) ProtoMessage() {}
 
 func (x *SetLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[28]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2173,7 @@ func (x *SetLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLimitsRequest.ProtoReflect.Descriptor instead.
 func (*SetLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{28}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetLimitsRequest) GetAccountId() string {
@@ -2115,7 +2212,7 @@ type SetLimitsResponse struct {
 
 func (x *SetLimitsResponse) Reset() {
 	*x = SetLimitsResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[29]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2224,7 @@ func (x *SetLimitsResponse) String() string {
 func (*SetLimitsResponse) ProtoMessage() {}
 
 func (x *SetLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[29]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2237,7 @@ func (x *SetLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLimitsResponse.ProtoReflect.Descriptor instead.
 func (*SetLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{29}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{31}
 }
 
 type SetTradingStateRequest struct {
@@ -2154,7 +2251,7 @@ type SetTradingStateRequest struct {
 
 func (x *SetTradingStateRequest) Reset() {
 	*x = SetTradingStateRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[30]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2263,7 @@ func (x *SetTradingStateRequest) String() string {
 func (*SetTradingStateRequest) ProtoMessage() {}
 
 func (x *SetTradingStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[30]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2276,7 @@ func (x *SetTradingStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTradingStateRequest.ProtoReflect.Descriptor instead.
 func (*SetTradingStateRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{30}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SetTradingStateRequest) GetAccountId() string {
@@ -2204,7 +2301,7 @@ type SetTradingStateResponse struct {
 
 func (x *SetTradingStateResponse) Reset() {
 	*x = SetTradingStateResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +2313,7 @@ func (x *SetTradingStateResponse) String() string {
 func (*SetTradingStateResponse) ProtoMessage() {}
 
 func (x *SetTradingStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +2326,7 @@ func (x *SetTradingStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTradingStateResponse.ProtoReflect.Descriptor instead.
 func (*SetTradingStateResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{31}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{33}
 }
 
 var File_bourse_risk_v1_risk_proto protoreflect.FileDescriptor
@@ -2358,7 +2455,7 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x11open_buy_quantity\x18\r \x01(\tR\x0fopenBuyQuantity\x12,\n" +
 	"\x12open_sell_quantity\x18\x0e \x01(\tR\x10openSellQuantity\x12.\n" +
 	"\x06limits\x18\x0f \x01(\v2\x16.bourse.risk.v1.LimitsR\x06limits\x12'\n" +
-	"\x0flimits_override\x18\x10 \x01(\bR\x0elimitsOverride\"\xdb\x01\n" +
+	"\x0flimits_override\x18\x10 \x01(\bR\x0elimitsOverride\"\xfa\x01\n" +
 	"\vReservation\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\x04R\rreservationId\x12\x16\n" +
 	"\x06symbol\x18\x02 \x01(\tR\x06symbol\x12(\n" +
@@ -2366,7 +2463,13 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x05price\x18\x04 \x01(\tR\x05price\x12\x1a\n" +
 	"\bquantity\x18\x05 \x01(\tR\bquantity\x12\x19\n" +
 	"\basset_id\x18\x06 \x01(\tR\aassetId\x12\x16\n" +
-	"\x06amount\x18\a \x01(\tR\x06amount\"\x99\x03\n" +
+	"\x06amount\x18\a \x01(\tR\x06amount\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\b \x01(\tR\taccountId\"]\n" +
+	"\x1aRestoreReservationsRequest\x12?\n" +
+	"\freservations\x18\x01 \x03(\v2\x1b.bourse.risk.v1.ReservationR\freservations\"9\n" +
+	"\x1bRestoreReservationsResponse\x12\x1a\n" +
+	"\brestored\x18\x01 \x01(\rR\brestored\"\x99\x03\n" +
 	"\aAccount\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12A\n" +
@@ -2419,7 +2522,7 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x1cREJECT_REASON_UNKNOWN_SYMBOL\x10\v\x12\"\n" +
 	"\x1eREJECT_REASON_INVALID_QUANTITY\x10\f\x12\x1f\n" +
 	"\x1bREJECT_REASON_INVALID_PRICE\x10\r\x12\x1f\n" +
-	"\x1bREJECT_REASON_INVALID_ORDER\x10\x0e2\xb0\b\n" +
+	"\x1bREJECT_REASON_INVALID_ORDER\x10\x0e2\xa0\t\n" +
 	"\vRiskService\x12V\n" +
 	"\vDefineAsset\x12\".bourse.risk.v1.DefineAssetRequest\x1a#.bourse.risk.v1.DefineAssetResponse\x12Y\n" +
 	"\fDefineSymbol\x12#.bourse.risk.v1.DefineSymbolRequest\x1a$.bourse.risk.v1.DefineSymbolResponse\x12V\n" +
@@ -2429,7 +2532,8 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x05Debit\x12\x1c.bourse.risk.v1.DebitRequest\x1a\x1d.bourse.risk.v1.DebitResponse\x12S\n" +
 	"\n" +
 	"CheckOrder\x12!.bourse.risk.v1.CheckOrderRequest\x1a\".bourse.risk.v1.CheckOrderResponse\x12k\n" +
-	"\x12ReleaseReservation\x12).bourse.risk.v1.ReleaseReservationRequest\x1a*.bourse.risk.v1.ReleaseReservationResponse\x12b\n" +
+	"\x12ReleaseReservation\x12).bourse.risk.v1.ReleaseReservationRequest\x1a*.bourse.risk.v1.ReleaseReservationResponse\x12n\n" +
+	"\x13RestoreReservations\x12*.bourse.risk.v1.RestoreReservationsRequest\x1a+.bourse.risk.v1.RestoreReservationsResponse\x12b\n" +
 	"\x0fApplyExecutions\x12&.bourse.risk.v1.ApplyExecutionsRequest\x1a'.bourse.risk.v1.ApplyExecutionsResponse\x12S\n" +
 	"\n" +
 	"GetAccount\x12!.bourse.risk.v1.GetAccountRequest\x1a\".bourse.risk.v1.GetAccountResponse\x12P\n" +
@@ -2450,45 +2554,47 @@ func file_bourse_risk_v1_risk_proto_rawDescGZIP() []byte {
 }
 
 var file_bourse_risk_v1_risk_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bourse_risk_v1_risk_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_bourse_risk_v1_risk_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_bourse_risk_v1_risk_proto_goTypes = []any{
-	(Side)(0),                          // 0: bourse.risk.v1.Side
-	(OrderType)(0),                     // 1: bourse.risk.v1.OrderType
-	(TradingState)(0),                  // 2: bourse.risk.v1.TradingState
-	(RejectReason)(0),                  // 3: bourse.risk.v1.RejectReason
-	(*Asset)(nil),                      // 4: bourse.risk.v1.Asset
-	(*Symbol)(nil),                     // 5: bourse.risk.v1.Symbol
-	(*Limits)(nil),                     // 6: bourse.risk.v1.Limits
-	(*DefineAssetRequest)(nil),         // 7: bourse.risk.v1.DefineAssetRequest
-	(*DefineAssetResponse)(nil),        // 8: bourse.risk.v1.DefineAssetResponse
-	(*DefineSymbolRequest)(nil),        // 9: bourse.risk.v1.DefineSymbolRequest
-	(*DefineSymbolResponse)(nil),       // 10: bourse.risk.v1.DefineSymbolResponse
-	(*ListSymbolsRequest)(nil),         // 11: bourse.risk.v1.ListSymbolsRequest
-	(*ListSymbolsResponse)(nil),        // 12: bourse.risk.v1.ListSymbolsResponse
-	(*OpenAccountRequest)(nil),         // 13: bourse.risk.v1.OpenAccountRequest
-	(*OpenAccountResponse)(nil),        // 14: bourse.risk.v1.OpenAccountResponse
-	(*CreditRequest)(nil),              // 15: bourse.risk.v1.CreditRequest
-	(*CreditResponse)(nil),             // 16: bourse.risk.v1.CreditResponse
-	(*DebitRequest)(nil),               // 17: bourse.risk.v1.DebitRequest
-	(*DebitResponse)(nil),              // 18: bourse.risk.v1.DebitResponse
-	(*CheckOrderRequest)(nil),          // 19: bourse.risk.v1.CheckOrderRequest
-	(*CheckOrderResponse)(nil),         // 20: bourse.risk.v1.CheckOrderResponse
-	(*ReleaseReservationRequest)(nil),  // 21: bourse.risk.v1.ReleaseReservationRequest
-	(*ReleaseReservationResponse)(nil), // 22: bourse.risk.v1.ReleaseReservationResponse
-	(*Execution)(nil),                  // 23: bourse.risk.v1.Execution
-	(*ApplyExecutionsRequest)(nil),     // 24: bourse.risk.v1.ApplyExecutionsRequest
-	(*ApplyExecutionsResponse)(nil),    // 25: bourse.risk.v1.ApplyExecutionsResponse
-	(*GetAccountRequest)(nil),          // 26: bourse.risk.v1.GetAccountRequest
-	(*Balance)(nil),                    // 27: bourse.risk.v1.Balance
-	(*Position)(nil),                   // 28: bourse.risk.v1.Position
-	(*Reservation)(nil),                // 29: bourse.risk.v1.Reservation
-	(*Account)(nil),                    // 30: bourse.risk.v1.Account
-	(*GetAccountResponse)(nil),         // 31: bourse.risk.v1.GetAccountResponse
-	(*SetLimitsRequest)(nil),           // 32: bourse.risk.v1.SetLimitsRequest
-	(*SetLimitsResponse)(nil),          // 33: bourse.risk.v1.SetLimitsResponse
-	(*SetTradingStateRequest)(nil),     // 34: bourse.risk.v1.SetTradingStateRequest
-	(*SetTradingStateResponse)(nil),    // 35: bourse.risk.v1.SetTradingStateResponse
-	(*timestamppb.Timestamp)(nil),      // 36: google.protobuf.Timestamp
+	(Side)(0),                           // 0: bourse.risk.v1.Side
+	(OrderType)(0),                      // 1: bourse.risk.v1.OrderType
+	(TradingState)(0),                   // 2: bourse.risk.v1.TradingState
+	(RejectReason)(0),                   // 3: bourse.risk.v1.RejectReason
+	(*Asset)(nil),                       // 4: bourse.risk.v1.Asset
+	(*Symbol)(nil),                      // 5: bourse.risk.v1.Symbol
+	(*Limits)(nil),                      // 6: bourse.risk.v1.Limits
+	(*DefineAssetRequest)(nil),          // 7: bourse.risk.v1.DefineAssetRequest
+	(*DefineAssetResponse)(nil),         // 8: bourse.risk.v1.DefineAssetResponse
+	(*DefineSymbolRequest)(nil),         // 9: bourse.risk.v1.DefineSymbolRequest
+	(*DefineSymbolResponse)(nil),        // 10: bourse.risk.v1.DefineSymbolResponse
+	(*ListSymbolsRequest)(nil),          // 11: bourse.risk.v1.ListSymbolsRequest
+	(*ListSymbolsResponse)(nil),         // 12: bourse.risk.v1.ListSymbolsResponse
+	(*OpenAccountRequest)(nil),          // 13: bourse.risk.v1.OpenAccountRequest
+	(*OpenAccountResponse)(nil),         // 14: bourse.risk.v1.OpenAccountResponse
+	(*CreditRequest)(nil),               // 15: bourse.risk.v1.CreditRequest
+	(*CreditResponse)(nil),              // 16: bourse.risk.v1.CreditResponse
+	(*DebitRequest)(nil),                // 17: bourse.risk.v1.DebitRequest
+	(*DebitResponse)(nil),               // 18: bourse.risk.v1.DebitResponse
+	(*CheckOrderRequest)(nil),           // 19: bourse.risk.v1.CheckOrderRequest
+	(*CheckOrderResponse)(nil),          // 20: bourse.risk.v1.CheckOrderResponse
+	(*ReleaseReservationRequest)(nil),   // 21: bourse.risk.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil),  // 22: bourse.risk.v1.ReleaseReservationResponse
+	(*Execution)(nil),                   // 23: bourse.risk.v1.Execution
+	(*ApplyExecutionsRequest)(nil),      // 24: bourse.risk.v1.ApplyExecutionsRequest
+	(*ApplyExecutionsResponse)(nil),     // 25: bourse.risk.v1.ApplyExecutionsResponse
+	(*GetAccountRequest)(nil),           // 26: bourse.risk.v1.GetAccountRequest
+	(*Balance)(nil),                     // 27: bourse.risk.v1.Balance
+	(*Position)(nil),                    // 28: bourse.risk.v1.Position
+	(*Reservation)(nil),                 // 29: bourse.risk.v1.Reservation
+	(*RestoreReservationsRequest)(nil),  // 30: bourse.risk.v1.RestoreReservationsRequest
+	(*RestoreReservationsResponse)(nil), // 31: bourse.risk.v1.RestoreReservationsResponse
+	(*Account)(nil),                     // 32: bourse.risk.v1.Account
+	(*GetAccountResponse)(nil),          // 33: bourse.risk.v1.GetAccountResponse
+	(*SetLimitsRequest)(nil),            // 34: bourse.risk.v1.SetLimitsRequest
+	(*SetLimitsResponse)(nil),           // 35: bourse.risk.v1.SetLimitsResponse
+	(*SetTradingStateRequest)(nil),      // 36: bourse.risk.v1.SetTradingStateRequest
+	(*SetTradingStateResponse)(nil),     // 37: bourse.risk.v1.SetTradingStateResponse
+	(*timestamppb.Timestamp)(nil),       // 38: google.protobuf.Timestamp
 }
 var file_bourse_risk_v1_risk_proto_depIdxs = []int32{
 	4,  // 0: bourse.risk.v1.DefineAssetRequest.asset:type_name -> bourse.risk.v1.Asset
@@ -2500,49 +2606,52 @@ var file_bourse_risk_v1_risk_proto_depIdxs = []int32{
 	1,  // 6: bourse.risk.v1.CheckOrderRequest.type:type_name -> bourse.risk.v1.OrderType
 	3,  // 7: bourse.risk.v1.CheckOrderResponse.reject_reason:type_name -> bourse.risk.v1.RejectReason
 	0,  // 8: bourse.risk.v1.Execution.side:type_name -> bourse.risk.v1.Side
-	36, // 9: bourse.risk.v1.Execution.time:type_name -> google.protobuf.Timestamp
+	38, // 9: bourse.risk.v1.Execution.time:type_name -> google.protobuf.Timestamp
 	23, // 10: bourse.risk.v1.ApplyExecutionsRequest.executions:type_name -> bourse.risk.v1.Execution
-	36, // 11: bourse.risk.v1.Position.trading_day_start:type_name -> google.protobuf.Timestamp
+	38, // 11: bourse.risk.v1.Position.trading_day_start:type_name -> google.protobuf.Timestamp
 	6,  // 12: bourse.risk.v1.Position.limits:type_name -> bourse.risk.v1.Limits
 	0,  // 13: bourse.risk.v1.Reservation.side:type_name -> bourse.risk.v1.Side
-	2,  // 14: bourse.risk.v1.Account.trading_state:type_name -> bourse.risk.v1.TradingState
-	2,  // 15: bourse.risk.v1.Account.global_trading_state:type_name -> bourse.risk.v1.TradingState
-	6,  // 16: bourse.risk.v1.Account.limits:type_name -> bourse.risk.v1.Limits
-	27, // 17: bourse.risk.v1.Account.balances:type_name -> bourse.risk.v1.Balance
-	28, // 18: bourse.risk.v1.Account.positions:type_name -> bourse.risk.v1.Position
-	29, // 19: bourse.risk.v1.Account.reservations:type_name -> bourse.risk.v1.Reservation
-	30, // 20: bourse.risk.v1.GetAccountResponse.account:type_name -> bourse.risk.v1.Account
-	6,  // 21: bourse.risk.v1.SetLimitsRequest.limits:type_name -> bourse.risk.v1.Limits
-	2,  // 22: bourse.risk.v1.SetTradingStateRequest.state:type_name -> bourse.risk.v1.TradingState
-	7,  // 23: bourse.risk.v1.RiskService.DefineAsset:input_type -> bourse.risk.v1.DefineAssetRequest
-	9,  // 24: bourse.risk.v1.RiskService.DefineSymbol:input_type -> bourse.risk.v1.DefineSymbolRequest
-	11, // 25: bourse.risk.v1.RiskService.ListSymbols:input_type -> bourse.risk.v1.ListSymbolsRequest
-	13, // 26: bourse.risk.v1.RiskService.OpenAccount:input_type -> bourse.risk.v1.OpenAccountRequest
-	15, // 27: bourse.risk.v1.RiskService.Credit:input_type -> bourse.risk.v1.CreditRequest
-	17, // 28: bourse.risk.v1.RiskService.Debit:input_type -> bourse.risk.v1.DebitRequest
-	19, // 29: bourse.risk.v1.RiskService.CheckOrder:input_type -> bourse.risk.v1.CheckOrderRequest
-	21, // 30: bourse.risk.v1.RiskService.ReleaseReservation:input_type -> bourse.risk.v1.ReleaseReservationRequest
-	24, // 31: bourse.risk.v1.RiskService.ApplyExecutions:input_type -> bourse.risk.v1.ApplyExecutionsRequest
-	26, // 32: bourse.risk.v1.RiskService.GetAccount:input_type -> bourse.risk.v1.GetAccountRequest
-	32, // 33: bourse.risk.v1.RiskService.SetLimits:input_type -> bourse.risk.v1.SetLimitsRequest
-	34, // 34: bourse.risk.v1.RiskService.SetTradingState:input_type -> bourse.risk.v1.SetTradingStateRequest
-	8,  // 35: bourse.risk.v1.RiskService.DefineAsset:output_type -> bourse.risk.v1.DefineAssetResponse
-	10, // 36: bourse.risk.v1.RiskService.DefineSymbol:output_type -> bourse.risk.v1.DefineSymbolResponse
-	12, // 37: bourse.risk.v1.RiskService.ListSymbols:output_type -> bourse.risk.v1.ListSymbolsResponse
-	14, // 38: bourse.risk.v1.RiskService.OpenAccount:output_type -> bourse.risk.v1.OpenAccountResponse
-	16, // 39: bourse.risk.v1.RiskService.Credit:output_type -> bourse.risk.v1.CreditResponse
-	18, // 40: bourse.risk.v1.RiskService.Debit:output_type -> bourse.risk.v1.DebitResponse
-	20, // 41: bourse.risk.v1.RiskService.CheckOrder:output_type -> bourse.risk.v1.CheckOrderResponse
-	22, // 42: bourse.risk.v1.RiskService.ReleaseReservation:output_type -> bourse.risk.v1.ReleaseReservationResponse
-	25, // 43: bourse.risk.v1.RiskService.ApplyExecutions:output_type -> bourse.risk.v1.ApplyExecutionsResponse
-	31, // 44: bourse.risk.v1.RiskService.GetAccount:output_type -> bourse.risk.v1.GetAccountResponse
-	33, // 45: bourse.risk.v1.RiskService.SetLimits:output_type -> bourse.risk.v1.SetLimitsResponse
-	35, // 46: bourse.risk.v1.RiskService.SetTradingState:output_type -> bourse.risk.v1.SetTradingStateResponse
-	35, // [35:47] is the sub-list for method output_type
-	23, // [23:35] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	29, // 14: bourse.risk.v1.RestoreReservationsRequest.reservations:type_name -> bourse.risk.v1.Reservation
+	2,  // 15: bourse.risk.v1.Account.trading_state:type_name -> bourse.risk.v1.TradingState
+	2,  // 16: bourse.risk.v1.Account.global_trading_state:type_name -> bourse.risk.v1.TradingState
+	6,  // 17: bourse.risk.v1.Account.limits:type_name -> bourse.risk.v1.Limits
+	27, // 18: bourse.risk.v1.Account.balances:type_name -> bourse.risk.v1.Balance
+	28, // 19: bourse.risk.v1.Account.positions:type_name -> bourse.risk.v1.Position
+	29, // 20: bourse.risk.v1.Account.reservations:type_name -> bourse.risk.v1.Reservation
+	32, // 21: bourse.risk.v1.GetAccountResponse.account:type_name -> bourse.risk.v1.Account
+	6,  // 22: bourse.risk.v1.SetLimitsRequest.limits:type_name -> bourse.risk.v1.Limits
+	2,  // 23: bourse.risk.v1.SetTradingStateRequest.state:type_name -> bourse.risk.v1.TradingState
+	7,  // 24: bourse.risk.v1.RiskService.DefineAsset:input_type -> bourse.risk.v1.DefineAssetRequest
+	9,  // 25: bourse.risk.v1.RiskService.DefineSymbol:input_type -> bourse.risk.v1.DefineSymbolRequest
+	11, // 26: bourse.risk.v1.RiskService.ListSymbols:input_type -> bourse.risk.v1.ListSymbolsRequest
+	13, // 27: bourse.risk.v1.RiskService.OpenAccount:input_type -> bourse.risk.v1.OpenAccountRequest
+	15, // 28: bourse.risk.v1.RiskService.Credit:input_type -> bourse.risk.v1.CreditRequest
+	17, // 29: bourse.risk.v1.RiskService.Debit:input_type -> bourse.risk.v1.DebitRequest
+	19, // 30: bourse.risk.v1.RiskService.CheckOrder:input_type -> bourse.risk.v1.CheckOrderRequest
+	21, // 31: bourse.risk.v1.RiskService.ReleaseReservation:input_type -> bourse.risk.v1.ReleaseReservationRequest
+	30, // 32: bourse.risk.v1.RiskService.RestoreReservations:input_type -> bourse.risk.v1.RestoreReservationsRequest
+	24, // 33: bourse.risk.v1.RiskService.ApplyExecutions:input_type -> bourse.risk.v1.ApplyExecutionsRequest
+	26, // 34: bourse.risk.v1.RiskService.GetAccount:input_type -> bourse.risk.v1.GetAccountRequest
+	34, // 35: bourse.risk.v1.RiskService.SetLimits:input_type -> bourse.risk.v1.SetLimitsRequest
+	36, // 36: bourse.risk.v1.RiskService.SetTradingState:input_type -> bourse.risk.v1.SetTradingStateRequest
+	8,  // 37: bourse.risk.v1.RiskService.DefineAsset:output_type -> bourse.risk.v1.DefineAssetResponse
+	10, // 38: bourse.risk.v1.RiskService.DefineSymbol:output_type -> bourse.risk.v1.DefineSymbolResponse
+	12, // 39: bourse.risk.v1.RiskService.ListSymbols:output_type -> bourse.risk.v1.ListSymbolsResponse
+	14, // 40: bourse.risk.v1.RiskService.OpenAccount:output_type -> bourse.risk.v1.OpenAccountResponse
+	16, // 41: bourse.risk.v1.RiskService.Credit:output_type -> bourse.risk.v1.CreditResponse
+	18, // 42: bourse.risk.v1.RiskService.Debit:output_type -> bourse.risk.v1.DebitResponse
+	20, // 43: bourse.risk.v1.RiskService.CheckOrder:output_type -> bourse.risk.v1.CheckOrderResponse
+	22, // 44: bourse.risk.v1.RiskService.ReleaseReservation:output_type -> bourse.risk.v1.ReleaseReservationResponse
+	31, // 45: bourse.risk.v1.RiskService.RestoreReservations:output_type -> bourse.risk.v1.RestoreReservationsResponse
+	25, // 46: bourse.risk.v1.RiskService.ApplyExecutions:output_type -> bourse.risk.v1.ApplyExecutionsResponse
+	33, // 47: bourse.risk.v1.RiskService.GetAccount:output_type -> bourse.risk.v1.GetAccountResponse
+	35, // 48: bourse.risk.v1.RiskService.SetLimits:output_type -> bourse.risk.v1.SetLimitsResponse
+	37, // 49: bourse.risk.v1.RiskService.SetTradingState:output_type -> bourse.risk.v1.SetTradingStateResponse
+	37, // [37:50] is the sub-list for method output_type
+	24, // [24:37] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_bourse_risk_v1_risk_proto_init() }
@@ -2556,7 +2665,7 @@ func file_bourse_risk_v1_risk_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bourse_risk_v1_risk_proto_rawDesc), len(file_bourse_risk_v1_risk_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,18 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RiskService_DefineAsset_FullMethodName        = "/bourse.risk.v1.RiskService/DefineAsset"
-	RiskService_DefineSymbol_FullMethodName       = "/bourse.risk.v1.RiskService/DefineSymbol"
-	RiskService_ListSymbols_FullMethodName        = "/bourse.risk.v1.RiskService/ListSymbols"
-	RiskService_OpenAccount_FullMethodName        = "/bourse.risk.v1.RiskService/OpenAccount"
-	RiskService_Credit_FullMethodName             = "/bourse.risk.v1.RiskService/Credit"
-	RiskService_Debit_FullMethodName              = "/bourse.risk.v1.RiskService/Debit"
-	RiskService_CheckOrder_FullMethodName         = "/bourse.risk.v1.RiskService/CheckOrder"
-	RiskService_ReleaseReservation_FullMethodName = "/bourse.risk.v1.RiskService/ReleaseReservation"
-	RiskService_ApplyExecutions_FullMethodName    = "/bourse.risk.v1.RiskService/ApplyExecutions"
-	RiskService_GetAccount_FullMethodName         = "/bourse.risk.v1.RiskService/GetAccount"
-	RiskService_SetLimits_FullMethodName          = "/bourse.risk.v1.RiskService/SetLimits"
-	RiskService_SetTradingState_FullMethodName    = "/bourse.risk.v1.RiskService/SetTradingState"
+	RiskService_DefineAsset_FullMethodName         = "/bourse.risk.v1.RiskService/DefineAsset"
+	RiskService_DefineSymbol_FullMethodName        = "/bourse.risk.v1.RiskService/DefineSymbol"
+	RiskService_ListSymbols_FullMethodName         = "/bourse.risk.v1.RiskService/ListSymbols"
+	RiskService_OpenAccount_FullMethodName         = "/bourse.risk.v1.RiskService/OpenAccount"
+	RiskService_Credit_FullMethodName              = "/bourse.risk.v1.RiskService/Credit"
+	RiskService_Debit_FullMethodName               = "/bourse.risk.v1.RiskService/Debit"
+	RiskService_CheckOrder_FullMethodName          = "/bourse.risk.v1.RiskService/CheckOrder"
+	RiskService_ReleaseReservation_FullMethodName  = "/bourse.risk.v1.RiskService/ReleaseReservation"
+	RiskService_RestoreReservations_FullMethodName = "/bourse.risk.v1.RiskService/RestoreReservations"
+	RiskService_ApplyExecutions_FullMethodName     = "/bourse.risk.v1.RiskService/ApplyExecutions"
+	RiskService_GetAccount_FullMethodName          = "/bourse.risk.v1.RiskService/GetAccount"
+	RiskService_SetLimits_FullMethodName           = "/bourse.risk.v1.RiskService/SetLimits"
+	RiskService_SetTradingState_FullMethodName     = "/bourse.risk.v1.RiskService/SetTradingState"
 )
 
 // RiskServiceClient is the client API for RiskService service.
@@ -58,6 +59,9 @@ type RiskServiceClient interface {
 	CheckOrder(ctx context.Context, in *CheckOrderRequest, opts ...grpc.CallOption) (*CheckOrderResponse, error)
 	// ReleaseReservation frees what an open order still holds (cancel, expiry). Admin only.
 	ReleaseReservation(ctx context.Context, in *ReleaseReservationRequest, opts ...grpc.CallOption) (*ReleaseReservationResponse, error)
+	// RestoreReservations recreates the reservations of resting orders after a risk restart, with their
+	// original ids (matching calls it on start with its open orders). Admin only.
+	RestoreReservations(ctx context.Context, in *RestoreReservationsRequest, opts ...grpc.CallOption) (*RestoreReservationsResponse, error)
 	// ApplyExecutions settles fills, all or nothing, idempotent by exec_id. Admin only.
 	ApplyExecutions(ctx context.Context, in *ApplyExecutionsRequest, opts ...grpc.CallOption) (*ApplyExecutionsResponse, error)
 	// GetAccount returns balances, reservations, positions, PnL, limits and trading state. The
@@ -157,6 +161,16 @@ func (c *riskServiceClient) ReleaseReservation(ctx context.Context, in *ReleaseR
 	return out, nil
 }
 
+func (c *riskServiceClient) RestoreReservations(ctx context.Context, in *RestoreReservationsRequest, opts ...grpc.CallOption) (*RestoreReservationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RestoreReservationsResponse)
+	err := c.cc.Invoke(ctx, RiskService_RestoreReservations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *riskServiceClient) ApplyExecutions(ctx context.Context, in *ApplyExecutionsRequest, opts ...grpc.CallOption) (*ApplyExecutionsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ApplyExecutionsResponse)
@@ -222,6 +236,9 @@ type RiskServiceServer interface {
 	CheckOrder(context.Context, *CheckOrderRequest) (*CheckOrderResponse, error)
 	// ReleaseReservation frees what an open order still holds (cancel, expiry). Admin only.
 	ReleaseReservation(context.Context, *ReleaseReservationRequest) (*ReleaseReservationResponse, error)
+	// RestoreReservations recreates the reservations of resting orders after a risk restart, with their
+	// original ids (matching calls it on start with its open orders). Admin only.
+	RestoreReservations(context.Context, *RestoreReservationsRequest) (*RestoreReservationsResponse, error)
 	// ApplyExecutions settles fills, all or nothing, idempotent by exec_id. Admin only.
 	ApplyExecutions(context.Context, *ApplyExecutionsRequest) (*ApplyExecutionsResponse, error)
 	// GetAccount returns balances, reservations, positions, PnL, limits and trading state. The
@@ -264,6 +281,9 @@ func (UnimplementedRiskServiceServer) CheckOrder(context.Context, *CheckOrderReq
 }
 func (UnimplementedRiskServiceServer) ReleaseReservation(context.Context, *ReleaseReservationRequest) (*ReleaseReservationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleaseReservation not implemented")
+}
+func (UnimplementedRiskServiceServer) RestoreReservations(context.Context, *RestoreReservationsRequest) (*RestoreReservationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RestoreReservations not implemented")
 }
 func (UnimplementedRiskServiceServer) ApplyExecutions(context.Context, *ApplyExecutionsRequest) (*ApplyExecutionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ApplyExecutions not implemented")
@@ -442,6 +462,24 @@ func _RiskService_ReleaseReservation_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RiskService_RestoreReservations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreReservationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RiskServiceServer).RestoreReservations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RiskService_RestoreReservations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RiskServiceServer).RestoreReservations(ctx, req.(*RestoreReservationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RiskService_ApplyExecutions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ApplyExecutionsRequest)
 	if err := dec(in); err != nil {
@@ -552,6 +590,10 @@ var RiskService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReleaseReservation",
 			Handler:    _RiskService_ReleaseReservation_Handler,
+		},
+		{
+			MethodName: "RestoreReservations",
+			Handler:    _RiskService_RestoreReservations_Handler,
 		},
 		{
 			MethodName: "ApplyExecutions",
