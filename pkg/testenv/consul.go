@@ -30,33 +30,16 @@ func StartConsul(t testing.TB) *ConsulAgent {
 		httpPort, FreePort(t), FreePort(t), FreePort(t))
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "consul.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(bin, "agent", "-dev", "-bind=127.0.0.1", "-client=127.0.0.1",
 		"-node=test-"+filepath.Base(dir), "-log-level=warn", "-hcl", ports)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	exited := startBackground(t, cmd, logPath, os.Interrupt)
 
 	agent := &ConsulAgent{Addr: fmt.Sprintf("127.0.0.1:%d", httpPort)}
-	agent.Client, err = consul.NewClient(agent.Addr)
+	client, err := consul.NewClient(agent.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	agent.Client = client
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		leader, err := agent.Client.Status().Leader()

@@ -24,30 +24,12 @@ func StartJaeger(t testing.TB) *Jaeger {
 	cfg := filepath.Join(RepoRoot(t), "deploy", "local", "jaeger.yaml")
 	otlp, ui, health := FreePort(t), FreePort(t), FreePort(t)
 	logPath := filepath.Join(t.TempDir(), "jaeger.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(bin, "--config", cfg)
 	cmd.Env = append(os.Environ(),
 		fmt.Sprintf("JAEGER_OTLP_GRPC_PORT=%d", otlp), fmt.Sprintf("JAEGER_OTLP_HTTP_PORT=%d", FreePort(t)),
 		fmt.Sprintf("JAEGER_UI_PORT=%d", ui), fmt.Sprintf("JAEGER_QUERY_GRPC_PORT=%d", FreePort(t)),
 		fmt.Sprintf("JAEGER_HEALTH_PORT=%d", health))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	exited := startBackground(t, cmd, logPath, os.Interrupt)
 	j := &Jaeger{OTLPEndpoint: fmt.Sprintf("http://127.0.0.1:%d", otlp), QueryURL: fmt.Sprintf("http://127.0.0.1:%d", ui)}
 	deadline := time.Now().Add(30 * time.Second)
 	for {

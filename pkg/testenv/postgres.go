@@ -54,27 +54,9 @@ func StartPostgres(t testing.TB) string {
 	}
 	port := FreePort(t)
 	logPath := filepath.Join(dir, "postgres.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := asServer("postgres", "-D", data, "-p", strconv.Itoa(port), "-k", sock,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=100")
-	srv.Stdout, srv.Stderr = logFile, logFile
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = srv.Wait(); logFile.Close(); close(exited) }()
-	t.Cleanup(func() {
-		_ = srv.Process.Signal(syscall.SIGINT) // fast shutdown
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = srv.Process.Kill()
-			<-exited
-		}
-	})
+	exited := startBackground(t, srv, logPath, syscall.SIGINT) // SIGINT: postgres's fast shutdown
 
 	admin := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	db, err := sql.Open("pgx", admin)
