@@ -35,15 +35,24 @@ http=$(free_port)
 pids+=($!)
 for _ in $(seq 1 100); do ./bin/consul info -http-addr="127.0.0.1:$http" 2>/dev/null | grep -q 'leader = true' && break; sleep 0.1; done
 
-go build -o "$out/discovery" ./services/discovery/cmd/discovery
-"$out/discovery" --grpc-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0 --consul-addr="127.0.0.1:$http" \
-	--api-keys=bench=account:bench --log-level=warn --ready-file="$out/discovery.ready" >"$out/discovery.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do [[ -s "$out/discovery.ready" ]] && break; sleep 0.1; done
-addr=$(sed -n 's/.*"grpc_addr":"\([^"]*\)".*/\1/p' "$out/discovery.ready")
+start_service() { # name flags... — sets $addr
+	local name=$1
+	shift
+	go build -o "$out/$name" "./services/$name/cmd/$name"
+	"$out/$name" --grpc-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0 --consul-addr="127.0.0.1:$http" \
+		--api-keys=bench=admin:bench --log-level=warn --ready-file="$out/$name.ready" "$@" >"$out/$name.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 1 300); do [[ -s "$out/$name.ready" ]] && break; sleep 0.1; done
+	if [[ ! -s "$out/$name.ready" ]]; then
+		echo "bench: $name did not start:" >&2
+		cat "$out/$name.log" >&2
+		exit 1
+	fi
+	addr=$(sed -n 's/.*"grpc_addr":"\([^"]*\)".*/\1/p' "$out/$name.ready")
+}
 
-ghz_run() { # label concurrency requests call data
-	local label=$1 c=$2 n=$3 call=$4 data=$5
+ghz_run() { # label addr concurrency requests call data
+	local label=$1 addr=$2 c=$3 n=$4 call=$5 data=$6
 	# -n bounds the run (ghz ignores -n when -z is given); timeout is the backstop.
 	timeout 120 ./bin/ghz --insecure --call "$call" -d "$data" --metadata '{"authorization":"Bearer bench"}' \
 		-c "$c" -n "$n" --connections=2 "$addr" >"$out/ghz.txt" 2>&1 || true
@@ -52,8 +61,26 @@ ghz_run() { # label concurrency requests call data
 		/ 50 % in / { p50 = $4 " " $5 }
 		/ 99 % in / { p99 = $4 " " $5 }
 		/^  \[/ { codes = codes $0 }
-		END { gsub(/ +/, " ", codes); printf "%-28s rps=%-10s p50=%-10s p99=%-10s codes:%s\n", label, rps, p50, p99, codes }
+		END { gsub(/ +/, " ", codes); printf "%-34s rps=%-10s p50=%-10s p99=%-10s codes:%s\n", label, rps, p50, p99, codes }
 	' "$out/ghz.txt"
 }
-ghz_run "Discover c=50 n=20000" 50 20000 bourse.discovery.v1.DiscoveryService/Discover '{"name":"discovery"}'
-ghz_run "Discover c=8 n=10000" 8 10000 bourse.discovery.v1.DiscoveryService/Discover '{"name":"discovery"}'
+
+grpc() { # addr method json
+	./bin/grpcurl -plaintext -H 'authorization: Bearer bench' -d "$3" "$1" "$2" >/dev/null
+}
+
+start_service discovery
+discovery=$addr
+ghz_run "discovery Discover c=50" "$discovery" 50 20000 bourse.discovery.v1.DiscoveryService/Discover '{"name":"discovery"}'
+ghz_run "discovery Discover c=8" "$discovery" 8 10000 bourse.discovery.v1.DiscoveryService/Discover '{"name":"discovery"}'
+
+start_service risk --data-dir="$out/risk-data"
+risk=$addr
+grpc "$risk" bourse.risk.v1.RiskService/DefineAsset '{"asset":{"asset_id":"USD","scale":8}}'
+grpc "$risk" bourse.risk.v1.RiskService/DefineAsset '{"asset":{"asset_id":"BTC","scale":8}}'
+grpc "$risk" bourse.risk.v1.RiskService/DefineSymbol '{"symbol":{"symbol":"BTC-USD","base_asset":"BTC","quote_asset":"USD","price_scale":2,"qty_scale":4,"taker_fee_rate":"0.001"}}'
+grpc "$risk" bourse.risk.v1.RiskService/OpenAccount '{"account_id":"bench"}'
+grpc "$risk" bourse.risk.v1.RiskService/Credit '{"account_id":"bench","asset_id":"USD","amount":"1000000000","ref":"bench"}'
+ghz_run "risk CheckOrder c=50" "$risk" 50 50000 bourse.risk.v1.RiskService/CheckOrder \
+	'{"account_id":"bench","symbol":"BTC-USD","side":"SIDE_BUY","type":"ORDER_TYPE_LIMIT","price":"100","quantity":"0.0001"}'
+ghz_run "risk GetAccount c=8" "$risk" 8 2000 bourse.risk.v1.RiskService/GetAccount '{"account_id":"fees"}'

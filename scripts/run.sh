@@ -5,13 +5,15 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+run=${BOURSE_RUN_DIR:-$root/.run}
+mkdir -p "$run"
+
 # One line per service: name and the flags it runs with. Ports are the services' embedded defaults.
 SERVICES=(
 	"discovery"
+	"risk --data-dir=$run/data/risk"
 )
 
-run=${BOURSE_RUN_DIR:-$root/.run}
-mkdir -p "$run"
 export BOURSE_CONSUL_ADDR=${BOURSE_CONSUL_ADDR:-127.0.0.1:8500}
 export BOURSE_API_KEYS=${BOURSE_API_KEYS:-dev-admin=admin:ops,dev-alice=account:alice,dev-bob=account:bob}
 export OTEL_EXPORTER_OTLP_ENDPOINT=${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:4317}

@@ -1,0 +1,61 @@
+// Command risk serves bourse.risk.v1.RiskService: accounts, reservations, positions, PnL and
+// pre-trade limits, with every durable change in SQLite (default) or PostgreSQL.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+
+	riskv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/risk/v1"
+	"github.com/bourse-dev/bourse/pkg/server"
+	"github.com/bourse-dev/bourse/services/risk/internal/engine"
+	"github.com/bourse-dev/bourse/services/risk/internal/grpcapi"
+	"github.com/bourse-dev/bourse/services/risk/internal/store"
+)
+
+func main() {
+	app := server.NewApp("risk", server.Defaults{GRPCAddr: "127.0.0.1:7002", MetricsAddr: "127.0.0.1:9102"})
+	fs := app.Flags()
+	dataDir := fs.String("data-dir", "data/risk", "directory of the SQLite database (when --database-url is empty)")
+	dbURL := fs.String("database-url", "", "postgres://... for PostgreSQL, or a SQLite file path (default <data-dir>/risk.db)")
+	feeAccount := fs.String("fee-account", "fees", "account that receives trading fees")
+	cutoff := fs.Duration("daily-cutoff", 0, "UTC time of day when the daily loss resets, as an offset from midnight (e.g. 22h)")
+
+	os.Exit(app.Main(func(ctx context.Context, env *server.Env) (server.Service, error) {
+		url := *dbURL
+		if url == "" {
+			if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+				return server.Service{}, err
+			}
+			url = filepath.Join(*dataDir, "risk.db")
+		}
+		st, err := store.Open(ctx, url)
+		if err != nil {
+			return server.Service{}, fmt.Errorf("open store: %w", err)
+		}
+		eng, err := engine.New(engine.Config{FeeAccount: *feeAccount, DailyCutoff: *cutoff})
+		if err != nil {
+			st.Close()
+			return server.Service{}, err
+		}
+		start := time.Now()
+		if err := eng.Replay(st.Events(ctx)); err != nil {
+			st.Close()
+			return server.Service{}, fmt.Errorf("replay stored events: %w", err)
+		}
+		env.Logger.Info("state rebuilt from the event log", "store", st.Dialect().String(), "events", eng.LastSeq(), "elapsed", time.Since(start))
+
+		api := grpcapi.New(eng, st, env.Fail, func() int64 { return time.Now().UnixNano() })
+		return server.Service{
+			Register: func(s grpc.ServiceRegistrar) { riskv1.RegisterRiskServiceServer(s, api) },
+			Policy:   grpcapi.Policy,
+			Meta:     map[string]string{"store": st.Dialect().String()},
+			Close:    func(context.Context) error { return st.Close() },
+		}, nil
+	}))
+}
