@@ -171,8 +171,12 @@ func TestCreditCheckSettleRestart(t *testing.T) {
 
 // Bad input is a clear error naming the field and changes nothing; reject reasons come as enums.
 func TestBadInputAndRejects(t *testing.T) {
+	eachStore(t, testBadInputAndRejects)
+}
+
+func testBadInputAndRejects(t *testing.T, dbArg string) {
 	agent := testenv.StartConsul(t)
-	p := startRisk(t, agent, "--data-dir="+filepath.Join(t.TempDir(), "risk"))
+	p := startRisk(t, agent, dbArg)
 	setup(t, p)
 	ctx := context.Background()
 	must[*riskv1.CreditResponse](t)(p.admin.Credit(ctx, &riskv1.CreditRequest{AccountId: "alice", AssetId: "USD", Amount: "1000", Ref: "d"}))
