@@ -201,8 +201,13 @@ func testBadInputAndRejects(t *testing.T, dbArg string) {
 		{order(func(r *riskv1.CheckOrderRequest) { r.Type = 7 }), codes.InvalidArgument, "type"},
 		{order(func(r *riskv1.CheckOrderRequest) { r.Symbol = "ETH-USD" }), codes.NotFound, "symbol"},
 		{order(func(r *riskv1.CheckOrderRequest) { r.AccountId = "bob" }), codes.PermissionDenied, ""},
+		{order(func(r *riskv1.CheckOrderRequest) { r.AccountId = "carol" }), codes.NotFound, "account_id"},
 	} {
-		_, err := p.alice.CheckOrder(ctx, c.req)
+		client := p.alice
+		if c.req.AccountId == "carol" {
+			client = p.admin
+		}
+		_, err := client.CheckOrder(ctx, c.req)
 		st := status.Convert(err)
 		if st.Code() != c.code || !strings.HasPrefix(st.Message(), c.field) {
 			t.Errorf("CheckOrder %v: %v %q, want %v naming %q", c.req, st.Code(), st.Message(), c.code, c.field)

@@ -150,6 +150,10 @@ func (s *Server) CheckOrder(ctx context.Context, req *riskv1.CheckOrderRequest) 
 		return nil, err
 	}
 	id, reject := s.eng.CheckOrder(check)
+	if reject == engine.RejectUnknownAccount {
+		// A typo in the request, not a business refusal: answer like every other unknown name.
+		return nil, errs.New(errs.KindNotFound, "account_id: unknown account %q", check.Account)
+	}
 	return &riskv1.CheckOrderResponse{Accepted: reject == engine.Accepted, ReservationId: id, RejectReason: rejectToProto(reject)}, nil
 }
 
