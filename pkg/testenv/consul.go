@@ -74,21 +74,18 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // Passing returns the ids of passing instances of service.
 func (a *ConsulAgent) Passing(t testing.TB, service string) []string {
 	t.Helper()
-	res, err := consul.Instances(context.Background(), a.Client, consul.Query{Name: service}, 0, 0)
-	if err != nil {
-		t.Fatalf("consul health query: %v", err)
-	}
-	ids := make([]string, 0, len(res.Instances))
-	for _, inst := range res.Instances {
-		ids = append(ids, inst.ID)
-	}
-	return ids
+	return a.instanceIDs(t, consul.Query{Name: service})
 }
 
 // Registered returns the ids of every instance of service in the catalog, passing or not.
 func (a *ConsulAgent) Registered(t testing.TB, service string) []string {
 	t.Helper()
-	res, err := consul.Instances(context.Background(), a.Client, consul.Query{Name: service, IncludeUnhealthy: true}, 0, 0)
+	return a.instanceIDs(t, consul.Query{Name: service, IncludeUnhealthy: true})
+}
+
+func (a *ConsulAgent) instanceIDs(t testing.TB, q consul.Query) []string {
+	t.Helper()
+	res, err := consul.Instances(context.Background(), a.Client, q, 0, 0)
 	if err != nil {
 		t.Fatalf("consul health query: %v", err)
 	}
