@@ -74,7 +74,7 @@ func (s *Server) symbolToProto(sym engine.SymbolView) *riskv1.Symbol {
 	return out
 }
 
-func (s *Server) transfer(account, asset, amount, ref string) (engine.Transfer, uint8, error) {
+func (s *Server) transferFromRequest(account, asset, amount, ref string) (engine.Transfer, uint8, error) {
 	if account == "" {
 		return engine.Transfer{}, 0, errs.Invalid("account_id", "is required")
 	}

@@ -115,30 +115,36 @@ func (s *Server) OpenAccount(ctx context.Context, req *riskv1.OpenAccountRequest
 }
 
 func (s *Server) Credit(ctx context.Context, req *riskv1.CreditRequest) (*riskv1.CreditResponse, error) {
-	t, scale, err := s.transfer(req.GetAccountId(), req.GetAssetId(), req.GetAmount(), req.GetRef())
+	balance, dup, err := s.transfer(ctx, req.GetAccountId(), req.GetAssetId(), req.GetAmount(), req.GetRef(), s.eng.Credit)
 	if err != nil {
 		return nil, err
 	}
-	res, err := durable(ctx, s, func(p engine.PersistFunc) (engine.TransferResult, error) { return s.eng.Credit(t, p) })
-	if err != nil {
-		return nil, err
-	}
-	return &riskv1.CreditResponse{Balance: format(res.Total, scale), Duplicate: res.Duplicate}, nil
+	return &riskv1.CreditResponse{Balance: balance, Duplicate: dup}, nil
 }
 
 func (s *Server) Debit(ctx context.Context, req *riskv1.DebitRequest) (*riskv1.DebitResponse, error) {
 	if err := auth.RequireAccess(ctx, req.GetAccountId()); err != nil {
 		return nil, err
 	}
-	t, scale, err := s.transfer(req.GetAccountId(), req.GetAssetId(), req.GetAmount(), req.GetRef())
+	balance, dup, err := s.transfer(ctx, req.GetAccountId(), req.GetAssetId(), req.GetAmount(), req.GetRef(), s.eng.Debit)
 	if err != nil {
 		return nil, err
 	}
-	res, err := durable(ctx, s, func(p engine.PersistFunc) (engine.TransferResult, error) { return s.eng.Debit(t, p) })
+	return &riskv1.DebitResponse{Balance: balance, Duplicate: dup}, nil
+}
+
+// transfer runs a durable credit or debit and returns the new balance as a decimal.
+func (s *Server) transfer(ctx context.Context, account, asset, amount, ref string,
+	apply func(engine.Transfer, engine.PersistFunc) (engine.TransferResult, error)) (balance string, duplicate bool, err error) {
+	t, scale, err := s.transferFromRequest(account, asset, amount, ref)
 	if err != nil {
-		return nil, err
+		return "", false, err
 	}
-	return &riskv1.DebitResponse{Balance: format(res.Total, scale), Duplicate: res.Duplicate}, nil
+	res, err := durable(ctx, s, func(p engine.PersistFunc) (engine.TransferResult, error) { return apply(t, p) })
+	if err != nil {
+		return "", false, err
+	}
+	return format(res.Total, scale), res.Duplicate, nil
 }
 
 func (s *Server) CheckOrder(ctx context.Context, req *riskv1.CheckOrderRequest) (*riskv1.CheckOrderResponse, error) {
