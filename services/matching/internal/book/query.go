@@ -105,3 +105,12 @@ func (b *Book) LastPrice() (int64, bool) { return b.last, b.hasLast }
 
 // Seq returns the sequence number of the last event emitted.
 func (b *Book) Seq() uint64 { return b.seq }
+
+// NextExpiry returns the earliest ExpireAt of the open GTD/DAY orders, so
+// the caller knows when an Expire command will have something to do.
+func (b *Book) NextExpiry() (int64, bool) {
+	if len(b.expiry) == 0 {
+		return 0, false
+	}
+	return b.expiry[0].at, true
+}

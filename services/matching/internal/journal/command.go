@@ -49,7 +49,13 @@ type Command struct {
 	ReservationID uint64
 
 	Instrument book.Instrument // CommandAddSymbol
+	// Spec is the service's description of the symbol (its decimal rules), stored with
+	// CommandAddSymbol so that replay needs nothing but the journal.
+	Spec string
 	Order      book.NewOrder   // CommandSubmit
+	// ClientType is the order type the client asked for, when the service maps it onto another
+	// book type (a market order enters the book as a limit IOC at its protection price).
+	ClientType uint8 // CommandSubmit
 	Amend      book.Amend      // CommandAmend
 	OrderID    uint64          // CommandCancel
 	Account    uint32          // CommandCancelAll
@@ -63,11 +69,11 @@ type Command struct {
 //
 //	version kind symbol timestamp client-order-id account-id reservation-id
 //	then, by kind:
-//	  add symbol:  tick size, lot size, min qty, max qty, max price
+//	  add symbol:  tick size, lot size, min qty, max qty, max price, spec
 //	  submit:      id, account, side, type, tif, stp, post-only (one byte
 //	               each), price, trigger price, qty, display qty,
 //	               expire at, now - timestamp (one byte in the usual case
-//	               where the order's time is the command's)
+//	               where the order's time is the command's), client type
 //	  cancel:      order id
 //	  cancel all:  account
 //	  amend:       id, price, qty, trigger price
@@ -99,6 +105,7 @@ func AppendEncode(dst []byte, c Command) []byte {
 		dst = binary.AppendVarint(dst, in.MinQty)
 		dst = binary.AppendVarint(dst, in.MaxQty)
 		dst = binary.AppendVarint(dst, in.MaxPrice)
+		dst = appendString(dst, c.Spec)
 	case CommandSubmit:
 		o := &c.Order
 		dst = binary.AppendUvarint(dst, o.ID)
@@ -110,6 +117,7 @@ func AppendEncode(dst []byte, c Command) []byte {
 		dst = binary.AppendVarint(dst, o.DisplayQty)
 		dst = binary.AppendVarint(dst, o.ExpireAt)
 		dst = binary.AppendVarint(dst, o.Now-c.Timestamp) // wraps; Decode adds it back
+		dst = append(dst, c.ClientType)
 	case CommandCancel:
 		dst = binary.AppendUvarint(dst, c.OrderID)
 	case CommandCancelAll:
@@ -165,6 +173,7 @@ func Decode(b []byte) (Command, error) {
 			MaxQty:   d.varint(),
 			MaxPrice: d.varint(),
 		}
+		c.Spec = d.string()
 	case CommandSubmit:
 		o := &c.Order
 		o.ID = d.uvarint()
@@ -180,6 +189,7 @@ func Decode(b []byte) (Command, error) {
 		o.DisplayQty = d.varint()
 		o.ExpireAt = d.varint()
 		o.Now = c.Timestamp + d.varint()
+		c.ClientType = d.byte()
 	case CommandCancel:
 		c.OrderID = d.uvarint()
 	case CommandCancelAll:

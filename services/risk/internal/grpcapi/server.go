@@ -23,6 +23,7 @@ var Policy = auth.Policy{
 	riskv1.RiskService_OpenAccount_FullMethodName:         auth.AdminOnly,
 	riskv1.RiskService_Credit_FullMethodName:              auth.AdminOnly,
 	riskv1.RiskService_ReleaseReservation_FullMethodName:  auth.AdminOnly,
+	riskv1.RiskService_ReleaseReservations_FullMethodName: auth.AdminOnly,
 	riskv1.RiskService_ApplyExecutions_FullMethodName:     auth.AdminOnly,
 	riskv1.RiskService_RestoreReservations_FullMethodName: auth.AdminOnly,
 	riskv1.RiskService_SetLimits_FullMethodName:           auth.AdminOnly,

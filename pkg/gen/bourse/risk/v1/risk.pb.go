@@ -1245,6 +1245,260 @@ func (x *CheckOrderResponse) GetRejectReason() RejectReason {
 	return RejectReason_REJECT_REASON_UNSPECIFIED
 }
 
+type CheckOrdersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Orders        []*CheckOrderRequest   `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckOrdersRequest) Reset() {
+	*x = CheckOrdersRequest{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckOrdersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckOrdersRequest) ProtoMessage() {}
+
+func (x *CheckOrdersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckOrdersRequest.ProtoReflect.Descriptor instead.
+func (*CheckOrdersRequest) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CheckOrdersRequest) GetOrders() []*CheckOrderRequest {
+	if x != nil {
+		return x.Orders
+	}
+	return nil
+}
+
+type CheckOrdersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per order, in request order.
+	Results       []*CheckOrdersResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckOrdersResponse) Reset() {
+	*x = CheckOrdersResponse{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckOrdersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckOrdersResponse) ProtoMessage() {}
+
+func (x *CheckOrdersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckOrdersResponse.ProtoReflect.Descriptor instead.
+func (*CheckOrdersResponse) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CheckOrdersResponse) GetResults() []*CheckOrdersResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type CheckOrdersResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Accepted      bool                   `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	ReservationId uint64                 `protobuf:"varint,2,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
+	RejectReason  RejectReason           `protobuf:"varint,3,opt,name=reject_reason,json=rejectReason,proto3,enum=bourse.risk.v1.RejectReason" json:"reject_reason,omitempty"`
+	// Why a malformed order was refused (reject_reason is then REJECT_REASON_INVALID_*).
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckOrdersResult) Reset() {
+	*x = CheckOrdersResult{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckOrdersResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckOrdersResult) ProtoMessage() {}
+
+func (x *CheckOrdersResult) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckOrdersResult.ProtoReflect.Descriptor instead.
+func (*CheckOrdersResult) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CheckOrdersResult) GetAccepted() bool {
+	if x != nil {
+		return x.Accepted
+	}
+	return false
+}
+
+func (x *CheckOrdersResult) GetReservationId() uint64 {
+	if x != nil {
+		return x.ReservationId
+	}
+	return 0
+}
+
+func (x *CheckOrdersResult) GetRejectReason() RejectReason {
+	if x != nil {
+		return x.RejectReason
+	}
+	return RejectReason_REJECT_REASON_UNSPECIFIED
+}
+
+func (x *CheckOrdersResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type ReleaseReservationsRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ReservationIds []uint64               `protobuf:"varint,1,rep,packed,name=reservation_ids,json=reservationIds,proto3" json:"reservation_ids,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReleaseReservationsRequest) Reset() {
+	*x = ReleaseReservationsRequest{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseReservationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseReservationsRequest) ProtoMessage() {}
+
+func (x *ReleaseReservationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseReservationsRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseReservationsRequest) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ReleaseReservationsRequest) GetReservationIds() []uint64 {
+	if x != nil {
+		return x.ReservationIds
+	}
+	return nil
+}
+
+type ReleaseReservationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Released      uint32                 `protobuf:"varint,1,opt,name=released,proto3" json:"released,omitempty"`
+	NotOpen       uint32                 `protobuf:"varint,2,opt,name=not_open,json=notOpen,proto3" json:"not_open,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseReservationsResponse) Reset() {
+	*x = ReleaseReservationsResponse{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseReservationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseReservationsResponse) ProtoMessage() {}
+
+func (x *ReleaseReservationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseReservationsResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseReservationsResponse) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ReleaseReservationsResponse) GetReleased() uint32 {
+	if x != nil {
+		return x.Released
+	}
+	return 0
+}
+
+func (x *ReleaseReservationsResponse) GetNotOpen() uint32 {
+	if x != nil {
+		return x.NotOpen
+	}
+	return 0
+}
+
 type ReleaseReservationRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ReservationId uint64                 `protobuf:"varint,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
@@ -1254,7 +1508,7 @@ type ReleaseReservationRequest struct {
 
 func (x *ReleaseReservationRequest) Reset() {
 	*x = ReleaseReservationRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[17]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1520,7 @@ func (x *ReleaseReservationRequest) String() string {
 func (*ReleaseReservationRequest) ProtoMessage() {}
 
 func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[17]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1533,7 @@ func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{17}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReleaseReservationRequest) GetReservationId() uint64 {
@@ -1297,7 +1551,7 @@ type ReleaseReservationResponse struct {
 
 func (x *ReleaseReservationResponse) Reset() {
 	*x = ReleaseReservationResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[18]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1563,7 @@ func (x *ReleaseReservationResponse) String() string {
 func (*ReleaseReservationResponse) ProtoMessage() {}
 
 func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[18]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1576,7 @@ func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{18}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{23}
 }
 
 type Execution struct {
@@ -1344,7 +1598,7 @@ type Execution struct {
 
 func (x *Execution) Reset() {
 	*x = Execution{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[19]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1610,7 @@ func (x *Execution) String() string {
 func (*Execution) ProtoMessage() {}
 
 func (x *Execution) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[19]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1623,7 @@ func (x *Execution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Execution.ProtoReflect.Descriptor instead.
 func (*Execution) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{19}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Execution) GetExecId() string {
@@ -1444,7 +1698,7 @@ type ApplyExecutionsRequest struct {
 
 func (x *ApplyExecutionsRequest) Reset() {
 	*x = ApplyExecutionsRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[20]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1710,7 @@ func (x *ApplyExecutionsRequest) String() string {
 func (*ApplyExecutionsRequest) ProtoMessage() {}
 
 func (x *ApplyExecutionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[20]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1723,7 @@ func (x *ApplyExecutionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyExecutionsRequest.ProtoReflect.Descriptor instead.
 func (*ApplyExecutionsRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{20}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ApplyExecutionsRequest) GetExecutions() []*Execution {
@@ -1489,7 +1743,7 @@ type ApplyExecutionsResponse struct {
 
 func (x *ApplyExecutionsResponse) Reset() {
 	*x = ApplyExecutionsResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[21]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1755,7 @@ func (x *ApplyExecutionsResponse) String() string {
 func (*ApplyExecutionsResponse) ProtoMessage() {}
 
 func (x *ApplyExecutionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[21]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1768,7 @@ func (x *ApplyExecutionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyExecutionsResponse.ProtoReflect.Descriptor instead.
 func (*ApplyExecutionsResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{21}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ApplyExecutionsResponse) GetApplied() uint32 {
@@ -1540,7 +1794,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[22]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +1806,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[22]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +1819,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{22}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetAccountRequest) GetAccountId() string {
@@ -1587,7 +1841,7 @@ type Balance struct {
 
 func (x *Balance) Reset() {
 	*x = Balance{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[23]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1853,7 @@ func (x *Balance) String() string {
 func (*Balance) ProtoMessage() {}
 
 func (x *Balance) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[23]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1866,7 @@ func (x *Balance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Balance.ProtoReflect.Descriptor instead.
 func (*Balance) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{23}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Balance) GetAssetId() string {
@@ -1669,7 +1923,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[24]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1935,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[24]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1948,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{24}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Position) GetSymbol() string {
@@ -1825,7 +2079,7 @@ type Reservation struct {
 
 func (x *Reservation) Reset() {
 	*x = Reservation{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[25]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +2091,7 @@ func (x *Reservation) String() string {
 func (*Reservation) ProtoMessage() {}
 
 func (x *Reservation) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[25]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +2104,7 @@ func (x *Reservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
 func (*Reservation) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{25}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Reservation) GetReservationId() uint64 {
@@ -1919,7 +2173,7 @@ type RestoreReservationsRequest struct {
 
 func (x *RestoreReservationsRequest) Reset() {
 	*x = RestoreReservationsRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[26]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2185,7 @@ func (x *RestoreReservationsRequest) String() string {
 func (*RestoreReservationsRequest) ProtoMessage() {}
 
 func (x *RestoreReservationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[26]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2198,7 @@ func (x *RestoreReservationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReservationsRequest.ProtoReflect.Descriptor instead.
 func (*RestoreReservationsRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{26}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RestoreReservationsRequest) GetReservations() []*Reservation {
@@ -1963,7 +2217,7 @@ type RestoreReservationsResponse struct {
 
 func (x *RestoreReservationsResponse) Reset() {
 	*x = RestoreReservationsResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[27]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2229,7 @@ func (x *RestoreReservationsResponse) String() string {
 func (*RestoreReservationsResponse) ProtoMessage() {}
 
 func (x *RestoreReservationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[27]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2242,7 @@ func (x *RestoreReservationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReservationsResponse.ProtoReflect.Descriptor instead.
 func (*RestoreReservationsResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{27}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RestoreReservationsResponse) GetRestored() uint32 {
@@ -2013,7 +2267,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[28]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2279,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[28]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2292,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{28}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Account) GetAccountId() string {
@@ -2099,7 +2353,7 @@ type GetAccountResponse struct {
 
 func (x *GetAccountResponse) Reset() {
 	*x = GetAccountResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[29]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2365,7 @@ func (x *GetAccountResponse) String() string {
 func (*GetAccountResponse) ProtoMessage() {}
 
 func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[29]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2378,7 @@ func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{29}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetAccountResponse) GetAccount() *Account {
@@ -2148,7 +2402,7 @@ type SetLimitsRequest struct {
 
 func (x *SetLimitsRequest) Reset() {
 	*x = SetLimitsRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[30]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2160,7 +2414,7 @@ func (x *SetLimitsRequest) String() string {
 func (*SetLimitsRequest) ProtoMessage() {}
 
 func (x *SetLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[30]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2173,7 +2427,7 @@ func (x *SetLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLimitsRequest.ProtoReflect.Descriptor instead.
 func (*SetLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{30}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SetLimitsRequest) GetAccountId() string {
@@ -2212,7 +2466,7 @@ type SetLimitsResponse struct {
 
 func (x *SetLimitsResponse) Reset() {
 	*x = SetLimitsResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2478,7 @@ func (x *SetLimitsResponse) String() string {
 func (*SetLimitsResponse) ProtoMessage() {}
 
 func (x *SetLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2491,7 @@ func (x *SetLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLimitsResponse.ProtoReflect.Descriptor instead.
 func (*SetLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{31}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{36}
 }
 
 type SetTradingStateRequest struct {
@@ -2251,7 +2505,7 @@ type SetTradingStateRequest struct {
 
 func (x *SetTradingStateRequest) Reset() {
 	*x = SetTradingStateRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2263,7 +2517,7 @@ func (x *SetTradingStateRequest) String() string {
 func (*SetTradingStateRequest) ProtoMessage() {}
 
 func (x *SetTradingStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2276,7 +2530,7 @@ func (x *SetTradingStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTradingStateRequest.ProtoReflect.Descriptor instead.
 func (*SetTradingStateRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{32}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SetTradingStateRequest) GetAccountId() string {
@@ -2301,7 +2555,7 @@ type SetTradingStateResponse struct {
 
 func (x *SetTradingStateResponse) Reset() {
 	*x = SetTradingStateResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2567,7 @@ func (x *SetTradingStateResponse) String() string {
 func (*SetTradingStateResponse) ProtoMessage() {}
 
 func (x *SetTradingStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2580,7 @@ func (x *SetTradingStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTradingStateResponse.ProtoReflect.Descriptor instead.
 func (*SetTradingStateResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{33}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{38}
 }
 
 var File_bourse_risk_v1_risk_proto protoreflect.FileDescriptor
@@ -2405,7 +2659,21 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x12CheckOrderResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12%\n" +
 	"\x0ereservation_id\x18\x02 \x01(\x04R\rreservationId\x12A\n" +
-	"\rreject_reason\x18\x03 \x01(\x0e2\x1c.bourse.risk.v1.RejectReasonR\frejectReason\"B\n" +
+	"\rreject_reason\x18\x03 \x01(\x0e2\x1c.bourse.risk.v1.RejectReasonR\frejectReason\"O\n" +
+	"\x12CheckOrdersRequest\x129\n" +
+	"\x06orders\x18\x01 \x03(\v2!.bourse.risk.v1.CheckOrderRequestR\x06orders\"R\n" +
+	"\x13CheckOrdersResponse\x12;\n" +
+	"\aresults\x18\x01 \x03(\v2!.bourse.risk.v1.CheckOrdersResultR\aresults\"\xaf\x01\n" +
+	"\x11CheckOrdersResult\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\bR\baccepted\x12%\n" +
+	"\x0ereservation_id\x18\x02 \x01(\x04R\rreservationId\x12A\n" +
+	"\rreject_reason\x18\x03 \x01(\x0e2\x1c.bourse.risk.v1.RejectReasonR\frejectReason\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"E\n" +
+	"\x1aReleaseReservationsRequest\x12'\n" +
+	"\x0freservation_ids\x18\x01 \x03(\x04R\x0ereservationIds\"T\n" +
+	"\x1bReleaseReservationsResponse\x12\x1a\n" +
+	"\breleased\x18\x01 \x01(\rR\breleased\x12\x19\n" +
+	"\bnot_open\x18\x02 \x01(\rR\anotOpen\"B\n" +
 	"\x19ReleaseReservationRequest\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\x04R\rreservationId\"\x1c\n" +
 	"\x1aReleaseReservationResponse\"\xa0\x02\n" +
@@ -2522,7 +2790,8 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x1cREJECT_REASON_UNKNOWN_SYMBOL\x10\v\x12\"\n" +
 	"\x1eREJECT_REASON_INVALID_QUANTITY\x10\f\x12\x1f\n" +
 	"\x1bREJECT_REASON_INVALID_PRICE\x10\r\x12\x1f\n" +
-	"\x1bREJECT_REASON_INVALID_ORDER\x10\x0e2\xa0\t\n" +
+	"\x1bREJECT_REASON_INVALID_ORDER\x10\x0e2\xe8\n" +
+	"\n" +
 	"\vRiskService\x12V\n" +
 	"\vDefineAsset\x12\".bourse.risk.v1.DefineAssetRequest\x1a#.bourse.risk.v1.DefineAssetResponse\x12Y\n" +
 	"\fDefineSymbol\x12#.bourse.risk.v1.DefineSymbolRequest\x1a$.bourse.risk.v1.DefineSymbolResponse\x12V\n" +
@@ -2531,8 +2800,10 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x06Credit\x12\x1d.bourse.risk.v1.CreditRequest\x1a\x1e.bourse.risk.v1.CreditResponse\x12D\n" +
 	"\x05Debit\x12\x1c.bourse.risk.v1.DebitRequest\x1a\x1d.bourse.risk.v1.DebitResponse\x12S\n" +
 	"\n" +
-	"CheckOrder\x12!.bourse.risk.v1.CheckOrderRequest\x1a\".bourse.risk.v1.CheckOrderResponse\x12k\n" +
+	"CheckOrder\x12!.bourse.risk.v1.CheckOrderRequest\x1a\".bourse.risk.v1.CheckOrderResponse\x12V\n" +
+	"\vCheckOrders\x12\".bourse.risk.v1.CheckOrdersRequest\x1a#.bourse.risk.v1.CheckOrdersResponse\x12k\n" +
 	"\x12ReleaseReservation\x12).bourse.risk.v1.ReleaseReservationRequest\x1a*.bourse.risk.v1.ReleaseReservationResponse\x12n\n" +
+	"\x13ReleaseReservations\x12*.bourse.risk.v1.ReleaseReservationsRequest\x1a+.bourse.risk.v1.ReleaseReservationsResponse\x12n\n" +
 	"\x13RestoreReservations\x12*.bourse.risk.v1.RestoreReservationsRequest\x1a+.bourse.risk.v1.RestoreReservationsResponse\x12b\n" +
 	"\x0fApplyExecutions\x12&.bourse.risk.v1.ApplyExecutionsRequest\x1a'.bourse.risk.v1.ApplyExecutionsResponse\x12S\n" +
 	"\n" +
@@ -2554,7 +2825,7 @@ func file_bourse_risk_v1_risk_proto_rawDescGZIP() []byte {
 }
 
 var file_bourse_risk_v1_risk_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bourse_risk_v1_risk_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_bourse_risk_v1_risk_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_bourse_risk_v1_risk_proto_goTypes = []any{
 	(Side)(0),                           // 0: bourse.risk.v1.Side
 	(OrderType)(0),                      // 1: bourse.risk.v1.OrderType
@@ -2577,24 +2848,29 @@ var file_bourse_risk_v1_risk_proto_goTypes = []any{
 	(*DebitResponse)(nil),               // 18: bourse.risk.v1.DebitResponse
 	(*CheckOrderRequest)(nil),           // 19: bourse.risk.v1.CheckOrderRequest
 	(*CheckOrderResponse)(nil),          // 20: bourse.risk.v1.CheckOrderResponse
-	(*ReleaseReservationRequest)(nil),   // 21: bourse.risk.v1.ReleaseReservationRequest
-	(*ReleaseReservationResponse)(nil),  // 22: bourse.risk.v1.ReleaseReservationResponse
-	(*Execution)(nil),                   // 23: bourse.risk.v1.Execution
-	(*ApplyExecutionsRequest)(nil),      // 24: bourse.risk.v1.ApplyExecutionsRequest
-	(*ApplyExecutionsResponse)(nil),     // 25: bourse.risk.v1.ApplyExecutionsResponse
-	(*GetAccountRequest)(nil),           // 26: bourse.risk.v1.GetAccountRequest
-	(*Balance)(nil),                     // 27: bourse.risk.v1.Balance
-	(*Position)(nil),                    // 28: bourse.risk.v1.Position
-	(*Reservation)(nil),                 // 29: bourse.risk.v1.Reservation
-	(*RestoreReservationsRequest)(nil),  // 30: bourse.risk.v1.RestoreReservationsRequest
-	(*RestoreReservationsResponse)(nil), // 31: bourse.risk.v1.RestoreReservationsResponse
-	(*Account)(nil),                     // 32: bourse.risk.v1.Account
-	(*GetAccountResponse)(nil),          // 33: bourse.risk.v1.GetAccountResponse
-	(*SetLimitsRequest)(nil),            // 34: bourse.risk.v1.SetLimitsRequest
-	(*SetLimitsResponse)(nil),           // 35: bourse.risk.v1.SetLimitsResponse
-	(*SetTradingStateRequest)(nil),      // 36: bourse.risk.v1.SetTradingStateRequest
-	(*SetTradingStateResponse)(nil),     // 37: bourse.risk.v1.SetTradingStateResponse
-	(*timestamppb.Timestamp)(nil),       // 38: google.protobuf.Timestamp
+	(*CheckOrdersRequest)(nil),          // 21: bourse.risk.v1.CheckOrdersRequest
+	(*CheckOrdersResponse)(nil),         // 22: bourse.risk.v1.CheckOrdersResponse
+	(*CheckOrdersResult)(nil),           // 23: bourse.risk.v1.CheckOrdersResult
+	(*ReleaseReservationsRequest)(nil),  // 24: bourse.risk.v1.ReleaseReservationsRequest
+	(*ReleaseReservationsResponse)(nil), // 25: bourse.risk.v1.ReleaseReservationsResponse
+	(*ReleaseReservationRequest)(nil),   // 26: bourse.risk.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil),  // 27: bourse.risk.v1.ReleaseReservationResponse
+	(*Execution)(nil),                   // 28: bourse.risk.v1.Execution
+	(*ApplyExecutionsRequest)(nil),      // 29: bourse.risk.v1.ApplyExecutionsRequest
+	(*ApplyExecutionsResponse)(nil),     // 30: bourse.risk.v1.ApplyExecutionsResponse
+	(*GetAccountRequest)(nil),           // 31: bourse.risk.v1.GetAccountRequest
+	(*Balance)(nil),                     // 32: bourse.risk.v1.Balance
+	(*Position)(nil),                    // 33: bourse.risk.v1.Position
+	(*Reservation)(nil),                 // 34: bourse.risk.v1.Reservation
+	(*RestoreReservationsRequest)(nil),  // 35: bourse.risk.v1.RestoreReservationsRequest
+	(*RestoreReservationsResponse)(nil), // 36: bourse.risk.v1.RestoreReservationsResponse
+	(*Account)(nil),                     // 37: bourse.risk.v1.Account
+	(*GetAccountResponse)(nil),          // 38: bourse.risk.v1.GetAccountResponse
+	(*SetLimitsRequest)(nil),            // 39: bourse.risk.v1.SetLimitsRequest
+	(*SetLimitsResponse)(nil),           // 40: bourse.risk.v1.SetLimitsResponse
+	(*SetTradingStateRequest)(nil),      // 41: bourse.risk.v1.SetTradingStateRequest
+	(*SetTradingStateResponse)(nil),     // 42: bourse.risk.v1.SetTradingStateResponse
+	(*timestamppb.Timestamp)(nil),       // 43: google.protobuf.Timestamp
 }
 var file_bourse_risk_v1_risk_proto_depIdxs = []int32{
 	4,  // 0: bourse.risk.v1.DefineAssetRequest.asset:type_name -> bourse.risk.v1.Asset
@@ -2605,53 +2881,60 @@ var file_bourse_risk_v1_risk_proto_depIdxs = []int32{
 	0,  // 5: bourse.risk.v1.CheckOrderRequest.side:type_name -> bourse.risk.v1.Side
 	1,  // 6: bourse.risk.v1.CheckOrderRequest.type:type_name -> bourse.risk.v1.OrderType
 	3,  // 7: bourse.risk.v1.CheckOrderResponse.reject_reason:type_name -> bourse.risk.v1.RejectReason
-	0,  // 8: bourse.risk.v1.Execution.side:type_name -> bourse.risk.v1.Side
-	38, // 9: bourse.risk.v1.Execution.time:type_name -> google.protobuf.Timestamp
-	23, // 10: bourse.risk.v1.ApplyExecutionsRequest.executions:type_name -> bourse.risk.v1.Execution
-	38, // 11: bourse.risk.v1.Position.trading_day_start:type_name -> google.protobuf.Timestamp
-	6,  // 12: bourse.risk.v1.Position.limits:type_name -> bourse.risk.v1.Limits
-	0,  // 13: bourse.risk.v1.Reservation.side:type_name -> bourse.risk.v1.Side
-	29, // 14: bourse.risk.v1.RestoreReservationsRequest.reservations:type_name -> bourse.risk.v1.Reservation
-	2,  // 15: bourse.risk.v1.Account.trading_state:type_name -> bourse.risk.v1.TradingState
-	2,  // 16: bourse.risk.v1.Account.global_trading_state:type_name -> bourse.risk.v1.TradingState
-	6,  // 17: bourse.risk.v1.Account.limits:type_name -> bourse.risk.v1.Limits
-	27, // 18: bourse.risk.v1.Account.balances:type_name -> bourse.risk.v1.Balance
-	28, // 19: bourse.risk.v1.Account.positions:type_name -> bourse.risk.v1.Position
-	29, // 20: bourse.risk.v1.Account.reservations:type_name -> bourse.risk.v1.Reservation
-	32, // 21: bourse.risk.v1.GetAccountResponse.account:type_name -> bourse.risk.v1.Account
-	6,  // 22: bourse.risk.v1.SetLimitsRequest.limits:type_name -> bourse.risk.v1.Limits
-	2,  // 23: bourse.risk.v1.SetTradingStateRequest.state:type_name -> bourse.risk.v1.TradingState
-	7,  // 24: bourse.risk.v1.RiskService.DefineAsset:input_type -> bourse.risk.v1.DefineAssetRequest
-	9,  // 25: bourse.risk.v1.RiskService.DefineSymbol:input_type -> bourse.risk.v1.DefineSymbolRequest
-	11, // 26: bourse.risk.v1.RiskService.ListSymbols:input_type -> bourse.risk.v1.ListSymbolsRequest
-	13, // 27: bourse.risk.v1.RiskService.OpenAccount:input_type -> bourse.risk.v1.OpenAccountRequest
-	15, // 28: bourse.risk.v1.RiskService.Credit:input_type -> bourse.risk.v1.CreditRequest
-	17, // 29: bourse.risk.v1.RiskService.Debit:input_type -> bourse.risk.v1.DebitRequest
-	19, // 30: bourse.risk.v1.RiskService.CheckOrder:input_type -> bourse.risk.v1.CheckOrderRequest
-	21, // 31: bourse.risk.v1.RiskService.ReleaseReservation:input_type -> bourse.risk.v1.ReleaseReservationRequest
-	30, // 32: bourse.risk.v1.RiskService.RestoreReservations:input_type -> bourse.risk.v1.RestoreReservationsRequest
-	24, // 33: bourse.risk.v1.RiskService.ApplyExecutions:input_type -> bourse.risk.v1.ApplyExecutionsRequest
-	26, // 34: bourse.risk.v1.RiskService.GetAccount:input_type -> bourse.risk.v1.GetAccountRequest
-	34, // 35: bourse.risk.v1.RiskService.SetLimits:input_type -> bourse.risk.v1.SetLimitsRequest
-	36, // 36: bourse.risk.v1.RiskService.SetTradingState:input_type -> bourse.risk.v1.SetTradingStateRequest
-	8,  // 37: bourse.risk.v1.RiskService.DefineAsset:output_type -> bourse.risk.v1.DefineAssetResponse
-	10, // 38: bourse.risk.v1.RiskService.DefineSymbol:output_type -> bourse.risk.v1.DefineSymbolResponse
-	12, // 39: bourse.risk.v1.RiskService.ListSymbols:output_type -> bourse.risk.v1.ListSymbolsResponse
-	14, // 40: bourse.risk.v1.RiskService.OpenAccount:output_type -> bourse.risk.v1.OpenAccountResponse
-	16, // 41: bourse.risk.v1.RiskService.Credit:output_type -> bourse.risk.v1.CreditResponse
-	18, // 42: bourse.risk.v1.RiskService.Debit:output_type -> bourse.risk.v1.DebitResponse
-	20, // 43: bourse.risk.v1.RiskService.CheckOrder:output_type -> bourse.risk.v1.CheckOrderResponse
-	22, // 44: bourse.risk.v1.RiskService.ReleaseReservation:output_type -> bourse.risk.v1.ReleaseReservationResponse
-	31, // 45: bourse.risk.v1.RiskService.RestoreReservations:output_type -> bourse.risk.v1.RestoreReservationsResponse
-	25, // 46: bourse.risk.v1.RiskService.ApplyExecutions:output_type -> bourse.risk.v1.ApplyExecutionsResponse
-	33, // 47: bourse.risk.v1.RiskService.GetAccount:output_type -> bourse.risk.v1.GetAccountResponse
-	35, // 48: bourse.risk.v1.RiskService.SetLimits:output_type -> bourse.risk.v1.SetLimitsResponse
-	37, // 49: bourse.risk.v1.RiskService.SetTradingState:output_type -> bourse.risk.v1.SetTradingStateResponse
-	37, // [37:50] is the sub-list for method output_type
-	24, // [24:37] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	19, // 8: bourse.risk.v1.CheckOrdersRequest.orders:type_name -> bourse.risk.v1.CheckOrderRequest
+	23, // 9: bourse.risk.v1.CheckOrdersResponse.results:type_name -> bourse.risk.v1.CheckOrdersResult
+	3,  // 10: bourse.risk.v1.CheckOrdersResult.reject_reason:type_name -> bourse.risk.v1.RejectReason
+	0,  // 11: bourse.risk.v1.Execution.side:type_name -> bourse.risk.v1.Side
+	43, // 12: bourse.risk.v1.Execution.time:type_name -> google.protobuf.Timestamp
+	28, // 13: bourse.risk.v1.ApplyExecutionsRequest.executions:type_name -> bourse.risk.v1.Execution
+	43, // 14: bourse.risk.v1.Position.trading_day_start:type_name -> google.protobuf.Timestamp
+	6,  // 15: bourse.risk.v1.Position.limits:type_name -> bourse.risk.v1.Limits
+	0,  // 16: bourse.risk.v1.Reservation.side:type_name -> bourse.risk.v1.Side
+	34, // 17: bourse.risk.v1.RestoreReservationsRequest.reservations:type_name -> bourse.risk.v1.Reservation
+	2,  // 18: bourse.risk.v1.Account.trading_state:type_name -> bourse.risk.v1.TradingState
+	2,  // 19: bourse.risk.v1.Account.global_trading_state:type_name -> bourse.risk.v1.TradingState
+	6,  // 20: bourse.risk.v1.Account.limits:type_name -> bourse.risk.v1.Limits
+	32, // 21: bourse.risk.v1.Account.balances:type_name -> bourse.risk.v1.Balance
+	33, // 22: bourse.risk.v1.Account.positions:type_name -> bourse.risk.v1.Position
+	34, // 23: bourse.risk.v1.Account.reservations:type_name -> bourse.risk.v1.Reservation
+	37, // 24: bourse.risk.v1.GetAccountResponse.account:type_name -> bourse.risk.v1.Account
+	6,  // 25: bourse.risk.v1.SetLimitsRequest.limits:type_name -> bourse.risk.v1.Limits
+	2,  // 26: bourse.risk.v1.SetTradingStateRequest.state:type_name -> bourse.risk.v1.TradingState
+	7,  // 27: bourse.risk.v1.RiskService.DefineAsset:input_type -> bourse.risk.v1.DefineAssetRequest
+	9,  // 28: bourse.risk.v1.RiskService.DefineSymbol:input_type -> bourse.risk.v1.DefineSymbolRequest
+	11, // 29: bourse.risk.v1.RiskService.ListSymbols:input_type -> bourse.risk.v1.ListSymbolsRequest
+	13, // 30: bourse.risk.v1.RiskService.OpenAccount:input_type -> bourse.risk.v1.OpenAccountRequest
+	15, // 31: bourse.risk.v1.RiskService.Credit:input_type -> bourse.risk.v1.CreditRequest
+	17, // 32: bourse.risk.v1.RiskService.Debit:input_type -> bourse.risk.v1.DebitRequest
+	19, // 33: bourse.risk.v1.RiskService.CheckOrder:input_type -> bourse.risk.v1.CheckOrderRequest
+	21, // 34: bourse.risk.v1.RiskService.CheckOrders:input_type -> bourse.risk.v1.CheckOrdersRequest
+	26, // 35: bourse.risk.v1.RiskService.ReleaseReservation:input_type -> bourse.risk.v1.ReleaseReservationRequest
+	24, // 36: bourse.risk.v1.RiskService.ReleaseReservations:input_type -> bourse.risk.v1.ReleaseReservationsRequest
+	35, // 37: bourse.risk.v1.RiskService.RestoreReservations:input_type -> bourse.risk.v1.RestoreReservationsRequest
+	29, // 38: bourse.risk.v1.RiskService.ApplyExecutions:input_type -> bourse.risk.v1.ApplyExecutionsRequest
+	31, // 39: bourse.risk.v1.RiskService.GetAccount:input_type -> bourse.risk.v1.GetAccountRequest
+	39, // 40: bourse.risk.v1.RiskService.SetLimits:input_type -> bourse.risk.v1.SetLimitsRequest
+	41, // 41: bourse.risk.v1.RiskService.SetTradingState:input_type -> bourse.risk.v1.SetTradingStateRequest
+	8,  // 42: bourse.risk.v1.RiskService.DefineAsset:output_type -> bourse.risk.v1.DefineAssetResponse
+	10, // 43: bourse.risk.v1.RiskService.DefineSymbol:output_type -> bourse.risk.v1.DefineSymbolResponse
+	12, // 44: bourse.risk.v1.RiskService.ListSymbols:output_type -> bourse.risk.v1.ListSymbolsResponse
+	14, // 45: bourse.risk.v1.RiskService.OpenAccount:output_type -> bourse.risk.v1.OpenAccountResponse
+	16, // 46: bourse.risk.v1.RiskService.Credit:output_type -> bourse.risk.v1.CreditResponse
+	18, // 47: bourse.risk.v1.RiskService.Debit:output_type -> bourse.risk.v1.DebitResponse
+	20, // 48: bourse.risk.v1.RiskService.CheckOrder:output_type -> bourse.risk.v1.CheckOrderResponse
+	22, // 49: bourse.risk.v1.RiskService.CheckOrders:output_type -> bourse.risk.v1.CheckOrdersResponse
+	27, // 50: bourse.risk.v1.RiskService.ReleaseReservation:output_type -> bourse.risk.v1.ReleaseReservationResponse
+	25, // 51: bourse.risk.v1.RiskService.ReleaseReservations:output_type -> bourse.risk.v1.ReleaseReservationsResponse
+	36, // 52: bourse.risk.v1.RiskService.RestoreReservations:output_type -> bourse.risk.v1.RestoreReservationsResponse
+	30, // 53: bourse.risk.v1.RiskService.ApplyExecutions:output_type -> bourse.risk.v1.ApplyExecutionsResponse
+	38, // 54: bourse.risk.v1.RiskService.GetAccount:output_type -> bourse.risk.v1.GetAccountResponse
+	40, // 55: bourse.risk.v1.RiskService.SetLimits:output_type -> bourse.risk.v1.SetLimitsResponse
+	42, // 56: bourse.risk.v1.RiskService.SetTradingState:output_type -> bourse.risk.v1.SetTradingStateResponse
+	42, // [42:57] is the sub-list for method output_type
+	27, // [27:42] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_bourse_risk_v1_risk_proto_init() }
@@ -2665,7 +2948,7 @@ func file_bourse_risk_v1_risk_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bourse_risk_v1_risk_proto_rawDesc), len(file_bourse_risk_v1_risk_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   34,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

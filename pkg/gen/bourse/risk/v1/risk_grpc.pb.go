@@ -26,7 +26,9 @@ const (
 	RiskService_Credit_FullMethodName              = "/bourse.risk.v1.RiskService/Credit"
 	RiskService_Debit_FullMethodName               = "/bourse.risk.v1.RiskService/Debit"
 	RiskService_CheckOrder_FullMethodName          = "/bourse.risk.v1.RiskService/CheckOrder"
+	RiskService_CheckOrders_FullMethodName         = "/bourse.risk.v1.RiskService/CheckOrders"
 	RiskService_ReleaseReservation_FullMethodName  = "/bourse.risk.v1.RiskService/ReleaseReservation"
+	RiskService_ReleaseReservations_FullMethodName = "/bourse.risk.v1.RiskService/ReleaseReservations"
 	RiskService_RestoreReservations_FullMethodName = "/bourse.risk.v1.RiskService/RestoreReservations"
 	RiskService_ApplyExecutions_FullMethodName     = "/bourse.risk.v1.RiskService/ApplyExecutions"
 	RiskService_GetAccount_FullMethodName          = "/bourse.risk.v1.RiskService/GetAccount"
@@ -57,8 +59,15 @@ type RiskServiceClient interface {
 	// CheckOrder vets an order and reserves what it needs, or rejects it with a reason. The account
 	// itself or admin (matching calls on the account's behalf).
 	CheckOrder(ctx context.Context, in *CheckOrderRequest, opts ...grpc.CallOption) (*CheckOrderResponse, error)
+	// CheckOrders is CheckOrder for many orders in one call, answered item by item in request order;
+	// one order's refusal or malformed field does not affect the others. The caller must be admin or
+	// the account of every order.
+	CheckOrders(ctx context.Context, in *CheckOrdersRequest, opts ...grpc.CallOption) (*CheckOrdersResponse, error)
 	// ReleaseReservation frees what an open order still holds (cancel, expiry). Admin only.
 	ReleaseReservation(ctx context.Context, in *ReleaseReservationRequest, opts ...grpc.CallOption) (*ReleaseReservationResponse, error)
+	// ReleaseReservations releases many reservations; ids that are not open (already released or
+	// filled) are counted, not errors, so a caller can safely repeat a batch. Admin only.
+	ReleaseReservations(ctx context.Context, in *ReleaseReservationsRequest, opts ...grpc.CallOption) (*ReleaseReservationsResponse, error)
 	// RestoreReservations recreates the reservations of resting orders after a risk restart, with their
 	// original ids (matching calls it on start with its open orders). Admin only.
 	RestoreReservations(ctx context.Context, in *RestoreReservationsRequest, opts ...grpc.CallOption) (*RestoreReservationsResponse, error)
@@ -151,10 +160,30 @@ func (c *riskServiceClient) CheckOrder(ctx context.Context, in *CheckOrderReques
 	return out, nil
 }
 
+func (c *riskServiceClient) CheckOrders(ctx context.Context, in *CheckOrdersRequest, opts ...grpc.CallOption) (*CheckOrdersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckOrdersResponse)
+	err := c.cc.Invoke(ctx, RiskService_CheckOrders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *riskServiceClient) ReleaseReservation(ctx context.Context, in *ReleaseReservationRequest, opts ...grpc.CallOption) (*ReleaseReservationResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReleaseReservationResponse)
 	err := c.cc.Invoke(ctx, RiskService_ReleaseReservation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *riskServiceClient) ReleaseReservations(ctx context.Context, in *ReleaseReservationsRequest, opts ...grpc.CallOption) (*ReleaseReservationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseReservationsResponse)
+	err := c.cc.Invoke(ctx, RiskService_ReleaseReservations_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -234,8 +263,15 @@ type RiskServiceServer interface {
 	// CheckOrder vets an order and reserves what it needs, or rejects it with a reason. The account
 	// itself or admin (matching calls on the account's behalf).
 	CheckOrder(context.Context, *CheckOrderRequest) (*CheckOrderResponse, error)
+	// CheckOrders is CheckOrder for many orders in one call, answered item by item in request order;
+	// one order's refusal or malformed field does not affect the others. The caller must be admin or
+	// the account of every order.
+	CheckOrders(context.Context, *CheckOrdersRequest) (*CheckOrdersResponse, error)
 	// ReleaseReservation frees what an open order still holds (cancel, expiry). Admin only.
 	ReleaseReservation(context.Context, *ReleaseReservationRequest) (*ReleaseReservationResponse, error)
+	// ReleaseReservations releases many reservations; ids that are not open (already released or
+	// filled) are counted, not errors, so a caller can safely repeat a batch. Admin only.
+	ReleaseReservations(context.Context, *ReleaseReservationsRequest) (*ReleaseReservationsResponse, error)
 	// RestoreReservations recreates the reservations of resting orders after a risk restart, with their
 	// original ids (matching calls it on start with its open orders). Admin only.
 	RestoreReservations(context.Context, *RestoreReservationsRequest) (*RestoreReservationsResponse, error)
@@ -279,8 +315,14 @@ func (UnimplementedRiskServiceServer) Debit(context.Context, *DebitRequest) (*De
 func (UnimplementedRiskServiceServer) CheckOrder(context.Context, *CheckOrderRequest) (*CheckOrderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckOrder not implemented")
 }
+func (UnimplementedRiskServiceServer) CheckOrders(context.Context, *CheckOrdersRequest) (*CheckOrdersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckOrders not implemented")
+}
 func (UnimplementedRiskServiceServer) ReleaseReservation(context.Context, *ReleaseReservationRequest) (*ReleaseReservationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleaseReservation not implemented")
+}
+func (UnimplementedRiskServiceServer) ReleaseReservations(context.Context, *ReleaseReservationsRequest) (*ReleaseReservationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseReservations not implemented")
 }
 func (UnimplementedRiskServiceServer) RestoreReservations(context.Context, *RestoreReservationsRequest) (*RestoreReservationsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RestoreReservations not implemented")
@@ -444,6 +486,24 @@ func _RiskService_CheckOrder_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RiskService_CheckOrders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckOrdersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RiskServiceServer).CheckOrders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RiskService_CheckOrders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RiskServiceServer).CheckOrders(ctx, req.(*CheckOrdersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RiskService_ReleaseReservation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReleaseReservationRequest)
 	if err := dec(in); err != nil {
@@ -458,6 +518,24 @@ func _RiskService_ReleaseReservation_Handler(srv interface{}, ctx context.Contex
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RiskServiceServer).ReleaseReservation(ctx, req.(*ReleaseReservationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RiskService_ReleaseReservations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseReservationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RiskServiceServer).ReleaseReservations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RiskService_ReleaseReservations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RiskServiceServer).ReleaseReservations(ctx, req.(*ReleaseReservationsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -588,8 +666,16 @@ var RiskService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _RiskService_CheckOrder_Handler,
 		},
 		{
+			MethodName: "CheckOrders",
+			Handler:    _RiskService_CheckOrders_Handler,
+		},
+		{
 			MethodName: "ReleaseReservation",
 			Handler:    _RiskService_ReleaseReservation_Handler,
+		},
+		{
+			MethodName: "ReleaseReservations",
+			Handler:    _RiskService_ReleaseReservations_Handler,
 		},
 		{
 			MethodName: "RestoreReservations",

@@ -1,0 +1,9 @@
+package exchange
+
+import (
+	"errors"
+
+	"github.com/bourse-dev/bourse/pkg/errs"
+)
+
+func asErr(err error, target **errs.Error) bool { return errors.As(err, target) }

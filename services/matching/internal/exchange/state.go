@@ -1,0 +1,132 @@
+package exchange
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/bourse-dev/bourse/services/matching/internal/journal"
+)
+
+// shardState is a shard's snapshot: every market's spec, service-side order records and the book's
+// own canonical snapshot. Orders are sorted and maps avoided, so equal states encode to equal bytes.
+type shardState struct {
+	Markets []marketState `json:"markets"`
+}
+
+type marketState struct {
+	Spec     Spec         `json:"spec"`
+	LastID   uint64       `json:"last_id"`
+	MDSeq    uint64       `json:"md_seq"`
+	Accounts []string     `json:"accounts"`
+	Orders   []orderState `json:"orders"`
+	Closed   []uint64     `json:"closed"` // oldest first
+	Book     []byte       `json:"book"`
+}
+
+// orderState is Order with its unexported fields, for snapshots.
+type orderState struct {
+	Order
+	Reservation  uint64 `json:"reservation"`
+	ReservePrice int64  `json:"reserve_price"`
+	Acct         uint32 `json:"acct"`
+}
+
+func (sh *shard) encodeState() ([]byte, error) {
+	var st shardState
+	for _, m := range sh.markets {
+		ms := marketState{Spec: m.spec, LastID: m.lastID, MDSeq: m.mdSeq, Accounts: m.acctNames,
+			Closed: m.closed[m.closedHd:], Book: m.book.AppendSnapshot(nil)}
+		for _, o := range m.orders {
+			ms.Orders = append(ms.Orders, orderState{Order: *o, Reservation: o.reservation, ReservePrice: o.reservePrice, Acct: o.acct})
+		}
+		sort.Slice(ms.Orders, func(i, j int) bool { return ms.Orders[i].ID < ms.Orders[j].ID })
+		st.Markets = append(st.Markets, ms)
+	}
+	return json.Marshal(st)
+}
+
+func (sh *shard) decodeState(data []byte) error {
+	var st shardState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	for _, ms := range st.Markets {
+		m := sh.addMarket(ms.Spec)
+		if err := m.book.Restore(ms.Book); err != nil {
+			return fmt.Errorf("snapshot of %s: %w", ms.Spec.Symbol, err)
+		}
+		m.lastID, m.mdSeq = ms.LastID, ms.MDSeq
+		for _, a := range ms.Accounts {
+			m.acctNum(a)
+		}
+		for _, os := range ms.Orders {
+			o := os.Order
+			o.reservation, o.reservePrice, o.acct = os.Reservation, os.ReservePrice, os.Acct
+			m.orders[o.ID] = &o
+			m.clientIDs[clientKey(o.Account, o.ClientOrderID)] = o.ID
+		}
+		m.closed = append([]uint64(nil), ms.Closed...)
+		m.publishTop()
+	}
+	return nil
+}
+
+// recover loads the newest snapshot and replays the journal after it. The settlements of replayed
+// commands are queued for the reporter: the risk service skips those it already has.
+func (sh *shard) recover() (records int, err error) {
+	seq, data, ok, err := sh.journal.LatestSnapshot()
+	if err != nil {
+		return 0, err
+	}
+	if ok {
+		if err := sh.decodeState(data); err != nil {
+			return 0, err
+		}
+	}
+	out := output{replay: true}
+	bySymbol := map[string]*market{}
+	for _, m := range sh.markets {
+		bySymbol[m.spec.Symbol] = m
+	}
+	var last uint64
+	for rec, err := range sh.journal.Replay(seq + 1) {
+		if err != nil {
+			return records, err
+		}
+		c, err := journal.Decode(rec.Payload)
+		if err != nil {
+			return records, fmt.Errorf("record %d: %w", rec.Seq, err)
+		}
+		records++
+		last = rec.Seq
+		if c.Kind == journal.CommandAddSymbol {
+			spec, err := decodeSpec(c.Spec)
+			if err != nil {
+				return records, fmt.Errorf("record %d: %w", rec.Seq, err)
+			}
+			if spec.Instrument() != c.Instrument {
+				return records, fmt.Errorf("record %d: instrument does not match the spec of %s", rec.Seq, spec.Symbol)
+			}
+			bySymbol[spec.Symbol] = sh.addMarket(spec)
+			continue
+		}
+		m := bySymbol[c.Symbol]
+		if m == nil {
+			return records, fmt.Errorf("record %d: command for unknown symbol %q", rec.Seq, c.Symbol)
+		}
+		if c.Kind == journal.CommandSubmit && c.Order.ID != m.lastID+1 {
+			return records, errors.New("order ids in the journal are not consecutive")
+		}
+		m.apply(&c, &out)
+	}
+	out.md = nil
+	for _, m := range sh.markets {
+		m.publishTop()
+	}
+	if len(out.execs) > 0 || len(out.releases) > 0 {
+		sh.rep.push(reportBatch{seq: last, execs: out.execs, releases: out.releases})
+	}
+	return records, nil
+}
