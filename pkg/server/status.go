@@ -47,3 +47,22 @@ func ToStatus(err error) error {
 	}
 	return status.Error(codes.Internal, "internal error")
 }
+
+// FromStatus turns an error from a call to another service into a domain error of the matching
+// kind, prefixed with what was called, so a handler that returns it answers with the same code
+// (Unavailable stays retryable, NotFound stays NotFound). Unknown codes become Unavailable.
+func FromStatus(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return errs.Wrap(errs.KindUnavailable, err, "%s", what)
+	}
+	for kind, code := range kindCodes {
+		if code == st.Code() && code != codes.Internal {
+			return errs.New(kind, "%s: %s", what, st.Message())
+		}
+	}
+	return errs.New(errs.KindUnavailable, "%s: %s: %s", what, st.Code(), st.Message())
+}

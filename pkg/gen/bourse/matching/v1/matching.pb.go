@@ -2076,10 +2076,9 @@ func (x *StreamMarketDataRequest) GetDepth() uint32 {
 type StreamMarketDataResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Symbol string                 `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
-	// The book sequence number after this update. Within a symbol, snapshot.sequence is followed by
-	// updates whose first_sequence is the previous sequence + 1; anything else is a gap.
-	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
-	FirstSequence uint64 `protobuf:"varint,3,opt,name=first_sequence,json=firstSequence,proto3" json:"first_sequence,omitempty"`
+	// Market-data sequence of this update. Within a symbol the snapshot carries sequence N and the
+	// updates after it N+1, N+2, ...: anything else is a gap, and the client resubscribes.
+	Sequence uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// Types that are valid to be assigned to Update:
 	//
 	//	*StreamMarketDataResponse_Snapshot
@@ -2129,13 +2128,6 @@ func (x *StreamMarketDataResponse) GetSymbol() string {
 func (x *StreamMarketDataResponse) GetSequence() uint64 {
 	if x != nil {
 		return x.Sequence
-	}
-	return 0
-}
-
-func (x *StreamMarketDataResponse) GetFirstSequence() uint64 {
-	if x != nil {
-		return x.FirstSequence
 	}
 	return 0
 }
@@ -2717,14 +2709,13 @@ const file_bourse_matching_v1_matching_proto_rawDesc = "" +
 	"ask_orders\x18\a \x03(\v2\x1d.bourse.matching.v1.BookOrderR\taskOrders\"I\n" +
 	"\x17StreamMarketDataRequest\x12\x18\n" +
 	"\asymbols\x18\x01 \x03(\tR\asymbols\x12\x14\n" +
-	"\x05depth\x18\x02 \x01(\rR\x05depth\"\xf9\x01\n" +
+	"\x05depth\x18\x02 \x01(\rR\x05depth\"\xd8\x01\n" +
 	"\x18StreamMarketDataResponse\x12\x16\n" +
 	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12%\n" +
-	"\x0efirst_sequence\x18\x03 \x01(\x04R\rfirstSequence\x12A\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12A\n" +
 	"\bsnapshot\x18\x04 \x01(\v2#.bourse.matching.v1.GetBookResponseH\x00R\bsnapshot\x125\n" +
 	"\x05delta\x18\x05 \x01(\v2\x1d.bourse.matching.v1.BookDeltaH\x00R\x05deltaB\b\n" +
-	"\x06update\"w\n" +
+	"\x06updateJ\x04\b\x03\x10\x04\"w\n" +
 	"\tBookDelta\x127\n" +
 	"\x06levels\x18\x01 \x03(\v2\x1f.bourse.matching.v1.LevelChangeR\x06levels\x121\n" +
 	"\x06trades\x18\x02 \x03(\v2\x19.bourse.matching.v1.TradeR\x06trades\"\x89\x01\n" +

@@ -1,0 +1,70 @@
+// Command matching serves bourse.matching.v1.MatchingService: one order book per symbol, every
+// order checked by the risk service, every accepted command journaled and fsynced before it is
+// acknowledged, fills settled with risk, and market data streamed.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/bourse-dev/bourse/pkg/client"
+	matchingv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/matching/v1"
+	riskv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/risk/v1"
+	"github.com/bourse-dev/bourse/pkg/server"
+	"github.com/bourse-dev/bourse/services/matching/internal/exchange"
+	"github.com/bourse-dev/bourse/services/matching/internal/grpcapi"
+	"github.com/bourse-dev/bourse/services/matching/internal/riskclient"
+)
+
+func main() {
+	app := server.NewApp("matching", server.Defaults{GRPCAddr: "127.0.0.1:7003", MetricsAddr: "127.0.0.1:9103"})
+	fs := app.Flags()
+	dataDir := fs.String("data-dir", "data/matching", "directory of the journals and snapshots")
+	riskAddr := fs.String("risk-addr", "consul:///risk", "the risk service: consul:///risk or host:port")
+	riskKey := fs.String("risk-api-key", "", "admin API key matching uses to call the risk service")
+	shards := fs.Int("shards", max(1, runtime.GOMAXPROCS(0)), "symbol groups, each with its own goroutine and journal")
+	retain := fs.Int("retain-closed", 100_000, "closed orders kept per symbol for GetOrder and client order id idempotency")
+	snapshotEvery := fs.Int("snapshot-every", 100_000, "journaled commands between snapshots of a symbol group (0: never)")
+	dayEnd := fs.Duration("day-end", 0, "when DAY orders expire, as an offset from 00:00 UTC (e.g. 22h)")
+	noSync := fs.Bool("unsafe-no-fsync", false, "skip fsync of the journal (benchmarks only: a power loss can lose acknowledged orders)")
+	riskTimeout := fs.Duration("risk-timeout", 5*time.Second, "deadline of each call to the risk service")
+
+	os.Exit(app.Main(func(ctx context.Context, env *server.Env) (server.Service, error) {
+		conn, err := env.Dial(*riskAddr, client.Options{
+			APIKey: *riskKey,
+			Idempotent: []string{
+				riskv1.RiskService_ListSymbols_FullMethodName,
+				riskv1.RiskService_ApplyExecutions_FullMethodName,
+				riskv1.RiskService_ReleaseReservations_FullMethodName,
+			},
+		})
+		if err != nil {
+			return server.Service{}, fmt.Errorf("dial risk: %w", err)
+		}
+		x, err := exchange.Open(ctx, exchange.Config{
+			DataDir: *dataDir, Shards: *shards, Retain: *retain, SnapshotEvery: *snapshotEvery, NoSync: *noSync,
+			DayEnd: *dayEnd, RiskTimeout: *riskTimeout, Logger: env.Logger, Fail: env.Fail,
+		}, riskclient.New(riskv1.NewRiskServiceClient(conn)))
+		if err != nil {
+			conn.Close()
+			return server.Service{}, fmt.Errorf("open exchange: %w", err)
+		}
+		api := grpcapi.New(x)
+		api.Draining = env.Draining
+		return server.Service{
+			Register: func(s grpc.ServiceRegistrar) { matchingv1.RegisterMatchingServiceServer(s, api) },
+			Policy:   grpcapi.Policy,
+			Meta:     map[string]string{"shards": strconv.Itoa(*shards), "fsync": strconv.FormatBool(!*noSync)},
+			Close: func(ctx context.Context) error {
+				defer conn.Close()
+				return x.Close(ctx)
+			},
+		}, nil
+	}))
+}

@@ -1,0 +1,205 @@
+// Package grpcapi exposes the exchange as bourse.matching.v1.MatchingService: it checks who may act
+// for which account, parses decimal strings with the symbol's rules, and waits for the exchange's
+// answer. Domain errors become status codes in the server runtime.
+package grpcapi
+
+import (
+	"context"
+
+	"github.com/bourse-dev/bourse/pkg/auth"
+	"github.com/bourse-dev/bourse/pkg/errs"
+	matchingv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/matching/v1"
+	"github.com/bourse-dev/bourse/services/matching/internal/exchange"
+)
+
+// Policy: adding symbols is for operators; order calls check the account in their handlers.
+var Policy = auth.Policy{
+	matchingv1.MatchingService_AddSymbol_FullMethodName: auth.AdminOnly,
+}
+
+// Server implements matchingv1.MatchingServiceServer.
+type Server struct {
+	matchingv1.UnimplementedMatchingServiceServer
+	x *exchange.Exchange
+	// MarketDataBuffer is how many updates a slow market-data subscriber may lag before it is cut off.
+	MarketDataBuffer int
+	// MaxInFlight bounds the commands one StreamOrders stream may have unanswered.
+	MaxInFlight int
+	// Draining, when closed, ends market-data streams so clients reconnect elsewhere.
+	Draining <-chan struct{}
+}
+
+// New returns the gRPC server over x.
+func New(x *exchange.Exchange) *Server { return &Server{x: x, MarketDataBuffer: 4096, MaxInFlight: 8192} }
+
+// await runs an exchange call and waits for its answer or the caller's deadline. A command whose
+// caller gave up may still complete: the client finds out with GetOrder by client_order_id.
+func await(ctx context.Context, call func(done func(exchange.Result))) (exchange.Result, error) {
+	ch := make(chan exchange.Result, 1)
+	call(func(r exchange.Result) { ch <- r })
+	select {
+	case r := <-ch:
+		return r, r.Err
+	case <-ctx.Done():
+		return exchange.Result{}, ctx.Err()
+	}
+}
+
+func (s *Server) AddSymbol(ctx context.Context, req *matchingv1.AddSymbolRequest) (*matchingv1.AddSymbolResponse, error) {
+	sym := req.GetSymbol()
+	if sym == nil {
+		return nil, errs.Invalid("symbol", "is required")
+	}
+	spec, err := s.x.AddSymbol(ctx, exchange.SpecInput{Symbol: sym.GetSymbol(), TickSize: sym.GetTickSize(), LotSize: sym.GetLotSize(),
+		MinQty: sym.GetMinQuantity(), MaxQty: sym.GetMaxQuantity(), MaxPrice: sym.GetMaxPrice(), MarketProtection: sym.GetMarketProtection()})
+	if err != nil {
+		return nil, err
+	}
+	return &matchingv1.AddSymbolResponse{Symbol: specToProto(&spec)}, nil
+}
+
+func (s *Server) ListSymbols(context.Context, *matchingv1.ListSymbolsRequest) (*matchingv1.ListSymbolsResponse, error) {
+	specs := s.x.Symbols()
+	resp := &matchingv1.ListSymbolsResponse{}
+	for i := range specs {
+		resp.Symbols = append(resp.Symbols, specToProto(&specs[i]))
+	}
+	return resp, nil
+}
+
+func (s *Server) SubmitOrder(ctx context.Context, req *matchingv1.SubmitOrderRequest) (*matchingv1.SubmitOrderResponse, error) {
+	if err := auth.RequireAccess(ctx, req.GetAccountId()); err != nil {
+		return nil, err
+	}
+	spec, or, err := s.orderRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	r, err := await(ctx, func(done func(exchange.Result)) { s.x.Submit(or, done) })
+	if err != nil {
+		return nil, err
+	}
+	return &matchingv1.SubmitOrderResponse{Order: orderToProto(spec, &r.Order), Fills: fillsToProto(spec, r.Fills), Duplicate: r.Duplicate}, nil
+}
+
+func (s *Server) CancelOrder(ctx context.Context, req *matchingv1.CancelOrderRequest) (*matchingv1.CancelOrderResponse, error) {
+	if err := auth.RequireAccess(ctx, req.GetAccountId()); err != nil {
+		return nil, err
+	}
+	spec, err := s.x.Spec(req.GetSymbol())
+	if err != nil {
+		return nil, err
+	}
+	ref := exchange.OrderRef{Account: req.GetAccountId(), Symbol: req.GetSymbol(), OrderID: req.GetOrderId(), ClientOrderID: req.GetClientOrderId()}
+	r, err := await(ctx, func(done func(exchange.Result)) { s.x.Cancel(ref, done) })
+	if err != nil {
+		return nil, err
+	}
+	return &matchingv1.CancelOrderResponse{Order: orderToProto(spec, &r.Order)}, nil
+}
+
+func (s *Server) CancelAllOrders(ctx context.Context, req *matchingv1.CancelAllOrdersRequest) (*matchingv1.CancelAllOrdersResponse, error) {
+	if err := auth.RequireAccess(ctx, req.GetAccountId()); err != nil {
+		return nil, err
+	}
+	r, err := await(ctx, func(done func(exchange.Result)) { s.x.CancelAll(req.GetAccountId(), req.GetSymbol(), done) })
+	if err != nil {
+		return nil, err
+	}
+	return &matchingv1.CancelAllOrdersResponse{Cancelled: uint32(r.Cancelled)}, nil
+}
+
+func (s *Server) AmendOrder(ctx context.Context, req *matchingv1.AmendOrderRequest) (*matchingv1.AmendOrderResponse, error) {
+	if err := auth.RequireAccess(ctx, req.GetAccountId()); err != nil {
+		return nil, err
+	}
+	spec, ar, err := s.amendRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	r, err := await(ctx, func(done func(exchange.Result)) { s.x.Amend(ar, done) })
+	if err != nil {
+		return nil, err
+	}
+	return &matchingv1.AmendOrderResponse{Order: orderToProto(spec, &r.Order), Fills: fillsToProto(spec, r.Fills)}, nil
+}
+
+func (s *Server) GetOrder(ctx context.Context, req *matchingv1.GetOrderRequest) (*matchingv1.GetOrderResponse, error) {
+	if err := auth.RequireAccess(ctx, req.GetAccountId()); err != nil {
+		return nil, err
+	}
+	spec, err := s.x.Spec(req.GetSymbol())
+	if err != nil {
+		return nil, err
+	}
+	ref := exchange.OrderRef{Account: req.GetAccountId(), Symbol: req.GetSymbol(), OrderID: req.GetOrderId(), ClientOrderID: req.GetClientOrderId()}
+	r, err := await(ctx, func(done func(exchange.Result)) { s.x.GetOrder(ref, done) })
+	if err != nil {
+		return nil, err
+	}
+	return &matchingv1.GetOrderResponse{Order: orderToProto(spec, &r.Order)}, nil
+}
+
+func (s *Server) GetBook(ctx context.Context, req *matchingv1.GetBookRequest) (*matchingv1.GetBookResponse, error) {
+	depth, err := depthOf(req.GetDepth())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetIncludeOrders() {
+		if id, ok := auth.FromContext(ctx); !ok || !id.IsAdmin() {
+			return nil, errs.New(errs.KindPermissionDenied, "include_orders: L3 shows every account's orders; admin only")
+		}
+	}
+	type answer struct {
+		v   *exchange.BookView
+		err error
+	}
+	ch := make(chan answer, 1)
+	s.x.Book(req.GetSymbol(), depth, req.GetIncludeOrders(), func(v *exchange.BookView, err error) { ch <- answer{v, err} })
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			return nil, a.err
+		}
+		return viewToProto(a.v), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func depthOf(d uint32) (int, error) {
+	switch {
+	case d == 0:
+		return 20, nil
+	case d > 1000:
+		return 0, errs.Invalid("depth", "at most 1000")
+	}
+	return int(d), nil
+}
+
+func (s *Server) StreamMarketData(req *matchingv1.StreamMarketDataRequest, stream matchingv1.MatchingService_StreamMarketDataServer) error {
+	depth, err := depthOf(req.GetDepth())
+	if err != nil {
+		return err
+	}
+	sub, err := s.x.Subscribe(req.GetSymbols(), depth, s.MarketDataBuffer)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	ctx := stream.Context()
+	for {
+		select {
+		case md := <-sub.C:
+			if err := stream.Send(marketDataToProto(&md)); err != nil {
+				return err
+			}
+		case <-sub.Done():
+			return sub.Err()
+		case <-s.Draining:
+			return errs.New(errs.KindUnavailable, "matching is shutting down; resubscribe")
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
