@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -111,7 +110,9 @@ func TestSubmitMatchSettle(t *testing.T) {
 	if f := buy.Fills[0]; f.Price != 10000 || f.Qty != 3 || f.Maker {
 		t.Fatalf("fill at the maker's price expected: %+v", f)
 	}
-	got := call(t, func(d func(Result)) { x.GetOrder(OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: sell.Order.ID}, d) })
+	got := call(t, func(d func(Result)) {
+		x.GetOrder(OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: sell.Order.ID}, d)
+	})
 	if got.Order.Status != StatusPartiallyFilled || got.Order.Filled != 3 || got.Order.Remaining != 2 {
 		t.Fatalf("maker after partial fill: %+v", got.Order)
 	}
@@ -195,7 +196,9 @@ func TestAmendRules(t *testing.T) {
 	checksBefore := risk.next
 
 	// A decrease keeps priority and needs no risk check.
-	r := call(t, func(d func(Result)) { x.Amend(AmendRequest{OrderRef: OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: a.ID}, Qty: 4}, d) })
+	r := call(t, func(d func(Result)) {
+		x.Amend(AmendRequest{OrderRef: OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: a.ID}, Qty: 4}, d)
+	})
 	if r.Err != nil || r.Order.Qty != 4 || risk.next != checksBefore {
 		t.Fatalf("decrease: %+v (checks %d → %d)", r, checksBefore, risk.next)
 	}
@@ -208,7 +211,9 @@ func TestAmendRules(t *testing.T) {
 		t.Fatalf("alice should have kept time priority: %+v", got.Order)
 	}
 	// An increase needs a new reservation and the old one is released.
-	r = call(t, func(d func(Result)) { x.Amend(AmendRequest{OrderRef: OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: a.ID}, Qty: 10}, d) })
+	r = call(t, func(d func(Result)) {
+		x.Amend(AmendRequest{OrderRef: OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: a.ID}, Qty: 10}, d)
+	})
 	if r.Err != nil || r.Order.Qty != 10 || risk.next != checksBefore+2 {
 		t.Fatalf("increase: %+v", r)
 	}
@@ -223,7 +228,9 @@ func TestAmendRules(t *testing.T) {
 	risk.mu.Lock()
 	risk.rejectAll = true
 	risk.mu.Unlock()
-	r = call(t, func(d func(Result)) { x.Amend(AmendRequest{OrderRef: OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: a.ID}, Price: 9500}, d) })
+	r = call(t, func(d func(Result)) {
+		x.Amend(AmendRequest{OrderRef: OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: a.ID}, Price: 9500}, d)
+	})
 	if r.Order.Reject != RejectRisk || r.Order.Price != 9000 {
 		t.Fatalf("risk-refused amend: %+v", r)
 	}
@@ -346,8 +353,6 @@ func TestReplayEqualsLive(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(live, replayed) {
-				_ = os.WriteFile("/tmp/live.json", live, 0o644)
-				_ = os.WriteFile("/tmp/replayed.json", replayed, 0o644)
 				t.Fatalf("replayed state differs from the live one (%d vs %d bytes)", len(live), len(replayed))
 			}
 			waitSettled(t, y)

@@ -30,7 +30,9 @@ type Server struct {
 }
 
 // New returns the gRPC server over x.
-func New(x *exchange.Exchange) *Server { return &Server{x: x, MarketDataBuffer: 4096, MaxInFlight: 8192} }
+func New(x *exchange.Exchange) *Server {
+	return &Server{x: x, MarketDataBuffer: 4096, MaxInFlight: 8192}
+}
 
 // await runs an exchange call and waits for its answer or the caller's deadline. A command whose
 // caller gave up may still complete: the client finds out with GetOrder by client_order_id.

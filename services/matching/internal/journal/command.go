@@ -51,14 +51,14 @@ type Command struct {
 	Instrument book.Instrument // CommandAddSymbol
 	// Spec is the service's description of the symbol (its decimal rules), stored with
 	// CommandAddSymbol so that replay needs nothing but the journal.
-	Spec string
-	Order      book.NewOrder   // CommandSubmit
+	Spec  string
+	Order book.NewOrder // CommandSubmit
 	// ClientType is the order type the client asked for, when the service maps it onto another
 	// book type (a market order enters the book as a limit IOC at its protection price).
-	ClientType uint8 // CommandSubmit
-	Amend      book.Amend      // CommandAmend
-	OrderID    uint64          // CommandCancel
-	Account    uint32          // CommandCancelAll
+	ClientType uint8      // CommandSubmit
+	Amend      book.Amend // CommandAmend
+	OrderID    uint64     // CommandCancel
+	Account    uint32     // CommandCancelAll
 }
 
 // Encoding, version 1. Integers are varints: unsigned for ids, counts and
