@@ -167,7 +167,21 @@ func (x *Exchange) restoreReservations(ctx context.Context) error {
 		return nil
 	}
 	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
-	err := x.risk.Restore(ctx, rs)
+	// Risk may still be starting (both come up together): wait for it rather than fail.
+	var err error
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 2*time.Second) {
+		rctx, cancel := context.WithTimeout(ctx, x.cfg.RiskTimeout)
+		err = x.risk.Restore(rctx, rs)
+		cancel()
+		if err == nil || permanent(err) || ctx.Err() != nil {
+			break
+		}
+		x.log.Warn("risk service not reachable; retrying the restore of reservations", "err", err, "backoff", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+	}
 	switch errs.KindOf(err) {
 	case errs.KindFailedPrecondition, errs.KindAlreadyExists:
 		// The risk service did not restart: it still holds them.
