@@ -18,6 +18,13 @@ type checker struct {
 	mu      sync.Mutex
 	pending []checkRequest
 	calls   int
+	// buffers reuses the batch slices of finished calls.
+	buffers sync.Pool
+}
+
+type checkBuffers struct {
+	batch  []checkRequest
+	checks []RiskCheck
 }
 
 type checkRequest struct {
@@ -44,13 +51,19 @@ func (k *checker) submit(c RiskCheck, done func(RiskDecision, error)) {
 }
 
 func (k *checker) run() {
-	var batch []checkRequest
-	checks := make([]RiskCheck, 0, k.maxBatch)
+	bufs, _ := k.buffers.Get().(*checkBuffers)
+	if bufs == nil {
+		bufs = &checkBuffers{}
+	}
+	batch, checks := bufs.batch, bufs.checks
 	for {
 		k.mu.Lock()
 		if len(k.pending) == 0 {
 			k.calls--
 			k.mu.Unlock()
+			clear(batch)
+			bufs.batch, bufs.checks = batch[:0], checks[:0]
+			k.buffers.Put(bufs)
 			return
 		}
 		n := min(len(k.pending), k.maxBatch)
