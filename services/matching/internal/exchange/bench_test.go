@@ -27,7 +27,7 @@ func (r *instantRisk) Check(_ context.Context, checks []RiskCheck) ([]RiskDecisi
 }
 
 func (r *instantRisk) Settle(context.Context, []Execution, []uint64) error { return nil }
-func (r *instantRisk) Restore(context.Context, []Reservation) error      { return nil }
+func (r *instantRisk) Restore(context.Context, []Reservation) error        { return nil }
 
 // BenchmarkExchangeSubmit: orders from 64 concurrent clients through claim, batched risk check,
 // shard queue, journal and book, answered after the journal is durable; resting, non-crossing.
