@@ -63,8 +63,8 @@ type shard struct {
 }
 
 type snapshotJob struct {
-	seq  uint64
-	data []byte
+	seq   uint64
+	state *shardState
 }
 
 // enqueue hands a command to the shard; it fails when the queue is full or the shard is stopping.
@@ -309,13 +309,8 @@ func (sh *shard) finish(out *output) {
 	out.execs, out.releases = nil, nil
 	if sh.x.cfg.SnapshotEvery > 0 && sh.sinceSnap >= sh.x.cfg.SnapshotEvery {
 		sh.sinceSnap = 0
-		data, err := sh.encodeState()
-		if err != nil {
-			sh.x.log.Error("encode snapshot", "shard", sh.index, "err", err)
-			return
-		}
 		select {
-		case sh.snapshots <- snapshotJob{seq: last, data: data}:
+		case sh.snapshots <- snapshotJob{seq: last, state: sh.captureState()}:
 		default: // the previous snapshot is still being written; skip this one
 		}
 	}
@@ -326,10 +321,15 @@ func (sh *shard) finish(out *output) {
 func (sh *shard) writeSnapshots() {
 	defer close(sh.snapDone)
 	for job := range sh.snapshots {
+		data, err := job.state.encode()
+		if err != nil {
+			sh.x.log.Error("encode snapshot", "shard", sh.index, "err", err)
+			continue
+		}
 		if !sh.rep.waitAcked(job.seq) {
 			continue
 		}
-		if err := sh.journal.WriteSnapshot(job.seq, job.data); err != nil {
+		if err := sh.journal.WriteSnapshot(job.seq, data); err != nil {
 			sh.x.log.Error("write snapshot", "shard", sh.index, "seq", job.seq, "err", err)
 		}
 	}

@@ -1,9 +1,11 @@
 package exchange
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/bourse-dev/bourse/services/matching/internal/journal"
@@ -12,18 +14,22 @@ import (
 // shardState is a shard's snapshot: every market's spec, service-side order records and the book's
 // own canonical snapshot. Orders are sorted and maps avoided, so equal states encode to equal bytes.
 type shardState struct {
-	Markets []marketState `json:"markets"`
+	Markets []marketState
 }
 
+// marketState is one market in a snapshot. The small header is JSON; the book, the order records
+// and the closed-order list, which grow with the book, are binary.
 type marketState struct {
 	Spec     Spec         `json:"spec"`
 	LastID   uint64       `json:"last_id"`
 	MDSeq    uint64       `json:"md_seq"`
 	Accounts []string     `json:"accounts"`
-	Orders   []orderState `json:"orders"`
-	Closed   []uint64     `json:"closed"` // oldest first
-	Book     []byte       `json:"book"`
+	Orders   []orderState `json:"-"`
+	Closed   []uint64     `json:"-"` // oldest first
+	Book     []byte       `json:"-"`
 }
+
+const snapshotMagic = "MSNAP1"
 
 // orderState is Order with its unexported fields, for snapshots.
 type orderState struct {
@@ -33,24 +39,86 @@ type orderState struct {
 	Acct         uint32 `json:"acct"`
 }
 
-func (sh *shard) encodeState() ([]byte, error) {
-	var st shardState
+func (sh *shard) encodeState() ([]byte, error) { return sh.captureState().encode() }
+
+func (st *shardState) encode() ([]byte, error) {
+	out := append([]byte(nil), snapshotMagic...)
+	out = binary.AppendUvarint(out, uint64(len(st.Markets)))
+	for i := range st.Markets {
+		ms := &st.Markets[i]
+		header, err := json.Marshal(ms)
+		if err != nil {
+			return nil, err
+		}
+		out = appendStr(out, string(header))
+		out = appendStr(out, string(ms.Book))
+		out = appendOrders(out, ms.Orders)
+		out = binary.AppendUvarint(out, uint64(len(ms.Closed)))
+		for _, id := range ms.Closed {
+			out = binary.AppendUvarint(out, id)
+		}
+	}
+	return out, nil
+}
+
+func decodeShardState(data []byte) (*shardState, error) {
+	if len(data) < len(snapshotMagic) || string(data[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, errors.New("snapshot: not a matching snapshot")
+	}
+	r := &reader{b: data[len(snapshotMagic):]}
+	n := r.uvarint()
+	if n > uint64(len(data)) {
+		return nil, errShort
+	}
+	st := &shardState{}
+	for range n {
+		var ms marketState
+		if err := json.Unmarshal(r.bytes(r.uvarint()), &ms); err != nil || r.err != nil {
+			return nil, fmt.Errorf("snapshot header: %w", errors.Join(err, r.err))
+		}
+		ms.Book = r.bytes(r.uvarint())
+		var err error
+		if ms.Orders, err = readOrders(r, ms.Spec.Symbol); err != nil {
+			return nil, err
+		}
+		closed := r.uvarint()
+		if closed > uint64(len(data)) {
+			return nil, errShort
+		}
+		ms.Closed = make([]uint64, closed)
+		for i := range ms.Closed {
+			ms.Closed[i] = r.uvarint()
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		st.Markets = append(st.Markets, ms)
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("snapshot: %d trailing bytes", len(r.b))
+	}
+	return st, nil
+}
+
+// captureState copies the shard's state; encoding it can then happen off the shard goroutine.
+func (sh *shard) captureState() *shardState {
+	st := &shardState{}
 	for _, m := range sh.markets {
-		ms := marketState{Spec: m.spec, LastID: m.lastID, MDSeq: m.mdSeq, Accounts: m.acctNames,
-			Closed: m.closed[m.closedHd:], Book: m.book.AppendSnapshot(nil)}
+		ms := marketState{Spec: m.spec, LastID: m.lastID, MDSeq: m.mdSeq, Accounts: slices.Clone(m.acctNames),
+			Closed: slices.Clone(m.closed[m.closedHd:]), Book: m.book.AppendSnapshot(nil), Orders: make([]orderState, 0, len(m.orders))}
 		for _, o := range m.orders {
 			ms.Orders = append(ms.Orders, orderState{Order: *o, Reservation: o.reservation, ReservePrice: o.reservePrice, Acct: o.acct})
 		}
 		sort.Slice(ms.Orders, func(i, j int) bool { return ms.Orders[i].ID < ms.Orders[j].ID })
 		st.Markets = append(st.Markets, ms)
 	}
-	return json.Marshal(st)
+	return st
 }
 
 func (sh *shard) decodeState(data []byte) error {
-	var st shardState
-	if err := json.Unmarshal(data, &st); err != nil {
-		return fmt.Errorf("snapshot: %w", err)
+	st, err := decodeShardState(data)
+	if err != nil {
+		return err
 	}
 	for _, ms := range st.Markets {
 		m := sh.addMarket(ms.Spec)
@@ -67,7 +135,7 @@ func (sh *shard) decodeState(data []byte) error {
 			m.orders[o.ID] = &o
 			m.clientIDs[clientKey(o.Account, o.ClientOrderID)] = o.ID
 		}
-		m.closed = append([]uint64(nil), ms.Closed...)
+		m.closed = ms.Closed
 		m.publishTop()
 	}
 	return nil
