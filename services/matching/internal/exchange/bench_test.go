@@ -64,7 +64,7 @@ func BenchmarkExchangeSubmit(b *testing.B) {
 						if i%2 == 0 {
 							side, price = book.Sell, 20000+i%500
 						}
-						x.Submit(OrderRequest{Account: fmt.Sprintf("a%d", c), Symbol: "BTC-USD", ClientOrderID: fmt.Sprint(i),
+						x.Submit(context.Background(), OrderRequest{Account: fmt.Sprintf("a%d", c), Symbol: "BTC-USD", ClientOrderID: fmt.Sprint(i),
 							Side: side, Type: TypeLimit, Price: price, Qty: 1}, func(r Result) { done <- r })
 						if r := <-done; r.Err != nil {
 							b.Error(r.Err)

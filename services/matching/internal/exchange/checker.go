@@ -4,6 +4,10 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // checker merges risk checks from many concurrent requests into few Check calls: whoever finds no
@@ -29,6 +33,7 @@ type checkBuffers struct {
 
 type checkRequest struct {
 	check RiskCheck
+	trace trace.SpanContext
 	done  func(RiskDecision, error)
 }
 
@@ -37,9 +42,9 @@ func newChecker(r Risk, timeout time.Duration) *checker {
 }
 
 // submit queues a check; done runs on a checker goroutine once the risk service has answered.
-func (k *checker) submit(c RiskCheck, done func(RiskDecision, error)) {
+func (k *checker) submit(ctx context.Context, c RiskCheck, done func(RiskDecision, error)) {
 	k.mu.Lock()
-	k.pending = append(k.pending, checkRequest{c, done})
+	k.pending = append(k.pending, checkRequest{c, trace.SpanContextFromContext(ctx), done})
 	start := k.calls < k.maxCalls
 	if start {
 		k.calls++
@@ -75,9 +80,11 @@ func (k *checker) run() {
 		for _, r := range batch {
 			checks = append(checks, r.check)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), k.timeout)
+		ctx, span := k.span(batch)
+		ctx, cancel := context.WithTimeout(ctx, k.timeout)
 		decisions, err := k.risk.Check(ctx, checks)
 		cancel()
+		span.End()
 		for i, r := range batch {
 			if err != nil {
 				r.done(RiskDecision{}, err)
@@ -86,4 +93,26 @@ func (k *checker) run() {
 			}
 		}
 	}
+}
+
+// maxLinks bounds the links of one batch span.
+const maxLinks = 32
+
+// span starts the batch's span in the trace of its first traced order, linked to the others: one
+// risk call serves many orders, and each order's trace should lead to it.
+func (k *checker) span(batch []checkRequest) (context.Context, trace.Span) {
+	ctx := context.Background()
+	var links []trace.Link
+	for _, r := range batch {
+		if !r.trace.IsValid() {
+			continue
+		}
+		if !trace.SpanContextFromContext(ctx).IsValid() {
+			ctx = trace.ContextWithSpanContext(ctx, r.trace)
+		} else if len(links) < maxLinks {
+			links = append(links, trace.Link{SpanContext: r.trace})
+		}
+	}
+	return otel.Tracer("bourse/matching").Start(ctx, "risk check batch",
+		trace.WithLinks(links...), trace.WithAttributes(attribute.Int("orders", len(batch))))
 }

@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/bourse-dev/bourse/pkg/errs"
 	"github.com/bourse-dev/bourse/services/matching/internal/book"
 	"github.com/bourse-dev/bourse/services/matching/internal/journal"
@@ -326,7 +328,7 @@ func (x *Exchange) AddSymbol(ctx context.Context, in SpecInput) (Spec, error) {
 }
 
 // Submit enters an order; done receives the order after the command is durable, or a refusal.
-func (x *Exchange) Submit(req OrderRequest, done func(Result)) {
+func (x *Exchange) Submit(ctx context.Context, req OrderRequest, done func(Result)) {
 	m, err := x.market(req.Symbol)
 	if err != nil {
 		done(Result{Err: err})
@@ -389,7 +391,7 @@ func (x *Exchange) Submit(req OrderRequest, done func(Result)) {
 	}
 	check := RiskCheck{Spec: &m.spec, Account: req.Account, Side: req.Side, Market: req.Type == TypeMarket || req.Type == TypeStop,
 		Price: bookPrice, Qty: req.Qty, ReduceOnly: req.ReduceOnly}
-	x.checker.submit(check, func(d RiskDecision, err error) {
+	x.checker.submit(ctx, check, func(d RiskDecision, err error) {
 		if err != nil {
 			forget()
 			done(Result{Err: err})
@@ -512,12 +514,12 @@ func (x *Exchange) answerDuplicate(m *market, id uint64, done func(Result)) {
 
 // Cancel cancels an open order of ref.Account.
 func (x *Exchange) Cancel(ref OrderRef, done func(Result)) {
-	x.onOrder(cmdCancel, ref, AmendRequest{}, done)
+	x.onOrder(context.Background(), cmdCancel, ref, AmendRequest{}, done)
 }
 
 // Amend changes an open order of ref.Account.
-func (x *Exchange) Amend(req AmendRequest, done func(Result)) {
-	x.onOrder(cmdAmend, req.OrderRef, req, done)
+func (x *Exchange) Amend(ctx context.Context, req AmendRequest, done func(Result)) {
+	x.onOrder(ctx, cmdAmend, req.OrderRef, req, done)
 }
 
 // GetOrder reads an order of ref.Account, open or retained.
@@ -549,7 +551,7 @@ func (x *Exchange) refMarket(ref OrderRef) (*market, error) {
 	return x.market(ref.Symbol)
 }
 
-func (x *Exchange) onOrder(kind cmdKind, ref OrderRef, amend AmendRequest, done func(Result)) {
+func (x *Exchange) onOrder(ctx context.Context, kind cmdKind, ref OrderRef, amend AmendRequest, done func(Result)) {
 	m, err := x.refMarket(ref)
 	if err != nil {
 		done(Result{Err: err})
@@ -559,7 +561,7 @@ func (x *Exchange) onOrder(kind cmdKind, ref OrderRef, amend AmendRequest, done 
 		done(Result{Err: errs.Invalid("price", "give at least one of price, quantity and trigger_price")})
 		return
 	}
-	if err := m.shard.enqueue(command{kind: kind, m: m, ref: ref, amend: amend, done: done}); err != nil {
+	if err := m.shard.enqueue(command{kind: kind, m: m, ref: ref, amend: amend, trace: trace.SpanContextFromContext(ctx), done: done}); err != nil {
 		done(Result{Err: err})
 	}
 }

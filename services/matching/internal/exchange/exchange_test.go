@@ -56,7 +56,7 @@ func addSymbol(t *testing.T, x *Exchange, name string) *Spec {
 func submit(t *testing.T, x *Exchange, req OrderRequest) Result {
 	t.Helper()
 	done := make(chan Result, 1)
-	x.Submit(req, func(r Result) { done <- r })
+	x.Submit(context.Background(), req, func(r Result) { done <- r })
 	select {
 	case r := <-done:
 		return r
@@ -197,7 +197,7 @@ func TestAmendRules(t *testing.T) {
 
 	// A decrease keeps priority and needs no risk check.
 	r := call(t, func(d func(Result)) {
-		x.Amend(AmendRequest{OrderRef: OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: a.ID}, Qty: 4}, d)
+		x.Amend(context.Background(), AmendRequest{OrderRef: OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: a.ID}, Qty: 4}, d)
 	})
 	if r.Err != nil || r.Order.Qty != 4 || risk.next != checksBefore {
 		t.Fatalf("decrease: %+v (checks %d → %d)", r, checksBefore, risk.next)
@@ -212,7 +212,7 @@ func TestAmendRules(t *testing.T) {
 	}
 	// An increase needs a new reservation and the old one is released.
 	r = call(t, func(d func(Result)) {
-		x.Amend(AmendRequest{OrderRef: OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: a.ID}, Qty: 10}, d)
+		x.Amend(context.Background(), AmendRequest{OrderRef: OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: a.ID}, Qty: 10}, d)
 	})
 	if r.Err != nil || r.Order.Qty != 10 || risk.next != checksBefore+2 {
 		t.Fatalf("increase: %+v", r)
@@ -229,7 +229,7 @@ func TestAmendRules(t *testing.T) {
 	risk.rejectAll = true
 	risk.mu.Unlock()
 	r = call(t, func(d func(Result)) {
-		x.Amend(AmendRequest{OrderRef: OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: a.ID}, Price: 9500}, d)
+		x.Amend(context.Background(), AmendRequest{OrderRef: OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: a.ID}, Price: 9500}, d)
 	})
 	if r.Order.Reject != RejectRisk || r.Order.Price != 9000 {
 		t.Fatalf("risk-refused amend: %+v", r)

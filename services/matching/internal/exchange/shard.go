@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/bourse-dev/bourse/pkg/errs"
 	"github.com/bourse-dev/bourse/services/matching/internal/book"
 	"github.com/bourse-dev/bourse/services/matching/internal/journal"
@@ -32,7 +34,8 @@ type command struct {
 	amend AmendRequest    // cmdAmend
 	// reservation is the risk reservation a cmdAmend already obtained.
 	reservation uint64
-	spec        Spec // cmdAddSymbol
+	spec        Spec              // cmdAddSymbol
+	trace       trace.SpanContext // cmdAmend: the caller's trace, for its risk check
 	query       func(out *output)
 	done        func(Result)
 }
@@ -220,7 +223,7 @@ func (sh *shard) amend(c *command, now int64, out *output) {
 		} else {
 			check := RiskCheck{Spec: &m.spec, Account: o.Account, Side: o.Side, Market: o.Type == TypeStop, Price: newPrice, Qty: newQty - o.Filled}
 			retry, current := *c, *o
-			sh.x.checker.submit(check, func(d RiskDecision, err error) {
+			sh.x.checker.submit(trace.ContextWithSpanContext(context.Background(), c.trace), check, func(d RiskDecision, err error) {
 				switch {
 				case err != nil:
 					retry.done(Result{Err: err})

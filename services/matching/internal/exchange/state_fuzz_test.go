@@ -12,7 +12,7 @@ import (
 func FuzzSnapshotDecode(f *testing.F) {
 	spec := fuzzSpec(f)
 	st := &shardState{Markets: []marketState{{Spec: spec, LastID: 3, MDSeq: 2, Accounts: []string{"alice"}, Closed: []uint64{1, 2},
-		Book: book.New(spec.Instrument()).AppendSnapshot(nil),
+		Book:   book.New(spec.Instrument()).AppendSnapshot(nil),
 		Orders: []orderState{{Order: Order{ID: 3, ClientOrderID: "c", Account: "alice", Symbol: spec.Symbol, Side: book.Buy, Qty: 5, Status: StatusNew}, Reservation: 9, Acct: 1}}}}}
 	seed, err := st.encode()
 	if err != nil {

@@ -77,7 +77,7 @@ func (s *Server) SubmitOrder(ctx context.Context, req *matchingv1.SubmitOrderReq
 	if err != nil {
 		return nil, err
 	}
-	r, err := await(ctx, func(done func(exchange.Result)) { s.x.Submit(or, done) })
+	r, err := await(ctx, func(done func(exchange.Result)) { s.x.Submit(ctx, or, done) })
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (s *Server) AmendOrder(ctx context.Context, req *matchingv1.AmendOrderReque
 	if err != nil {
 		return nil, err
 	}
-	r, err := await(ctx, func(done func(exchange.Result)) { s.x.Amend(ar, done) })
+	r, err := await(ctx, func(done func(exchange.Result)) { s.x.Amend(ctx, ar, done) })
 	if err != nil {
 		return nil, err
 	}

@@ -109,7 +109,7 @@ func (s *Server) dispatch(stream matchingv1.MatchingService_StreamOrdersServer, 
 			return
 		}
 		fills.Follow(or.Account)
-		s.x.Submit(or, reply(spec))
+		s.x.Submit(ctx, or, reply(spec))
 	case *matchingv1.StreamOrdersRequest_Cancel:
 		req := c.Cancel
 		if err := auth.RequireAccess(ctx, req.GetAccountId()); err != nil {
@@ -132,7 +132,7 @@ func (s *Server) dispatch(stream matchingv1.MatchingService_StreamOrdersServer, 
 			fail(err)
 			return
 		}
-		s.x.Amend(ar, reply(spec))
+		s.x.Amend(ctx, ar, reply(spec))
 	default:
 		fail(errs.Invalid("command", "one of submit, cancel and amend is required"))
 	}
