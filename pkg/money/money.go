@@ -38,6 +38,9 @@ func Parse(field, s string) (decimal.Decimal, error) {
 
 // ToUnits converts s to an integer count of 10^-scale units.
 func ToUnits(field, s string, scale uint8) (int64, error) {
+	if v, ok := fastUnits(s, scale); ok {
+		return v, nil
+	}
 	d, err := Parse(field, s)
 	if err != nil {
 		return 0, err
@@ -89,6 +92,9 @@ func NonNegative(field, s string, scale uint8) (int64, error) {
 
 // Format writes units at scale as a canonical decimal string ("1.5", "-0.01", "0").
 func Format(units int64, scale uint8) string {
+	if s, ok := fastFormat(units, scale); ok {
+		return s
+	}
 	return decimal.New(units, -int32(scale)).String()
 }
 
