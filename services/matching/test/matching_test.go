@@ -166,36 +166,45 @@ func TestStreamOrders(t *testing.T) {
 	}
 	const n = 500
 	go func() {
+		// Commands one per message and several per message.
+		msg := &matchingv1.StreamOrdersRequest{}
 		for i := range n {
 			side, acct, price := buy, "alice", "49000"
 			if i%2 == 1 {
 				side, acct, price = sell, "bob", "51000"
 			}
-			_ = stream.Send(&matchingv1.StreamOrdersRequest{RequestId: uint64(i + 1), Command: &matchingv1.StreamOrdersRequest_Submit{
+			msg.Commands = append(msg.Commands, &matchingv1.OrderCommand{RequestId: uint64(i + 1), Command: &matchingv1.OrderCommand_Submit{
 				Submit: limitOrder(acct, fmt.Sprintf("s-%d", i), side, price, "0.01")}})
+			if i < 100 || len(msg.Commands) == 37 {
+				_ = stream.Send(msg)
+				msg = &matchingv1.StreamOrdersRequest{}
+			}
 		}
-		_ = stream.Send(&matchingv1.StreamOrdersRequest{RequestId: n + 1, Command: &matchingv1.StreamOrdersRequest_Submit{
+		msg.Commands = append(msg.Commands, &matchingv1.OrderCommand{RequestId: n + 1, Command: &matchingv1.OrderCommand_Submit{
 			Submit: limitOrder("alice", "bad", buy, "49000.1", "0.01")}})
+		_ = stream.Send(msg)
 		_ = stream.CloseSend()
 	}()
 	seen := map[uint64]bool{}
 	var badCode int32
 	for {
-		u, err := stream.Recv()
+		resp, err := stream.Recv()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u.GetRequestId() == n+1 {
-			badCode = u.GetErrorCode()
-			continue
+		for _, u := range resp.GetUpdates() {
+			if u.GetRequestId() == n+1 {
+				badCode = u.GetErrorCode()
+				continue
+			}
+			if u.GetErrorCode() != 0 || u.GetOrder().GetStatus() != matchingv1.OrderStatus_ORDER_STATUS_NEW || seen[u.GetRequestId()] {
+				t.Fatalf("answer %d: %v", u.GetRequestId(), u)
+			}
+			seen[u.GetRequestId()] = true
 		}
-		if u.GetErrorCode() != 0 || u.GetOrder().GetStatus() != matchingv1.OrderStatus_ORDER_STATUS_NEW {
-			t.Fatalf("answer %d: %v", u.GetRequestId(), u)
-		}
-		seen[u.GetRequestId()] = true
 	}
 	if len(seen) != n || codes.Code(badCode) != codes.InvalidArgument {
 		t.Fatalf("answered %d of %d; bad command code %v", len(seen), n, codes.Code(badCode))

@@ -27,7 +27,8 @@ func main() {
 	seller := flag.String("seller", "bob", "account of the sell orders")
 	streams := flag.Int("streams", 4, "concurrent StreamOrders streams")
 	orders := flag.Int("orders", 100_000, "orders in total")
-	window := flag.Int("window", 2000, "orders in flight per stream")
+	window := flag.Int("window", 4000, "orders in flight per stream")
+	batch := flag.Int("batch", 100, "orders per StreamOrders message")
 	bid := flag.Int64("bid", 1000, "whole price of buy orders (sells are placed 1000 above: nothing crosses)")
 	qty := flag.String("qty", "0.001", "quantity of each order")
 	label := flag.String("label", "StreamOrders", "label of the result line")
@@ -54,7 +55,7 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lat[s] = drive(ctx, mc, s, per, *window, run, *symbol, *buyer, *seller, *bid, *qty, &done, &failed)
+			lat[s] = drive(ctx, mc, s, per, *window, *batch, run, *symbol, *buyer, *seller, *bid, *qty, &done, &failed)
 		}()
 	}
 	wg.Wait()
@@ -67,8 +68,8 @@ func main() {
 		}
 		return all[min(len(all)-1, int(float64(len(all))*p))]
 	}
-	fmt.Printf("%-34s orders=%d errors=%d rate=%.0f/s p50=%v p99=%v p99.9=%v streams=%d window=%d\n",
-		*label, done.Load(), failed.Load(), float64(done.Load())/elapsed.Seconds(), pct(0.5), pct(0.99), pct(0.999), *streams, *window)
+	fmt.Printf("%-34s orders=%d errors=%d rate=%.0f/s p50=%v p99=%v p99.9=%v streams=%d window=%d batch=%d\n",
+		*label, done.Load(), failed.Load(), float64(done.Load())/elapsed.Seconds(), pct(0.5), pct(0.99), pct(0.999), *streams, *window, *batch)
 	// Leave the book empty for the next run.
 	for _, acct := range []string{*buyer, *seller} {
 		_, _ = mc.CancelAllOrders(context.Background(), &matchingv1.CancelAllOrdersRequest{AccountId: acct, Symbol: *symbol})
@@ -78,8 +79,9 @@ func main() {
 	}
 }
 
-// drive sends n orders on one stream with at most window unanswered, and returns their latencies.
-func drive(ctx context.Context, mc matchingv1.MatchingServiceClient, s, n, window int, run, symbol, buyer, seller string,
+// drive sends n orders on one stream, batch per message, with at most window unanswered, and
+// returns their latencies.
+func drive(ctx context.Context, mc matchingv1.MatchingServiceClient, s, n, window, batch int, run, symbol, buyer, seller string,
 	bid int64, qty string, done, failed *atomic.Int64) []time.Duration {
 	stream, err := mc.StreamOrders(ctx)
 	if err != nil {
@@ -88,32 +90,37 @@ func drive(ctx context.Context, mc matchingv1.MatchingServiceClient, s, n, windo
 		return nil
 	}
 	sent := make([]time.Time, n+1)
+	var answered atomic.Int64
 	credits := make(chan struct{}, window)
 	lat := make([]time.Duration, 0, n)
 	recvDone := make(chan struct{})
 	go func() {
 		defer close(recvDone)
-		for range n {
-			u, err := stream.Recv()
-			if err == io.EOF || err != nil {
+		for answered.Load() < int64(n) {
+			msg, err := stream.Recv()
+			if err != nil {
 				if err != io.EOF {
 					fmt.Fprintln(os.Stderr, "recv:", err)
 				}
 				return
 			}
-			if u.GetRequestId() == 0 {
-				continue // a fill, not an answer
+			for _, u := range msg.GetUpdates() {
+				if u.GetRequestId() == 0 {
+					continue // a fill, not an answer
+				}
+				if u.GetErrorCode() != 0 {
+					failed.Add(1)
+					fmt.Fprintln(os.Stderr, "order refused:", u.GetErrorMessage())
+				} else {
+					done.Add(1)
+				}
+				answered.Add(1)
+				lat = append(lat, time.Since(sent[u.GetRequestId()]))
+				<-credits
 			}
-			if u.GetErrorCode() != 0 {
-				failed.Add(1)
-				fmt.Fprintln(os.Stderr, "order refused:", u.GetErrorMessage())
-			} else {
-				done.Add(1)
-			}
-			lat = append(lat, time.Since(sent[u.GetRequestId()]))
-			<-credits
 		}
 	}()
+	req := &matchingv1.StreamOrdersRequest{}
 	for i := 1; i <= n; i++ {
 		select {
 		case credits <- struct{}{}:
@@ -125,11 +132,14 @@ func drive(ctx context.Context, mc matchingv1.MatchingServiceClient, s, n, windo
 			side, acct, price = matchingv1.Side_SIDE_SELL, seller, bid+1000+int64(i%100)
 		}
 		sent[i] = time.Now()
-		err := stream.Send(&matchingv1.StreamOrdersRequest{RequestId: uint64(i), Command: &matchingv1.StreamOrdersRequest_Submit{Submit: &matchingv1.SubmitOrderRequest{
+		req.Commands = append(req.Commands, &matchingv1.OrderCommand{RequestId: uint64(i), Command: &matchingv1.OrderCommand_Submit{Submit: &matchingv1.SubmitOrderRequest{
 			AccountId: acct, Symbol: symbol, ClientOrderId: fmt.Sprintf("load-%s-%d-%d", run, s, i), Side: side,
 			Type: matchingv1.OrderType_ORDER_TYPE_LIMIT, Price: fmt.Sprintf("%d", price), Quantity: qty}}})
-		if err != nil {
-			break
+		if len(req.Commands) == batch || i == n || len(credits) == cap(credits) {
+			if err := stream.Send(req); err != nil {
+				break
+			}
+			req.Commands = req.Commands[:0]
 		}
 	}
 	<-recvDone

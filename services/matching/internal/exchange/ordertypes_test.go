@@ -101,3 +101,32 @@ func TestCancelAllAcrossSymbols(t *testing.T) {
 		t.Fatalf("bob's order: %+v", got.Order)
 	}
 }
+
+// A resting order's fills reach the fill streams that follow its account; the taker's own fills
+// come with its answer instead.
+func TestMakerFillsReachFollowers(t *testing.T) {
+	x := openTest(t, t.TempDir(), newFakeRisk())
+	defer closeTest(t, x)
+	addSymbol(t, x, "BTC-USD")
+	fs := x.FollowFills(16)
+	defer fs.Close()
+	fs.Follow("alice")
+	submit(t, x, limit("alice", "rest", book.Sell, 10000, 3))
+	r := submit(t, x, limit("bob", "take", book.Buy, 10000, 2))
+	if len(r.Fills) != 1 || r.Fills[0].Maker {
+		t.Fatalf("taker fills: %+v", r.Fills)
+	}
+	select {
+	case f := <-fs.C:
+		if f.Account != "alice" || !f.Maker || f.Qty != 2 || f.ClientOrderID != "rest" {
+			t.Fatalf("maker fill: %+v", f)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no maker fill for the follower")
+	}
+	select {
+	case f := <-fs.C:
+		t.Fatalf("unexpected fill: %+v", f)
+	default:
+	}
+}

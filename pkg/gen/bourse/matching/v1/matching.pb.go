@@ -2372,16 +2372,11 @@ func (x *Trade) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// StreamOrdersRequest carries one or more commands: batching many into one message saves most of
+// the per-message cost at high rates.
 type StreamOrdersRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Echoed in the answer; chosen by the client.
-	RequestId uint64 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// Types that are valid to be assigned to Command:
-	//
-	//	*StreamOrdersRequest_Submit
-	//	*StreamOrdersRequest_Cancel
-	//	*StreamOrdersRequest_Amend
-	Command       isStreamOrdersRequest_Command `protobuf_oneof:"command"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Commands      []*OrderCommand        `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2416,70 +2411,166 @@ func (*StreamOrdersRequest) Descriptor() ([]byte, []int) {
 	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{26}
 }
 
-func (x *StreamOrdersRequest) GetRequestId() uint64 {
+func (x *StreamOrdersRequest) GetCommands() []*OrderCommand {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+type OrderCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Echoed in the answer; chosen by the client.
+	RequestId uint64 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Types that are valid to be assigned to Command:
+	//
+	//	*OrderCommand_Submit
+	//	*OrderCommand_Cancel
+	//	*OrderCommand_Amend
+	Command       isOrderCommand_Command `protobuf_oneof:"command"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderCommand) Reset() {
+	*x = OrderCommand{}
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderCommand) ProtoMessage() {}
+
+func (x *OrderCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderCommand.ProtoReflect.Descriptor instead.
+func (*OrderCommand) Descriptor() ([]byte, []int) {
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *OrderCommand) GetRequestId() uint64 {
 	if x != nil {
 		return x.RequestId
 	}
 	return 0
 }
 
-func (x *StreamOrdersRequest) GetCommand() isStreamOrdersRequest_Command {
+func (x *OrderCommand) GetCommand() isOrderCommand_Command {
 	if x != nil {
 		return x.Command
 	}
 	return nil
 }
 
-func (x *StreamOrdersRequest) GetSubmit() *SubmitOrderRequest {
+func (x *OrderCommand) GetSubmit() *SubmitOrderRequest {
 	if x != nil {
-		if x, ok := x.Command.(*StreamOrdersRequest_Submit); ok {
+		if x, ok := x.Command.(*OrderCommand_Submit); ok {
 			return x.Submit
 		}
 	}
 	return nil
 }
 
-func (x *StreamOrdersRequest) GetCancel() *CancelOrderRequest {
+func (x *OrderCommand) GetCancel() *CancelOrderRequest {
 	if x != nil {
-		if x, ok := x.Command.(*StreamOrdersRequest_Cancel); ok {
+		if x, ok := x.Command.(*OrderCommand_Cancel); ok {
 			return x.Cancel
 		}
 	}
 	return nil
 }
 
-func (x *StreamOrdersRequest) GetAmend() *AmendOrderRequest {
+func (x *OrderCommand) GetAmend() *AmendOrderRequest {
 	if x != nil {
-		if x, ok := x.Command.(*StreamOrdersRequest_Amend); ok {
+		if x, ok := x.Command.(*OrderCommand_Amend); ok {
 			return x.Amend
 		}
 	}
 	return nil
 }
 
-type isStreamOrdersRequest_Command interface {
-	isStreamOrdersRequest_Command()
+type isOrderCommand_Command interface {
+	isOrderCommand_Command()
 }
 
-type StreamOrdersRequest_Submit struct {
+type OrderCommand_Submit struct {
 	Submit *SubmitOrderRequest `protobuf:"bytes,2,opt,name=submit,proto3,oneof"`
 }
 
-type StreamOrdersRequest_Cancel struct {
+type OrderCommand_Cancel struct {
 	Cancel *CancelOrderRequest `protobuf:"bytes,3,opt,name=cancel,proto3,oneof"`
 }
 
-type StreamOrdersRequest_Amend struct {
+type OrderCommand_Amend struct {
 	Amend *AmendOrderRequest `protobuf:"bytes,4,opt,name=amend,proto3,oneof"`
 }
 
-func (*StreamOrdersRequest_Submit) isStreamOrdersRequest_Command() {}
+func (*OrderCommand_Submit) isOrderCommand_Command() {}
 
-func (*StreamOrdersRequest_Cancel) isStreamOrdersRequest_Command() {}
+func (*OrderCommand_Cancel) isOrderCommand_Command() {}
 
-func (*StreamOrdersRequest_Amend) isStreamOrdersRequest_Command() {}
+func (*OrderCommand_Amend) isOrderCommand_Command() {}
 
+// StreamOrdersResponse carries the answers and fills that were ready together.
 type StreamOrdersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Updates       []*OrderUpdate         `protobuf:"bytes,1,rep,name=updates,proto3" json:"updates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamOrdersResponse) Reset() {
+	*x = StreamOrdersResponse{}
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamOrdersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamOrdersResponse) ProtoMessage() {}
+
+func (x *StreamOrdersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamOrdersResponse.ProtoReflect.Descriptor instead.
+func (*StreamOrdersResponse) Descriptor() ([]byte, []int) {
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *StreamOrdersResponse) GetUpdates() []*OrderUpdate {
+	if x != nil {
+		return x.Updates
+	}
+	return nil
+}
+
+type OrderUpdate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The command this answers; 0 for a fill of a resting order.
 	RequestId uint64  `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -2494,21 +2585,21 @@ type StreamOrdersResponse struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *StreamOrdersResponse) Reset() {
-	*x = StreamOrdersResponse{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[27]
+func (x *OrderUpdate) Reset() {
+	*x = OrderUpdate{}
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *StreamOrdersResponse) String() string {
+func (x *OrderUpdate) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*StreamOrdersResponse) ProtoMessage() {}
+func (*OrderUpdate) ProtoMessage() {}
 
-func (x *StreamOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[27]
+func (x *OrderUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,47 +2610,47 @@ func (x *StreamOrdersResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use StreamOrdersResponse.ProtoReflect.Descriptor instead.
-func (*StreamOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{27}
+// Deprecated: Use OrderUpdate.ProtoReflect.Descriptor instead.
+func (*OrderUpdate) Descriptor() ([]byte, []int) {
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{29}
 }
 
-func (x *StreamOrdersResponse) GetRequestId() uint64 {
+func (x *OrderUpdate) GetRequestId() uint64 {
 	if x != nil {
 		return x.RequestId
 	}
 	return 0
 }
 
-func (x *StreamOrdersResponse) GetOrder() *Order {
+func (x *OrderUpdate) GetOrder() *Order {
 	if x != nil {
 		return x.Order
 	}
 	return nil
 }
 
-func (x *StreamOrdersResponse) GetFills() []*Fill {
+func (x *OrderUpdate) GetFills() []*Fill {
 	if x != nil {
 		return x.Fills
 	}
 	return nil
 }
 
-func (x *StreamOrdersResponse) GetDuplicate() bool {
+func (x *OrderUpdate) GetDuplicate() bool {
 	if x != nil {
 		return x.Duplicate
 	}
 	return false
 }
 
-func (x *StreamOrdersResponse) GetErrorCode() int32 {
+func (x *OrderUpdate) GetErrorCode() int32 {
 	if x != nil {
 		return x.ErrorCode
 	}
 	return 0
 }
 
-func (x *StreamOrdersResponse) GetErrorMessage() string {
+func (x *OrderUpdate) GetErrorMessage() string {
 	if x != nil {
 		return x.ErrorMessage
 	}
@@ -2729,15 +2820,19 @@ const file_bourse_matching_v1_matching_proto_rawDesc = "" +
 	"\x05price\x18\x02 \x01(\tR\x05price\x12\x1a\n" +
 	"\bquantity\x18\x03 \x01(\tR\bquantity\x12?\n" +
 	"\x0eaggressor_side\x18\x04 \x01(\x0e2\x18.bourse.matching.v1.SideR\raggressorSide\x12.\n" +
-	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x82\x02\n" +
-	"\x13StreamOrdersRequest\x12\x1d\n" +
+	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"S\n" +
+	"\x13StreamOrdersRequest\x12<\n" +
+	"\bcommands\x18\x01 \x03(\v2 .bourse.matching.v1.OrderCommandR\bcommands\"\xfb\x01\n" +
+	"\fOrderCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12@\n" +
 	"\x06submit\x18\x02 \x01(\v2&.bourse.matching.v1.SubmitOrderRequestH\x00R\x06submit\x12@\n" +
 	"\x06cancel\x18\x03 \x01(\v2&.bourse.matching.v1.CancelOrderRequestH\x00R\x06cancel\x12=\n" +
 	"\x05amend\x18\x04 \x01(\v2%.bourse.matching.v1.AmendOrderRequestH\x00R\x05amendB\t\n" +
-	"\acommand\"\xf8\x01\n" +
-	"\x14StreamOrdersResponse\x12\x1d\n" +
+	"\acommand\"Q\n" +
+	"\x14StreamOrdersResponse\x129\n" +
+	"\aupdates\x18\x01 \x03(\v2\x1f.bourse.matching.v1.OrderUpdateR\aupdates\"\xef\x01\n" +
+	"\vOrderUpdate\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12/\n" +
 	"\x05order\x18\x02 \x01(\v2\x19.bourse.matching.v1.OrderR\x05order\x12.\n" +
@@ -2824,7 +2919,7 @@ func file_bourse_matching_v1_matching_proto_rawDescGZIP() []byte {
 }
 
 var file_bourse_matching_v1_matching_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_bourse_matching_v1_matching_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_bourse_matching_v1_matching_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_bourse_matching_v1_matching_proto_goTypes = []any{
 	(Side)(0),                        // 0: bourse.matching.v1.Side
 	(OrderType)(0),                   // 1: bourse.matching.v1.OrderType
@@ -2860,8 +2955,10 @@ var file_bourse_matching_v1_matching_proto_goTypes = []any{
 	(*LevelChange)(nil),              // 31: bourse.matching.v1.LevelChange
 	(*Trade)(nil),                    // 32: bourse.matching.v1.Trade
 	(*StreamOrdersRequest)(nil),      // 33: bourse.matching.v1.StreamOrdersRequest
-	(*StreamOrdersResponse)(nil),     // 34: bourse.matching.v1.StreamOrdersResponse
-	(*timestamppb.Timestamp)(nil),    // 35: google.protobuf.Timestamp
+	(*OrderCommand)(nil),             // 34: bourse.matching.v1.OrderCommand
+	(*StreamOrdersResponse)(nil),     // 35: bourse.matching.v1.StreamOrdersResponse
+	(*OrderUpdate)(nil),              // 36: bourse.matching.v1.OrderUpdate
+	(*timestamppb.Timestamp)(nil),    // 37: google.protobuf.Timestamp
 }
 var file_bourse_matching_v1_matching_proto_depIdxs = []int32{
 	7,  // 0: bourse.matching.v1.AddSymbolRequest.symbol:type_name -> bourse.matching.v1.Symbol
@@ -2871,7 +2968,7 @@ var file_bourse_matching_v1_matching_proto_depIdxs = []int32{
 	1,  // 4: bourse.matching.v1.SubmitOrderRequest.type:type_name -> bourse.matching.v1.OrderType
 	2,  // 5: bourse.matching.v1.SubmitOrderRequest.time_in_force:type_name -> bourse.matching.v1.TimeInForce
 	3,  // 6: bourse.matching.v1.SubmitOrderRequest.self_trade_prevention:type_name -> bourse.matching.v1.SelfTradePrevention
-	35, // 7: bourse.matching.v1.SubmitOrderRequest.expire_time:type_name -> google.protobuf.Timestamp
+	37, // 7: bourse.matching.v1.SubmitOrderRequest.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 8: bourse.matching.v1.Order.side:type_name -> bourse.matching.v1.Side
 	1,  // 9: bourse.matching.v1.Order.type:type_name -> bourse.matching.v1.OrderType
 	2,  // 10: bourse.matching.v1.Order.time_in_force:type_name -> bourse.matching.v1.TimeInForce
@@ -2879,11 +2976,11 @@ var file_bourse_matching_v1_matching_proto_depIdxs = []int32{
 	4,  // 12: bourse.matching.v1.Order.status:type_name -> bourse.matching.v1.OrderStatus
 	5,  // 13: bourse.matching.v1.Order.reject_reason:type_name -> bourse.matching.v1.RejectReason
 	6,  // 14: bourse.matching.v1.Order.cancel_reason:type_name -> bourse.matching.v1.CancelReason
-	35, // 15: bourse.matching.v1.Order.expire_time:type_name -> google.protobuf.Timestamp
-	35, // 16: bourse.matching.v1.Order.created_time:type_name -> google.protobuf.Timestamp
-	35, // 17: bourse.matching.v1.Order.updated_time:type_name -> google.protobuf.Timestamp
+	37, // 15: bourse.matching.v1.Order.expire_time:type_name -> google.protobuf.Timestamp
+	37, // 16: bourse.matching.v1.Order.created_time:type_name -> google.protobuf.Timestamp
+	37, // 17: bourse.matching.v1.Order.updated_time:type_name -> google.protobuf.Timestamp
 	0,  // 18: bourse.matching.v1.Fill.side:type_name -> bourse.matching.v1.Side
-	35, // 19: bourse.matching.v1.Fill.time:type_name -> google.protobuf.Timestamp
+	37, // 19: bourse.matching.v1.Fill.time:type_name -> google.protobuf.Timestamp
 	13, // 20: bourse.matching.v1.SubmitOrderResponse.order:type_name -> bourse.matching.v1.Order
 	14, // 21: bourse.matching.v1.SubmitOrderResponse.fills:type_name -> bourse.matching.v1.Fill
 	13, // 22: bourse.matching.v1.CancelOrderResponse.order:type_name -> bourse.matching.v1.Order
@@ -2900,37 +2997,39 @@ var file_bourse_matching_v1_matching_proto_depIdxs = []int32{
 	32, // 33: bourse.matching.v1.BookDelta.trades:type_name -> bourse.matching.v1.Trade
 	0,  // 34: bourse.matching.v1.LevelChange.side:type_name -> bourse.matching.v1.Side
 	0,  // 35: bourse.matching.v1.Trade.aggressor_side:type_name -> bourse.matching.v1.Side
-	35, // 36: bourse.matching.v1.Trade.time:type_name -> google.protobuf.Timestamp
-	12, // 37: bourse.matching.v1.StreamOrdersRequest.submit:type_name -> bourse.matching.v1.SubmitOrderRequest
-	16, // 38: bourse.matching.v1.StreamOrdersRequest.cancel:type_name -> bourse.matching.v1.CancelOrderRequest
-	20, // 39: bourse.matching.v1.StreamOrdersRequest.amend:type_name -> bourse.matching.v1.AmendOrderRequest
-	13, // 40: bourse.matching.v1.StreamOrdersResponse.order:type_name -> bourse.matching.v1.Order
-	14, // 41: bourse.matching.v1.StreamOrdersResponse.fills:type_name -> bourse.matching.v1.Fill
-	8,  // 42: bourse.matching.v1.MatchingService.AddSymbol:input_type -> bourse.matching.v1.AddSymbolRequest
-	10, // 43: bourse.matching.v1.MatchingService.ListSymbols:input_type -> bourse.matching.v1.ListSymbolsRequest
-	12, // 44: bourse.matching.v1.MatchingService.SubmitOrder:input_type -> bourse.matching.v1.SubmitOrderRequest
-	16, // 45: bourse.matching.v1.MatchingService.CancelOrder:input_type -> bourse.matching.v1.CancelOrderRequest
-	18, // 46: bourse.matching.v1.MatchingService.CancelAllOrders:input_type -> bourse.matching.v1.CancelAllOrdersRequest
-	20, // 47: bourse.matching.v1.MatchingService.AmendOrder:input_type -> bourse.matching.v1.AmendOrderRequest
-	22, // 48: bourse.matching.v1.MatchingService.GetOrder:input_type -> bourse.matching.v1.GetOrderRequest
-	26, // 49: bourse.matching.v1.MatchingService.GetBook:input_type -> bourse.matching.v1.GetBookRequest
-	28, // 50: bourse.matching.v1.MatchingService.StreamMarketData:input_type -> bourse.matching.v1.StreamMarketDataRequest
-	33, // 51: bourse.matching.v1.MatchingService.StreamOrders:input_type -> bourse.matching.v1.StreamOrdersRequest
-	9,  // 52: bourse.matching.v1.MatchingService.AddSymbol:output_type -> bourse.matching.v1.AddSymbolResponse
-	11, // 53: bourse.matching.v1.MatchingService.ListSymbols:output_type -> bourse.matching.v1.ListSymbolsResponse
-	15, // 54: bourse.matching.v1.MatchingService.SubmitOrder:output_type -> bourse.matching.v1.SubmitOrderResponse
-	17, // 55: bourse.matching.v1.MatchingService.CancelOrder:output_type -> bourse.matching.v1.CancelOrderResponse
-	19, // 56: bourse.matching.v1.MatchingService.CancelAllOrders:output_type -> bourse.matching.v1.CancelAllOrdersResponse
-	21, // 57: bourse.matching.v1.MatchingService.AmendOrder:output_type -> bourse.matching.v1.AmendOrderResponse
-	23, // 58: bourse.matching.v1.MatchingService.GetOrder:output_type -> bourse.matching.v1.GetOrderResponse
-	27, // 59: bourse.matching.v1.MatchingService.GetBook:output_type -> bourse.matching.v1.GetBookResponse
-	29, // 60: bourse.matching.v1.MatchingService.StreamMarketData:output_type -> bourse.matching.v1.StreamMarketDataResponse
-	34, // 61: bourse.matching.v1.MatchingService.StreamOrders:output_type -> bourse.matching.v1.StreamOrdersResponse
-	52, // [52:62] is the sub-list for method output_type
-	42, // [42:52] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	37, // 36: bourse.matching.v1.Trade.time:type_name -> google.protobuf.Timestamp
+	34, // 37: bourse.matching.v1.StreamOrdersRequest.commands:type_name -> bourse.matching.v1.OrderCommand
+	12, // 38: bourse.matching.v1.OrderCommand.submit:type_name -> bourse.matching.v1.SubmitOrderRequest
+	16, // 39: bourse.matching.v1.OrderCommand.cancel:type_name -> bourse.matching.v1.CancelOrderRequest
+	20, // 40: bourse.matching.v1.OrderCommand.amend:type_name -> bourse.matching.v1.AmendOrderRequest
+	36, // 41: bourse.matching.v1.StreamOrdersResponse.updates:type_name -> bourse.matching.v1.OrderUpdate
+	13, // 42: bourse.matching.v1.OrderUpdate.order:type_name -> bourse.matching.v1.Order
+	14, // 43: bourse.matching.v1.OrderUpdate.fills:type_name -> bourse.matching.v1.Fill
+	8,  // 44: bourse.matching.v1.MatchingService.AddSymbol:input_type -> bourse.matching.v1.AddSymbolRequest
+	10, // 45: bourse.matching.v1.MatchingService.ListSymbols:input_type -> bourse.matching.v1.ListSymbolsRequest
+	12, // 46: bourse.matching.v1.MatchingService.SubmitOrder:input_type -> bourse.matching.v1.SubmitOrderRequest
+	16, // 47: bourse.matching.v1.MatchingService.CancelOrder:input_type -> bourse.matching.v1.CancelOrderRequest
+	18, // 48: bourse.matching.v1.MatchingService.CancelAllOrders:input_type -> bourse.matching.v1.CancelAllOrdersRequest
+	20, // 49: bourse.matching.v1.MatchingService.AmendOrder:input_type -> bourse.matching.v1.AmendOrderRequest
+	22, // 50: bourse.matching.v1.MatchingService.GetOrder:input_type -> bourse.matching.v1.GetOrderRequest
+	26, // 51: bourse.matching.v1.MatchingService.GetBook:input_type -> bourse.matching.v1.GetBookRequest
+	28, // 52: bourse.matching.v1.MatchingService.StreamMarketData:input_type -> bourse.matching.v1.StreamMarketDataRequest
+	33, // 53: bourse.matching.v1.MatchingService.StreamOrders:input_type -> bourse.matching.v1.StreamOrdersRequest
+	9,  // 54: bourse.matching.v1.MatchingService.AddSymbol:output_type -> bourse.matching.v1.AddSymbolResponse
+	11, // 55: bourse.matching.v1.MatchingService.ListSymbols:output_type -> bourse.matching.v1.ListSymbolsResponse
+	15, // 56: bourse.matching.v1.MatchingService.SubmitOrder:output_type -> bourse.matching.v1.SubmitOrderResponse
+	17, // 57: bourse.matching.v1.MatchingService.CancelOrder:output_type -> bourse.matching.v1.CancelOrderResponse
+	19, // 58: bourse.matching.v1.MatchingService.CancelAllOrders:output_type -> bourse.matching.v1.CancelAllOrdersResponse
+	21, // 59: bourse.matching.v1.MatchingService.AmendOrder:output_type -> bourse.matching.v1.AmendOrderResponse
+	23, // 60: bourse.matching.v1.MatchingService.GetOrder:output_type -> bourse.matching.v1.GetOrderResponse
+	27, // 61: bourse.matching.v1.MatchingService.GetBook:output_type -> bourse.matching.v1.GetBookResponse
+	29, // 62: bourse.matching.v1.MatchingService.StreamMarketData:output_type -> bourse.matching.v1.StreamMarketDataResponse
+	35, // 63: bourse.matching.v1.MatchingService.StreamOrders:output_type -> bourse.matching.v1.StreamOrdersResponse
+	54, // [54:64] is the sub-list for method output_type
+	44, // [44:54] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_bourse_matching_v1_matching_proto_init() }
@@ -2942,10 +3041,10 @@ func file_bourse_matching_v1_matching_proto_init() {
 		(*StreamMarketDataResponse_Snapshot)(nil),
 		(*StreamMarketDataResponse_Delta)(nil),
 	}
-	file_bourse_matching_v1_matching_proto_msgTypes[26].OneofWrappers = []any{
-		(*StreamOrdersRequest_Submit)(nil),
-		(*StreamOrdersRequest_Cancel)(nil),
-		(*StreamOrdersRequest_Amend)(nil),
+	file_bourse_matching_v1_matching_proto_msgTypes[27].OneofWrappers = []any{
+		(*OrderCommand_Submit)(nil),
+		(*OrderCommand_Cancel)(nil),
+		(*OrderCommand_Amend)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2953,7 +3052,7 @@ func file_bourse_matching_v1_matching_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bourse_matching_v1_matching_proto_rawDesc), len(file_bourse_matching_v1_matching_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
