@@ -30,7 +30,7 @@ func main() {
 	riskKey := fs.String("risk-api-key", "", "admin API key matching uses to call the risk service")
 	shards := fs.Int("shards", max(1, runtime.GOMAXPROCS(0)), "symbol groups, each with its own goroutine and journal")
 	retain := fs.Int("retain-closed", 100_000, "closed orders kept per symbol for GetOrder and client order id idempotency")
-	snapshotEvery := fs.Int("snapshot-every", 100_000, "journaled commands between snapshots of a symbol group (0: never)")
+	snapshotEvery := fs.Int("snapshot-every", 1_000_000, "journaled commands between snapshots of a symbol group (0: never); replay after a crash covers at most this many")
 	dayEnd := fs.Duration("day-end", 0, "when DAY orders expire, as an offset from 00:00 UTC (e.g. 22h)")
 	noSync := fs.Bool("unsafe-no-fsync", false, "skip fsync of the journal (benchmarks only: a power loss can lose acknowledged orders)")
 	riskTimeout := fs.Duration("risk-timeout", 5*time.Second, "deadline of each call to the risk service")

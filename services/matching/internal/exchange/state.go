@@ -42,7 +42,11 @@ type orderState struct {
 func (sh *shard) encodeState() ([]byte, error) { return sh.captureState().encode() }
 
 func (st *shardState) encode() ([]byte, error) {
-	out := append([]byte(nil), snapshotMagic...)
+	size := len(snapshotMagic)
+	for i := range st.Markets {
+		size += len(st.Markets[i].Book) + 64*len(st.Markets[i].Orders) + 10*len(st.Markets[i].Closed) + 1024
+	}
+	out := append(make([]byte, 0, size), snapshotMagic...)
 	out = binary.AppendUvarint(out, uint64(len(st.Markets)))
 	for i := range st.Markets {
 		ms := &st.Markets[i]
