@@ -28,7 +28,8 @@ func main() {
 	streams := flag.Int("streams", 4, "concurrent StreamOrders streams")
 	orders := flag.Int("orders", 100_000, "orders in total")
 	window := flag.Int("window", 4000, "orders in flight per stream")
-	batch := flag.Int("batch", 100, "orders per StreamOrders message")
+	batch := flag.Int("batch", 100, "commands per StreamOrders message")
+	cancels := flag.Bool("cancel", true, "every other command cancels an acknowledged order, so the book stays small as on a live exchange")
 	bid := flag.Int64("bid", 1000, "whole price of buy orders (sells are placed 1000 above: nothing crosses)")
 	qty := flag.String("qty", "0.001", "quantity of each order")
 	label := flag.String("label", "StreamOrders", "label of the result line")
@@ -55,7 +56,7 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lat[s] = drive(ctx, mc, s, per, *window, *batch, run, *symbol, *buyer, *seller, *bid, *qty, &done, &failed)
+			lat[s] = drive(ctx, mc, s, per, *window, *batch, *cancels, run, *symbol, *buyer, *seller, *bid, *qty, &done, &failed)
 		}()
 	}
 	wg.Wait()
@@ -68,7 +69,7 @@ func main() {
 		}
 		return all[min(len(all)-1, int(float64(len(all))*p))]
 	}
-	fmt.Printf("%-34s orders=%d errors=%d rate=%.0f/s p50=%v p99=%v p99.9=%v streams=%d window=%d batch=%d\n",
+	fmt.Printf("%-34s commands=%d errors=%d rate=%.0f/s p50=%v p99=%v p99.9=%v streams=%d window=%d batch=%d\n",
 		*label, done.Load(), failed.Load(), float64(done.Load())/elapsed.Seconds(), pct(0.5), pct(0.99), pct(0.999), *streams, *window, *batch)
 	// Leave the book empty for the next run.
 	for _, acct := range []string{*buyer, *seller} {
@@ -81,7 +82,7 @@ func main() {
 
 // drive sends n orders on one stream, batch per message, with at most window unanswered, and
 // returns their latencies.
-func drive(ctx context.Context, mc matchingv1.MatchingServiceClient, s, n, window, batch int, run, symbol, buyer, seller string,
+func drive(ctx context.Context, mc matchingv1.MatchingServiceClient, s, n, window, batch int, cancels bool, run, symbol, buyer, seller string,
 	bid int64, qty string, done, failed *atomic.Int64) []time.Duration {
 	stream, err := mc.StreamOrders(ctx)
 	if err != nil {
@@ -93,6 +94,9 @@ func drive(ctx context.Context, mc matchingv1.MatchingServiceClient, s, n, windo
 	var answered atomic.Int64
 	credits := make(chan struct{}, window)
 	lat := make([]time.Duration, 0, n)
+	// Acknowledged resting orders, for the cancels.
+	type resting struct{ account, cid string }
+	open := make(chan resting, window+n)
 	recvDone := make(chan struct{})
 	go func() {
 		defer close(recvDone)
@@ -113,6 +117,9 @@ func drive(ctx context.Context, mc matchingv1.MatchingServiceClient, s, n, windo
 					fmt.Fprintln(os.Stderr, "order refused:", u.GetErrorMessage())
 				} else {
 					done.Add(1)
+					if o := u.GetOrder(); o.GetStatus() == matchingv1.OrderStatus_ORDER_STATUS_NEW {
+						open <- resting{o.GetAccountId(), o.GetClientOrderId()}
+					}
 				}
 				answered.Add(1)
 				lat = append(lat, time.Since(sent[u.GetRequestId()]))
@@ -121,25 +128,43 @@ func drive(ctx context.Context, mc matchingv1.MatchingServiceClient, s, n, windo
 		}
 	}()
 	req := &matchingv1.StreamOrdersRequest{}
+	// flush sends the pending commands when the batch is full, the last one is in, or the window is.
+	flush := func(i int) bool {
+		if len(req.Commands) < batch && i < n && len(credits) < cap(credits) {
+			return true
+		}
+		err := stream.Send(req)
+		req.Commands = req.Commands[:0]
+		return err == nil
+	}
 	for i := 1; i <= n; i++ {
 		select {
 		case credits <- struct{}{}:
 		case <-recvDone:
 			return lat
 		}
+		sent[i] = time.Now()
+		if cancels && i%2 == 0 {
+			select {
+			case o := <-open:
+				req.Commands = append(req.Commands, &matchingv1.OrderCommand{RequestId: uint64(i), Command: &matchingv1.OrderCommand_Cancel{
+					Cancel: &matchingv1.CancelOrderRequest{AccountId: o.account, Symbol: symbol, ClientOrderId: o.cid}}})
+				if !flush(i) {
+					i = n // the stream is gone; recvDone ends the wait
+				}
+				continue
+			default:
+			}
+		}
 		side, acct, price := matchingv1.Side_SIDE_BUY, buyer, bid-int64(i%100)
-		if i%2 == 0 {
+		if i%4 >= 2 {
 			side, acct, price = matchingv1.Side_SIDE_SELL, seller, bid+1000+int64(i%100)
 		}
-		sent[i] = time.Now()
 		req.Commands = append(req.Commands, &matchingv1.OrderCommand{RequestId: uint64(i), Command: &matchingv1.OrderCommand_Submit{Submit: &matchingv1.SubmitOrderRequest{
 			AccountId: acct, Symbol: symbol, ClientOrderId: fmt.Sprintf("load-%s-%d-%d", run, s, i), Side: side,
 			Type: matchingv1.OrderType_ORDER_TYPE_LIMIT, Price: fmt.Sprintf("%d", price), Quantity: qty}}})
-		if len(req.Commands) == batch || i == n || len(credits) == cap(credits) {
-			if err := stream.Send(req); err != nil {
-				break
-			}
-			req.Commands = req.Commands[:0]
+		if !flush(i) {
+			break
 		}
 	}
 	<-recvDone
