@@ -84,7 +84,16 @@ func (s *Server) SubmitOrder(ctx context.Context, req *matchingv1.SubmitOrderReq
 	return &matchingv1.SubmitOrderResponse{Order: orderToProto(spec, &r.Order), Fills: fillsToProto(spec, r.Fills), Duplicate: r.Duplicate}, nil
 }
 
-func (s *Server) CancelOrder(ctx context.Context, req *matchingv1.CancelOrderRequest) (*matchingv1.CancelOrderResponse, error) {
+// orderRefRequest names one order of an account; CancelOrderRequest and GetOrderRequest both are one.
+type orderRefRequest interface {
+	GetAccountId() string
+	GetSymbol() string
+	GetOrderId() uint64
+	GetClientOrderId() string
+}
+
+// onOrder checks access, runs call on the named order and renders the order it answers with.
+func (s *Server) onOrder(ctx context.Context, req orderRefRequest, call func(exchange.OrderRef, func(exchange.Result))) (*matchingv1.Order, error) {
 	if err := auth.RequireAccess(ctx, req.GetAccountId()); err != nil {
 		return nil, err
 	}
@@ -93,11 +102,19 @@ func (s *Server) CancelOrder(ctx context.Context, req *matchingv1.CancelOrderReq
 		return nil, err
 	}
 	ref := exchange.OrderRef{Account: req.GetAccountId(), Symbol: req.GetSymbol(), OrderID: req.GetOrderId(), ClientOrderID: req.GetClientOrderId()}
-	r, err := await(ctx, func(done func(exchange.Result)) { s.x.Cancel(ref, done) })
+	r, err := await(ctx, func(done func(exchange.Result)) { call(ref, done) })
 	if err != nil {
 		return nil, err
 	}
-	return &matchingv1.CancelOrderResponse{Order: orderToProto(spec, &r.Order)}, nil
+	return orderToProto(spec, &r.Order), nil
+}
+
+func (s *Server) CancelOrder(ctx context.Context, req *matchingv1.CancelOrderRequest) (*matchingv1.CancelOrderResponse, error) {
+	o, err := s.onOrder(ctx, req, s.x.Cancel)
+	if err != nil {
+		return nil, err
+	}
+	return &matchingv1.CancelOrderResponse{Order: o}, nil
 }
 
 func (s *Server) CancelAllOrders(ctx context.Context, req *matchingv1.CancelAllOrdersRequest) (*matchingv1.CancelAllOrdersResponse, error) {
@@ -127,19 +144,11 @@ func (s *Server) AmendOrder(ctx context.Context, req *matchingv1.AmendOrderReque
 }
 
 func (s *Server) GetOrder(ctx context.Context, req *matchingv1.GetOrderRequest) (*matchingv1.GetOrderResponse, error) {
-	if err := auth.RequireAccess(ctx, req.GetAccountId()); err != nil {
-		return nil, err
-	}
-	spec, err := s.x.Spec(req.GetSymbol())
+	o, err := s.onOrder(ctx, req, s.x.GetOrder)
 	if err != nil {
 		return nil, err
 	}
-	ref := exchange.OrderRef{Account: req.GetAccountId(), Symbol: req.GetSymbol(), OrderID: req.GetOrderId(), ClientOrderID: req.GetClientOrderId()}
-	r, err := await(ctx, func(done func(exchange.Result)) { s.x.GetOrder(ref, done) })
-	if err != nil {
-		return nil, err
-	}
-	return &matchingv1.GetOrderResponse{Order: orderToProto(spec, &r.Order)}, nil
+	return &matchingv1.GetOrderResponse{Order: o}, nil
 }
 
 func (s *Server) GetBook(ctx context.Context, req *matchingv1.GetBookRequest) (*matchingv1.GetBookResponse, error) {
