@@ -39,6 +39,7 @@ start_service() { # name flags... — sets $addr
 	local name=$1
 	shift
 	go build -o "$out/$name" "./services/$name/cmd/$name"
+	rm -f "$out/$name.ready"
 	"$out/$name" --grpc-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0 --consul-addr="127.0.0.1:$http" \
 		--api-keys=bench=admin:bench --log-level=warn --ready-file="$out/$name.ready" "$@" >"$out/$name.log" 2>&1 &
 	pids+=($!)
@@ -84,3 +85,28 @@ grpc "$risk" bourse.risk.v1.RiskService/Credit '{"account_id":"bench","asset_id"
 ghz_run "risk CheckOrder c=50" "$risk" 50 50000 bourse.risk.v1.RiskService/CheckOrder \
 	'{"account_id":"bench","symbol":"BTC-USD","side":"SIDE_BUY","type":"ORDER_TYPE_LIMIT","price":"100","quantity":"0.0001"}'
 ghz_run "risk GetAccount c=8" "$risk" 8 2000 bourse.risk.v1.RiskService/GetAccount '{"account_id":"fees"}'
+
+echo
+echo "== matching over gRPC: every order checked by risk, journaled before it is answered"
+go build -o "$out/matching-load" ./services/matching/cmd/matching-load
+grpc "$risk" bourse.risk.v1.RiskService/OpenAccount '{"account_id":"alice"}'
+grpc "$risk" bourse.risk.v1.RiskService/OpenAccount '{"account_id":"bob"}'
+grpc "$risk" bourse.risk.v1.RiskService/Credit '{"account_id":"alice","asset_id":"USD","amount":"1000000000","ref":"bench-alice"}'
+grpc "$risk" bourse.risk.v1.RiskService/Credit '{"account_id":"bob","asset_id":"BTC","amount":"10000000","ref":"bench-bob"}'
+for mode in fsync no-fsync; do
+	flags=()
+	[[ $mode == no-fsync ]] && flags=(--unsafe-no-fsync)
+	start_service matching --data-dir="$out/matching-$mode" --risk-addr="$risk" --risk-api-key=bench "${flags[@]}"
+	matching=$addr
+	grpc "$matching" bourse.matching.v1.MatchingService/AddSymbol '{"symbol":{"symbol":"BTC-USD","tick_size":"0.01","lot_size":"0.0001"}}'
+	ghz_run "matching SubmitOrder c=50 $mode" "$matching" 50 20000 bourse.matching.v1.MatchingService/SubmitOrder \
+		'{"account_id":"alice","symbol":"BTC-USD","client_order_id":"ghz-'$mode'-{{.RequestNumber}}","side":"SIDE_BUY","type":"ORDER_TYPE_LIMIT","price":"100","quantity":"0.0001"}'
+	grpc "$matching" bourse.matching.v1.MatchingService/CancelAllOrders '{"account_id":"alice"}'
+	"$out/matching-load" --addr "$matching" --api-key bench --streams 4 --orders 200000 --label "matching StreamOrders $mode" || true
+	kill -TERM "${pids[-1]}"
+	wait "${pids[-1]}" 2>/dev/null || true
+done
+
+# inference: in-process vs served (ghz) for the iris model, dynamic batching on and off.
+echo
+scripts/bench-inference.sh "$benchtime"

@@ -12,7 +12,11 @@ mkdir -p "$run"
 SERVICES=(
 	"discovery"
 	"risk --data-dir=$run/data/risk"
+	"matching --data-dir=$run/data/matching --risk-api-key=${BOURSE_RISK_ADMIN_KEY:-dev-admin}"
+	"inference --model-repository=$run/models"
 )
+# The inference demo repository starts as the example models; versions added there are kept.
+mkdir -p "$run/models" && cp -rn services/inference/testdata/models/. "$run/models/"
 
 export BOURSE_CONSUL_ADDR=${BOURSE_CONSUL_ADDR:-127.0.0.1:8500}
 export BOURSE_API_KEYS=${BOURSE_API_KEYS:-dev-admin=admin:ops,dev-alice=account:alice,dev-bob=account:bob}

@@ -1,0 +1,281 @@
+// Package batching merges concurrent inference requests for one model version into batched
+// executions and splits the results back: the dynamic batcher.
+package batching
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/codes"
+
+	"github.com/bourse-dev/bourse/pkg/errs"
+	"github.com/bourse-dev/bourse/services/inference/internal/tensor"
+)
+
+// ExecFunc runs the model once on batched inputs and returns its outputs, batch dimension first.
+type ExecFunc func(inputs []tensor.Tensor) ([]tensor.Tensor, error)
+
+// Config tunes a Batcher.
+type Config struct {
+	MaxBatchSize  int           // rows per execution at most
+	MaxQueueDelay time.Duration // how long the oldest request may wait for company
+	Preferred     []int         // batch sizes at which to stop waiting, ascending
+	MaxQueueSize  int           // requests waiting at most; more are refused
+	Instances     int           // executions that may run at once
+	// OnQueued and OnExecute observe queue waits and executions; either may be nil.
+	OnQueued  func(wait time.Duration)
+	OnExecute func(rows int, compute time.Duration)
+}
+
+// ErrQueueFull is returned when the queue is at MaxQueueSize.
+var ErrQueueFull = errs.New(errs.KindResourceExhausted, "batch queue is full")
+
+// ErrClosed is returned by Submit after Close.
+var ErrClosed = errs.New(errs.KindUnavailable, "model version is unloading")
+
+// Batcher queues requests and runs them in batches on Instances workers.
+type Batcher struct {
+	cfg   Config
+	exec  ExecFunc
+	queue chan *job
+	// waiting counts jobs submitted and not yet started (queued or being collected).
+	waiting atomic.Int64
+
+	mu     sync.RWMutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type job struct {
+	ctx    context.Context
+	inputs []tensor.Tensor
+	rows   int64
+	queued time.Time
+	done   chan result
+}
+
+type result struct {
+	outputs []tensor.Tensor
+	err     error
+}
+
+// New starts a batcher's workers.
+func New(cfg Config, exec ExecFunc) *Batcher {
+	cfg.MaxBatchSize = max(cfg.MaxBatchSize, 1)
+	cfg.MaxQueueSize = max(cfg.MaxQueueSize, 1)
+	cfg.Instances = max(cfg.Instances, 1)
+	b := &Batcher{cfg: cfg, exec: exec, queue: make(chan *job, cfg.MaxQueueSize)}
+	for range cfg.Instances {
+		b.wg.Go(b.work)
+	}
+	return b
+}
+
+// Submit queues one request of rows rows (its inputs' first dimension) and waits for its outputs.
+func (b *Batcher) Submit(ctx context.Context, inputs []tensor.Tensor, rows int64) ([]tensor.Tensor, error) {
+	j := &job{ctx: ctx, inputs: inputs, rows: rows, queued: time.Now(), done: make(chan result, 1)}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	b.waiting.Add(1)
+	select {
+	case b.queue <- j:
+	default:
+		b.waiting.Add(-1)
+		b.mu.RUnlock()
+		return nil, ErrQueueFull
+	}
+	b.mu.RUnlock()
+	select {
+	case r := <-j.done:
+		return r.outputs, r.err
+	case <-ctx.Done():
+		// The worker skips or discards the job; done is buffered so it never blocks.
+		return nil, ctx.Err()
+	}
+}
+
+// Close stops accepting requests, finishes the queued ones and waits for the workers.
+func (b *Batcher) Close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.queue)
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+func (b *Batcher) work() {
+	var carry *job
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			j, ok := <-b.queue
+			if !ok {
+				return
+			}
+			first = j
+		}
+		batch, next, open := b.collect(first)
+		b.run(batch)
+		carry = next
+		if !open && carry == nil {
+			return
+		}
+	}
+}
+
+// collect gathers jobs after first until the batch is full, reaches a preferred size with nothing
+// else queued, holds every job that is waiting, or the oldest job has waited MaxQueueDelay. A job
+// that would overfill the batch is returned as the start of the next one. open is false once the
+// queue is closed and drained.
+//
+// Holding every waiting job ends the wait because callers that are waiting for an answer cannot
+// send more: under a closed loop of c clients, waiting longer only adds latency, while requests
+// that arrive during the execution form the next batch anyway.
+func (b *Batcher) collect(first *job) (batch []*job, next *job, open bool) {
+	batch = []*job{first}
+	rows := first.rows
+	limit := int64(b.cfg.MaxBatchSize)
+	var timeout <-chan time.Time
+	if wait := b.cfg.MaxQueueDelay - time.Since(first.queued); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for rows < limit {
+		if int64(len(batch)) >= b.waiting.Load() || (b.preferred(rows) && len(b.queue) == 0) {
+			return batch, nil, true
+		}
+		var j *job
+		var ok bool
+		if timeout == nil {
+			// No time left to wait: take only what is already queued.
+			select {
+			case j, ok = <-b.queue:
+			default:
+				return batch, nil, true
+			}
+		} else {
+			select {
+			case j, ok = <-b.queue:
+			case <-timeout:
+				return batch, nil, true
+			}
+		}
+		if !ok {
+			return batch, nil, false
+		}
+		if rows+j.rows > limit {
+			return batch, j, true
+		}
+		batch = append(batch, j)
+		rows += j.rows
+	}
+	return batch, nil, true
+}
+
+func (b *Batcher) preferred(rows int64) bool {
+	_, found := slices.BinarySearch(b.cfg.Preferred, int(rows))
+	return found
+}
+
+// run executes a batch; requests whose callers gave up are left out.
+func (b *Batcher) run(batch []*job) {
+	live := batch[:0]
+	start := time.Now()
+	b.waiting.Add(-int64(len(batch)))
+	for _, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			j.done <- result{err: err}
+			continue
+		}
+		if b.cfg.OnQueued != nil {
+			b.cfg.OnQueued(start.Sub(j.queued))
+		}
+		live = append(live, j)
+	}
+	if len(live) == 0 {
+		return
+	}
+	outs, err := b.execute(live)
+	if err != nil && len(live) > 1 {
+		// One bad request must not fail its neighbours: run each alone to find it.
+		for _, j := range live {
+			o, err := b.execute([]*job{j})
+			j.done <- result{outputs: firstOf(o), err: err}
+		}
+		return
+	}
+	for i, j := range live {
+		if err != nil {
+			j.done <- result{err: err}
+			continue
+		}
+		j.done <- result{outputs: outs[i]}
+	}
+}
+
+func firstOf(o [][]tensor.Tensor) []tensor.Tensor {
+	if len(o) == 0 {
+		return nil
+	}
+	return o[0]
+}
+
+// execute merges the jobs' inputs, runs the model once and splits the outputs per job.
+func (b *Batcher) execute(jobs []*job) ([][]tensor.Tensor, error) {
+	inputs := make([]tensor.Tensor, len(jobs[0].inputs))
+	rows := make([]int64, len(jobs))
+	var total int64
+	for i, j := range jobs {
+		rows[i] = j.rows
+		total += j.rows
+	}
+	parts := make([]tensor.Tensor, len(jobs))
+	for k := range inputs {
+		for i, j := range jobs {
+			parts[i] = j.inputs[k]
+		}
+		merged, err := tensor.Concat(parts)
+		if err != nil {
+			return nil, err
+		}
+		inputs[k] = merged
+	}
+	_, sp := span(jobs, total)
+	start := time.Now()
+	outs, err := b.exec(inputs)
+	if b.cfg.OnExecute != nil {
+		b.cfg.OnExecute(int(total), time.Since(start))
+	}
+	if err != nil {
+		sp.RecordError(err)
+		sp.SetStatus(codes.Error, "execution failed")
+		sp.End()
+		return nil, err
+	}
+	sp.End()
+	perJob := make([][]tensor.Tensor, len(jobs))
+	for i := range perJob {
+		perJob[i] = make([]tensor.Tensor, len(outs))
+	}
+	for k, o := range outs {
+		split, err := tensor.Split(o, rows)
+		if err != nil {
+			return nil, errors.Join(errs.New(errs.KindInternal, "split batched output"), err)
+		}
+		for i := range jobs {
+			perJob[i][k] = split[i]
+		}
+	}
+	return perJob, nil
+}

@@ -1,0 +1,230 @@
+package batching
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bourse-dev/bourse/pkg/errs"
+	"github.com/bourse-dev/bourse/services/inference/internal/tensor"
+)
+
+// doubling is the model under these tests: one INT32 input, output = 2 × input, row by row. It
+// records the batch sizes it ran, and fails any batch that contains the value -1.
+type doubling struct {
+	mu      sync.Mutex
+	batches []int64
+	gate    chan struct{} // when set, each execution waits for a token
+	entered chan struct{} // when set, each execution reports its start here first
+}
+
+func (d *doubling) exec(in []tensor.Tensor) ([]tensor.Tensor, error) {
+	if d.entered != nil {
+		d.entered <- struct{}{}
+	}
+	if d.gate != nil {
+		<-d.gate
+	}
+	d.mu.Lock()
+	d.batches = append(d.batches, in[0].Shape[0])
+	d.mu.Unlock()
+	out := make([]byte, len(in[0].Data))
+	for i := 0; i < len(out); i += 4 {
+		v := int32(binary.LittleEndian.Uint32(in[0].Data[i:]))
+		if v == -1 {
+			return nil, errors.New("poisoned input")
+		}
+		binary.LittleEndian.PutUint32(out[i:], uint32(2*v))
+	}
+	return []tensor.Tensor{{Name: "y", Datatype: tensor.Int32, Shape: in[0].Shape, Data: out}}, nil
+}
+
+func input(vals ...int32) []tensor.Tensor {
+	b := make([]byte, 0, 4*len(vals))
+	for _, v := range vals {
+		b = binary.LittleEndian.AppendUint32(b, uint32(v))
+	}
+	return []tensor.Tensor{{Name: "x", Datatype: tensor.Int32, Shape: []int64{int64(len(vals)), 1}, Data: b}}
+}
+
+func values(t tensor.Tensor) []int32 {
+	out := make([]int32, len(t.Data)/4)
+	for i := range out {
+		out[i] = int32(binary.LittleEndian.Uint32(t.Data[4*i:]))
+	}
+	return out
+}
+
+func TestConcurrentRequestsShareExecutionsAndGetTheirOwnRows(t *testing.T) {
+	d := &doubling{}
+	var execs, rows atomic.Int64
+	b := New(Config{MaxBatchSize: 16, MaxQueueDelay: 20 * time.Millisecond, MaxQueueSize: 100,
+		OnExecute: func(n int, _ time.Duration) { execs.Add(1); rows.Add(int64(n)) }}, d.exec)
+	defer b.Close()
+	const clients = 32
+	var wg sync.WaitGroup
+	errCh := make(chan error, clients)
+	for i := range clients {
+		wg.Go(func() {
+			out, err := b.Submit(context.Background(), input(int32(i), int32(1000+i)), 2)
+			if err != nil {
+				errCh <- err
+				return
+			}
+			got := values(out[0])
+			if len(got) != 2 || got[0] != 2*int32(i) || got[1] != 2*int32(1000+i) || out[0].Shape[0] != 2 {
+				errCh <- errors.New("client got someone else's rows")
+			}
+		})
+	}
+	wg.Wait()
+	close(errCh)
+	for err := range errCh {
+		t.Fatal(err)
+	}
+	if rows.Load() != 2*clients {
+		t.Fatalf("rows executed %d, want %d", rows.Load(), 2*clients)
+	}
+	if execs.Load() >= clients {
+		t.Fatalf("%d executions for %d requests: nothing was batched", execs.Load(), clients)
+	}
+	for _, n := range d.batches {
+		if n > 16 {
+			t.Fatalf("a batch of %d rows exceeds the maximum 16", n)
+		}
+	}
+}
+
+func TestALoneRequestDoesNotWaitForCompany(t *testing.T) {
+	d := &doubling{}
+	b := New(Config{MaxBatchSize: 8, MaxQueueDelay: time.Second, MaxQueueSize: 10}, d.exec)
+	defer b.Close()
+	start := time.Now()
+	if _, err := b.Submit(context.Background(), input(1, 2), 2); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited > 500*time.Millisecond {
+		t.Fatalf("the only waiting request waited %v for others", waited)
+	}
+}
+
+// collect is driven directly here (no workers), with one extra job counted as waiting elsewhere,
+// so only the preferred size can end the wait early.
+func TestPreferredSizeEndsTheWaitEarly(t *testing.T) {
+	b := &Batcher{cfg: Config{MaxBatchSize: 8, MaxQueueDelay: time.Second, Preferred: []int{2}}, queue: make(chan *job, 4)}
+	mk := func() *job {
+		return &job{ctx: context.Background(), inputs: input(1), rows: 1, queued: time.Now(), done: make(chan result, 1)}
+	}
+	first, second := mk(), mk()
+	b.queue <- second
+	b.waiting.Store(3)
+	start := time.Now()
+	batch, next, open := b.collect(first)
+	if len(batch) != 2 || next != nil || !open {
+		t.Fatalf("batch of %d, next %v, open %v", len(batch), next, open)
+	}
+	if waited := time.Since(start); waited > 500*time.Millisecond {
+		t.Fatalf("a preferred-size batch waited %v", waited)
+	}
+	// Without a preferred size it waits out the delay.
+	b.cfg.Preferred = nil
+	b.cfg.MaxQueueDelay = 50 * time.Millisecond
+	b.queue <- mk()
+	start = time.Now()
+	if batch, _, _ := b.collect(mk()); len(batch) != 2 || time.Since(start) < 40*time.Millisecond {
+		t.Fatalf("batch of %d after %v: want 2 after the delay", len(batch), time.Since(start))
+	}
+}
+
+func TestFullQueueIsResourceExhausted(t *testing.T) {
+	d := &doubling{gate: make(chan struct{})}
+	b := New(Config{MaxBatchSize: 1, MaxQueueSize: 2}, d.exec)
+	ctx := t.Context()
+	results := make(chan error, 4)
+	for i := range 3 { // one executing (blocked on the gate), two queued
+		go func() { _, err := b.Submit(ctx, input(int32(i)), 1); results <- err }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(b.queue) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("queue never filled (len %d)", len(b.queue))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_, err := b.Submit(ctx, input(9), 1)
+	if errs.KindOf(err) != errs.KindResourceExhausted {
+		t.Fatalf("submit to a full queue: %v, want ResourceExhausted", err)
+	}
+	close(d.gate)
+	for range 3 {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	if _, err := b.Submit(ctx, input(1), 1); errs.KindOf(err) != errs.KindUnavailable {
+		t.Fatalf("submit after close: %v, want Unavailable", err)
+	}
+}
+
+func TestOneBadRequestDoesNotFailItsBatch(t *testing.T) {
+	d := &doubling{}
+	b := New(Config{MaxBatchSize: 8, MaxQueueDelay: 50 * time.Millisecond, MaxQueueSize: 10}, d.exec)
+	defer b.Close()
+	var wg sync.WaitGroup
+	var good, bad error
+	wg.Go(func() { _, good = b.Submit(context.Background(), input(3), 1) })
+	wg.Go(func() { _, bad = b.Submit(context.Background(), input(-1), 1) })
+	wg.Wait()
+	if good != nil {
+		t.Fatalf("good request failed with its poisoned neighbour: %v", good)
+	}
+	if bad == nil {
+		t.Fatal("poisoned request succeeded")
+	}
+}
+
+func TestCancelledRequestIsNotExecuted(t *testing.T) {
+	d := &doubling{gate: make(chan struct{}), entered: make(chan struct{}, 4)}
+	b := New(Config{MaxBatchSize: 1, MaxQueueSize: 4}, d.exec)
+	go func() { _, _ = b.Submit(context.Background(), input(1), 1) }() // occupies the worker
+	<-d.entered
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := b.Submit(ctx, input(2), 1); done <- err }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled submit returned %v", err)
+	}
+	close(d.gate)
+	b.Close()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.batches) != 1 {
+		t.Fatalf("%d executions, want 1: the cancelled request ran", len(d.batches))
+	}
+}
+
+// BenchmarkBatcherOverhead is the queueing, merging and splitting cost per request around a
+// trivial model, from 64 concurrent callers.
+func BenchmarkBatcherOverhead(b *testing.B) {
+	d := &doubling{}
+	bt := New(Config{MaxBatchSize: 64, MaxQueueDelay: 100 * time.Microsecond, MaxQueueSize: 4096, Instances: 2}, d.exec)
+	defer bt.Close()
+	b.ReportAllocs()
+	b.SetParallelism(64 / max(1, runtimeProcs()))
+	b.RunParallel(func(pb *testing.PB) {
+		in := input(7)
+		for pb.Next() {
+			if _, err := bt.Submit(context.Background(), in, 1); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

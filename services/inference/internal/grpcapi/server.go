@@ -1,0 +1,225 @@
+// Package grpcapi serves the KServe v2 protocol (package inference) over the model repository. It
+// validates and decodes requests, calls the repository, and encodes answers; domain errors become
+// gRPC codes in the runtime.
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"runtime/debug"
+
+	"github.com/bourse-dev/bourse/pkg/auth"
+	"github.com/bourse-dev/bourse/pkg/errs"
+	pb "github.com/bourse-dev/bourse/pkg/gen/inference"
+	"github.com/bourse-dev/bourse/services/inference/internal/repository"
+)
+
+// Policy: health is public like the gRPC health service; changing what is loaded is for operators
+// (and the training coordinator acting as admin); inference needs any key.
+var Policy = auth.Policy{
+	pb.GRPCInferenceService_ServerLive_FullMethodName:            auth.Public,
+	pb.GRPCInferenceService_ServerReady_FullMethodName:           auth.Public,
+	pb.GRPCInferenceService_RepositoryModelLoad_FullMethodName:   auth.AdminOnly,
+	pb.GRPCInferenceService_RepositoryModelUnload_FullMethodName: auth.AdminOnly,
+}
+
+// Extensions of the protocol this server implements, reported by ServerMetadata.
+var Extensions = []string{"model_repository"}
+
+// Server implements pb.GRPCInferenceServiceServer.
+type Server struct {
+	pb.UnimplementedGRPCInferenceServiceServer
+	repo *repository.Manager
+}
+
+// New serves repo.
+func New(repo *repository.Manager) *Server { return &Server{repo: repo} }
+
+// ServerLive implements the RPC.
+func (s *Server) ServerLive(context.Context, *pb.ServerLiveRequest) (*pb.ServerLiveResponse, error) {
+	return &pb.ServerLiveResponse{Live: true}, nil
+}
+
+// ServerReady implements the RPC.
+func (s *Server) ServerReady(context.Context, *pb.ServerReadyRequest) (*pb.ServerReadyResponse, error) {
+	return &pb.ServerReadyResponse{Ready: s.repo.Ready()}, nil
+}
+
+// ModelReady implements the RPC.
+func (s *Server) ModelReady(_ context.Context, req *pb.ModelReadyRequest) (*pb.ModelReadyResponse, error) {
+	if err := checkModelRef("name", req.GetName(), "version", req.GetVersion()); err != nil {
+		return nil, err
+	}
+	ready, err := s.repo.ModelReady(req.GetName(), req.GetVersion())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ModelReadyResponse{Ready: ready}, nil
+}
+
+// ServerMetadata implements the RPC.
+func (s *Server) ServerMetadata(context.Context, *pb.ServerMetadataRequest) (*pb.ServerMetadataResponse, error) {
+	return &pb.ServerMetadataResponse{Name: "bourse-inference", Version: buildVersion(), Extensions: Extensions}, nil
+}
+
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// ModelMetadata implements the RPC.
+func (s *Server) ModelMetadata(_ context.Context, req *pb.ModelMetadataRequest) (*pb.ModelMetadataResponse, error) {
+	if err := checkModelRef("name", req.GetName(), "version", req.GetVersion()); err != nil {
+		return nil, err
+	}
+	md, err := s.repo.Metadata(req.GetName(), req.GetVersion())
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ModelMetadataResponse{Name: md.Name, Versions: md.Versions, Platform: md.Platform}
+	for _, t := range md.Inputs {
+		resp.Inputs = append(resp.Inputs, &pb.ModelMetadataResponse_TensorMetadata{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape})
+	}
+	for _, t := range md.Outputs {
+		resp.Outputs = append(resp.Outputs, &pb.ModelMetadataResponse_TensorMetadata{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape})
+	}
+	return resp, nil
+}
+
+// ModelInfer implements the RPC.
+func (s *Server) ModelInfer(ctx context.Context, req *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
+	r, raw, err := decodeInfer(req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.repo.Infer(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return encodeInfer(req.GetId(), resp, raw), nil
+}
+
+// streamWindow bounds the requests of one stream that run at once. Running them concurrently lets
+// one client's pipelined requests share batches; answers still go out in request order.
+const streamWindow = 64
+
+// ModelStreamInfer implements the RPC: each request gets one response, in order; a failed request
+// answers with error_message and the stream goes on.
+func (s *Server) ModelStreamInfer(stream pb.GRPCInferenceService_ModelStreamInferServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	pending := make(chan chan *pb.ModelStreamInferResponse, streamWindow)
+	recvErr := make(chan error, 1)
+	go func() {
+		defer close(pending)
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					recvErr <- err
+				}
+				return
+			}
+			answer := make(chan *pb.ModelStreamInferResponse, 1)
+			select {
+			case pending <- answer:
+			case <-ctx.Done():
+				return
+			}
+			go func() { answer <- s.streamOne(ctx, req) }()
+		}
+	}()
+	for answer := range pending {
+		if err := stream.Send(<-answer); err != nil {
+			return err
+		}
+	}
+	select {
+	case err := <-recvErr:
+		return err
+	default:
+		return nil
+	}
+}
+
+func (s *Server) streamOne(ctx context.Context, req *pb.ModelInferRequest) *pb.ModelStreamInferResponse {
+	resp, err := s.ModelInfer(ctx, req)
+	if err != nil {
+		return &pb.ModelStreamInferResponse{ErrorMessage: streamError(err),
+			InferResponse: &pb.ModelInferResponse{ModelName: req.GetModelName(), ModelVersion: req.GetModelVersion(), Id: req.GetId()}}
+	}
+	return &pb.ModelStreamInferResponse{InferResponse: resp}
+}
+
+// streamError is the text of a failed stream request; internal details stay in the server.
+func streamError(err error) string {
+	if e, ok := errors.AsType[*errs.Error](err); ok && e.Kind != errs.KindInternal {
+		return e.Error()
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err.Error()
+	}
+	return "internal error"
+}
+
+// RepositoryIndex implements the RPC.
+func (s *Server) RepositoryIndex(_ context.Context, req *pb.RepositoryIndexRequest) (*pb.RepositoryIndexResponse, error) {
+	if err := checkRepository(req.GetRepositoryName()); err != nil {
+		return nil, err
+	}
+	entries, err := s.repo.Index(req.GetReady())
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.RepositoryIndexResponse{}
+	for _, e := range entries {
+		resp.Models = append(resp.Models, &pb.RepositoryIndexResponse_ModelIndex{Name: e.Name, Version: e.Version, State: string(e.State), Reason: e.Reason})
+	}
+	return resp, nil
+}
+
+// RepositoryModelLoad implements the RPC.
+func (s *Server) RepositoryModelLoad(ctx context.Context, req *pb.RepositoryModelLoadRequest) (*pb.RepositoryModelLoadResponse, error) {
+	if err := s.checkRepositoryChange(req.GetRepositoryName(), req.GetModelName()); err != nil {
+		return nil, err
+	}
+	if err := s.repo.Load(ctx, req.GetModelName()); err != nil {
+		return nil, err
+	}
+	return &pb.RepositoryModelLoadResponse{}, nil
+}
+
+// RepositoryModelUnload implements the RPC.
+func (s *Server) RepositoryModelUnload(ctx context.Context, req *pb.RepositoryModelUnloadRequest) (*pb.RepositoryModelUnloadResponse, error) {
+	if err := s.checkRepositoryChange(req.GetRepositoryName(), req.GetModelName()); err != nil {
+		return nil, err
+	}
+	if err := s.repo.Unload(ctx, req.GetModelName()); err != nil {
+		return nil, err
+	}
+	return &pb.RepositoryModelUnloadResponse{}, nil
+}
+
+func (s *Server) checkRepositoryChange(repo, model string) error {
+	if err := checkRepository(repo); err != nil {
+		return err
+	}
+	if err := checkModelRef("model_name", model, "", ""); err != nil {
+		return err
+	}
+	if !s.repo.Explicit() {
+		return errs.New(errs.KindFailedPrecondition, "the server polls its model repository: start it with --model-control=explicit to load and unload by call")
+	}
+	return nil
+}
+
+// checkRepository accepts the one repository this server has, by its empty default name.
+func checkRepository(name string) error {
+	if name != "" {
+		return errs.Invalid("repository_name", "%q is unknown: this server has one repository, named \"\"", name)
+	}
+	return nil
+}
