@@ -53,3 +53,14 @@ func EnvNames(service, flagName string) []string {
 func envWord(s string) string {
 	return strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(s))
 }
+
+// List splits a comma-separated flag value into its non-empty, trimmed items.
+func List(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

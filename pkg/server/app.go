@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -219,7 +218,7 @@ func (a *App) Run(parent context.Context, args []string, build BuildFunc) (err e
 	registered := false
 	if o.Register {
 		inst := consul.Instance{
-			ID: instanceID, Name: a.name, Address: host, Port: port, Tags: splitList(o.Tags), Meta: svc.Meta,
+			ID: instanceID, Name: a.name, Address: host, Port: port, Tags: config.List(o.Tags), Meta: svc.Meta,
 			Check: consul.Check{Kind: consul.CheckGRPC, Interval: o.CheckInterval, Timeout: o.CheckTimeout, DeregisterAfter: o.DeregisterAfter},
 		}
 		if err := consul.Register(ctx, consulClient, inst); err != nil {
@@ -305,15 +304,6 @@ func writeReadyFile(path, grpcAddr, metricsAddr string) error {
 	return os.Rename(tmp, path)
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
 
 func newLogger(level, format, service string) (*slog.Logger, error) {
 	var lvl slog.Level

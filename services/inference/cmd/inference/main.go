@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	pb "github.com/bourse-dev/bourse/pkg/gen/inference"
+	"github.com/bourse-dev/bourse/pkg/config"
 	"github.com/bourse-dev/bourse/pkg/server"
 	"github.com/bourse-dev/bourse/services/inference/internal/backend"
 	"github.com/bourse-dev/bourse/services/inference/internal/backend/onnx"
@@ -59,7 +60,7 @@ func main() {
 			env.Logger.Info("response cache shared through redis")
 		}
 		repo, err := repository.New(repository.Options{
-			Root: *repoDir, Mode: mode, PollInterval: *poll, StartupModels: splitList(*loadModels),
+			Root: *repoDir, Mode: mode, PollInterval: *poll, StartupModels: config.List(*loadModels),
 			Backends: []backend.Backend{ortBackend}, Cache: tiers, Metrics: metrics.New(env.Metrics), Logger: env.Logger,
 		})
 		if err != nil {
@@ -84,12 +85,3 @@ func main() {
 	}))
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
