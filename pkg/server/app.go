@@ -304,7 +304,6 @@ func writeReadyFile(path, grpcAddr, metricsAddr string) error {
 	return os.Rename(tmp, path)
 }
 
-
 func newLogger(level, format, service string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {

@@ -10,8 +10,8 @@ import (
 
 	"google.golang.org/grpc"
 
-	pb "github.com/bourse-dev/bourse/pkg/gen/inference"
 	"github.com/bourse-dev/bourse/pkg/config"
+	pb "github.com/bourse-dev/bourse/pkg/gen/inference"
 	"github.com/bourse-dev/bourse/pkg/server"
 	"github.com/bourse-dev/bourse/services/inference/internal/backend"
 	"github.com/bourse-dev/bourse/services/inference/internal/backend/onnx"
@@ -83,4 +83,3 @@ func main() {
 		}, nil
 	}))
 }
-
