@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/bourse-dev/bourse/pkg/wire"
 	"github.com/bourse-dev/bourse/services/matching/internal/journal"
 )
 
@@ -54,8 +55,8 @@ func (st *shardState) encode() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = appendStr(out, string(header))
-		out = appendStr(out, string(ms.Book))
+		out = wire.AppendBytes(out, header)
+		out = wire.AppendBytes(out, ms.Book)
 		out = appendOrders(out, ms.Orders)
 		out = binary.AppendUvarint(out, uint64(len(ms.Closed)))
 		for _, id := range ms.Closed {
@@ -69,37 +70,30 @@ func decodeShardState(data []byte) (*shardState, error) {
 	if len(data) < len(snapshotMagic) || string(data[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, errors.New("snapshot: not a matching snapshot")
 	}
-	r := &reader{b: data[len(snapshotMagic):]}
-	n := r.uvarint()
-	if n > uint64(len(data)) {
-		return nil, errShort
-	}
+	r := wire.NewReader(data[len(snapshotMagic):])
+	n := r.Count()
 	st := &shardState{}
 	for range n {
 		var ms marketState
-		if err := json.Unmarshal(r.bytes(r.uvarint()), &ms); err != nil || r.err != nil {
-			return nil, fmt.Errorf("snapshot header: %w", errors.Join(err, r.err))
+		if err := json.Unmarshal(r.Bytes(), &ms); err != nil || r.Err() != nil {
+			return nil, fmt.Errorf("snapshot header: %w", errors.Join(err, r.Err()))
 		}
-		ms.Book = r.bytes(r.uvarint())
+		ms.Book = r.Bytes()
 		var err error
 		if ms.Orders, err = readOrders(r, ms.Spec.Symbol); err != nil {
 			return nil, err
 		}
-		closed := r.uvarint()
-		if closed > uint64(len(data)) {
-			return nil, errShort
-		}
-		ms.Closed = make([]uint64, closed)
+		ms.Closed = make([]uint64, r.Count())
 		for i := range ms.Closed {
-			ms.Closed[i] = r.uvarint()
+			ms.Closed[i] = r.Uvarint()
 		}
-		if r.err != nil {
-			return nil, r.err
+		if r.Err() != nil {
+			return nil, fmt.Errorf("snapshot of %s: %w", ms.Spec.Symbol, r.Err())
 		}
 		st.Markets = append(st.Markets, ms)
 	}
-	if len(r.b) != 0 {
-		return nil, fmt.Errorf("snapshot: %d trailing bytes", len(r.b))
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("snapshot: %d trailing bytes", r.Len())
 	}
 	return st, nil
 }

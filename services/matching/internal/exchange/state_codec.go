@@ -2,9 +2,8 @@ package exchange
 
 import (
 	"encoding/binary"
-	"errors"
-	"fmt"
 
+	"github.com/bourse-dev/bourse/pkg/wire"
 	"github.com/bourse-dev/bourse/services/matching/internal/book"
 )
 
@@ -16,22 +15,17 @@ func appendOrders(dst []byte, orders []orderState) []byte {
 	for i := range orders {
 		o := &orders[i]
 		dst = binary.AppendUvarint(dst, o.ID)
-		dst = appendStr(dst, o.ClientOrderID)
-		dst = appendStr(dst, o.Account)
+		dst = wire.AppendString(dst, o.ClientOrderID)
+		dst = wire.AppendString(dst, o.Account)
 		dst = append(dst, byte(o.Side), byte(o.Type), byte(o.TIF), byte(o.STP), byte(o.Status), byte(o.Reject), byte(o.Cancel), boolByte(o.PostOnly))
 		for _, v := range [...]int64{o.Price, o.TriggerPrice, o.Qty, o.Filled, o.Remaining, o.DisplayQty, o.ExpireAt, o.Created, o.Updated, o.ReservePrice} {
 			dst = binary.AppendVarint(dst, v)
 		}
-		dst = appendStr(dst, o.RiskReject)
+		dst = wire.AppendString(dst, o.RiskReject)
 		dst = binary.AppendUvarint(dst, o.Reservation)
 		dst = binary.AppendUvarint(dst, uint64(o.Acct))
 	}
 	return dst
-}
-
-func appendStr(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
 }
 
 func boolByte(b bool) byte {
@@ -41,74 +35,29 @@ func boolByte(b bool) byte {
 	return 0
 }
 
-type reader struct {
-	b   []byte
-	err error
-}
-
-var errShort = errors.New("snapshot: orders truncated")
-
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errShort
-		r.b = nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err = errShort
-		r.b = nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) bytes(n uint64) []byte {
-	if uint64(len(r.b)) < n {
-		r.err = errShort
-		r.b = nil
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) str() string { return string(r.bytes(r.uvarint())) }
-
-func readOrders(r *reader, symbol string) ([]orderState, error) {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		return nil, fmt.Errorf("snapshot: %d orders in %d bytes", n, len(r.b))
-	}
+func readOrders(r *wire.Reader, symbol string) ([]orderState, error) {
+	n := r.Count()
 	out := make([]orderState, 0, n)
 	for range n {
 		var o orderState
-		o.ID = r.uvarint()
-		o.ClientOrderID = r.str()
-		o.Account = r.str()
+		o.ID = r.Uvarint()
+		o.ClientOrderID = r.String()
+		o.Account = r.String()
 		o.Symbol = symbol
-		f := r.bytes(8)
-		if r.err != nil {
-			return nil, r.err
+		f := r.Next(8)
+		if r.Err() != nil {
+			return nil, r.Err()
 		}
 		o.Side, o.Type, o.TIF, o.STP = book.Side(f[0]), OrderType(f[1]), book.TimeInForce(f[2]), book.STPMode(f[3])
 		o.Status, o.Reject, o.Cancel, o.PostOnly = Status(f[4]), RejectReason(f[5]), book.Reason(f[6]), f[7] == 1
 		for _, p := range [...]*int64{&o.Price, &o.TriggerPrice, &o.Qty, &o.Filled, &o.Remaining, &o.DisplayQty, &o.ExpireAt, &o.Created, &o.Updated, &o.ReservePrice} {
-			*p = r.varint()
+			*p = r.Varint()
 		}
-		o.RiskReject = r.str()
-		o.Reservation = r.uvarint()
-		o.Acct = uint32(r.uvarint())
-		if r.err != nil {
-			return nil, r.err
+		o.RiskReject = r.String()
+		o.Reservation = r.Uvarint()
+		o.Acct = uint32(r.Uvarint())
+		if r.Err() != nil {
+			return nil, r.Err()
 		}
 		out = append(out, o)
 	}
