@@ -79,3 +79,50 @@ func BenchmarkExchangeSubmit(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRecover: opening a data directory whose journal holds b.N commands (no snapshot), which
+// is what a restart costs at worst for --snapshot-every=b.N.
+func BenchmarkRecover(b *testing.B) {
+	dir := b.TempDir()
+	x, err := Open(context.Background(), Config{DataDir: dir, Shards: 1, NoSync: true, Logger: slog.New(slog.DiscardHandler)}, &instantRisk{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := x.AddSymbol(context.Background(), SpecInput{Symbol: "BTC-USD", TickSize: "0.01", LotSize: "0.001"}); err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	inflight := make(chan struct{}, 4096) // stays under the shard's queue limit
+	for i := range b.N {
+		wg.Add(1)
+		inflight <- struct{}{}
+		side, price := book.Buy, int64(10000-i%500)
+		if i%2 == 0 {
+			side, price = book.Sell, int64(9800+i%500) // crosses: trades, cancels and rests mixed
+		}
+		x.Submit(context.Background(), OrderRequest{Account: fmt.Sprintf("a%d", i%50), Symbol: "BTC-USD", ClientOrderID: fmt.Sprint(i),
+			Side: side, Type: TypeLimit, Price: price, Qty: int64(1 + i%3)}, func(r Result) {
+			if r.Err != nil {
+				failed.Add(1)
+			}
+			<-inflight
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		b.Fatalf("%d submits failed", failed.Load())
+	}
+	if err := x.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	y, err := Open(context.Background(), Config{DataDir: dir, Shards: 1, NoSync: true, Logger: slog.New(slog.DiscardHandler)}, &instantRisk{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commands/s")
+	y.Close(context.Background())
+}
