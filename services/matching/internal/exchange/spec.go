@@ -154,14 +154,14 @@ func (s *Spec) FormatQty(lots int64) string { return money.Format(lots*s.LotUnit
 // TakerFee is the fee, in quote units at QuoteScale, for a taker trade of lots at ticks: the
 // notional times the fee rate, rounded down, so it never exceeds what the risk service reserved
 // (which rounds up at the order's own, never better, price).
-func (s *Spec) TakerFee(ticks, lots int64) (string, error) {
+func (s *Spec) TakerFee(ticks, lots int64) string {
 	rate, err := decimal.NewFromString(s.TakerFeeRate)
-	if err != nil || s.TakerFeeRate == "" {
-		return "0", nil
+	if err != nil {
+		return "0" // no fee configured in risk
 	}
 	price := decimal.New(ticks*s.TickUnits, -int32(s.PriceScale))
 	qty := decimal.New(lots*s.LotUnits, -int32(s.QtyScale))
-	return price.Mul(qty).Mul(rate).Truncate(int32(s.QuoteScale)).String(), nil
+	return price.Mul(qty).Mul(rate).Truncate(int32(s.QuoteScale)).String()
 }
 
 // protection returns the worst price a market order may trade at, from the best opposite price.

@@ -58,7 +58,7 @@ func TestSpecRejectsOffTick(t *testing.T) {
 	if got, err := spec.Ticks("price", "50000.5"); err != nil || got != 100001 {
 		t.Fatalf("50000.5 on a 0.5 tick: %d, %v", got, err)
 	}
-	fee, _ := spec.TakerFee(100001, 150) // 50000.5 × 0.15 × 0.001 = 7.500075
+	fee := spec.TakerFee(100001, 150) // 50000.5 × 0.15 × 0.001 = 7.500075
 	if fee != "7.500075" {
 		t.Fatalf("fee %s", fee)
 	}

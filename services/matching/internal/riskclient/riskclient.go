@@ -87,10 +87,7 @@ func (c *Client) Settle(ctx context.Context, execs []exchange.Execution, release
 		for i, x := range execs {
 			fee := "0"
 			if x.Taker {
-				var err error
-				if fee, err = x.Spec.TakerFee(x.Price, x.Qty); err != nil {
-					return errs.Wrap(errs.KindInvalidArgument, err, "fee of %s", x.ExecID)
-				}
+				fee = x.Spec.TakerFee(x.Price, x.Qty)
 			}
 			req.Executions[i] = &riskv1.Execution{ExecId: x.ExecID, ReservationId: x.ReservationID, AccountId: x.Account,
 				Symbol: x.Spec.Symbol, Side: side(x.Side), Price: x.Spec.FormatPrice(x.Price), Quantity: x.Spec.FormatQty(x.Qty),
