@@ -19,8 +19,8 @@ grpcurl|grpcurl|github.com/fullstorydev/grpcurl/cmd/grpcurl|~1 min cold
 ghz|ghz|github.com/bojand/ghz/cmd/ghz|~1 min cold
 consul|consul|github.com/hashicorp/consul|~7 min cold, prints progress
 jaeger|jaeger|github.com/jaegertracing/jaeger/cmd/jaeger|~4 min cold, prints progress
-kube-apiserver|kube|k8s.io/kubernetes/cmd/kube-apiserver|~5 min cold, prints progress|-X k8s.io/component-base/version.gitVersion=v1.37.0
-etcd|kube|go.etcd.io/etcd/server/v3|~1 min cold
+kube-apiserver|kube|k8s.io/kubernetes/cmd/kube-apiserver|5-20 min cold (CPU-bound), prints progress|-X k8s.io/component-base/version.gitVersion=v1.37.0
+etcd|kube|go.etcd.io/etcd/server/v3|~1-2 min cold
 TABLE
 }
 
