@@ -26,6 +26,11 @@ type Config struct {
 	Preferred     []int         // batch sizes at which to stop waiting, ascending
 	MaxQueueSize  int           // requests waiting at most; more are refused
 	Instances     int           // executions that may run at once
+	// StopWhenAllQueued ends the wait as soon as the batch holds every request submitted so far.
+	// It suits a closed loop of local callers (who cannot send more while they wait); over a
+	// network other requests are usually still on their way, so it is off by default and the batch
+	// waits MaxQueueDelay, as Triton does.
+	StopWhenAllQueued bool
 	// OnQueued and OnExecute observe queue waits and executions; either may be nil.
 	OnQueued  func(wait time.Duration)
 	OnExecute func(rows int, compute time.Duration)
@@ -134,13 +139,14 @@ func (b *Batcher) work() {
 }
 
 // collect gathers jobs after first until the batch is full, reaches a preferred size with nothing
-// else queued, holds every job that is waiting, or the oldest job has waited MaxQueueDelay. A job
+// else queued, holds every job that is waiting (with StopWhenAllQueued), or the oldest job has
+// waited MaxQueueDelay. A job
 // that would overfill the batch is returned as the start of the next one. open is false once the
 // queue is closed and drained.
 //
-// Holding every waiting job ends the wait because callers that are waiting for an answer cannot
-// send more: under a closed loop of c clients, waiting longer only adds latency, while requests
-// that arrive during the execution form the next batch anyway.
+// With StopWhenAllQueued, holding every waiting job ends the wait because callers that are waiting
+// for an answer cannot send more: under a closed loop of c clients, waiting longer only adds
+// latency, while requests that arrive during the execution form the next batch anyway.
 func (b *Batcher) collect(first *job) (batch []*job, next *job, open bool) {
 	batch = []*job{first}
 	rows := first.rows
@@ -152,7 +158,7 @@ func (b *Batcher) collect(first *job) (batch []*job, next *job, open bool) {
 		timeout = t.C
 	}
 	for rows < limit {
-		if int64(len(batch)) >= b.waiting.Load() || (b.preferred(rows) && len(b.queue) == 0) {
+		if (b.cfg.StopWhenAllQueued && int64(len(batch)) >= b.waiting.Load()) || (b.preferred(rows) && len(b.queue) == 0) {
 			return batch, nil, true
 		}
 		var j *job

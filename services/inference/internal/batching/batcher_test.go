@@ -101,7 +101,7 @@ func TestConcurrentRequestsShareExecutionsAndGetTheirOwnRows(t *testing.T) {
 
 func TestALoneRequestDoesNotWaitForCompany(t *testing.T) {
 	d := &doubling{}
-	b := New(Config{MaxBatchSize: 8, MaxQueueDelay: time.Second, MaxQueueSize: 10}, d.exec)
+	b := New(Config{MaxBatchSize: 8, MaxQueueDelay: time.Second, MaxQueueSize: 10, StopWhenAllQueued: true}, d.exec)
 	defer b.Close()
 	start := time.Now()
 	if _, err := b.Submit(context.Background(), input(1, 2), 2); err != nil {
@@ -109,6 +109,20 @@ func TestALoneRequestDoesNotWaitForCompany(t *testing.T) {
 	}
 	if waited := time.Since(start); waited > 500*time.Millisecond {
 		t.Fatalf("the only waiting request waited %v for others", waited)
+	}
+}
+
+// By default a batch waits out the queue delay for company, as Triton's dynamic batcher does.
+func TestALoneRequestWaitsTheQueueDelayByDefault(t *testing.T) {
+	d := &doubling{}
+	b := New(Config{MaxBatchSize: 8, MaxQueueDelay: 50 * time.Millisecond, MaxQueueSize: 10}, d.exec)
+	defer b.Close()
+	start := time.Now()
+	if _, err := b.Submit(context.Background(), input(1, 2), 2); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 40*time.Millisecond {
+		t.Fatalf("the request ran after %v, before the 50ms queue delay", waited)
 	}
 }
 

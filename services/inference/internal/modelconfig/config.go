@@ -54,6 +54,9 @@ type Batching struct {
 	PreferredBatchSizes []int `json:"preferred_batch_sizes"`
 	// MaxQueueSize bounds the waiting requests; beyond it requests are refused (default 1024).
 	MaxQueueSize int `json:"max_queue_size"`
+	// StopWhenAllQueued executes as soon as a batch holds every request submitted, instead of
+	// waiting out max_queue_delay: for callers in the same process that wait for each answer.
+	StopWhenAllQueued bool `json:"stop_when_all_queued"`
 }
 
 // VersionPolicy chooses versions: Latest N, All, or Specific ones. At most one may be set.

@@ -64,13 +64,14 @@ func (v *version) start(s backend.Session) {
 	v.metrics.SessionOpened()
 	if b := v.cfg.DynamicBatching; b != nil {
 		v.batcher = batching.New(batching.Config{
-			MaxBatchSize:  v.cfg.MaxBatchSize,
-			MaxQueueDelay: time.Duration(b.MaxQueueDelay),
-			Preferred:     b.PreferredBatchSizes,
-			MaxQueueSize:  b.MaxQueueSize,
-			Instances:     v.cfg.Instances,
-			OnQueued:      func(w time.Duration) { v.metrics.Queued(v.model, v.label, w) },
-			OnExecute:     func(rows int, d time.Duration) { v.metrics.Execution(v.model, v.label, rows, d) },
+			MaxBatchSize:      v.cfg.MaxBatchSize,
+			MaxQueueDelay:     time.Duration(b.MaxQueueDelay),
+			Preferred:         b.PreferredBatchSizes,
+			MaxQueueSize:      b.MaxQueueSize,
+			Instances:         v.cfg.Instances,
+			StopWhenAllQueued: b.StopWhenAllQueued,
+			OnQueued:          func(w time.Duration) { v.metrics.Queued(v.model, v.label, w) },
+			OnExecute:         func(rows int, d time.Duration) { v.metrics.Execution(v.model, v.label, rows, d) },
 		}, s.Run)
 		return
 	}
