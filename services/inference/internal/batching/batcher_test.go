@@ -155,14 +155,24 @@ func TestPreferredSizeEndsTheWaitEarly(t *testing.T) {
 }
 
 func TestFullQueueIsResourceExhausted(t *testing.T) {
-	d := &doubling{gate: make(chan struct{})}
+	d := &doubling{gate: make(chan struct{}), entered: make(chan struct{}, 3)}
 	b := New(Config{MaxBatchSize: 1, MaxQueueSize: 2}, d.exec)
 	ctx := t.Context()
 	results := make(chan error, 4)
-	for i := range 3 { // one executing (blocked on the gate), two queued
+	submit := func(i int) {
 		go func() { _, err := b.Submit(ctx, input(int32(i)), 1); results <- err }()
 	}
+	// One executing (blocked on the gate) first, then two queued: submitted together, the third
+	// could find the first still queued and be refused itself.
+	submit(0)
+	select {
+	case <-d.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first request never started")
+	}
 	deadline := time.Now().Add(5 * time.Second)
+	submit(1)
+	submit(2)
 	for len(b.queue) < 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("queue never filled (len %d)", len(b.queue))
