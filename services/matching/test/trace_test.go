@@ -18,13 +18,13 @@ func TestOrderTraceCrossesMatchingAndRisk(t *testing.T) {
 	jaeger := testenv.StartJaeger(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.OTLPEndpoint)
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "200") // inherited by the service processes
-	p := startPlatform(t)
-	p.addSymbol(t)
-
+	// Set up tracing before dialling: the clients' handlers take the tracer provider at dial time.
 	shutdown, err := telemetry.Setup(context.Background(), "matching-test-client", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := startPlatform(t)
+	p.addSymbol(t)
 	ctx, root := otel.Tracer("test").Start(context.Background(), "place order")
 	traceID := root.SpanContext().TraceID().String()
 	must(t)(p.alice.SubmitOrder(ctx, limitOrder("alice", "traced", buy, "40000", "0.01")))
@@ -34,6 +34,11 @@ func TestOrderTraceCrossesMatchingAndRisk(t *testing.T) {
 	}
 
 	var spans []testenv.Span
+	defer func() {
+		if t.Failed() {
+			t.Logf("spans seen: %+v", spans)
+		}
+	}()
 	testenv.WaitFor(t, 30*time.Second, "the order's spans from three processes", func() bool {
 		spans = jaeger.Trace(t, traceID)
 		seen := map[string]bool{}
