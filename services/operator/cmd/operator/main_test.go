@@ -92,7 +92,7 @@ func TestOperatorProcessWithItsRBAC(t *testing.T) {
 		}
 	})
 
-	poll(t, 30*time.Second, "operator ready", func() error {
+	kubetest.Eventually(t, 30*time.Second, "operator ready", func() error {
 		resp, err := http.Get("http://" + health + "/readyz")
 		if err != nil {
 			return err
@@ -116,7 +116,7 @@ func TestOperatorProcessWithItsRBAC(t *testing.T) {
 	vs := &unstructured.Unstructured{}
 	vs.SetAPIVersion("networking.istio.io/v1")
 	vs.SetKind("VirtualService")
-	poll(t, 60*time.Second, "children and status written by the operator process", func() error {
+	kubetest.Eventually(t, 60*time.Second, "children and status written by the operator process", func() error {
 		got := &appsv1alpha1.Application{}
 		if err := errors.Join(
 			admin.Get(ctx, key, &appsv1.Deployment{}),
@@ -187,19 +187,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-func poll(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

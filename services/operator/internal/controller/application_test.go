@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "github.com/bourse-dev/bourse/services/operator/api/v1alpha1"
+	"github.com/bourse-dev/bourse/services/operator/internal/kubetest"
 )
 
 const wait = 20 * time.Second
@@ -81,7 +82,7 @@ func TestCreateMakesDeploymentServiceAndVirtualService(t *testing.T) {
 	key := client.ObjectKeyFromObject(app)
 
 	dep := &appsv1.Deployment{}
-	eventually(t, wait, "Deployment created", func() error { return k8s.Get(ctx, key, dep) })
+	kubetest.Eventually(t, wait, "Deployment created", func() error { return k8s.Get(ctx, key, dep) })
 	if err := assertControlledBy(dep, app); err != nil {
 		t.Error(err)
 	}
@@ -129,7 +130,7 @@ func TestCreateMakesDeploymentServiceAndVirtualService(t *testing.T) {
 	}
 
 	svc := &corev1.Service{}
-	eventually(t, wait, "Service created", func() error { return k8s.Get(ctx, key, svc) })
+	kubetest.Eventually(t, wait, "Service created", func() error { return k8s.Get(ctx, key, svc) })
 	if err := assertControlledBy(svc, app); err != nil {
 		t.Error(err)
 	}
@@ -144,7 +145,7 @@ func TestCreateMakesDeploymentServiceAndVirtualService(t *testing.T) {
 
 	vs := &unstructured.Unstructured{}
 	vs.SetGroupVersionKind(vsGVK)
-	eventually(t, wait, "VirtualService created", func() error { return k8s.Get(ctx, key, vs) })
+	kubetest.Eventually(t, wait, "VirtualService created", func() error { return k8s.Get(ctx, key, vs) })
 	if err := assertControlledBy(vs, app); err != nil {
 		t.Error(err)
 	}
@@ -162,7 +163,7 @@ func TestCreateMakesDeploymentServiceAndVirtualService(t *testing.T) {
 		t.Errorf("destination host = %q, want %q", host, want)
 	}
 
-	eventually(t, wait, "VirtualService condition True", func() error {
+	kubetest.Eventually(t, wait, "VirtualService condition True", func() error {
 		c := meta.FindStatusCondition(getApp(t, key).Status.Conditions, appsv1alpha1.ConditionVirtualService)
 		if c == nil || c.Status != metav1.ConditionTrue {
 			return fmt.Errorf("condition = %+v", c)
@@ -170,14 +171,14 @@ func TestCreateMakesDeploymentServiceAndVirtualService(t *testing.T) {
 		return nil
 	})
 	// No deployment controller runs, so the Deployment never reports a replica: the truth is Pending.
-	eventually(t, wait, "phase Pending", func() error {
+	kubetest.Eventually(t, wait, "phase Pending", func() error {
 		got := getApp(t, key)
 		if got.Status.Phase != appsv1alpha1.PhasePending || got.Status.ObservedGeneration != got.Generation {
 			return fmt.Errorf("phase %q observedGeneration %d", got.Status.Phase, got.Status.ObservedGeneration)
 		}
 		return nil
 	})
-	eventually(t, wait, "event recorded", func() error { return hasEvent(ctx, ns, "risk", "VirtualServiceApplied") })
+	kubetest.Eventually(t, wait, "event recorded", func() error { return hasEvent(ctx, ns, "risk", "VirtualServiceApplied") })
 }
 
 func hasEvent(ctx context.Context, ns, name, reason string) error {
@@ -206,7 +207,7 @@ func TestSpecUpdateUpdatesChildren(t *testing.T) {
 	}
 	key := client.ObjectKeyFromObject(app)
 	dep := &appsv1.Deployment{}
-	eventually(t, wait, "Deployment created", func() error { return k8s.Get(ctx, key, dep) })
+	kubetest.Eventually(t, wait, "Deployment created", func() error { return k8s.Get(ctx, key, dep) })
 
 	five := int32(5)
 	updateApp(t, key, func(app *appsv1alpha1.Application) {
@@ -215,7 +216,7 @@ func TestSpecUpdateUpdatesChildren(t *testing.T) {
 		app.Spec.Port = 7003
 		app.Spec.Env = append(app.Spec.Env, appsv1alpha1.EnvVar{Name: "BOURSE_MATCHING_DATA_DIR", Value: "/data"})
 	})
-	eventually(t, wait, "Deployment updated", func() error {
+	kubetest.Eventually(t, wait, "Deployment updated", func() error {
 		if err := k8s.Get(ctx, key, dep); err != nil {
 			return err
 		}
@@ -233,7 +234,7 @@ func TestSpecUpdateUpdatesChildren(t *testing.T) {
 		return nil
 	})
 	svc := &corev1.Service{}
-	eventually(t, wait, "Service updated", func() error {
+	kubetest.Eventually(t, wait, "Service updated", func() error {
 		if err := k8s.Get(ctx, key, svc); err != nil {
 			return err
 		}
@@ -253,7 +254,7 @@ func TestSpecUpdateUpdatesChildren(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, wait, "drift corrected", func() error {
+	kubetest.Eventually(t, wait, "drift corrected", func() error {
 		if err := k8s.Get(ctx, key, dep); err != nil {
 			return err
 		}
@@ -302,7 +303,7 @@ func updateApp(t *testing.T, key client.ObjectKey, f func(*appsv1alpha1.Applicat
 func waitPhase(t *testing.T, key client.ObjectKey, phase appsv1alpha1.Phase, available int32, msg string) *appsv1alpha1.Application {
 	t.Helper()
 	var app *appsv1alpha1.Application
-	eventually(t, wait, "phase "+string(phase), func() error {
+	kubetest.Eventually(t, wait, "phase "+string(phase), func() error {
 		app = getApp(t, key)
 		if app.Status.Phase != phase || app.Status.AvailableReplicas != available || !strings.Contains(app.Status.Message, msg) {
 			return fmt.Errorf("phase %q available %d message %q", app.Status.Phase, app.Status.AvailableReplicas, app.Status.Message)
@@ -324,7 +325,7 @@ func TestStatusFollowsDeployment(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := client.ObjectKeyFromObject(app)
-	eventually(t, wait, "Deployment created", func() error { return k8s.Get(ctx, key, &appsv1.Deployment{}) })
+	kubetest.Eventually(t, wait, "Deployment created", func() error { return k8s.Get(ctx, key, &appsv1.Deployment{}) })
 	waitPhase(t, key, appsv1alpha1.PhasePending, 0, "waiting for the deployment controller")
 
 	setDeploymentStatus(t, key, func(d *appsv1.Deployment) {
@@ -353,7 +354,7 @@ func TestStatusFollowsDeployment(t *testing.T) {
 	if got.Status.Replicas != 3 {
 		t.Errorf("status.replicas = %d", got.Status.Replicas)
 	}
-	eventually(t, wait, "Running event", func() error { return hasEvent(ctx, ns, "inference", "Running") })
+	kubetest.Eventually(t, wait, "Running event", func() error { return hasEvent(ctx, ns, "inference", "Running") })
 
 	// A finished rollout that loses a replica is Degraded, not Running.
 	setDeploymentStatus(t, key, func(d *appsv1.Deployment) {
@@ -391,13 +392,13 @@ func TestDeleteLeavesChildrenToGarbageCollector(t *testing.T) {
 	dep, svc := &appsv1.Deployment{}, &corev1.Service{}
 	vs := &unstructured.Unstructured{}
 	vs.SetGroupVersionKind(vsGVK)
-	eventually(t, wait, "children created", func() error {
+	kubetest.Eventually(t, wait, "children created", func() error {
 		return errors.Join(k8s.Get(ctx, key, dep), k8s.Get(ctx, key, svc), k8s.Get(ctx, key, vs))
 	})
 	if err := k8s.Delete(ctx, app); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, wait, "Application gone", func() error {
+	kubetest.Eventually(t, wait, "Application gone", func() error {
 		err := k8s.Get(ctx, key, &appsv1alpha1.Application{})
 		if err == nil {
 			return errors.New("still there")
@@ -453,14 +454,14 @@ func TestReconcileErrorIsDegradedAndRetried(t *testing.T) {
 	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != "ReconcileError" || !strings.Contains(c.Message, "someone-else") {
 		t.Errorf("Degraded condition = %+v", c)
 	}
-	eventually(t, wait, "warning event", func() error { return hasEvent(ctx, ns, "clash", "ReconcileFailed") })
+	kubetest.Eventually(t, wait, "warning event", func() error { return hasEvent(ctx, ns, "clash", "ReconcileFailed") })
 
 	// The retry with backoff takes over once the clash is gone, without any change to the Application.
 	if err := k8s.Delete(ctx, foreign); err != nil {
 		t.Fatal(err)
 	}
 	dep := &appsv1.Deployment{}
-	eventually(t, 30*time.Second, "Deployment created after the clash", func() error {
+	kubetest.Eventually(t, 30*time.Second, "Deployment created after the clash", func() error {
 		if err := k8s.Get(ctx, key, dep); err != nil {
 			return err
 		}

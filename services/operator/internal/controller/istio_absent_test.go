@@ -38,8 +38,8 @@ func TestIstioAbsentSkipsVirtualService(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := client.ObjectKeyFromObject(app)
-	eventually(t, wait, "Deployment created", func() error { return c.Get(ctx, key, &appsv1.Deployment{}) })
-	eventually(t, wait, "VirtualService skipped", func() error {
+	kubetest.Eventually(t, wait, "Deployment created", func() error { return c.Get(ctx, key, &appsv1.Deployment{}) })
+	kubetest.Eventually(t, wait, "VirtualService skipped", func() error {
 		got := &appsv1alpha1.Application{}
 		if err := c.Get(ctx, key, got); err != nil {
 			return err
