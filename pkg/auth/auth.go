@@ -14,12 +14,15 @@ import (
 	"github.com/bourse-dev/bourse/pkg/errs"
 )
 
-// Role separates operators from trading accounts.
+// Role is the kind of caller: a trading account, a named internal service, or an operator.
 type Role int
 
 const (
 	RoleAccount Role = iota + 1
 	RoleAdmin
+	// RoleService is another bourse service calling with its own key (Subject names it: "matching",
+	// "payment", "training", "inference", "discovery", ...).
+	RoleService
 )
 
 func (r Role) String() string {
@@ -28,21 +31,55 @@ func (r Role) String() string {
 		return "admin"
 	case RoleAccount:
 		return "account"
+	case RoleService:
+		return "service"
 	}
 	return "unknown"
+}
+
+// ParseRole is the inverse of Role.String.
+func ParseRole(s string) (Role, bool) {
+	switch s {
+	case "admin":
+		return RoleAdmin, true
+	case "account":
+		return RoleAccount, true
+	case "service":
+		return RoleService, true
+	}
+	return 0, false
 }
 
 // Identity is who is calling.
 type Identity struct {
 	Role Role
-	// Subject is the account id for RoleAccount and the operator name for RoleAdmin.
+	// Subject is the account id for RoleAccount, the service name for RoleService and the operator
+	// name for RoleAdmin.
 	Subject string
+}
+
+// Account, Service and Admin build identities.
+func Account(id string) Identity   { return Identity{Role: RoleAccount, Subject: id} }
+func Service(name string) Identity { return Identity{Role: RoleService, Subject: name} }
+func Admin(name string) Identity   { return Identity{Role: RoleAdmin, Subject: name} }
+
+// String is "role:subject", e.g. "account:alice", "service:payment", "admin:ops" (the form keyrings
+// and logs use).
+func (id Identity) String() string {
+	if id.Role == 0 {
+		return "anonymous"
+	}
+	return id.Role.String() + ":" + id.Subject
 }
 
 // IsAdmin reports whether the caller holds the admin role.
 func (id Identity) IsAdmin() bool { return id.Role == RoleAdmin }
 
-// CanAccess reports whether the caller may read or change account's resources.
+// IsService reports whether the caller is the named internal service.
+func (id Identity) IsService(name string) bool { return id.Role == RoleService && id.Subject == name }
+
+// CanAccess reports whether the caller may read or change account's resources: the account itself or
+// an admin. Services are not accounts; a method open to a service says so in its policy.
 func (id Identity) CanAccess(account string) bool {
 	return id.IsAdmin() || (id.Role == RoleAccount && id.Subject == account)
 }
@@ -102,14 +139,9 @@ func ParseKeyring(spec string) (*Keyring, error) {
 		if !ok || !subjectPattern.MatchString(subject) {
 			return nil, fmt.Errorf("api key entry %d: want role:subject with subject matching %s", i+1, subjectPattern)
 		}
-		var role Role
-		switch roleName {
-		case "admin":
-			role = RoleAdmin
-		case "account":
-			role = RoleAccount
-		default:
-			return nil, fmt.Errorf("api key entry %d: role %q is neither admin nor account", i+1, roleName)
+		role, ok := ParseRole(roleName)
+		if !ok {
+			return nil, fmt.Errorf("api key entry %d: role %q is not admin, service or account", i+1, roleName)
 		}
 		digest, err := keyDigest(key)
 		if err != nil {
