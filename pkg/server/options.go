@@ -27,6 +27,9 @@ type Options struct {
 	APIKeys         string
 	MaxMessageBytes int
 	ReadyFile       string
+	TLSCert         string
+	TLSKey          string
+	TLSCA           string
 }
 
 // Defaults a service passes to NewApp.
@@ -52,6 +55,9 @@ func (o *Options) bind(fs *flag.FlagSet, d Defaults) {
 	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&o.APIKeys, "api-keys", "", "API keys: key=role:subject,... with role admin or account (a key may be sha256:<hex>)")
 	fs.IntVar(&o.MaxMessageBytes, "max-message-bytes", 16<<20, "largest gRPC message received or sent")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "mutual TLS: this service's certificate (PEM), served and presented to the services it calls; with --tls-key and --tls-ca")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "mutual TLS: the private key of --tls-cert (PEM)")
+	fs.StringVar(&o.TLSCA, "tls-ca", "", "mutual TLS: the CA (PEM) every client and server certificate must chain to")
 	fs.StringVar(&o.ReadyFile, "ready-file", "", "write {\"grpc_addr\",\"metrics_addr\"} here once serving (for scripts and tests)")
 }
 
