@@ -2657,6 +2657,289 @@ func (x *OrderUpdate) GetErrorMessage() string {
 	return ""
 }
 
+type GetSettlementStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSettlementStatusRequest) Reset() {
+	*x = GetSettlementStatusRequest{}
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSettlementStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSettlementStatusRequest) ProtoMessage() {}
+
+func (x *GetSettlementStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSettlementStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetSettlementStatusRequest) Descriptor() ([]byte, []int) {
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{30}
+}
+
+type ShardSettlement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Shard uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	// Epoch of the shard's journal: new whenever the journal starts over.
+	Epoch uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Last durable journal record.
+	JournalSeq uint64 `protobuf:"varint,3,opt,name=journal_seq,json=journalSeq,proto3" json:"journal_seq,omitempty"`
+	// Every settlement of records up to this one is applied in risk.
+	SettledSeq uint64 `protobuf:"varint,4,opt,name=settled_seq,json=settledSeq,proto3" json:"settled_seq,omitempty"`
+	// Settlement items waiting to be sent.
+	Queued uint32 `protobuf:"varint,5,opt,name=queued,proto3" json:"queued,omitempty"`
+	Halted bool   `protobuf:"varint,6,opt,name=halted,proto3" json:"halted,omitempty"`
+	// Why risk refused the stuck settlement, when halted.
+	HaltReason string `protobuf:"bytes,7,opt,name=halt_reason,json=haltReason,proto3" json:"halt_reason,omitempty"`
+	// A re-sync of reservations with risk is pending or running.
+	Syncing bool `protobuf:"varint,8,opt,name=syncing,proto3" json:"syncing,omitempty"`
+	// Risk incarnation the shard last synced its reservations with.
+	RiskIncarnation uint64 `protobuf:"varint,9,opt,name=risk_incarnation,json=riskIncarnation,proto3" json:"risk_incarnation,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ShardSettlement) Reset() {
+	*x = ShardSettlement{}
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardSettlement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardSettlement) ProtoMessage() {}
+
+func (x *ShardSettlement) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardSettlement.ProtoReflect.Descriptor instead.
+func (*ShardSettlement) Descriptor() ([]byte, []int) {
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ShardSettlement) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *ShardSettlement) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ShardSettlement) GetJournalSeq() uint64 {
+	if x != nil {
+		return x.JournalSeq
+	}
+	return 0
+}
+
+func (x *ShardSettlement) GetSettledSeq() uint64 {
+	if x != nil {
+		return x.SettledSeq
+	}
+	return 0
+}
+
+func (x *ShardSettlement) GetQueued() uint32 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
+func (x *ShardSettlement) GetHalted() bool {
+	if x != nil {
+		return x.Halted
+	}
+	return false
+}
+
+func (x *ShardSettlement) GetHaltReason() string {
+	if x != nil {
+		return x.HaltReason
+	}
+	return ""
+}
+
+func (x *ShardSettlement) GetSyncing() bool {
+	if x != nil {
+		return x.Syncing
+	}
+	return false
+}
+
+func (x *ShardSettlement) GetRiskIncarnation() uint64 {
+	if x != nil {
+		return x.RiskIncarnation
+	}
+	return 0
+}
+
+type GetSettlementStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shards        []*ShardSettlement     `protobuf:"bytes,1,rep,name=shards,proto3" json:"shards,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSettlementStatusResponse) Reset() {
+	*x = GetSettlementStatusResponse{}
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSettlementStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSettlementStatusResponse) ProtoMessage() {}
+
+func (x *GetSettlementStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSettlementStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetSettlementStatusResponse) Descriptor() ([]byte, []int) {
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetSettlementStatusResponse) GetShards() []*ShardSettlement {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
+type ResumeSettlementRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shard         uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeSettlementRequest) Reset() {
+	*x = ResumeSettlementRequest{}
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeSettlementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeSettlementRequest) ProtoMessage() {}
+
+func (x *ResumeSettlementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeSettlementRequest.ProtoReflect.Descriptor instead.
+func (*ResumeSettlementRequest) Descriptor() ([]byte, []int) {
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ResumeSettlementRequest) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+type ResumeSettlementResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shard         *ShardSettlement       `protobuf:"bytes,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeSettlementResponse) Reset() {
+	*x = ResumeSettlementResponse{}
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeSettlementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeSettlementResponse) ProtoMessage() {}
+
+func (x *ResumeSettlementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeSettlementResponse.ProtoReflect.Descriptor instead.
+func (*ResumeSettlementResponse) Descriptor() ([]byte, []int) {
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ResumeSettlementResponse) GetShard() *ShardSettlement {
+	if x != nil {
+		return x.Shard
+	}
+	return nil
+}
+
 var File_bourse_matching_v1_matching_proto protoreflect.FileDescriptor
 
 const file_bourse_matching_v1_matching_proto_rawDesc = "" +
@@ -2840,7 +3123,27 @@ const file_bourse_matching_v1_matching_proto_rawDesc = "" +
 	"\tduplicate\x18\x04 \x01(\bR\tduplicate\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x05 \x01(\x05R\terrorCode\x12#\n" +
-	"\rerror_message\x18\x06 \x01(\tR\ferrorMessage*9\n" +
+	"\rerror_message\x18\x06 \x01(\tR\ferrorMessage\"\x1c\n" +
+	"\x1aGetSettlementStatusRequest\"\x95\x02\n" +
+	"\x0fShardSettlement\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1f\n" +
+	"\vjournal_seq\x18\x03 \x01(\x04R\n" +
+	"journalSeq\x12\x1f\n" +
+	"\vsettled_seq\x18\x04 \x01(\x04R\n" +
+	"settledSeq\x12\x16\n" +
+	"\x06queued\x18\x05 \x01(\rR\x06queued\x12\x16\n" +
+	"\x06halted\x18\x06 \x01(\bR\x06halted\x12\x1f\n" +
+	"\vhalt_reason\x18\a \x01(\tR\n" +
+	"haltReason\x12\x18\n" +
+	"\asyncing\x18\b \x01(\bR\asyncing\x12)\n" +
+	"\x10risk_incarnation\x18\t \x01(\x04R\x0friskIncarnation\"Z\n" +
+	"\x1bGetSettlementStatusResponse\x12;\n" +
+	"\x06shards\x18\x01 \x03(\v2#.bourse.matching.v1.ShardSettlementR\x06shards\"/\n" +
+	"\x17ResumeSettlementRequest\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\"U\n" +
+	"\x18ResumeSettlementResponse\x129\n" +
+	"\x05shard\x18\x01 \x01(\v2#.bourse.matching.v1.ShardSettlementR\x05shard*9\n" +
 	"\x04Side\x12\x14\n" +
 	"\x10SIDE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bSIDE_BUY\x10\x01\x12\r\n" +
@@ -2891,7 +3194,7 @@ const file_bourse_matching_v1_matching_proto_rawDesc = "" +
 	"\x18CANCEL_REASON_SELF_TRADE\x10\x05\x12\x19\n" +
 	"\x15CANCEL_REASON_EXPIRED\x10\x06\x12\x1b\n" +
 	"\x17CANCEL_REASON_POST_ONLY\x10\a\x12\x1e\n" +
-	"\x1aCANCEL_REASON_NO_LIQUIDITY\x10\b2\xd7\a\n" +
+	"\x1aCANCEL_REASON_NO_LIQUIDITY\x10\b2\xbe\t\n" +
 	"\x0fMatchingService\x12X\n" +
 	"\tAddSymbol\x12$.bourse.matching.v1.AddSymbolRequest\x1a%.bourse.matching.v1.AddSymbolResponse\x12^\n" +
 	"\vListSymbols\x12&.bourse.matching.v1.ListSymbolsRequest\x1a'.bourse.matching.v1.ListSymbolsResponse\x12^\n" +
@@ -2903,7 +3206,9 @@ const file_bourse_matching_v1_matching_proto_rawDesc = "" +
 	"\bGetOrder\x12#.bourse.matching.v1.GetOrderRequest\x1a$.bourse.matching.v1.GetOrderResponse\x12R\n" +
 	"\aGetBook\x12\".bourse.matching.v1.GetBookRequest\x1a#.bourse.matching.v1.GetBookResponse\x12o\n" +
 	"\x10StreamMarketData\x12+.bourse.matching.v1.StreamMarketDataRequest\x1a,.bourse.matching.v1.StreamMarketDataResponse0\x01\x12e\n" +
-	"\fStreamOrders\x12'.bourse.matching.v1.StreamOrdersRequest\x1a(.bourse.matching.v1.StreamOrdersResponse(\x010\x01B\xd5\x01\n" +
+	"\fStreamOrders\x12'.bourse.matching.v1.StreamOrdersRequest\x1a(.bourse.matching.v1.StreamOrdersResponse(\x010\x01\x12v\n" +
+	"\x13GetSettlementStatus\x12..bourse.matching.v1.GetSettlementStatusRequest\x1a/.bourse.matching.v1.GetSettlementStatusResponse\x12m\n" +
+	"\x10ResumeSettlement\x12+.bourse.matching.v1.ResumeSettlementRequest\x1a,.bourse.matching.v1.ResumeSettlementResponseB\xd5\x01\n" +
 	"\x16com.bourse.matching.v1B\rMatchingProtoP\x01ZBgithub.com/bourse-dev/bourse/pkg/gen/bourse/matching/v1;matchingv1\xa2\x02\x03BMX\xaa\x02\x12Bourse.Matching.V1\xca\x02\x12Bourse\\Matching\\V1\xe2\x02\x1eBourse\\Matching\\V1\\GPBMetadata\xea\x02\x14Bourse::Matching::V1b\x06proto3"
 
 var (
@@ -2919,46 +3224,51 @@ func file_bourse_matching_v1_matching_proto_rawDescGZIP() []byte {
 }
 
 var file_bourse_matching_v1_matching_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_bourse_matching_v1_matching_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_bourse_matching_v1_matching_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_bourse_matching_v1_matching_proto_goTypes = []any{
-	(Side)(0),                        // 0: bourse.matching.v1.Side
-	(OrderType)(0),                   // 1: bourse.matching.v1.OrderType
-	(TimeInForce)(0),                 // 2: bourse.matching.v1.TimeInForce
-	(SelfTradePrevention)(0),         // 3: bourse.matching.v1.SelfTradePrevention
-	(OrderStatus)(0),                 // 4: bourse.matching.v1.OrderStatus
-	(RejectReason)(0),                // 5: bourse.matching.v1.RejectReason
-	(CancelReason)(0),                // 6: bourse.matching.v1.CancelReason
-	(*Symbol)(nil),                   // 7: bourse.matching.v1.Symbol
-	(*AddSymbolRequest)(nil),         // 8: bourse.matching.v1.AddSymbolRequest
-	(*AddSymbolResponse)(nil),        // 9: bourse.matching.v1.AddSymbolResponse
-	(*ListSymbolsRequest)(nil),       // 10: bourse.matching.v1.ListSymbolsRequest
-	(*ListSymbolsResponse)(nil),      // 11: bourse.matching.v1.ListSymbolsResponse
-	(*SubmitOrderRequest)(nil),       // 12: bourse.matching.v1.SubmitOrderRequest
-	(*Order)(nil),                    // 13: bourse.matching.v1.Order
-	(*Fill)(nil),                     // 14: bourse.matching.v1.Fill
-	(*SubmitOrderResponse)(nil),      // 15: bourse.matching.v1.SubmitOrderResponse
-	(*CancelOrderRequest)(nil),       // 16: bourse.matching.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),      // 17: bourse.matching.v1.CancelOrderResponse
-	(*CancelAllOrdersRequest)(nil),   // 18: bourse.matching.v1.CancelAllOrdersRequest
-	(*CancelAllOrdersResponse)(nil),  // 19: bourse.matching.v1.CancelAllOrdersResponse
-	(*AmendOrderRequest)(nil),        // 20: bourse.matching.v1.AmendOrderRequest
-	(*AmendOrderResponse)(nil),       // 21: bourse.matching.v1.AmendOrderResponse
-	(*GetOrderRequest)(nil),          // 22: bourse.matching.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),         // 23: bourse.matching.v1.GetOrderResponse
-	(*PriceLevel)(nil),               // 24: bourse.matching.v1.PriceLevel
-	(*BookOrder)(nil),                // 25: bourse.matching.v1.BookOrder
-	(*GetBookRequest)(nil),           // 26: bourse.matching.v1.GetBookRequest
-	(*GetBookResponse)(nil),          // 27: bourse.matching.v1.GetBookResponse
-	(*StreamMarketDataRequest)(nil),  // 28: bourse.matching.v1.StreamMarketDataRequest
-	(*StreamMarketDataResponse)(nil), // 29: bourse.matching.v1.StreamMarketDataResponse
-	(*BookDelta)(nil),                // 30: bourse.matching.v1.BookDelta
-	(*LevelChange)(nil),              // 31: bourse.matching.v1.LevelChange
-	(*Trade)(nil),                    // 32: bourse.matching.v1.Trade
-	(*StreamOrdersRequest)(nil),      // 33: bourse.matching.v1.StreamOrdersRequest
-	(*OrderCommand)(nil),             // 34: bourse.matching.v1.OrderCommand
-	(*StreamOrdersResponse)(nil),     // 35: bourse.matching.v1.StreamOrdersResponse
-	(*OrderUpdate)(nil),              // 36: bourse.matching.v1.OrderUpdate
-	(*timestamppb.Timestamp)(nil),    // 37: google.protobuf.Timestamp
+	(Side)(0),                           // 0: bourse.matching.v1.Side
+	(OrderType)(0),                      // 1: bourse.matching.v1.OrderType
+	(TimeInForce)(0),                    // 2: bourse.matching.v1.TimeInForce
+	(SelfTradePrevention)(0),            // 3: bourse.matching.v1.SelfTradePrevention
+	(OrderStatus)(0),                    // 4: bourse.matching.v1.OrderStatus
+	(RejectReason)(0),                   // 5: bourse.matching.v1.RejectReason
+	(CancelReason)(0),                   // 6: bourse.matching.v1.CancelReason
+	(*Symbol)(nil),                      // 7: bourse.matching.v1.Symbol
+	(*AddSymbolRequest)(nil),            // 8: bourse.matching.v1.AddSymbolRequest
+	(*AddSymbolResponse)(nil),           // 9: bourse.matching.v1.AddSymbolResponse
+	(*ListSymbolsRequest)(nil),          // 10: bourse.matching.v1.ListSymbolsRequest
+	(*ListSymbolsResponse)(nil),         // 11: bourse.matching.v1.ListSymbolsResponse
+	(*SubmitOrderRequest)(nil),          // 12: bourse.matching.v1.SubmitOrderRequest
+	(*Order)(nil),                       // 13: bourse.matching.v1.Order
+	(*Fill)(nil),                        // 14: bourse.matching.v1.Fill
+	(*SubmitOrderResponse)(nil),         // 15: bourse.matching.v1.SubmitOrderResponse
+	(*CancelOrderRequest)(nil),          // 16: bourse.matching.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),         // 17: bourse.matching.v1.CancelOrderResponse
+	(*CancelAllOrdersRequest)(nil),      // 18: bourse.matching.v1.CancelAllOrdersRequest
+	(*CancelAllOrdersResponse)(nil),     // 19: bourse.matching.v1.CancelAllOrdersResponse
+	(*AmendOrderRequest)(nil),           // 20: bourse.matching.v1.AmendOrderRequest
+	(*AmendOrderResponse)(nil),          // 21: bourse.matching.v1.AmendOrderResponse
+	(*GetOrderRequest)(nil),             // 22: bourse.matching.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),            // 23: bourse.matching.v1.GetOrderResponse
+	(*PriceLevel)(nil),                  // 24: bourse.matching.v1.PriceLevel
+	(*BookOrder)(nil),                   // 25: bourse.matching.v1.BookOrder
+	(*GetBookRequest)(nil),              // 26: bourse.matching.v1.GetBookRequest
+	(*GetBookResponse)(nil),             // 27: bourse.matching.v1.GetBookResponse
+	(*StreamMarketDataRequest)(nil),     // 28: bourse.matching.v1.StreamMarketDataRequest
+	(*StreamMarketDataResponse)(nil),    // 29: bourse.matching.v1.StreamMarketDataResponse
+	(*BookDelta)(nil),                   // 30: bourse.matching.v1.BookDelta
+	(*LevelChange)(nil),                 // 31: bourse.matching.v1.LevelChange
+	(*Trade)(nil),                       // 32: bourse.matching.v1.Trade
+	(*StreamOrdersRequest)(nil),         // 33: bourse.matching.v1.StreamOrdersRequest
+	(*OrderCommand)(nil),                // 34: bourse.matching.v1.OrderCommand
+	(*StreamOrdersResponse)(nil),        // 35: bourse.matching.v1.StreamOrdersResponse
+	(*OrderUpdate)(nil),                 // 36: bourse.matching.v1.OrderUpdate
+	(*GetSettlementStatusRequest)(nil),  // 37: bourse.matching.v1.GetSettlementStatusRequest
+	(*ShardSettlement)(nil),             // 38: bourse.matching.v1.ShardSettlement
+	(*GetSettlementStatusResponse)(nil), // 39: bourse.matching.v1.GetSettlementStatusResponse
+	(*ResumeSettlementRequest)(nil),     // 40: bourse.matching.v1.ResumeSettlementRequest
+	(*ResumeSettlementResponse)(nil),    // 41: bourse.matching.v1.ResumeSettlementResponse
+	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
 }
 var file_bourse_matching_v1_matching_proto_depIdxs = []int32{
 	7,  // 0: bourse.matching.v1.AddSymbolRequest.symbol:type_name -> bourse.matching.v1.Symbol
@@ -2968,7 +3278,7 @@ var file_bourse_matching_v1_matching_proto_depIdxs = []int32{
 	1,  // 4: bourse.matching.v1.SubmitOrderRequest.type:type_name -> bourse.matching.v1.OrderType
 	2,  // 5: bourse.matching.v1.SubmitOrderRequest.time_in_force:type_name -> bourse.matching.v1.TimeInForce
 	3,  // 6: bourse.matching.v1.SubmitOrderRequest.self_trade_prevention:type_name -> bourse.matching.v1.SelfTradePrevention
-	37, // 7: bourse.matching.v1.SubmitOrderRequest.expire_time:type_name -> google.protobuf.Timestamp
+	42, // 7: bourse.matching.v1.SubmitOrderRequest.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 8: bourse.matching.v1.Order.side:type_name -> bourse.matching.v1.Side
 	1,  // 9: bourse.matching.v1.Order.type:type_name -> bourse.matching.v1.OrderType
 	2,  // 10: bourse.matching.v1.Order.time_in_force:type_name -> bourse.matching.v1.TimeInForce
@@ -2976,11 +3286,11 @@ var file_bourse_matching_v1_matching_proto_depIdxs = []int32{
 	4,  // 12: bourse.matching.v1.Order.status:type_name -> bourse.matching.v1.OrderStatus
 	5,  // 13: bourse.matching.v1.Order.reject_reason:type_name -> bourse.matching.v1.RejectReason
 	6,  // 14: bourse.matching.v1.Order.cancel_reason:type_name -> bourse.matching.v1.CancelReason
-	37, // 15: bourse.matching.v1.Order.expire_time:type_name -> google.protobuf.Timestamp
-	37, // 16: bourse.matching.v1.Order.created_time:type_name -> google.protobuf.Timestamp
-	37, // 17: bourse.matching.v1.Order.updated_time:type_name -> google.protobuf.Timestamp
+	42, // 15: bourse.matching.v1.Order.expire_time:type_name -> google.protobuf.Timestamp
+	42, // 16: bourse.matching.v1.Order.created_time:type_name -> google.protobuf.Timestamp
+	42, // 17: bourse.matching.v1.Order.updated_time:type_name -> google.protobuf.Timestamp
 	0,  // 18: bourse.matching.v1.Fill.side:type_name -> bourse.matching.v1.Side
-	37, // 19: bourse.matching.v1.Fill.time:type_name -> google.protobuf.Timestamp
+	42, // 19: bourse.matching.v1.Fill.time:type_name -> google.protobuf.Timestamp
 	13, // 20: bourse.matching.v1.SubmitOrderResponse.order:type_name -> bourse.matching.v1.Order
 	14, // 21: bourse.matching.v1.SubmitOrderResponse.fills:type_name -> bourse.matching.v1.Fill
 	13, // 22: bourse.matching.v1.CancelOrderResponse.order:type_name -> bourse.matching.v1.Order
@@ -2997,7 +3307,7 @@ var file_bourse_matching_v1_matching_proto_depIdxs = []int32{
 	32, // 33: bourse.matching.v1.BookDelta.trades:type_name -> bourse.matching.v1.Trade
 	0,  // 34: bourse.matching.v1.LevelChange.side:type_name -> bourse.matching.v1.Side
 	0,  // 35: bourse.matching.v1.Trade.aggressor_side:type_name -> bourse.matching.v1.Side
-	37, // 36: bourse.matching.v1.Trade.time:type_name -> google.protobuf.Timestamp
+	42, // 36: bourse.matching.v1.Trade.time:type_name -> google.protobuf.Timestamp
 	34, // 37: bourse.matching.v1.StreamOrdersRequest.commands:type_name -> bourse.matching.v1.OrderCommand
 	12, // 38: bourse.matching.v1.OrderCommand.submit:type_name -> bourse.matching.v1.SubmitOrderRequest
 	16, // 39: bourse.matching.v1.OrderCommand.cancel:type_name -> bourse.matching.v1.CancelOrderRequest
@@ -3005,31 +3315,37 @@ var file_bourse_matching_v1_matching_proto_depIdxs = []int32{
 	36, // 41: bourse.matching.v1.StreamOrdersResponse.updates:type_name -> bourse.matching.v1.OrderUpdate
 	13, // 42: bourse.matching.v1.OrderUpdate.order:type_name -> bourse.matching.v1.Order
 	14, // 43: bourse.matching.v1.OrderUpdate.fills:type_name -> bourse.matching.v1.Fill
-	8,  // 44: bourse.matching.v1.MatchingService.AddSymbol:input_type -> bourse.matching.v1.AddSymbolRequest
-	10, // 45: bourse.matching.v1.MatchingService.ListSymbols:input_type -> bourse.matching.v1.ListSymbolsRequest
-	12, // 46: bourse.matching.v1.MatchingService.SubmitOrder:input_type -> bourse.matching.v1.SubmitOrderRequest
-	16, // 47: bourse.matching.v1.MatchingService.CancelOrder:input_type -> bourse.matching.v1.CancelOrderRequest
-	18, // 48: bourse.matching.v1.MatchingService.CancelAllOrders:input_type -> bourse.matching.v1.CancelAllOrdersRequest
-	20, // 49: bourse.matching.v1.MatchingService.AmendOrder:input_type -> bourse.matching.v1.AmendOrderRequest
-	22, // 50: bourse.matching.v1.MatchingService.GetOrder:input_type -> bourse.matching.v1.GetOrderRequest
-	26, // 51: bourse.matching.v1.MatchingService.GetBook:input_type -> bourse.matching.v1.GetBookRequest
-	28, // 52: bourse.matching.v1.MatchingService.StreamMarketData:input_type -> bourse.matching.v1.StreamMarketDataRequest
-	33, // 53: bourse.matching.v1.MatchingService.StreamOrders:input_type -> bourse.matching.v1.StreamOrdersRequest
-	9,  // 54: bourse.matching.v1.MatchingService.AddSymbol:output_type -> bourse.matching.v1.AddSymbolResponse
-	11, // 55: bourse.matching.v1.MatchingService.ListSymbols:output_type -> bourse.matching.v1.ListSymbolsResponse
-	15, // 56: bourse.matching.v1.MatchingService.SubmitOrder:output_type -> bourse.matching.v1.SubmitOrderResponse
-	17, // 57: bourse.matching.v1.MatchingService.CancelOrder:output_type -> bourse.matching.v1.CancelOrderResponse
-	19, // 58: bourse.matching.v1.MatchingService.CancelAllOrders:output_type -> bourse.matching.v1.CancelAllOrdersResponse
-	21, // 59: bourse.matching.v1.MatchingService.AmendOrder:output_type -> bourse.matching.v1.AmendOrderResponse
-	23, // 60: bourse.matching.v1.MatchingService.GetOrder:output_type -> bourse.matching.v1.GetOrderResponse
-	27, // 61: bourse.matching.v1.MatchingService.GetBook:output_type -> bourse.matching.v1.GetBookResponse
-	29, // 62: bourse.matching.v1.MatchingService.StreamMarketData:output_type -> bourse.matching.v1.StreamMarketDataResponse
-	35, // 63: bourse.matching.v1.MatchingService.StreamOrders:output_type -> bourse.matching.v1.StreamOrdersResponse
-	54, // [54:64] is the sub-list for method output_type
-	44, // [44:54] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	38, // 44: bourse.matching.v1.GetSettlementStatusResponse.shards:type_name -> bourse.matching.v1.ShardSettlement
+	38, // 45: bourse.matching.v1.ResumeSettlementResponse.shard:type_name -> bourse.matching.v1.ShardSettlement
+	8,  // 46: bourse.matching.v1.MatchingService.AddSymbol:input_type -> bourse.matching.v1.AddSymbolRequest
+	10, // 47: bourse.matching.v1.MatchingService.ListSymbols:input_type -> bourse.matching.v1.ListSymbolsRequest
+	12, // 48: bourse.matching.v1.MatchingService.SubmitOrder:input_type -> bourse.matching.v1.SubmitOrderRequest
+	16, // 49: bourse.matching.v1.MatchingService.CancelOrder:input_type -> bourse.matching.v1.CancelOrderRequest
+	18, // 50: bourse.matching.v1.MatchingService.CancelAllOrders:input_type -> bourse.matching.v1.CancelAllOrdersRequest
+	20, // 51: bourse.matching.v1.MatchingService.AmendOrder:input_type -> bourse.matching.v1.AmendOrderRequest
+	22, // 52: bourse.matching.v1.MatchingService.GetOrder:input_type -> bourse.matching.v1.GetOrderRequest
+	26, // 53: bourse.matching.v1.MatchingService.GetBook:input_type -> bourse.matching.v1.GetBookRequest
+	28, // 54: bourse.matching.v1.MatchingService.StreamMarketData:input_type -> bourse.matching.v1.StreamMarketDataRequest
+	33, // 55: bourse.matching.v1.MatchingService.StreamOrders:input_type -> bourse.matching.v1.StreamOrdersRequest
+	37, // 56: bourse.matching.v1.MatchingService.GetSettlementStatus:input_type -> bourse.matching.v1.GetSettlementStatusRequest
+	40, // 57: bourse.matching.v1.MatchingService.ResumeSettlement:input_type -> bourse.matching.v1.ResumeSettlementRequest
+	9,  // 58: bourse.matching.v1.MatchingService.AddSymbol:output_type -> bourse.matching.v1.AddSymbolResponse
+	11, // 59: bourse.matching.v1.MatchingService.ListSymbols:output_type -> bourse.matching.v1.ListSymbolsResponse
+	15, // 60: bourse.matching.v1.MatchingService.SubmitOrder:output_type -> bourse.matching.v1.SubmitOrderResponse
+	17, // 61: bourse.matching.v1.MatchingService.CancelOrder:output_type -> bourse.matching.v1.CancelOrderResponse
+	19, // 62: bourse.matching.v1.MatchingService.CancelAllOrders:output_type -> bourse.matching.v1.CancelAllOrdersResponse
+	21, // 63: bourse.matching.v1.MatchingService.AmendOrder:output_type -> bourse.matching.v1.AmendOrderResponse
+	23, // 64: bourse.matching.v1.MatchingService.GetOrder:output_type -> bourse.matching.v1.GetOrderResponse
+	27, // 65: bourse.matching.v1.MatchingService.GetBook:output_type -> bourse.matching.v1.GetBookResponse
+	29, // 66: bourse.matching.v1.MatchingService.StreamMarketData:output_type -> bourse.matching.v1.StreamMarketDataResponse
+	35, // 67: bourse.matching.v1.MatchingService.StreamOrders:output_type -> bourse.matching.v1.StreamOrdersResponse
+	39, // 68: bourse.matching.v1.MatchingService.GetSettlementStatus:output_type -> bourse.matching.v1.GetSettlementStatusResponse
+	41, // 69: bourse.matching.v1.MatchingService.ResumeSettlement:output_type -> bourse.matching.v1.ResumeSettlementResponse
+	58, // [58:70] is the sub-list for method output_type
+	46, // [46:58] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_bourse_matching_v1_matching_proto_init() }
@@ -3052,7 +3368,7 @@ func file_bourse_matching_v1_matching_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bourse_matching_v1_matching_proto_rawDesc), len(file_bourse_matching_v1_matching_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   30,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,16 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	MatchingService_AddSymbol_FullMethodName        = "/bourse.matching.v1.MatchingService/AddSymbol"
-	MatchingService_ListSymbols_FullMethodName      = "/bourse.matching.v1.MatchingService/ListSymbols"
-	MatchingService_SubmitOrder_FullMethodName      = "/bourse.matching.v1.MatchingService/SubmitOrder"
-	MatchingService_CancelOrder_FullMethodName      = "/bourse.matching.v1.MatchingService/CancelOrder"
-	MatchingService_CancelAllOrders_FullMethodName  = "/bourse.matching.v1.MatchingService/CancelAllOrders"
-	MatchingService_AmendOrder_FullMethodName       = "/bourse.matching.v1.MatchingService/AmendOrder"
-	MatchingService_GetOrder_FullMethodName         = "/bourse.matching.v1.MatchingService/GetOrder"
-	MatchingService_GetBook_FullMethodName          = "/bourse.matching.v1.MatchingService/GetBook"
-	MatchingService_StreamMarketData_FullMethodName = "/bourse.matching.v1.MatchingService/StreamMarketData"
-	MatchingService_StreamOrders_FullMethodName     = "/bourse.matching.v1.MatchingService/StreamOrders"
+	MatchingService_AddSymbol_FullMethodName           = "/bourse.matching.v1.MatchingService/AddSymbol"
+	MatchingService_ListSymbols_FullMethodName         = "/bourse.matching.v1.MatchingService/ListSymbols"
+	MatchingService_SubmitOrder_FullMethodName         = "/bourse.matching.v1.MatchingService/SubmitOrder"
+	MatchingService_CancelOrder_FullMethodName         = "/bourse.matching.v1.MatchingService/CancelOrder"
+	MatchingService_CancelAllOrders_FullMethodName     = "/bourse.matching.v1.MatchingService/CancelAllOrders"
+	MatchingService_AmendOrder_FullMethodName          = "/bourse.matching.v1.MatchingService/AmendOrder"
+	MatchingService_GetOrder_FullMethodName            = "/bourse.matching.v1.MatchingService/GetOrder"
+	MatchingService_GetBook_FullMethodName             = "/bourse.matching.v1.MatchingService/GetBook"
+	MatchingService_StreamMarketData_FullMethodName    = "/bourse.matching.v1.MatchingService/StreamMarketData"
+	MatchingService_StreamOrders_FullMethodName        = "/bourse.matching.v1.MatchingService/StreamOrders"
+	MatchingService_GetSettlementStatus_FullMethodName = "/bourse.matching.v1.MatchingService/GetSettlementStatus"
+	MatchingService_ResumeSettlement_FullMethodName    = "/bourse.matching.v1.MatchingService/ResumeSettlement"
 )
 
 // MatchingServiceClient is the client API for MatchingService service.
@@ -65,6 +67,12 @@ type MatchingServiceClient interface {
 	// StreamOrders is for high-rate clients: many commands in flight on one stream, each answered by
 	// an StreamOrdersResponse with the same request_id, followed by fills of the caller's orders.
 	StreamOrders(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamOrdersRequest, StreamOrdersResponse], error)
+	// GetSettlementStatus reports, per shard, how far settlement with risk has come and whether it
+	// is halted (a settlement risk refused; the shard's symbols then refuse new orders). Admin only.
+	GetSettlementStatus(ctx context.Context, in *GetSettlementStatusRequest, opts ...grpc.CallOption) (*GetSettlementStatusResponse, error)
+	// ResumeSettlement retries a halted shard's settlement now (after fixing the cause in risk);
+	// the shard trades again once it succeeds. Admin only.
+	ResumeSettlement(ctx context.Context, in *ResumeSettlementRequest, opts ...grpc.CallOption) (*ResumeSettlementResponse, error)
 }
 
 type matchingServiceClient struct {
@@ -187,6 +195,26 @@ func (c *matchingServiceClient) StreamOrders(ctx context.Context, opts ...grpc.C
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MatchingService_StreamOrdersClient = grpc.BidiStreamingClient[StreamOrdersRequest, StreamOrdersResponse]
 
+func (c *matchingServiceClient) GetSettlementStatus(ctx context.Context, in *GetSettlementStatusRequest, opts ...grpc.CallOption) (*GetSettlementStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSettlementStatusResponse)
+	err := c.cc.Invoke(ctx, MatchingService_GetSettlementStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matchingServiceClient) ResumeSettlement(ctx context.Context, in *ResumeSettlementRequest, opts ...grpc.CallOption) (*ResumeSettlementResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeSettlementResponse)
+	err := c.cc.Invoke(ctx, MatchingService_ResumeSettlement_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MatchingServiceServer is the server API for MatchingService service.
 // All implementations must embed UnimplementedMatchingServiceServer
 // for forward compatibility.
@@ -221,6 +249,12 @@ type MatchingServiceServer interface {
 	// StreamOrders is for high-rate clients: many commands in flight on one stream, each answered by
 	// an StreamOrdersResponse with the same request_id, followed by fills of the caller's orders.
 	StreamOrders(grpc.BidiStreamingServer[StreamOrdersRequest, StreamOrdersResponse]) error
+	// GetSettlementStatus reports, per shard, how far settlement with risk has come and whether it
+	// is halted (a settlement risk refused; the shard's symbols then refuse new orders). Admin only.
+	GetSettlementStatus(context.Context, *GetSettlementStatusRequest) (*GetSettlementStatusResponse, error)
+	// ResumeSettlement retries a halted shard's settlement now (after fixing the cause in risk);
+	// the shard trades again once it succeeds. Admin only.
+	ResumeSettlement(context.Context, *ResumeSettlementRequest) (*ResumeSettlementResponse, error)
 	mustEmbedUnimplementedMatchingServiceServer()
 }
 
@@ -260,6 +294,12 @@ func (UnimplementedMatchingServiceServer) StreamMarketData(*StreamMarketDataRequ
 }
 func (UnimplementedMatchingServiceServer) StreamOrders(grpc.BidiStreamingServer[StreamOrdersRequest, StreamOrdersResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamOrders not implemented")
+}
+func (UnimplementedMatchingServiceServer) GetSettlementStatus(context.Context, *GetSettlementStatusRequest) (*GetSettlementStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSettlementStatus not implemented")
+}
+func (UnimplementedMatchingServiceServer) ResumeSettlement(context.Context, *ResumeSettlementRequest) (*ResumeSettlementResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeSettlement not implemented")
 }
 func (UnimplementedMatchingServiceServer) mustEmbedUnimplementedMatchingServiceServer() {}
 func (UnimplementedMatchingServiceServer) testEmbeddedByValue()                         {}
@@ -444,6 +484,42 @@ func _MatchingService_StreamOrders_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MatchingService_StreamOrdersServer = grpc.BidiStreamingServer[StreamOrdersRequest, StreamOrdersResponse]
 
+func _MatchingService_GetSettlementStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSettlementStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatchingServiceServer).GetSettlementStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatchingService_GetSettlementStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatchingServiceServer).GetSettlementStatus(ctx, req.(*GetSettlementStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatchingService_ResumeSettlement_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeSettlementRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatchingServiceServer).ResumeSettlement(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatchingService_ResumeSettlement_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatchingServiceServer).ResumeSettlement(ctx, req.(*ResumeSettlementRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MatchingService_ServiceDesc is the grpc.ServiceDesc for MatchingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -482,6 +558,14 @@ var MatchingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetBook",
 			Handler:    _MatchingService_GetBook_Handler,
+		},
+		{
+			MethodName: "GetSettlementStatus",
+			Handler:    _MatchingService_GetSettlementStatus_Handler,
+		},
+		{
+			MethodName: "ResumeSettlement",
+			Handler:    _MatchingService_ResumeSettlement_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1098,9 +1098,11 @@ type CheckOrderRequest struct {
 	Side      Side                   `protobuf:"varint,3,opt,name=side,proto3,enum=bourse.risk.v1.Side" json:"side,omitempty"`
 	Type      OrderType              `protobuf:"varint,4,opt,name=type,proto3,enum=bourse.risk.v1.OrderType" json:"type,omitempty"`
 	// Limit price, or a market order's protection price.
-	Price         string `protobuf:"bytes,5,opt,name=price,proto3" json:"price,omitempty"`
-	Quantity      string `protobuf:"bytes,6,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	ReduceOnly    bool   `protobuf:"varint,7,opt,name=reduce_only,json=reduceOnly,proto3" json:"reduce_only,omitempty"`
+	Price      string `protobuf:"bytes,5,opt,name=price,proto3" json:"price,omitempty"`
+	Quantity   string `protobuf:"bytes,6,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	ReduceOnly bool   `protobuf:"varint,7,opt,name=reduce_only,json=reduceOnly,proto3" json:"reduce_only,omitempty"`
+	// With CheckOrdersRequest.owner: the owner's shard whose orders this reservation backs.
+	Shard         uint32 `protobuf:"varint,8,opt,name=shard,proto3" json:"shard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1184,6 +1186,13 @@ func (x *CheckOrderRequest) GetReduceOnly() bool {
 	return false
 }
 
+func (x *CheckOrderRequest) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
 type CheckOrderResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Accepted bool                   `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
@@ -1246,8 +1255,15 @@ func (x *CheckOrderResponse) GetRejectReason() RejectReason {
 }
 
 type CheckOrdersRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Orders        []*CheckOrderRequest   `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Orders []*CheckOrderRequest   `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	// Owner of the reservations (a matching service), or empty for reservations nobody restores.
+	// An owner's reservations are replaced by its SyncReservations, per shard.
+	Owner string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	// The owner's process and its re-sync generation, recorded with each reservation: a sync of
+	// generation g replaces only reservations of an older session or a generation <= g.
+	Session       uint64 `protobuf:"varint,3,opt,name=session,proto3" json:"session,omitempty"`
+	Generation    uint64 `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1289,12 +1305,35 @@ func (x *CheckOrdersRequest) GetOrders() []*CheckOrderRequest {
 	return nil
 }
 
+func (x *CheckOrdersRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *CheckOrdersRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *CheckOrdersRequest) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 type CheckOrdersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One per order, in request order.
-	Results       []*CheckOrdersResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Results []*CheckOrdersResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// Changes whenever risk restarts (and so loses its reservations): the caller re-syncs then.
+	RiskIncarnation uint64 `protobuf:"varint,2,opt,name=risk_incarnation,json=riskIncarnation,proto3" json:"risk_incarnation,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CheckOrdersResponse) Reset() {
@@ -1332,6 +1371,13 @@ func (x *CheckOrdersResponse) GetResults() []*CheckOrdersResult {
 		return x.Results
 	}
 	return nil
+}
+
+func (x *CheckOrdersResponse) GetRiskIncarnation() uint64 {
+	if x != nil {
+		return x.RiskIncarnation
+	}
+	return 0
 }
 
 type CheckOrdersResult struct {
@@ -1785,6 +1831,944 @@ func (x *ApplyExecutionsResponse) GetDuplicates() uint32 {
 	return 0
 }
 
+// SettlementStream names one ordered settlement stream: the journal of one matching shard. epoch
+// is new whenever that journal starts over, so sequences of a lost journal never collide.
+type SettlementStream struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Shard         uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettlementStream) Reset() {
+	*x = SettlementStream{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettlementStream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettlementStream) ProtoMessage() {}
+
+func (x *SettlementStream) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettlementStream.ProtoReflect.Descriptor instead.
+func (*SettlementStream) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SettlementStream) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *SettlementStream) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *SettlementStream) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+type SettlementLeg struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The order's reservation; a reservation that is not open (lost in a risk restart) is not an
+	// error: the leg's funds come from the free balance.
+	ReservationId uint64 `protobuf:"varint,2,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettlementLeg) Reset() {
+	*x = SettlementLeg{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettlementLeg) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettlementLeg) ProtoMessage() {}
+
+func (x *SettlementLeg) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettlementLeg.ProtoReflect.Descriptor instead.
+func (*SettlementLeg) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SettlementLeg) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *SettlementLeg) GetReservationId() uint64 {
+	if x != nil {
+		return x.ReservationId
+	}
+	return 0
+}
+
+// Trade is one fill with both legs: it applies whole or not at all.
+type Trade struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Symbol   string                 `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	Price    string                 `protobuf:"bytes,2,opt,name=price,proto3" json:"price,omitempty"`
+	Quantity string                 `protobuf:"bytes,3,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// The taker pays the fee, at risk's current taker rate of the symbol.
+	TakerSide     Side                   `protobuf:"varint,4,opt,name=taker_side,json=takerSide,proto3,enum=bourse.risk.v1.Side" json:"taker_side,omitempty"`
+	Buyer         *SettlementLeg         `protobuf:"bytes,5,opt,name=buyer,proto3" json:"buyer,omitempty"`
+	Seller        *SettlementLeg         `protobuf:"bytes,6,opt,name=seller,proto3" json:"seller,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Trade) Reset() {
+	*x = Trade{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Trade) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Trade) ProtoMessage() {}
+
+func (x *Trade) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Trade.ProtoReflect.Descriptor instead.
+func (*Trade) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *Trade) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *Trade) GetPrice() string {
+	if x != nil {
+		return x.Price
+	}
+	return ""
+}
+
+func (x *Trade) GetQuantity() string {
+	if x != nil {
+		return x.Quantity
+	}
+	return ""
+}
+
+func (x *Trade) GetTakerSide() Side {
+	if x != nil {
+		return x.TakerSide
+	}
+	return Side_SIDE_UNSPECIFIED
+}
+
+func (x *Trade) GetBuyer() *SettlementLeg {
+	if x != nil {
+		return x.Buyer
+	}
+	return nil
+}
+
+func (x *Trade) GetSeller() *SettlementLeg {
+	if x != nil {
+		return x.Seller
+	}
+	return nil
+}
+
+func (x *Trade) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+type SettlementItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Journal sequence of the command that produced the item; non-decreasing within a stream.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Types that are valid to be assigned to Item:
+	//
+	//	*SettlementItem_Trade
+	//	*SettlementItem_Release
+	Item          isSettlementItem_Item `protobuf_oneof:"item"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettlementItem) Reset() {
+	*x = SettlementItem{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettlementItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettlementItem) ProtoMessage() {}
+
+func (x *SettlementItem) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettlementItem.ProtoReflect.Descriptor instead.
+func (*SettlementItem) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *SettlementItem) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SettlementItem) GetItem() isSettlementItem_Item {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *SettlementItem) GetTrade() *Trade {
+	if x != nil {
+		if x, ok := x.Item.(*SettlementItem_Trade); ok {
+			return x.Trade
+		}
+	}
+	return nil
+}
+
+func (x *SettlementItem) GetRelease() uint64 {
+	if x != nil {
+		if x, ok := x.Item.(*SettlementItem_Release); ok {
+			return x.Release
+		}
+	}
+	return 0
+}
+
+type isSettlementItem_Item interface {
+	isSettlementItem_Item()
+}
+
+type SettlementItem_Trade struct {
+	Trade *Trade `protobuf:"bytes,2,opt,name=trade,proto3,oneof"`
+}
+
+type SettlementItem_Release struct {
+	// The order closed (or was replaced by an amend): free what its reservation still holds.
+	Release uint64 `protobuf:"varint,3,opt,name=release,proto3,oneof"`
+}
+
+func (*SettlementItem_Trade) isSettlementItem_Item() {}
+
+func (*SettlementItem_Release) isSettlementItem_Item() {}
+
+type SettleRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Stream *SettlementStream      `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	// The stream position the sender settled before this part (its previous through). Must not be
+	// above risk's watermark: that would be a gap.
+	After uint64 `protobuf:"varint,2,opt,name=after,proto3" json:"after,omitempty"`
+	// The stream position this part brings risk to: every item of the journal up to it is included
+	// (with seq > after). Items at or below risk's watermark are skipped.
+	Through       uint64            `protobuf:"varint,3,opt,name=through,proto3" json:"through,omitempty"`
+	Items         []*SettlementItem `protobuf:"bytes,4,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettleRequest) Reset() {
+	*x = SettleRequest{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleRequest) ProtoMessage() {}
+
+func (x *SettleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleRequest.ProtoReflect.Descriptor instead.
+func (*SettleRequest) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *SettleRequest) GetStream() *SettlementStream {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
+func (x *SettleRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *SettleRequest) GetThrough() uint64 {
+	if x != nil {
+		return x.Through
+	}
+	return 0
+}
+
+func (x *SettleRequest) GetItems() []*SettlementItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type SettleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stream's position after the call (= through unless it was already beyond).
+	Watermark uint64 `protobuf:"varint,1,opt,name=watermark,proto3" json:"watermark,omitempty"`
+	Applied   uint32 `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
+	Skipped   uint32 `protobuf:"varint,3,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	// Legs whose reservation was not open and that were paid from free balance.
+	Unreserved      uint32 `protobuf:"varint,4,opt,name=unreserved,proto3" json:"unreserved,omitempty"`
+	RiskIncarnation uint64 `protobuf:"varint,5,opt,name=risk_incarnation,json=riskIncarnation,proto3" json:"risk_incarnation,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SettleResponse) Reset() {
+	*x = SettleResponse{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleResponse) ProtoMessage() {}
+
+func (x *SettleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleResponse.ProtoReflect.Descriptor instead.
+func (*SettleResponse) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SettleResponse) GetWatermark() uint64 {
+	if x != nil {
+		return x.Watermark
+	}
+	return 0
+}
+
+func (x *SettleResponse) GetApplied() uint32 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+func (x *SettleResponse) GetSkipped() uint32 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+func (x *SettleResponse) GetUnreserved() uint32 {
+	if x != nil {
+		return x.Unreserved
+	}
+	return 0
+}
+
+func (x *SettleResponse) GetRiskIncarnation() uint64 {
+	if x != nil {
+		return x.RiskIncarnation
+	}
+	return 0
+}
+
+type SyncReservationsRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Stream *SettlementStream      `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	// Must equal risk's watermark of the stream: the open orders are as of that position.
+	Watermark uint64 `protobuf:"varint,2,opt,name=watermark,proto3" json:"watermark,omitempty"`
+	Session   uint64 `protobuf:"varint,3,opt,name=session,proto3" json:"session,omitempty"`
+	// Reservations of this owner and shard with another session or a generation <= this are replaced.
+	Generation uint64 `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
+	// reservation_id, account_id, symbol, side, price and remaining quantity of resting orders.
+	Reservations []*Reservation `protobuf:"bytes,5,rep,name=reservations,proto3" json:"reservations,omitempty"`
+	// Last chunk: drop every replaced reservation no chunk of this sync named.
+	Final         bool `protobuf:"varint,6,opt,name=final,proto3" json:"final,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncReservationsRequest) Reset() {
+	*x = SyncReservationsRequest{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncReservationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncReservationsRequest) ProtoMessage() {}
+
+func (x *SyncReservationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncReservationsRequest.ProtoReflect.Descriptor instead.
+func (*SyncReservationsRequest) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *SyncReservationsRequest) GetStream() *SettlementStream {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
+func (x *SyncReservationsRequest) GetWatermark() uint64 {
+	if x != nil {
+		return x.Watermark
+	}
+	return 0
+}
+
+func (x *SyncReservationsRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *SyncReservationsRequest) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *SyncReservationsRequest) GetReservations() []*Reservation {
+	if x != nil {
+		return x.Reservations
+	}
+	return nil
+}
+
+func (x *SyncReservationsRequest) GetFinal() bool {
+	if x != nil {
+		return x.Final
+	}
+	return false
+}
+
+type SyncReservationsResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Restored uint32                 `protobuf:"varint,1,opt,name=restored,proto3" json:"restored,omitempty"`
+	// On the final chunk: reservations dropped (orphans of timed-out checks or lost orders).
+	Dropped uint32 `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// Named reservations the account's free balance could not cover; they were not created.
+	Uncovered       []uint64 `protobuf:"varint,3,rep,packed,name=uncovered,proto3" json:"uncovered,omitempty"`
+	RiskIncarnation uint64   `protobuf:"varint,4,opt,name=risk_incarnation,json=riskIncarnation,proto3" json:"risk_incarnation,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SyncReservationsResponse) Reset() {
+	*x = SyncReservationsResponse{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncReservationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncReservationsResponse) ProtoMessage() {}
+
+func (x *SyncReservationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncReservationsResponse.ProtoReflect.Descriptor instead.
+func (*SyncReservationsResponse) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SyncReservationsResponse) GetRestored() uint32 {
+	if x != nil {
+		return x.Restored
+	}
+	return 0
+}
+
+func (x *SyncReservationsResponse) GetDropped() uint32 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *SyncReservationsResponse) GetUncovered() []uint64 {
+	if x != nil {
+		return x.Uncovered
+	}
+	return nil
+}
+
+func (x *SyncReservationsResponse) GetRiskIncarnation() uint64 {
+	if x != nil {
+		return x.RiskIncarnation
+	}
+	return 0
+}
+
+type AuditRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditRequest) Reset() {
+	*x = AuditRequest{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRequest) ProtoMessage() {}
+
+func (x *AuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
+func (*AuditRequest) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{35}
+}
+
+type AssetAudit struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	AssetId string                 `protobuf:"bytes,1,opt,name=asset_id,json=assetId,proto3" json:"asset_id,omitempty"`
+	// Sum of every account's balance, fee account included.
+	Total    string `protobuf:"bytes,2,opt,name=total,proto3" json:"total,omitempty"`
+	Reserved string `protobuf:"bytes,3,opt,name=reserved,proto3" json:"reserved,omitempty"`
+	Credits  string `protobuf:"bytes,4,opt,name=credits,proto3" json:"credits,omitempty"`
+	Debits   string `protobuf:"bytes,5,opt,name=debits,proto3" json:"debits,omitempty"`
+	// Sum of what the open reservations lock in this asset; equals reserved when consistent.
+	Reservations  string `protobuf:"bytes,6,opt,name=reservations,proto3" json:"reservations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssetAudit) Reset() {
+	*x = AssetAudit{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssetAudit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssetAudit) ProtoMessage() {}
+
+func (x *AssetAudit) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssetAudit.ProtoReflect.Descriptor instead.
+func (*AssetAudit) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *AssetAudit) GetAssetId() string {
+	if x != nil {
+		return x.AssetId
+	}
+	return ""
+}
+
+func (x *AssetAudit) GetTotal() string {
+	if x != nil {
+		return x.Total
+	}
+	return ""
+}
+
+func (x *AssetAudit) GetReserved() string {
+	if x != nil {
+		return x.Reserved
+	}
+	return ""
+}
+
+func (x *AssetAudit) GetCredits() string {
+	if x != nil {
+		return x.Credits
+	}
+	return ""
+}
+
+func (x *AssetAudit) GetDebits() string {
+	if x != nil {
+		return x.Debits
+	}
+	return ""
+}
+
+func (x *AssetAudit) GetReservations() string {
+	if x != nil {
+		return x.Reservations
+	}
+	return ""
+}
+
+type StreamAudit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        *SettlementStream      `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Watermark     uint64                 `protobuf:"varint,2,opt,name=watermark,proto3" json:"watermark,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamAudit) Reset() {
+	*x = StreamAudit{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamAudit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamAudit) ProtoMessage() {}
+
+func (x *StreamAudit) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamAudit.ProtoReflect.Descriptor instead.
+func (*StreamAudit) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *StreamAudit) GetStream() *SettlementStream {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
+func (x *StreamAudit) GetWatermark() uint64 {
+	if x != nil {
+		return x.Watermark
+	}
+	return 0
+}
+
+type OwnerAudit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Shard         uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
+	Reservations  uint32                 `protobuf:"varint,3,opt,name=reservations,proto3" json:"reservations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OwnerAudit) Reset() {
+	*x = OwnerAudit{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OwnerAudit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OwnerAudit) ProtoMessage() {}
+
+func (x *OwnerAudit) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OwnerAudit.ProtoReflect.Descriptor instead.
+func (*OwnerAudit) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *OwnerAudit) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *OwnerAudit) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *OwnerAudit) GetReservations() uint32 {
+	if x != nil {
+		return x.Reservations
+	}
+	return 0
+}
+
+type AuditResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Assets  []*AssetAudit          `protobuf:"bytes,1,rep,name=assets,proto3" json:"assets,omitempty"`
+	Streams []*StreamAudit         `protobuf:"bytes,2,rep,name=streams,proto3" json:"streams,omitempty"`
+	Owners  []*OwnerAudit          `protobuf:"bytes,3,rep,name=owners,proto3" json:"owners,omitempty"`
+	// Every account's reserved balance equals the sum of its reservations, and total = credits − debits
+	// for every asset; otherwise problem names the first violation.
+	Consistent      bool   `protobuf:"varint,4,opt,name=consistent,proto3" json:"consistent,omitempty"`
+	Problem         string `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"`
+	RiskIncarnation uint64 `protobuf:"varint,6,opt,name=risk_incarnation,json=riskIncarnation,proto3" json:"risk_incarnation,omitempty"`
+	Reservations    uint32 `protobuf:"varint,7,opt,name=reservations,proto3" json:"reservations,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *AuditResponse) Reset() {
+	*x = AuditResponse{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditResponse) ProtoMessage() {}
+
+func (x *AuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
+func (*AuditResponse) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *AuditResponse) GetAssets() []*AssetAudit {
+	if x != nil {
+		return x.Assets
+	}
+	return nil
+}
+
+func (x *AuditResponse) GetStreams() []*StreamAudit {
+	if x != nil {
+		return x.Streams
+	}
+	return nil
+}
+
+func (x *AuditResponse) GetOwners() []*OwnerAudit {
+	if x != nil {
+		return x.Owners
+	}
+	return nil
+}
+
+func (x *AuditResponse) GetConsistent() bool {
+	if x != nil {
+		return x.Consistent
+	}
+	return false
+}
+
+func (x *AuditResponse) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+func (x *AuditResponse) GetRiskIncarnation() uint64 {
+	if x != nil {
+		return x.RiskIncarnation
+	}
+	return 0
+}
+
+func (x *AuditResponse) GetReservations() uint32 {
+	if x != nil {
+		return x.Reservations
+	}
+	return 0
+}
+
 type GetAccountRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
@@ -1794,7 +2778,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[27]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +2790,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[27]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +2803,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{27}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetAccountRequest) GetAccountId() string {
@@ -1841,7 +2825,7 @@ type Balance struct {
 
 func (x *Balance) Reset() {
 	*x = Balance{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[28]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +2837,7 @@ func (x *Balance) String() string {
 func (*Balance) ProtoMessage() {}
 
 func (x *Balance) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[28]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +2850,7 @@ func (x *Balance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Balance.ProtoReflect.Descriptor instead.
 func (*Balance) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{28}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Balance) GetAssetId() string {
@@ -1923,7 +2907,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[29]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2919,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[29]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2932,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{29}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Position) GetSymbol() string {
@@ -2079,7 +3063,7 @@ type Reservation struct {
 
 func (x *Reservation) Reset() {
 	*x = Reservation{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[30]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +3075,7 @@ func (x *Reservation) String() string {
 func (*Reservation) ProtoMessage() {}
 
 func (x *Reservation) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[30]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +3088,7 @@ func (x *Reservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
 func (*Reservation) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{30}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Reservation) GetReservationId() uint64 {
@@ -2173,7 +3157,7 @@ type RestoreReservationsRequest struct {
 
 func (x *RestoreReservationsRequest) Reset() {
 	*x = RestoreReservationsRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +3169,7 @@ func (x *RestoreReservationsRequest) String() string {
 func (*RestoreReservationsRequest) ProtoMessage() {}
 
 func (x *RestoreReservationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +3182,7 @@ func (x *RestoreReservationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReservationsRequest.ProtoReflect.Descriptor instead.
 func (*RestoreReservationsRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{31}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RestoreReservationsRequest) GetReservations() []*Reservation {
@@ -2217,7 +3201,7 @@ type RestoreReservationsResponse struct {
 
 func (x *RestoreReservationsResponse) Reset() {
 	*x = RestoreReservationsResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2229,7 +3213,7 @@ func (x *RestoreReservationsResponse) String() string {
 func (*RestoreReservationsResponse) ProtoMessage() {}
 
 func (x *RestoreReservationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2242,7 +3226,7 @@ func (x *RestoreReservationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReservationsResponse.ProtoReflect.Descriptor instead.
 func (*RestoreReservationsResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{32}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RestoreReservationsResponse) GetRestored() uint32 {
@@ -2267,7 +3251,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +3263,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +3276,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{33}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Account) GetAccountId() string {
@@ -2353,7 +3337,7 @@ type GetAccountResponse struct {
 
 func (x *GetAccountResponse) Reset() {
 	*x = GetAccountResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[34]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +3349,7 @@ func (x *GetAccountResponse) String() string {
 func (*GetAccountResponse) ProtoMessage() {}
 
 func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[34]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +3362,7 @@ func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{34}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetAccountResponse) GetAccount() *Account {
@@ -2402,7 +3386,7 @@ type SetLimitsRequest struct {
 
 func (x *SetLimitsRequest) Reset() {
 	*x = SetLimitsRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[35]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2414,7 +3398,7 @@ func (x *SetLimitsRequest) String() string {
 func (*SetLimitsRequest) ProtoMessage() {}
 
 func (x *SetLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[35]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2427,7 +3411,7 @@ func (x *SetLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLimitsRequest.ProtoReflect.Descriptor instead.
 func (*SetLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{35}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SetLimitsRequest) GetAccountId() string {
@@ -2466,7 +3450,7 @@ type SetLimitsResponse struct {
 
 func (x *SetLimitsResponse) Reset() {
 	*x = SetLimitsResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[36]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2478,7 +3462,7 @@ func (x *SetLimitsResponse) String() string {
 func (*SetLimitsResponse) ProtoMessage() {}
 
 func (x *SetLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[36]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2491,7 +3475,7 @@ func (x *SetLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLimitsResponse.ProtoReflect.Descriptor instead.
 func (*SetLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{36}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{49}
 }
 
 type SetTradingStateRequest struct {
@@ -2505,7 +3489,7 @@ type SetTradingStateRequest struct {
 
 func (x *SetTradingStateRequest) Reset() {
 	*x = SetTradingStateRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[37]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +3501,7 @@ func (x *SetTradingStateRequest) String() string {
 func (*SetTradingStateRequest) ProtoMessage() {}
 
 func (x *SetTradingStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[37]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +3514,7 @@ func (x *SetTradingStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTradingStateRequest.ProtoReflect.Descriptor instead.
 func (*SetTradingStateRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{37}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SetTradingStateRequest) GetAccountId() string {
@@ -2555,7 +3539,7 @@ type SetTradingStateResponse struct {
 
 func (x *SetTradingStateResponse) Reset() {
 	*x = SetTradingStateResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[38]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2567,7 +3551,7 @@ func (x *SetTradingStateResponse) String() string {
 func (*SetTradingStateResponse) ProtoMessage() {}
 
 func (x *SetTradingStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[38]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2580,7 +3564,7 @@ func (x *SetTradingStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTradingStateResponse.ProtoReflect.Descriptor instead.
 func (*SetTradingStateResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{38}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{51}
 }
 
 var File_bourse_risk_v1_risk_proto protoreflect.FileDescriptor
@@ -2645,7 +3629,7 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x03ref\x18\x04 \x01(\tR\x03ref\"G\n" +
 	"\rDebitResponse\x12\x18\n" +
 	"\abalance\x18\x01 \x01(\tR\abalance\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xf6\x01\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x8c\x02\n" +
 	"\x11CheckOrderRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x16\n" +
@@ -2655,15 +3639,22 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x05price\x18\x05 \x01(\tR\x05price\x12\x1a\n" +
 	"\bquantity\x18\x06 \x01(\tR\bquantity\x12\x1f\n" +
 	"\vreduce_only\x18\a \x01(\bR\n" +
-	"reduceOnly\"\x9a\x01\n" +
+	"reduceOnly\x12\x14\n" +
+	"\x05shard\x18\b \x01(\rR\x05shard\"\x9a\x01\n" +
 	"\x12CheckOrderResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12%\n" +
 	"\x0ereservation_id\x18\x02 \x01(\x04R\rreservationId\x12A\n" +
-	"\rreject_reason\x18\x03 \x01(\x0e2\x1c.bourse.risk.v1.RejectReasonR\frejectReason\"O\n" +
+	"\rreject_reason\x18\x03 \x01(\x0e2\x1c.bourse.risk.v1.RejectReasonR\frejectReason\"\x9f\x01\n" +
 	"\x12CheckOrdersRequest\x129\n" +
-	"\x06orders\x18\x01 \x03(\v2!.bourse.risk.v1.CheckOrderRequestR\x06orders\"R\n" +
+	"\x06orders\x18\x01 \x03(\v2!.bourse.risk.v1.CheckOrderRequestR\x06orders\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x18\n" +
+	"\asession\x18\x03 \x01(\x04R\asession\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x04R\n" +
+	"generation\"}\n" +
 	"\x13CheckOrdersResponse\x12;\n" +
-	"\aresults\x18\x01 \x03(\v2!.bourse.risk.v1.CheckOrdersResultR\aresults\"\xaf\x01\n" +
+	"\aresults\x18\x01 \x03(\v2!.bourse.risk.v1.CheckOrdersResultR\aresults\x12)\n" +
+	"\x10risk_incarnation\x18\x02 \x01(\x04R\x0friskIncarnation\"\xaf\x01\n" +
 	"\x11CheckOrdersResult\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12%\n" +
 	"\x0ereservation_id\x18\x02 \x01(\x04R\rreservationId\x12A\n" +
@@ -2696,7 +3687,83 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\aapplied\x18\x01 \x01(\rR\aapplied\x12\x1e\n" +
 	"\n" +
 	"duplicates\x18\x02 \x01(\rR\n" +
-	"duplicates\"2\n" +
+	"duplicates\"T\n" +
+	"\x10SettlementStream\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"U\n" +
+	"\rSettlementLeg\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12%\n" +
+	"\x0ereservation_id\x18\x02 \x01(\x04R\rreservationId\"\xa2\x02\n" +
+	"\x05Trade\x12\x16\n" +
+	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12\x14\n" +
+	"\x05price\x18\x02 \x01(\tR\x05price\x12\x1a\n" +
+	"\bquantity\x18\x03 \x01(\tR\bquantity\x123\n" +
+	"\n" +
+	"taker_side\x18\x04 \x01(\x0e2\x14.bourse.risk.v1.SideR\ttakerSide\x123\n" +
+	"\x05buyer\x18\x05 \x01(\v2\x1d.bourse.risk.v1.SettlementLegR\x05buyer\x125\n" +
+	"\x06seller\x18\x06 \x01(\v2\x1d.bourse.risk.v1.SettlementLegR\x06seller\x12.\n" +
+	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"u\n" +
+	"\x0eSettlementItem\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12-\n" +
+	"\x05trade\x18\x02 \x01(\v2\x15.bourse.risk.v1.TradeH\x00R\x05trade\x12\x1a\n" +
+	"\arelease\x18\x03 \x01(\x04H\x00R\areleaseB\x06\n" +
+	"\x04item\"\xaf\x01\n" +
+	"\rSettleRequest\x128\n" +
+	"\x06stream\x18\x01 \x01(\v2 .bourse.risk.v1.SettlementStreamR\x06stream\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\x04R\x05after\x12\x18\n" +
+	"\athrough\x18\x03 \x01(\x04R\athrough\x124\n" +
+	"\x05items\x18\x04 \x03(\v2\x1e.bourse.risk.v1.SettlementItemR\x05items\"\xad\x01\n" +
+	"\x0eSettleResponse\x12\x1c\n" +
+	"\twatermark\x18\x01 \x01(\x04R\twatermark\x12\x18\n" +
+	"\aapplied\x18\x02 \x01(\rR\aapplied\x12\x18\n" +
+	"\askipped\x18\x03 \x01(\rR\askipped\x12\x1e\n" +
+	"\n" +
+	"unreserved\x18\x04 \x01(\rR\n" +
+	"unreserved\x12)\n" +
+	"\x10risk_incarnation\x18\x05 \x01(\x04R\x0friskIncarnation\"\x82\x02\n" +
+	"\x17SyncReservationsRequest\x128\n" +
+	"\x06stream\x18\x01 \x01(\v2 .bourse.risk.v1.SettlementStreamR\x06stream\x12\x1c\n" +
+	"\twatermark\x18\x02 \x01(\x04R\twatermark\x12\x18\n" +
+	"\asession\x18\x03 \x01(\x04R\asession\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x04R\n" +
+	"generation\x12?\n" +
+	"\freservations\x18\x05 \x03(\v2\x1b.bourse.risk.v1.ReservationR\freservations\x12\x14\n" +
+	"\x05final\x18\x06 \x01(\bR\x05final\"\x99\x01\n" +
+	"\x18SyncReservationsResponse\x12\x1a\n" +
+	"\brestored\x18\x01 \x01(\rR\brestored\x12\x18\n" +
+	"\adropped\x18\x02 \x01(\rR\adropped\x12\x1c\n" +
+	"\tuncovered\x18\x03 \x03(\x04R\tuncovered\x12)\n" +
+	"\x10risk_incarnation\x18\x04 \x01(\x04R\x0friskIncarnation\"\x0e\n" +
+	"\fAuditRequest\"\xaf\x01\n" +
+	"\n" +
+	"AssetAudit\x12\x19\n" +
+	"\basset_id\x18\x01 \x01(\tR\aassetId\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\tR\x05total\x12\x1a\n" +
+	"\breserved\x18\x03 \x01(\tR\breserved\x12\x18\n" +
+	"\acredits\x18\x04 \x01(\tR\acredits\x12\x16\n" +
+	"\x06debits\x18\x05 \x01(\tR\x06debits\x12\"\n" +
+	"\freservations\x18\x06 \x01(\tR\freservations\"e\n" +
+	"\vStreamAudit\x128\n" +
+	"\x06stream\x18\x01 \x01(\v2 .bourse.risk.v1.SettlementStreamR\x06stream\x12\x1c\n" +
+	"\twatermark\x18\x02 \x01(\x04R\twatermark\"\\\n" +
+	"\n" +
+	"OwnerAudit\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\"\n" +
+	"\freservations\x18\x03 \x01(\rR\freservations\"\xb7\x02\n" +
+	"\rAuditResponse\x122\n" +
+	"\x06assets\x18\x01 \x03(\v2\x1a.bourse.risk.v1.AssetAuditR\x06assets\x125\n" +
+	"\astreams\x18\x02 \x03(\v2\x1b.bourse.risk.v1.StreamAuditR\astreams\x122\n" +
+	"\x06owners\x18\x03 \x03(\v2\x1a.bourse.risk.v1.OwnerAuditR\x06owners\x12\x1e\n" +
+	"\n" +
+	"consistent\x18\x04 \x01(\bR\n" +
+	"consistent\x12\x18\n" +
+	"\aproblem\x18\x05 \x01(\tR\aproblem\x12)\n" +
+	"\x10risk_incarnation\x18\x06 \x01(\x04R\x0friskIncarnation\x12\"\n" +
+	"\freservations\x18\a \x01(\rR\freservations\"2\n" +
 	"\x11GetAccountRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\"t\n" +
@@ -2790,8 +3857,7 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x1cREJECT_REASON_UNKNOWN_SYMBOL\x10\v\x12\"\n" +
 	"\x1eREJECT_REASON_INVALID_QUANTITY\x10\f\x12\x1f\n" +
 	"\x1bREJECT_REASON_INVALID_PRICE\x10\r\x12\x1f\n" +
-	"\x1bREJECT_REASON_INVALID_ORDER\x10\x0e2\xe8\n" +
-	"\n" +
+	"\x1bREJECT_REASON_INVALID_ORDER\x10\x0e2\xde\f\n" +
 	"\vRiskService\x12V\n" +
 	"\vDefineAsset\x12\".bourse.risk.v1.DefineAssetRequest\x1a#.bourse.risk.v1.DefineAssetResponse\x12Y\n" +
 	"\fDefineSymbol\x12#.bourse.risk.v1.DefineSymbolRequest\x1a$.bourse.risk.v1.DefineSymbolResponse\x12V\n" +
@@ -2805,7 +3871,10 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x12ReleaseReservation\x12).bourse.risk.v1.ReleaseReservationRequest\x1a*.bourse.risk.v1.ReleaseReservationResponse\x12n\n" +
 	"\x13ReleaseReservations\x12*.bourse.risk.v1.ReleaseReservationsRequest\x1a+.bourse.risk.v1.ReleaseReservationsResponse\x12n\n" +
 	"\x13RestoreReservations\x12*.bourse.risk.v1.RestoreReservationsRequest\x1a+.bourse.risk.v1.RestoreReservationsResponse\x12b\n" +
-	"\x0fApplyExecutions\x12&.bourse.risk.v1.ApplyExecutionsRequest\x1a'.bourse.risk.v1.ApplyExecutionsResponse\x12S\n" +
+	"\x0fApplyExecutions\x12&.bourse.risk.v1.ApplyExecutionsRequest\x1a'.bourse.risk.v1.ApplyExecutionsResponse\x12G\n" +
+	"\x06Settle\x12\x1d.bourse.risk.v1.SettleRequest\x1a\x1e.bourse.risk.v1.SettleResponse\x12e\n" +
+	"\x10SyncReservations\x12'.bourse.risk.v1.SyncReservationsRequest\x1a(.bourse.risk.v1.SyncReservationsResponse\x12D\n" +
+	"\x05Audit\x12\x1c.bourse.risk.v1.AuditRequest\x1a\x1d.bourse.risk.v1.AuditResponse\x12S\n" +
 	"\n" +
 	"GetAccount\x12!.bourse.risk.v1.GetAccountRequest\x1a\".bourse.risk.v1.GetAccountResponse\x12P\n" +
 	"\tSetLimits\x12 .bourse.risk.v1.SetLimitsRequest\x1a!.bourse.risk.v1.SetLimitsResponse\x12b\n" +
@@ -2825,7 +3894,7 @@ func file_bourse_risk_v1_risk_proto_rawDescGZIP() []byte {
 }
 
 var file_bourse_risk_v1_risk_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bourse_risk_v1_risk_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_bourse_risk_v1_risk_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_bourse_risk_v1_risk_proto_goTypes = []any{
 	(Side)(0),                           // 0: bourse.risk.v1.Side
 	(OrderType)(0),                      // 1: bourse.risk.v1.OrderType
@@ -2858,19 +3927,32 @@ var file_bourse_risk_v1_risk_proto_goTypes = []any{
 	(*Execution)(nil),                   // 28: bourse.risk.v1.Execution
 	(*ApplyExecutionsRequest)(nil),      // 29: bourse.risk.v1.ApplyExecutionsRequest
 	(*ApplyExecutionsResponse)(nil),     // 30: bourse.risk.v1.ApplyExecutionsResponse
-	(*GetAccountRequest)(nil),           // 31: bourse.risk.v1.GetAccountRequest
-	(*Balance)(nil),                     // 32: bourse.risk.v1.Balance
-	(*Position)(nil),                    // 33: bourse.risk.v1.Position
-	(*Reservation)(nil),                 // 34: bourse.risk.v1.Reservation
-	(*RestoreReservationsRequest)(nil),  // 35: bourse.risk.v1.RestoreReservationsRequest
-	(*RestoreReservationsResponse)(nil), // 36: bourse.risk.v1.RestoreReservationsResponse
-	(*Account)(nil),                     // 37: bourse.risk.v1.Account
-	(*GetAccountResponse)(nil),          // 38: bourse.risk.v1.GetAccountResponse
-	(*SetLimitsRequest)(nil),            // 39: bourse.risk.v1.SetLimitsRequest
-	(*SetLimitsResponse)(nil),           // 40: bourse.risk.v1.SetLimitsResponse
-	(*SetTradingStateRequest)(nil),      // 41: bourse.risk.v1.SetTradingStateRequest
-	(*SetTradingStateResponse)(nil),     // 42: bourse.risk.v1.SetTradingStateResponse
-	(*timestamppb.Timestamp)(nil),       // 43: google.protobuf.Timestamp
+	(*SettlementStream)(nil),            // 31: bourse.risk.v1.SettlementStream
+	(*SettlementLeg)(nil),               // 32: bourse.risk.v1.SettlementLeg
+	(*Trade)(nil),                       // 33: bourse.risk.v1.Trade
+	(*SettlementItem)(nil),              // 34: bourse.risk.v1.SettlementItem
+	(*SettleRequest)(nil),               // 35: bourse.risk.v1.SettleRequest
+	(*SettleResponse)(nil),              // 36: bourse.risk.v1.SettleResponse
+	(*SyncReservationsRequest)(nil),     // 37: bourse.risk.v1.SyncReservationsRequest
+	(*SyncReservationsResponse)(nil),    // 38: bourse.risk.v1.SyncReservationsResponse
+	(*AuditRequest)(nil),                // 39: bourse.risk.v1.AuditRequest
+	(*AssetAudit)(nil),                  // 40: bourse.risk.v1.AssetAudit
+	(*StreamAudit)(nil),                 // 41: bourse.risk.v1.StreamAudit
+	(*OwnerAudit)(nil),                  // 42: bourse.risk.v1.OwnerAudit
+	(*AuditResponse)(nil),               // 43: bourse.risk.v1.AuditResponse
+	(*GetAccountRequest)(nil),           // 44: bourse.risk.v1.GetAccountRequest
+	(*Balance)(nil),                     // 45: bourse.risk.v1.Balance
+	(*Position)(nil),                    // 46: bourse.risk.v1.Position
+	(*Reservation)(nil),                 // 47: bourse.risk.v1.Reservation
+	(*RestoreReservationsRequest)(nil),  // 48: bourse.risk.v1.RestoreReservationsRequest
+	(*RestoreReservationsResponse)(nil), // 49: bourse.risk.v1.RestoreReservationsResponse
+	(*Account)(nil),                     // 50: bourse.risk.v1.Account
+	(*GetAccountResponse)(nil),          // 51: bourse.risk.v1.GetAccountResponse
+	(*SetLimitsRequest)(nil),            // 52: bourse.risk.v1.SetLimitsRequest
+	(*SetLimitsResponse)(nil),           // 53: bourse.risk.v1.SetLimitsResponse
+	(*SetTradingStateRequest)(nil),      // 54: bourse.risk.v1.SetTradingStateRequest
+	(*SetTradingStateResponse)(nil),     // 55: bourse.risk.v1.SetTradingStateResponse
+	(*timestamppb.Timestamp)(nil),       // 56: google.protobuf.Timestamp
 }
 var file_bourse_risk_v1_risk_proto_depIdxs = []int32{
 	4,  // 0: bourse.risk.v1.DefineAssetRequest.asset:type_name -> bourse.risk.v1.Asset
@@ -2885,56 +3967,75 @@ var file_bourse_risk_v1_risk_proto_depIdxs = []int32{
 	23, // 9: bourse.risk.v1.CheckOrdersResponse.results:type_name -> bourse.risk.v1.CheckOrdersResult
 	3,  // 10: bourse.risk.v1.CheckOrdersResult.reject_reason:type_name -> bourse.risk.v1.RejectReason
 	0,  // 11: bourse.risk.v1.Execution.side:type_name -> bourse.risk.v1.Side
-	43, // 12: bourse.risk.v1.Execution.time:type_name -> google.protobuf.Timestamp
+	56, // 12: bourse.risk.v1.Execution.time:type_name -> google.protobuf.Timestamp
 	28, // 13: bourse.risk.v1.ApplyExecutionsRequest.executions:type_name -> bourse.risk.v1.Execution
-	43, // 14: bourse.risk.v1.Position.trading_day_start:type_name -> google.protobuf.Timestamp
-	6,  // 15: bourse.risk.v1.Position.limits:type_name -> bourse.risk.v1.Limits
-	0,  // 16: bourse.risk.v1.Reservation.side:type_name -> bourse.risk.v1.Side
-	34, // 17: bourse.risk.v1.RestoreReservationsRequest.reservations:type_name -> bourse.risk.v1.Reservation
-	2,  // 18: bourse.risk.v1.Account.trading_state:type_name -> bourse.risk.v1.TradingState
-	2,  // 19: bourse.risk.v1.Account.global_trading_state:type_name -> bourse.risk.v1.TradingState
-	6,  // 20: bourse.risk.v1.Account.limits:type_name -> bourse.risk.v1.Limits
-	32, // 21: bourse.risk.v1.Account.balances:type_name -> bourse.risk.v1.Balance
-	33, // 22: bourse.risk.v1.Account.positions:type_name -> bourse.risk.v1.Position
-	34, // 23: bourse.risk.v1.Account.reservations:type_name -> bourse.risk.v1.Reservation
-	37, // 24: bourse.risk.v1.GetAccountResponse.account:type_name -> bourse.risk.v1.Account
-	6,  // 25: bourse.risk.v1.SetLimitsRequest.limits:type_name -> bourse.risk.v1.Limits
-	2,  // 26: bourse.risk.v1.SetTradingStateRequest.state:type_name -> bourse.risk.v1.TradingState
-	7,  // 27: bourse.risk.v1.RiskService.DefineAsset:input_type -> bourse.risk.v1.DefineAssetRequest
-	9,  // 28: bourse.risk.v1.RiskService.DefineSymbol:input_type -> bourse.risk.v1.DefineSymbolRequest
-	11, // 29: bourse.risk.v1.RiskService.ListSymbols:input_type -> bourse.risk.v1.ListSymbolsRequest
-	13, // 30: bourse.risk.v1.RiskService.OpenAccount:input_type -> bourse.risk.v1.OpenAccountRequest
-	15, // 31: bourse.risk.v1.RiskService.Credit:input_type -> bourse.risk.v1.CreditRequest
-	17, // 32: bourse.risk.v1.RiskService.Debit:input_type -> bourse.risk.v1.DebitRequest
-	19, // 33: bourse.risk.v1.RiskService.CheckOrder:input_type -> bourse.risk.v1.CheckOrderRequest
-	21, // 34: bourse.risk.v1.RiskService.CheckOrders:input_type -> bourse.risk.v1.CheckOrdersRequest
-	26, // 35: bourse.risk.v1.RiskService.ReleaseReservation:input_type -> bourse.risk.v1.ReleaseReservationRequest
-	24, // 36: bourse.risk.v1.RiskService.ReleaseReservations:input_type -> bourse.risk.v1.ReleaseReservationsRequest
-	35, // 37: bourse.risk.v1.RiskService.RestoreReservations:input_type -> bourse.risk.v1.RestoreReservationsRequest
-	29, // 38: bourse.risk.v1.RiskService.ApplyExecutions:input_type -> bourse.risk.v1.ApplyExecutionsRequest
-	31, // 39: bourse.risk.v1.RiskService.GetAccount:input_type -> bourse.risk.v1.GetAccountRequest
-	39, // 40: bourse.risk.v1.RiskService.SetLimits:input_type -> bourse.risk.v1.SetLimitsRequest
-	41, // 41: bourse.risk.v1.RiskService.SetTradingState:input_type -> bourse.risk.v1.SetTradingStateRequest
-	8,  // 42: bourse.risk.v1.RiskService.DefineAsset:output_type -> bourse.risk.v1.DefineAssetResponse
-	10, // 43: bourse.risk.v1.RiskService.DefineSymbol:output_type -> bourse.risk.v1.DefineSymbolResponse
-	12, // 44: bourse.risk.v1.RiskService.ListSymbols:output_type -> bourse.risk.v1.ListSymbolsResponse
-	14, // 45: bourse.risk.v1.RiskService.OpenAccount:output_type -> bourse.risk.v1.OpenAccountResponse
-	16, // 46: bourse.risk.v1.RiskService.Credit:output_type -> bourse.risk.v1.CreditResponse
-	18, // 47: bourse.risk.v1.RiskService.Debit:output_type -> bourse.risk.v1.DebitResponse
-	20, // 48: bourse.risk.v1.RiskService.CheckOrder:output_type -> bourse.risk.v1.CheckOrderResponse
-	22, // 49: bourse.risk.v1.RiskService.CheckOrders:output_type -> bourse.risk.v1.CheckOrdersResponse
-	27, // 50: bourse.risk.v1.RiskService.ReleaseReservation:output_type -> bourse.risk.v1.ReleaseReservationResponse
-	25, // 51: bourse.risk.v1.RiskService.ReleaseReservations:output_type -> bourse.risk.v1.ReleaseReservationsResponse
-	36, // 52: bourse.risk.v1.RiskService.RestoreReservations:output_type -> bourse.risk.v1.RestoreReservationsResponse
-	30, // 53: bourse.risk.v1.RiskService.ApplyExecutions:output_type -> bourse.risk.v1.ApplyExecutionsResponse
-	38, // 54: bourse.risk.v1.RiskService.GetAccount:output_type -> bourse.risk.v1.GetAccountResponse
-	40, // 55: bourse.risk.v1.RiskService.SetLimits:output_type -> bourse.risk.v1.SetLimitsResponse
-	42, // 56: bourse.risk.v1.RiskService.SetTradingState:output_type -> bourse.risk.v1.SetTradingStateResponse
-	42, // [42:57] is the sub-list for method output_type
-	27, // [27:42] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	0,  // 14: bourse.risk.v1.Trade.taker_side:type_name -> bourse.risk.v1.Side
+	32, // 15: bourse.risk.v1.Trade.buyer:type_name -> bourse.risk.v1.SettlementLeg
+	32, // 16: bourse.risk.v1.Trade.seller:type_name -> bourse.risk.v1.SettlementLeg
+	56, // 17: bourse.risk.v1.Trade.time:type_name -> google.protobuf.Timestamp
+	33, // 18: bourse.risk.v1.SettlementItem.trade:type_name -> bourse.risk.v1.Trade
+	31, // 19: bourse.risk.v1.SettleRequest.stream:type_name -> bourse.risk.v1.SettlementStream
+	34, // 20: bourse.risk.v1.SettleRequest.items:type_name -> bourse.risk.v1.SettlementItem
+	31, // 21: bourse.risk.v1.SyncReservationsRequest.stream:type_name -> bourse.risk.v1.SettlementStream
+	47, // 22: bourse.risk.v1.SyncReservationsRequest.reservations:type_name -> bourse.risk.v1.Reservation
+	31, // 23: bourse.risk.v1.StreamAudit.stream:type_name -> bourse.risk.v1.SettlementStream
+	40, // 24: bourse.risk.v1.AuditResponse.assets:type_name -> bourse.risk.v1.AssetAudit
+	41, // 25: bourse.risk.v1.AuditResponse.streams:type_name -> bourse.risk.v1.StreamAudit
+	42, // 26: bourse.risk.v1.AuditResponse.owners:type_name -> bourse.risk.v1.OwnerAudit
+	56, // 27: bourse.risk.v1.Position.trading_day_start:type_name -> google.protobuf.Timestamp
+	6,  // 28: bourse.risk.v1.Position.limits:type_name -> bourse.risk.v1.Limits
+	0,  // 29: bourse.risk.v1.Reservation.side:type_name -> bourse.risk.v1.Side
+	47, // 30: bourse.risk.v1.RestoreReservationsRequest.reservations:type_name -> bourse.risk.v1.Reservation
+	2,  // 31: bourse.risk.v1.Account.trading_state:type_name -> bourse.risk.v1.TradingState
+	2,  // 32: bourse.risk.v1.Account.global_trading_state:type_name -> bourse.risk.v1.TradingState
+	6,  // 33: bourse.risk.v1.Account.limits:type_name -> bourse.risk.v1.Limits
+	45, // 34: bourse.risk.v1.Account.balances:type_name -> bourse.risk.v1.Balance
+	46, // 35: bourse.risk.v1.Account.positions:type_name -> bourse.risk.v1.Position
+	47, // 36: bourse.risk.v1.Account.reservations:type_name -> bourse.risk.v1.Reservation
+	50, // 37: bourse.risk.v1.GetAccountResponse.account:type_name -> bourse.risk.v1.Account
+	6,  // 38: bourse.risk.v1.SetLimitsRequest.limits:type_name -> bourse.risk.v1.Limits
+	2,  // 39: bourse.risk.v1.SetTradingStateRequest.state:type_name -> bourse.risk.v1.TradingState
+	7,  // 40: bourse.risk.v1.RiskService.DefineAsset:input_type -> bourse.risk.v1.DefineAssetRequest
+	9,  // 41: bourse.risk.v1.RiskService.DefineSymbol:input_type -> bourse.risk.v1.DefineSymbolRequest
+	11, // 42: bourse.risk.v1.RiskService.ListSymbols:input_type -> bourse.risk.v1.ListSymbolsRequest
+	13, // 43: bourse.risk.v1.RiskService.OpenAccount:input_type -> bourse.risk.v1.OpenAccountRequest
+	15, // 44: bourse.risk.v1.RiskService.Credit:input_type -> bourse.risk.v1.CreditRequest
+	17, // 45: bourse.risk.v1.RiskService.Debit:input_type -> bourse.risk.v1.DebitRequest
+	19, // 46: bourse.risk.v1.RiskService.CheckOrder:input_type -> bourse.risk.v1.CheckOrderRequest
+	21, // 47: bourse.risk.v1.RiskService.CheckOrders:input_type -> bourse.risk.v1.CheckOrdersRequest
+	26, // 48: bourse.risk.v1.RiskService.ReleaseReservation:input_type -> bourse.risk.v1.ReleaseReservationRequest
+	24, // 49: bourse.risk.v1.RiskService.ReleaseReservations:input_type -> bourse.risk.v1.ReleaseReservationsRequest
+	48, // 50: bourse.risk.v1.RiskService.RestoreReservations:input_type -> bourse.risk.v1.RestoreReservationsRequest
+	29, // 51: bourse.risk.v1.RiskService.ApplyExecutions:input_type -> bourse.risk.v1.ApplyExecutionsRequest
+	35, // 52: bourse.risk.v1.RiskService.Settle:input_type -> bourse.risk.v1.SettleRequest
+	37, // 53: bourse.risk.v1.RiskService.SyncReservations:input_type -> bourse.risk.v1.SyncReservationsRequest
+	39, // 54: bourse.risk.v1.RiskService.Audit:input_type -> bourse.risk.v1.AuditRequest
+	44, // 55: bourse.risk.v1.RiskService.GetAccount:input_type -> bourse.risk.v1.GetAccountRequest
+	52, // 56: bourse.risk.v1.RiskService.SetLimits:input_type -> bourse.risk.v1.SetLimitsRequest
+	54, // 57: bourse.risk.v1.RiskService.SetTradingState:input_type -> bourse.risk.v1.SetTradingStateRequest
+	8,  // 58: bourse.risk.v1.RiskService.DefineAsset:output_type -> bourse.risk.v1.DefineAssetResponse
+	10, // 59: bourse.risk.v1.RiskService.DefineSymbol:output_type -> bourse.risk.v1.DefineSymbolResponse
+	12, // 60: bourse.risk.v1.RiskService.ListSymbols:output_type -> bourse.risk.v1.ListSymbolsResponse
+	14, // 61: bourse.risk.v1.RiskService.OpenAccount:output_type -> bourse.risk.v1.OpenAccountResponse
+	16, // 62: bourse.risk.v1.RiskService.Credit:output_type -> bourse.risk.v1.CreditResponse
+	18, // 63: bourse.risk.v1.RiskService.Debit:output_type -> bourse.risk.v1.DebitResponse
+	20, // 64: bourse.risk.v1.RiskService.CheckOrder:output_type -> bourse.risk.v1.CheckOrderResponse
+	22, // 65: bourse.risk.v1.RiskService.CheckOrders:output_type -> bourse.risk.v1.CheckOrdersResponse
+	27, // 66: bourse.risk.v1.RiskService.ReleaseReservation:output_type -> bourse.risk.v1.ReleaseReservationResponse
+	25, // 67: bourse.risk.v1.RiskService.ReleaseReservations:output_type -> bourse.risk.v1.ReleaseReservationsResponse
+	49, // 68: bourse.risk.v1.RiskService.RestoreReservations:output_type -> bourse.risk.v1.RestoreReservationsResponse
+	30, // 69: bourse.risk.v1.RiskService.ApplyExecutions:output_type -> bourse.risk.v1.ApplyExecutionsResponse
+	36, // 70: bourse.risk.v1.RiskService.Settle:output_type -> bourse.risk.v1.SettleResponse
+	38, // 71: bourse.risk.v1.RiskService.SyncReservations:output_type -> bourse.risk.v1.SyncReservationsResponse
+	43, // 72: bourse.risk.v1.RiskService.Audit:output_type -> bourse.risk.v1.AuditResponse
+	51, // 73: bourse.risk.v1.RiskService.GetAccount:output_type -> bourse.risk.v1.GetAccountResponse
+	53, // 74: bourse.risk.v1.RiskService.SetLimits:output_type -> bourse.risk.v1.SetLimitsResponse
+	55, // 75: bourse.risk.v1.RiskService.SetTradingState:output_type -> bourse.risk.v1.SetTradingStateResponse
+	58, // [58:76] is the sub-list for method output_type
+	40, // [40:58] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_bourse_risk_v1_risk_proto_init() }
@@ -2942,13 +4043,17 @@ func file_bourse_risk_v1_risk_proto_init() {
 	if File_bourse_risk_v1_risk_proto != nil {
 		return
 	}
+	file_bourse_risk_v1_risk_proto_msgTypes[30].OneofWrappers = []any{
+		(*SettlementItem_Trade)(nil),
+		(*SettlementItem_Release)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bourse_risk_v1_risk_proto_rawDesc), len(file_bourse_risk_v1_risk_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   39,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,9 @@ const (
 	RiskService_ReleaseReservations_FullMethodName = "/bourse.risk.v1.RiskService/ReleaseReservations"
 	RiskService_RestoreReservations_FullMethodName = "/bourse.risk.v1.RiskService/RestoreReservations"
 	RiskService_ApplyExecutions_FullMethodName     = "/bourse.risk.v1.RiskService/ApplyExecutions"
+	RiskService_Settle_FullMethodName              = "/bourse.risk.v1.RiskService/Settle"
+	RiskService_SyncReservations_FullMethodName    = "/bourse.risk.v1.RiskService/SyncReservations"
+	RiskService_Audit_FullMethodName               = "/bourse.risk.v1.RiskService/Audit"
 	RiskService_GetAccount_FullMethodName          = "/bourse.risk.v1.RiskService/GetAccount"
 	RiskService_SetLimits_FullMethodName           = "/bourse.risk.v1.RiskService/SetLimits"
 	RiskService_SetTradingState_FullMethodName     = "/bourse.risk.v1.RiskService/SetTradingState"
@@ -71,8 +74,21 @@ type RiskServiceClient interface {
 	// RestoreReservations recreates the reservations of resting orders after a risk restart, with their
 	// original ids (matching calls it on start with its open orders). Admin only.
 	RestoreReservations(ctx context.Context, in *RestoreReservationsRequest, opts ...grpc.CallOption) (*RestoreReservationsResponse, error)
-	// ApplyExecutions settles fills, all or nothing, idempotent by exec_id. Admin only.
+	// ApplyExecutions settles fills, all or nothing, idempotent by exec_id. Admin only. Superseded by
+	// Settle for matching: exec ids are remembered forever, so its memory grows with every trade.
 	ApplyExecutions(ctx context.Context, in *ApplyExecutionsRequest, opts ...grpc.CallOption) (*ApplyExecutionsResponse, error)
+	// Settle applies the next part of a settlement stream (one matching shard's journal): trades with
+	// both legs and the fee, and releases, in journal order, all or nothing, exactly once by journal
+	// sequence. Admin only.
+	Settle(ctx context.Context, in *SettleRequest, opts ...grpc.CallOption) (*SettleResponse, error)
+	// SyncReservations replaces the reservations an owner (a matching shard) holds with its open
+	// orders as of the stream position it has settled. Allowed at any time; chunked, the last chunk
+	// drops what no chunk named. Admin only.
+	SyncReservations(ctx context.Context, in *SyncReservationsRequest, opts ...grpc.CallOption) (*SyncReservationsResponse, error)
+	// Audit reports the totals that the joint invariants are checked against: per asset the sum of
+	// all balances against credits less debits, reservations against reserved balances, and every
+	// settlement stream's position. Admin only.
+	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (*AuditResponse, error)
 	// GetAccount returns balances, reservations, positions, PnL, limits and trading state. The
 	// account itself or admin.
 	GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*GetAccountResponse, error)
@@ -210,6 +226,36 @@ func (c *riskServiceClient) ApplyExecutions(ctx context.Context, in *ApplyExecut
 	return out, nil
 }
 
+func (c *riskServiceClient) Settle(ctx context.Context, in *SettleRequest, opts ...grpc.CallOption) (*SettleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SettleResponse)
+	err := c.cc.Invoke(ctx, RiskService_Settle_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *riskServiceClient) SyncReservations(ctx context.Context, in *SyncReservationsRequest, opts ...grpc.CallOption) (*SyncReservationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SyncReservationsResponse)
+	err := c.cc.Invoke(ctx, RiskService_SyncReservations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *riskServiceClient) Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (*AuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditResponse)
+	err := c.cc.Invoke(ctx, RiskService_Audit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *riskServiceClient) GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*GetAccountResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetAccountResponse)
@@ -275,8 +321,21 @@ type RiskServiceServer interface {
 	// RestoreReservations recreates the reservations of resting orders after a risk restart, with their
 	// original ids (matching calls it on start with its open orders). Admin only.
 	RestoreReservations(context.Context, *RestoreReservationsRequest) (*RestoreReservationsResponse, error)
-	// ApplyExecutions settles fills, all or nothing, idempotent by exec_id. Admin only.
+	// ApplyExecutions settles fills, all or nothing, idempotent by exec_id. Admin only. Superseded by
+	// Settle for matching: exec ids are remembered forever, so its memory grows with every trade.
 	ApplyExecutions(context.Context, *ApplyExecutionsRequest) (*ApplyExecutionsResponse, error)
+	// Settle applies the next part of a settlement stream (one matching shard's journal): trades with
+	// both legs and the fee, and releases, in journal order, all or nothing, exactly once by journal
+	// sequence. Admin only.
+	Settle(context.Context, *SettleRequest) (*SettleResponse, error)
+	// SyncReservations replaces the reservations an owner (a matching shard) holds with its open
+	// orders as of the stream position it has settled. Allowed at any time; chunked, the last chunk
+	// drops what no chunk named. Admin only.
+	SyncReservations(context.Context, *SyncReservationsRequest) (*SyncReservationsResponse, error)
+	// Audit reports the totals that the joint invariants are checked against: per asset the sum of
+	// all balances against credits less debits, reservations against reserved balances, and every
+	// settlement stream's position. Admin only.
+	Audit(context.Context, *AuditRequest) (*AuditResponse, error)
 	// GetAccount returns balances, reservations, positions, PnL, limits and trading state. The
 	// account itself or admin.
 	GetAccount(context.Context, *GetAccountRequest) (*GetAccountResponse, error)
@@ -329,6 +388,15 @@ func (UnimplementedRiskServiceServer) RestoreReservations(context.Context, *Rest
 }
 func (UnimplementedRiskServiceServer) ApplyExecutions(context.Context, *ApplyExecutionsRequest) (*ApplyExecutionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ApplyExecutions not implemented")
+}
+func (UnimplementedRiskServiceServer) Settle(context.Context, *SettleRequest) (*SettleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Settle not implemented")
+}
+func (UnimplementedRiskServiceServer) SyncReservations(context.Context, *SyncReservationsRequest) (*SyncReservationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SyncReservations not implemented")
+}
+func (UnimplementedRiskServiceServer) Audit(context.Context, *AuditRequest) (*AuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Audit not implemented")
 }
 func (UnimplementedRiskServiceServer) GetAccount(context.Context, *GetAccountRequest) (*GetAccountResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAccount not implemented")
@@ -576,6 +644,60 @@ func _RiskService_ApplyExecutions_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RiskService_Settle_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SettleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RiskServiceServer).Settle(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RiskService_Settle_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RiskServiceServer).Settle(ctx, req.(*SettleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RiskService_SyncReservations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SyncReservationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RiskServiceServer).SyncReservations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RiskService_SyncReservations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RiskServiceServer).SyncReservations(ctx, req.(*SyncReservationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RiskService_Audit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RiskServiceServer).Audit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RiskService_Audit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RiskServiceServer).Audit(ctx, req.(*AuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RiskService_GetAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetAccountRequest)
 	if err := dec(in); err != nil {
@@ -684,6 +806,18 @@ var RiskService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ApplyExecutions",
 			Handler:    _RiskService_ApplyExecutions_Handler,
+		},
+		{
+			MethodName: "Settle",
+			Handler:    _RiskService_Settle_Handler,
+		},
+		{
+			MethodName: "SyncReservations",
+			Handler:    _RiskService_SyncReservations_Handler,
+		},
+		{
+			MethodName: "Audit",
+			Handler:    _RiskService_Audit_Handler,
 		},
 		{
 			MethodName: "GetAccount",
