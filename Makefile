@@ -8,6 +8,8 @@ SHELL := /usr/bin/env bash
 MODULES := $(shell go work edit -json | sed -n 's/.*"DiskPath": "\(.*\)".*/\1/p')
 GO_TEST_FLAGS ?=
 BENCHTIME ?= 1s
+CRASHES ?= 500
+SEED ?=
 
 .PHONY: help
 help: ## list targets
@@ -41,6 +43,10 @@ test: tools lint check-generated ## the one test command: tools, lint, unit test
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 	@scripts/fuzz.sh $${FUZZTIME:-20s}
+
+.PHONY: chaos
+chaos: tools ## chaos test of matching + risk: SIGKILL at CRASHES random points (default 500), SEED=n repeats a run
+	cd services/matching && BOURSE_CHAOS=1 CRASHES=$(CRASHES) SEED=$(SEED) go test -race -count=1 -timeout 6h -v -run '^TestChaos$$' ./test/
 
 .PHONY: bench
 bench: tools ## Go benchmarks (-benchmem) and ghz load on loopback; prints figures
