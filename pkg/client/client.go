@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/bourse-dev/bourse/pkg/resolver"
+	"github.com/bourse-dev/bourse/pkg/tlsconfig"
 )
 
 // Options configure Dial.
@@ -29,6 +31,13 @@ type Options struct {
 	APIKey string
 	// MaxMessageBytes raises the receive limit (default gRPC's 4 MiB).
 	MaxMessageBytes int
+	// TLS, when set, makes the connection mutual TLS: the source's certificate is presented and the
+	// server must chain to its CA and name ServerName. Nil is plaintext.
+	TLS *tlsconfig.Source
+	// ServerName is the name the server's certificate must carry. Default: the service name of a
+	// consul:/// target (whatever instance Consul returns must prove it is that service), or the
+	// host of a host:port target.
+	ServerName string
 }
 
 // Dial returns a client connection to target ("consul:///name" or "host:port").
@@ -37,8 +46,12 @@ func Dial(target string, o Options, extra ...grpc.DialOption) (*grpc.ClientConn,
 	if err != nil {
 		return nil, err
 	}
+	creds := insecure.NewCredentials()
+	if o.TLS != nil {
+		creds = o.TLS.ClientCredentials(serverName(target, o.ServerName))
+	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 		grpc.WithDefaultServiceConfig(cfg),
 	}
@@ -54,6 +67,19 @@ func Dial(target string, o Options, extra ...grpc.DialOption) (*grpc.ClientConn,
 		opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes)))
 	}
 	return grpc.NewClient(target, append(opts, extra...)...)
+}
+
+// serverName is the identity a TLS server must prove: the override, else the Consul service name of
+// a consul:/// target, else empty, which gRPC fills in with the host of the address.
+func serverName(target, override string) string {
+	if override != "" {
+		return override
+	}
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme != resolver.Scheme {
+		return ""
+	}
+	return strings.TrimPrefix(u.Path, "/")
 }
 
 // ServiceConfig builds the default service config: round robin, and a retry policy on Unavailable

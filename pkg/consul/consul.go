@@ -41,7 +41,11 @@ const (
 type Check struct {
 	Kind CheckKind
 	// HTTP: the URL. gRPC: an optional service name passed to grpc.health.v1.Health/Check.
-	Target          string
+	Target string
+	// TLSServerName, for a gRPC check, makes the agent connect with TLS and require a certificate
+	// naming it. A service serving mutual TLS needs the agent to present a client certificate from
+	// its CA: the agent's tls.internal_rpc certificate with enable_agent_tls_for_checks = true.
+	TLSServerName   string
 	Interval        time.Duration
 	Timeout         time.Duration
 	DeregisterAfter time.Duration
@@ -99,6 +103,9 @@ func agentCheck(inst Instance) *api.AgentServiceCheck {
 		chk.GRPC = inst.HostPort()
 		if inst.Check.Target != "" {
 			chk.GRPC += "/" + inst.Check.Target
+		}
+		if inst.Check.TLSServerName != "" {
+			chk.GRPCUseTLS, chk.TLSServerName = true, inst.Check.TLSServerName
 		}
 	case CheckTCP:
 		chk.Name = "TCP connect"

@@ -35,6 +35,7 @@ import (
 	"github.com/bourse-dev/bourse/pkg/consul"
 	"github.com/bourse-dev/bourse/pkg/resolver"
 	"github.com/bourse-dev/bourse/pkg/telemetry"
+	"github.com/bourse-dev/bourse/pkg/tlsconfig"
 )
 
 // Service is what a service's main hands to the runtime.
@@ -60,6 +61,8 @@ type Env struct {
 	Draining <-chan struct{}
 	// Metrics is the registry served on /metrics.
 	Metrics prometheus.Registerer
+	// TLS is the service's mutual TLS identity (--tls-cert/--tls-key/--tls-ca); nil when off.
+	TLS *tlsconfig.Source
 
 	fail func(error)
 }
@@ -72,9 +75,13 @@ func (e *Env) Fail(err error) {
 	e.fail(err)
 }
 
-// Dial connects to another service ("consul:///risk" or host:port) with the runtime's resolver.
+// Dial connects to another service ("consul:///risk" or host:port) with the runtime's resolver and,
+// when mutual TLS is on, the service's own certificate (the server must prove it is the service dialled).
 func (e *Env) Dial(target string, o client.Options) (*grpc.ClientConn, error) {
 	o.Resolver = e.Resolver
+	if o.TLS == nil {
+		o.TLS = e.TLS
+	}
 	return client.Dial(target, o)
 }
 
@@ -137,6 +144,19 @@ func (a *App) Run(parent context.Context, args []string, build BuildFunc) (err e
 		logger.Warn("no API keys configured: every non-public RPC will be refused (set --api-keys or BOURSE_API_KEYS)")
 	}
 
+	var tlsSource *tlsconfig.Source
+	if files := (tlsconfig.Files{Cert: o.TLSCert, Key: o.TLSKey, CA: o.TLSCA}); files.Enabled() {
+		if tlsSource, err = tlsconfig.Load(files, logger); err != nil {
+			return err
+		}
+		leaf := tlsSource.Certificate()
+		if err := leaf.VerifyHostname(a.name); err != nil {
+			// Clients dialling consul:///<name> and the agent's check would refuse every handshake.
+			logger.Warn("--tls-cert does not name this service", "err", err)
+		}
+		logger.Info("mutual TLS on", "cert_names", leaf.DNSNames, "not_after", leaf.NotAfter)
+	}
+
 	lis, err := net.Listen("tcp", o.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", o.GRPCAddr, err)
@@ -171,7 +191,7 @@ func (a *App) Run(parent context.Context, args []string, build BuildFunc) (err e
 	draining := make(chan struct{})
 	env := &Env{
 		Name: a.name, Options: o, Logger: logger, Consul: consulClient,
-		Resolver: resolver.NewBuilder(consulClient, logger), Draining: draining, Metrics: registry,
+		Resolver: resolver.NewBuilder(consulClient, logger), Draining: draining, Metrics: registry, TLS: tlsSource,
 		fail: func(err error) { cancel(err) },
 	}
 	svc, err := build(ctx, env)
@@ -189,13 +209,17 @@ func (a *App) Run(parent context.Context, args []string, build BuildFunc) (err e
 	}()
 
 	ic := &interceptors{log: logger, keys: keys, policy: svc.Policy, metrics: newRPCMetrics(registry)}
-	grpcServer := grpc.NewServer(
+	serverOpts := []grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(ic.unary),
 		grpc.ChainStreamInterceptor(ic.stream),
 		grpc.MaxRecvMsgSize(o.MaxMessageBytes),
 		grpc.MaxSendMsgSize(o.MaxMessageBytes),
-	)
+	}
+	if tlsSource != nil {
+		serverOpts = append(serverOpts, grpc.Creds(tlsSource.ServerCredentials()))
+	}
+	grpcServer := grpc.NewServer(serverOpts...)
 	healthServer := health.NewServer()
 	healthpb.RegisterHealthServer(grpcServer, healthServer)
 	reflection.Register(grpcServer)
@@ -220,6 +244,11 @@ func (a *App) Run(parent context.Context, args []string, build BuildFunc) (err e
 		inst := consul.Instance{
 			ID: instanceID, Name: a.name, Address: host, Port: port, Tags: config.List(o.Tags), Meta: svc.Meta,
 			Check: consul.Check{Kind: consul.CheckGRPC, Interval: o.CheckInterval, Timeout: o.CheckTimeout, DeregisterAfter: o.DeregisterAfter},
+		}
+		if tlsSource != nil {
+			// The agent checks the port clients use, through the same handshake: an instance whose
+			// certificate does not name it, or has expired, never passes.
+			inst.Check.TLSServerName = a.name
 		}
 		if err := consul.Register(ctx, consulClient, inst); err != nil {
 			grpcServer.Stop()
