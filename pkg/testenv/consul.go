@@ -21,8 +21,8 @@ type ConsulAgent struct {
 }
 
 // StartConsul starts a Consul dev agent with every port chosen free and DNS/gRPC off, and waits until
-// it has a leader.
-func StartConsul(t testing.TB) *ConsulAgent {
+// it has a leader. extraHCL is more agent configuration (e.g. TLS for health checks).
+func StartConsul(t testing.TB, extraHCL ...string) *ConsulAgent {
 	t.Helper()
 	bin := Tool(t, "consul")
 	httpPort := FreePort(t)
@@ -30,8 +30,12 @@ func StartConsul(t testing.TB) *ConsulAgent {
 		httpPort, FreePort(t), FreePort(t), FreePort(t))
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "consul.log")
-	cmd := exec.Command(bin, "agent", "-dev", "-bind=127.0.0.1", "-client=127.0.0.1",
-		"-node=test-"+filepath.Base(dir), "-log-level=warn", "-hcl", ports)
+	args := []string{"agent", "-dev", "-bind=127.0.0.1", "-client=127.0.0.1",
+		"-node=test-" + filepath.Base(dir), "-log-level=warn", "-hcl", ports}
+	for _, h := range extraHCL {
+		args = append(args, "-hcl", h)
+	}
+	cmd := exec.Command(bin, args...)
 	exited := startBackground(t, cmd, logPath, os.Interrupt)
 
 	agent := &ConsulAgent{Addr: fmt.Sprintf("127.0.0.1:%d", httpPort)}
