@@ -15,6 +15,12 @@ type OrderCheck struct {
 	// Now is the caller's clock, unix nanoseconds. It drives the rate limiter and the daily-loss
 	// day boundary; the engine never reads a clock itself.
 	Now int64
+	// Owner, from Engine.Owner, makes the reservation that matching shard's: its SyncReservations
+	// replaces it. Session and Generation are the owner's, recorded for that replacement. The zero
+	// Owner is nobody's.
+	Owner      OwnerRef
+	Session    uint64
+	Generation uint64
 }
 
 // CheckOrder runs the pre-trade checks and, if they pass, reserves the funds the order needs: for a
@@ -125,6 +131,7 @@ func (e *Engine) reserve(acct *account, sym *symbol, c *OrderCheck, global Tradi
 	}
 
 	id := e.takeID(acct)
-	slot := acct.open(reservation{id: id, symbol: sym, side: c.Side, price: c.Price, qty: c.Qty, amount: amount, feePPM: feePPM})
+	slot := acct.open(reservation{id: id, symbol: sym, side: c.Side, price: c.Price, qty: c.Qty, amount: amount, feePPM: feePPM,
+		owner: int32(c.Owner), session: c.Session, generation: c.Generation})
 	return id, slot, Accepted
 }

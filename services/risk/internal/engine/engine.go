@@ -152,6 +152,8 @@ type Engine struct {
 
 	accounts accountRegistry
 	dir      directory
+
+	settle settlement // settlement streams and reservation owners (settle.go, sync.go)
 }
 
 // New returns an empty engine holding only the fee account.

@@ -37,6 +37,7 @@ type Event struct {
 	Executions   []Execution         `json:"executions,omitempty"`
 	Limits       *LimitsChange       `json:"limits,omitempty"`
 	TradingState *TradingStateChange `json:"trading_state,omitempty"`
+	Settlement   *SettlementRecord   `json:"settlement,omitempty"`
 }
 
 // PersistFunc stores an event durably. The engine calls it with the accounts the event touches
@@ -115,6 +116,8 @@ func (e *Engine) Apply(ev Event) error {
 		err = e.setLimits(*ev.Limits, check)
 	case EventSetTradingState:
 		err = e.setTradingState(*ev.TradingState, check)
+	case EventSettlement:
+		_, _, err = e.applySettlement(ev.Settlement, check, planReplay)
 	default:
 		return errs.Invalid("event.kind", "unknown kind %q in event %d", ev.Kind, ev.Seq)
 	}
@@ -146,7 +149,7 @@ func (e *Engine) Replay(events iter.Seq2[Event, error]) error {
 func (ev *Event) wellFormed() bool {
 	set := 0
 	for _, p := range []bool{ev.Asset != nil, ev.Symbol != nil, ev.Account != nil, ev.Transfer != nil,
-		len(ev.Executions) > 0, ev.Limits != nil, ev.TradingState != nil} {
+		len(ev.Executions) > 0, ev.Limits != nil, ev.TradingState != nil, ev.Settlement != nil} {
 		if p {
 			set++
 		}
@@ -169,6 +172,8 @@ func (ev *Event) wellFormed() bool {
 		return ev.Limits != nil
 	case EventSetTradingState:
 		return ev.TradingState != nil
+	case EventSettlement:
+		return ev.Settlement != nil
 	}
 	return false
 }

@@ -91,7 +91,11 @@ func (e *Engine) applyExecutions(execs []Execution, persist PersistFunc, replay 
 	unlock := lockAccounts(accts)
 	defer unlock()
 
-	plan, err := e.planExecutions(fresh, at, byID, replay)
+	mode := planLive
+	if replay {
+		mode = planReplay
+	}
+	plan, err := e.planExecutions(fresh, at, byID, mode)
 	if err != nil {
 		return res, err
 	}
@@ -106,6 +110,9 @@ func (e *Engine) applyExecutions(execs []Execution, persist PersistFunc, replay 
 // executionPlan is the complete effect of a batch, computed on copies so that applying it cannot
 // fail: new balances, new positions, what is left of each reservation, and the marks.
 type executionPlan struct {
+	// unreserved counts fills (in planSettle mode) whose reservation was not open.
+	unreserved int
+
 	balances     smallIndex[balanceKey, *plannedBalance]
 	positions    smallIndex[positionKey, *plannedPosition]
 	reservations smallIndex[uint64, *plannedReservation]
@@ -180,11 +187,25 @@ func (p *executionPlan) position(acct *account, s *symbol) *position {
 	return &pp.pos
 }
 
+// planMode says how a batch of executions meets reservations.
+type planMode uint8
+
+const (
+	// planLive: every fill consumes its open reservation; a reservation that is not open fails the batch.
+	planLive planMode = iota
+	// planReplay: reservations are not consulted, since they are not part of the log.
+	planReplay
+	// planSettle: a fill consumes its reservation if it is open, and otherwise takes its funds from
+	// the free balance. A settlement stream cannot refuse a trade because risk lost its reservations
+	// in a restart: the trade happened, and refusing one leg would create or destroy money.
+	planSettle
+)
+
 // planExecutions validates the batch and computes its effect. accts[i] is the account of execs[i]
 // and at[i] its position in the caller's batch, for error fields. The caller holds the commit lock
-// and the locks of every account involved. When replaying, reservations are not consulted: they are
-// not part of the log.
-func (e *Engine) planExecutions(execs []Execution, at []int, accts []*account, replay bool) (*executionPlan, error) {
+// and the locks of every account involved.
+func (e *Engine) planExecutions(execs []Execution, at []int, accts []*account, mode planMode) (*executionPlan, error) {
+	replay := mode == planReplay
 	n := len(execs)
 	plan := &executionPlan{
 		balances:       newSmallIndex[balanceKey, *plannedBalance](3 * n),
@@ -228,9 +249,14 @@ func (e *Engine) planExecutions(execs []Execution, at []int, accts []*account, r
 		}
 		acct := accts[i]
 
+		var consumed int64 // lots of the fill its reservation covered
 		if !replay {
-			if err := e.planReservation(plan, acct, sym, x, at[i]); err != nil {
+			var err error
+			if consumed, err = e.planReservation(plan, acct, sym, x, at[i], mode == planSettle); err != nil {
 				return nil, err
+			}
+			if consumed < x.Qty {
+				plan.unreserved++
 			}
 		}
 
@@ -261,12 +287,10 @@ func (e *Engine) planExecutions(execs []Execution, at []int, accts []*account, r
 		if err := pos.applyFill(sym, x.Side, x.Price, x.Qty, notional, x.Fee, e.dayIndex(x.Time)); err != nil {
 			return nil, err
 		}
-		if !replay {
-			if x.Side == SideBuy {
-				pos.openBuy -= x.Qty
-			} else {
-				pos.openSell -= x.Qty
-			}
+		if x.Side == SideBuy {
+			pos.openBuy -= consumed
+		} else {
+			pos.openSell -= consumed
 		}
 		plan.marks = append(plan.marks, plannedMark{sym, x.Price})
 	}
@@ -279,22 +303,34 @@ func (e *Engine) planExecutions(execs []Execution, at []int, accts []*account, r
 	return plan, nil
 }
 
-// planReservation checks a fill against its reservation and plans what the reservation keeps.
-func (e *Engine) planReservation(plan *executionPlan, acct *account, sym *symbol, x Execution, i int) error {
+// planReservation checks a fill against its reservation and plans what the reservation keeps. With
+// missingOK, a reservation that is not open is no error: nothing is planned. It returns the lots of
+// the fill the reservation covered.
+func (e *Engine) planReservation(plan *executionPlan, acct *account, sym *symbol, x Execution, i int, missingOK bool) (int64, error) {
 	field := func(name string) string { return execField(i, name) }
+	notOpen := func() (int64, error) {
+		if missingOK {
+			return 0, nil
+		}
+		return 0, errs.New(errs.KindNotFound, "%s: reservation %d is not open", field("reservation_id"), x.ReservationID)
+	}
 	pr, seen := plan.reservations.get(x.ReservationID)
 	if !seen {
 		loc, ok := e.dir.get(x.ReservationID)
-		if !ok {
-			return errs.New(errs.KindNotFound, "%s: reservation %d is not open", field("reservation_id"), x.ReservationID)
+		if !ok || x.ReservationID == 0 {
+			return notOpen()
 		}
 		if loc.account() != acct.index {
-			return errs.Invalid(field("reservation_id"), "reservation %d belongs to another account", x.ReservationID)
+			if missingOK {
+				// Another account's reservation cannot be this order's: the order's own is gone.
+				return 0, nil
+			}
+			return 0, errs.Invalid(field("reservation_id"), "reservation %d belongs to another account", x.ReservationID)
 		}
 		slot := loc.slot()
 		if int(slot) >= len(acct.reservations) || !acct.reservations[slot].live || acct.reservations[slot].id != x.ReservationID {
 			// A concurrent Release took it out of the directory and is waiting for the account lock.
-			return errs.New(errs.KindNotFound, "%s: reservation %d is not open", field("reservation_id"), x.ReservationID)
+			return notOpen()
 		}
 		r := acct.reservations[slot]
 		plan.reservationBuf = append(plan.reservationBuf, plannedReservation{acct: acct, slot: slot, id: r.id, qty: r.qty, amount: r.amount, template: r})
@@ -302,24 +338,30 @@ func (e *Engine) planReservation(plan *executionPlan, acct *account, sym *symbol
 		plan.reservations.put(x.ReservationID, pr)
 	}
 	r := &pr.template
+	if missingOK && (r.symbol.index != sym.index || r.side != x.Side) {
+		return 0, nil
+	}
 	switch {
 	case r.symbol.index != sym.index:
-		return errs.Invalid(field("symbol"), "reservation %d is for %s", r.id, r.symbol.spec.ID)
+		return 0, errs.Invalid(field("symbol"), "reservation %d is for %s", r.id, r.symbol.spec.ID)
 	case r.side != x.Side:
-		return errs.Invalid(field("side"), "reservation %d is a %s", r.id, r.side)
+		return 0, errs.Invalid(field("side"), "reservation %d is a %s", r.id, r.side)
 	case x.Side == SideBuy && x.Price > r.price:
-		return errs.Invalid(field("price"), "buy filled at %d above its limit %d", x.Price, r.price)
+		return 0, errs.Invalid(field("price"), "buy filled at %d above its limit %d", x.Price, r.price)
 	case x.Side == SideSell && x.Price < r.price:
-		return errs.Invalid(field("price"), "sell filled at %d below its limit %d", x.Price, r.price)
-	case x.Qty > pr.qty:
-		return errs.Invalid(field("qty"), "%d exceeds the %d lots left in reservation %d", x.Qty, pr.qty, r.id)
+		return 0, errs.Invalid(field("price"), "sell filled at %d below its limit %d", x.Price, r.price)
+	case x.Qty > pr.qty && !missingOK:
+		return 0, errs.Invalid(field("qty"), "%d exceeds the %d lots left in reservation %d", x.Qty, pr.qty, r.id)
 	}
-	rest := pr.qty - x.Qty
+	// A settled fill larger than what a (restored) reservation still holds consumes all of it and
+	// takes the rest from the free balance.
+	fillQty := min(x.Qty, pr.qty)
+	rest := pr.qty - fillQty
 	// The rest needs no more than the whole did, so this cannot overflow.
 	keep, _ := sym.reserveAmount(x.Side, r.price, rest, r.feePPM)
 	plan.balance(acct, sym.reservedAsset(x.Side)).reserved -= pr.amount - keep
 	pr.qty, pr.amount = rest, keep
-	return nil
+	return fillQty, nil
 }
 
 // commitExecutions writes a validated plan into the engine. It cannot fail.
@@ -342,6 +384,7 @@ func (e *Engine) commitExecutions(plan *executionPlan, execs []Execution) {
 	for _, m := range plan.marks {
 		m.sym.mark.Store(m.price)
 	}
+	// Settlement streams dedupe by position, not by id: nothing per execution is kept.
 	for _, x := range execs {
 		e.execs[x.ExecID] = x
 	}

@@ -17,6 +17,11 @@ type reservation struct {
 	amount int64 // locked in symbol.reservedAsset(side) for those lots
 	feePPM int64 // fee rate the reservation was made at, so later fee changes cannot unbalance it
 	live   bool
+	// owner is the ownerIndex+1 of the matching shard that restores this reservation (0: none),
+	// with the session and re-sync generation of the check that made it (see sync.go).
+	owner      int32
+	session    uint64
+	generation uint64
 }
 
 // allocSlot returns a free slot of the account's slab, growing it only when every slot is in use.

@@ -28,6 +28,27 @@ func (s *Server) CheckOrders(ctx context.Context, req *riskv1.CheckOrdersRequest
 			return nil, errs.Wrap(errs.KindOf(err), err, "orders[%d].account_id", i)
 		}
 	}
+	// An owner's reservations are replaced by its re-syncs, per shard; resolve each shard once.
+	var owners map[uint32]engine.OwnerRef
+	owner := func(shard uint32) (engine.OwnerRef, error) {
+		if ref, ok := owners[shard]; ok {
+			return ref, nil
+		}
+		ref, err := s.eng.Owner(req.GetOwner(), shard)
+		if err != nil {
+			return 0, errs.Wrap(errs.KindOf(err), err, "owner")
+		}
+		if owners == nil {
+			owners = map[uint32]engine.OwnerRef{}
+		}
+		owners[shard] = ref
+		return ref, nil
+	}
+	if req.GetOwner() != "" {
+		if _, err := owner(0); err != nil {
+			return nil, err
+		}
+	}
 	results := make([]*riskv1.CheckOrdersResult, len(orders))
 	for i, o := range orders {
 		check, err := s.orderCheck(o)
@@ -35,10 +56,16 @@ func (s *Server) CheckOrders(ctx context.Context, req *riskv1.CheckOrdersRequest
 			results[i] = &riskv1.CheckOrdersResult{RejectReason: invalidReason(err), Error: fmt.Sprintf("orders[%d].%s", i, err.Error())}
 			continue
 		}
+		if req.GetOwner() != "" {
+			if check.Owner, err = owner(o.GetShard()); err != nil {
+				return nil, err
+			}
+			check.Session, check.Generation = req.GetSession(), req.GetGeneration()
+		}
 		id, reject := s.eng.CheckOrder(check)
 		results[i] = &riskv1.CheckOrdersResult{Accepted: reject == engine.Accepted, ReservationId: id, RejectReason: rejectToProto(reject)}
 	}
-	return &riskv1.CheckOrdersResponse{Results: results}, nil
+	return &riskv1.CheckOrdersResponse{Results: results, RiskIncarnation: s.incarnation()}, nil
 }
 
 // invalidReason maps a malformed order to the closest reject reason.
