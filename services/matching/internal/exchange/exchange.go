@@ -638,34 +638,6 @@ func (x *Exchange) Book(symbol string, depth int, orders bool, done func(*BookVi
 	}
 }
 
-// Subscribe starts market data for symbols: for each, a snapshot of depth levels, then every update.
-func (x *Exchange) Subscribe(symbols []string, depth, buffer int) (*Subscription, error) {
-	if len(symbols) == 0 {
-		return nil, errs.Invalid("symbols", "name at least one symbol")
-	}
-	ms := make([]*market, len(symbols))
-	for i, s := range symbols {
-		m, err := x.market(s)
-		if err != nil {
-			return nil, errs.New(errs.KindNotFound, "symbols[%d]: unknown symbol %q", i, s)
-		}
-		ms[i] = m
-	}
-	sub := newSubscription(buffer)
-	for _, m := range ms {
-		err := m.shard.enqueue(command{kind: cmdQuery, query: func(out *output) {
-			m.subs = append(m.subs, sub)
-			v := m.view(depth, false)
-			out.md = append(out.md, mdItem{market: m, seq: v.Seq, snapshot: v, only: sub})
-		}})
-		if err != nil {
-			sub.Close()
-			return nil, err
-		}
-	}
-	return sub, nil
-}
-
 // FollowFills opens a stream of fills of resting orders for the accounts it follows.
 func (x *Exchange) FollowFills(buffer int) *FillStream { return x.fills.open(buffer) }
 

@@ -114,7 +114,7 @@ func (s *Subscription) send(md MarketData) bool {
 	case s.C <- md:
 		return true
 	default:
-		s.end(errs.New(errs.KindResourceExhausted, "market data consumer fell behind; resubscribe for a fresh snapshot"))
+		s.end(errs.New(errs.KindResourceExhausted, "stream too slow: market data fell %d updates behind; resubscribe for a fresh snapshot", cap(s.C)))
 		return false
 	}
 }
@@ -124,7 +124,12 @@ func (it *mdItem) publish() {
 	m := it.market
 	md := MarketData{Spec: &m.spec, Seq: it.seq, Snapshot: it.snapshot, Levels: it.levels, Trades: it.trades}
 	if it.only != nil {
-		it.only.send(md)
+		// A subscriber joins the market with its snapshot: items published before it (from
+		// commands earlier in the batch) are in the snapshot already.
+		if it.only.send(md) {
+			m.dropEnded()
+			m.subs = append(m.subs, it.only)
+		}
 		return
 	}
 	kept := m.subs[:0]
@@ -135,6 +140,73 @@ func (it *mdItem) publish() {
 	}
 	clear(m.subs[len(kept):])
 	m.subs = kept
+}
+
+// dropEnded forgets subscribers that have left. Publishing drops them too, but a quiet market
+// publishes nothing, so each joining subscriber also sweeps: the list stays within twice the
+// subscribers that are still there.
+func (m *market) dropEnded() {
+	kept := m.subs[:0]
+	for _, s := range m.subs {
+		if !s.ended() {
+			kept = append(kept, s)
+		}
+	}
+	clear(m.subs[len(kept):])
+	m.subs = kept
+}
+
+// Subscribe starts market data for symbols: for each, a snapshot of depth levels, then every
+// update. Repeated names count once, and each shard gets one command for all of its symbols, so a
+// request takes at most one slot of any shard's queue however many names it carries.
+func (x *Exchange) Subscribe(symbols []string, depth, buffer int) (*Subscription, error) {
+	if len(symbols) == 0 {
+		return nil, errs.Invalid("symbols", "name at least one symbol")
+	}
+	seen := make(map[string]bool, min(len(symbols), 1024))
+	var byShard [][]*market
+	var shards []*shard
+	n := 0
+	for i, s := range symbols {
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		m, err := x.market(s)
+		if err != nil {
+			return nil, errs.New(errs.KindNotFound, "symbols[%d]: unknown symbol %q", i, s)
+		}
+		n++
+		j := 0
+		for j < len(shards) && shards[j] != m.shard {
+			j++
+		}
+		if j == len(shards) {
+			shards = append(shards, m.shard)
+			byShard = append(byShard, nil)
+		}
+		byShard[j] = append(byShard[j], m)
+	}
+	if n > buffer {
+		// Every snapshot must fit the buffer, or the subscriber is cut off at once.
+		return nil, errs.Invalid("symbols", "at most %d distinct symbols per subscription", buffer)
+	}
+	sub := newSubscription(buffer)
+	for j, sh := range shards {
+		ms := byShard[j]
+		err := sh.enqueue(command{kind: cmdQuery, query: func(out *output) {
+			for _, m := range ms {
+				v := m.view(depth, false)
+				out.md = append(out.md, mdItem{market: m, seq: v.Seq, snapshot: v, only: sub})
+			}
+		}})
+		if err != nil {
+			// Shards that already took the command see an ended subscription and skip it.
+			sub.Close()
+			return nil, err
+		}
+	}
+	return sub, nil
 }
 
 // view builds a BookView of depth levels per side, with L3 orders when asked.
@@ -172,19 +244,25 @@ type FillStream struct {
 	done     chan struct{}
 	once     sync.Once
 	accounts map[string]bool
+	closed   bool // guarded by hub.mu
 }
 
 func (h *fillHub) open(buffer int) *FillStream {
 	return &FillStream{hub: h, C: make(chan Fill, buffer), done: make(chan struct{}), accounts: map[string]bool{}}
 }
 
-// Follow adds an account; it is called from the stream's own goroutine only.
+// Follow adds an account. It is called from one goroutine of the stream only, which may race
+// with Close: accounts is written under the hub's lock, and not at all once closed.
 func (f *FillStream) Follow(account string) {
 	if f.accounts[account] {
 		return
 	}
-	f.accounts[account] = true
 	f.hub.mu.Lock()
+	defer f.hub.mu.Unlock()
+	if f.closed {
+		return
+	}
+	f.accounts[account] = true
 	if f.hub.subs == nil {
 		f.hub.subs = map[string]map[*FillStream]struct{}{}
 	}
@@ -194,7 +272,6 @@ func (f *FillStream) Follow(account string) {
 		f.hub.subs[account] = set
 	}
 	set[f] = struct{}{}
-	f.hub.mu.Unlock()
 }
 
 // Done is closed when the stream fell behind and was dropped.
@@ -203,6 +280,7 @@ func (f *FillStream) Done() <-chan struct{} { return f.done }
 // Close stops following every account.
 func (f *FillStream) Close() {
 	f.hub.mu.Lock()
+	f.closed = true
 	for a := range f.accounts {
 		delete(f.hub.subs[a], f)
 		if len(f.hub.subs[a]) == 0 {
