@@ -18,6 +18,9 @@ import (
 	"github.com/bourse-dev/bourse/services/risk/internal/store"
 )
 
+// exitStoreFailed is the exit code after a failed commit.
+const exitStoreFailed = 3
+
 func main() {
 	app := server.NewApp("risk", server.Defaults{GRPCAddr: "127.0.0.1:7002", MetricsAddr: "127.0.0.1:9102"})
 	fs := app.Flags()
@@ -34,28 +37,56 @@ func main() {
 			}
 			url = filepath.Join(*dataDir, "risk.db")
 		}
-		st, err := store.Open(ctx, url)
+		opts := store.Options{
+			// Fail-stop: a change the engine applied is not durable, and so is nothing queued after
+			// it. Exit at once, without draining: every answer given from memory from here on could
+			// be undone by the restart, which rebuilds exactly what is committed.
+			OnFail: func(err error) {
+				env.Logger.Error("store failed: exiting without serving another call", "err", err)
+				os.Exit(exitStoreFailed)
+			},
+		}
+		st, err := store.Open(ctx, url, opts)
 		if err != nil {
 			return server.Service{}, fmt.Errorf("open store: %w", err)
 		}
-		eng, err := engine.New(engine.Config{FeeAccount: *feeAccount, DailyCutoff: *cutoff})
+		inc, err := st.Start(ctx)
+		if err != nil {
+			st.Close()
+			return server.Service{}, err
+		}
+		eng, err := engine.New(engine.Config{FeeAccount: *feeAccount, DailyCutoff: *cutoff,
+			Incarnation: inc.Number, ReservationIDFloor: inc.IDFloor, ReservationIDLimit: inc.IDLimit})
 		if err != nil {
 			st.Close()
 			return server.Service{}, err
 		}
 		start := time.Now()
-		if err := eng.Replay(st.Events(ctx)); err != nil {
+		if err := eng.Replay(st.Events(ctx, 0)); err != nil {
 			st.Close()
 			return server.Service{}, fmt.Errorf("replay stored events: %w", err)
 		}
-		env.Logger.Info("state rebuilt from the event log", "store", st.Dialect().String(), "events", eng.LastSeq(), "elapsed", time.Since(start))
+		env.Logger.Info("state rebuilt from the event log", "store", st.Dialect().String(), "events", eng.LastSeq(),
+			"elapsed", time.Since(start), "incarnation", inc.Number)
+
+		// Reserves reservation ids ahead of use. Owned here: it stops when the service context ends.
+		bg, stopBG := context.WithCancel(context.Background())
+		idsDone := make(chan struct{})
+		go func() {
+			defer close(idsDone)
+			store.KeepReservationIDs(bg, st, eng, env.Logger)
+		}()
 
 		api := grpcapi.New(eng, st, env.Fail, func() int64 { return time.Now().UnixNano() })
 		return server.Service{
 			Register: func(s grpc.ServiceRegistrar) { riskv1.RegisterRiskServiceServer(s, api) },
 			Policy:   grpcapi.Policy,
 			Meta:     map[string]string{"store": st.Dialect().String()},
-			Close:    func(context.Context) error { return st.Close() },
+			Close: func(context.Context) error {
+				stopBG()
+				<-idsDone
+				return st.Close()
+			},
 		}, nil
 	}))
 }

@@ -122,13 +122,21 @@ type Config struct {
 	// ReservationIDFloor: every reservation id handed out is above it. At most 2^62, which leaves
 	// room for more ids than any engine will hand out.
 	ReservationIDFloor uint64
+	// ReservationIDLimit, when non-zero, is the bound (exclusive) of the ids this engine may hand
+	// out: what its store has reserved durably for this incarnation. Ids are never issued at or above
+	// it; ExtendReservationIDs raises it (see ids.go). Zero means no bound, for engines without a store.
+	ReservationIDLimit uint64
+	// Incarnation numbers this start of the engine's durable state: the store increments it on every
+	// start, so it changes exactly when in-memory state (reservations) was lost. 0 without a store.
+	Incarnation uint64
 }
 
 const day = int64(24 * time.Hour)
 
 // Engine is the risk engine. Create it with New.
 type Engine struct {
-	cutoff int64 // Config.DailyCutoff in nanoseconds
+	cutoff      int64 // Config.DailyCutoff in nanoseconds
+	incarnation uint64
 
 	// commitMu serialises durable mutations so that the order events are persisted in is the order
 	// they are applied in. The fields below it are guarded by it.
@@ -142,6 +150,7 @@ type Engine struct {
 	global           atomic.Uint32 // TradingState of the global kill switch
 	reservationsUsed atomic.Bool
 	feeAccount       *account
+	ids              idGate // the durably reserved bound on nextID (ids.go)
 
 	// nextID is the last id counter value handed out in an account's block (see takeID). It is
 	// written once per block; the padding keeps those writes off the read-mostly fields' lines.
@@ -170,16 +179,21 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.ReservationIDFloor > maxReservationID {
 		return nil, errs.Invalid("config.reservation_id_floor", "must be at most %d", uint64(maxReservationID))
 	}
+	if cfg.ReservationIDLimit != 0 && (cfg.ReservationIDLimit > maxReservationID || cfg.ReservationIDLimit <= cfg.ReservationIDFloor) {
+		return nil, errs.Invalid("config.reservation_id_limit", "must be above the floor and at most %d", uint64(maxReservationID))
+	}
 	e := &Engine{
-		cutoff: int64(cfg.DailyCutoff),
-		refs:   make(map[string]transferRecord),
-		execs:  make(map[string]Execution),
+		cutoff:      int64(cfg.DailyCutoff),
+		incarnation: cfg.Incarnation,
+		refs:        make(map[string]transferRecord),
+		execs:       make(map[string]Execution),
 	}
 	e.catalog.Store(&catalog{assets: map[string]*asset{}, symbols: map[string]*symbol{}})
 	e.accounts.init()
 	// The fee account exists in every engine built from the same Config, so it is not an event.
 	e.feeAccount = e.accounts.add(cfg.FeeAccount, Limits{})
 	e.nextID.Store(cfg.ReservationIDFloor >> idShardBits) // the first id issued is above the floor
+	e.ids.init(cfg.ReservationIDLimit, cfg.ReservationIDFloor>>idShardBits)
 	return e, nil
 }
 

@@ -88,7 +88,11 @@ const maxReservationID = 1 << 62
 func (e *Engine) takeID(acct *account) uint64 {
 	if acct.idNext == acct.idEnd {
 		e.serving.Store(true)
-		end := e.nextID.Add(idBlock) + 1
+		last := e.nextID.Add(idBlock)
+		if last >= e.ids.soft.Load() {
+			e.ids.admit(last) // near or past the durably reserved ids
+		}
+		end := last + 1
 		acct.idNext, acct.idEnd = end-idBlock, end
 	}
 	counter := acct.idNext

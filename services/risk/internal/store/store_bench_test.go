@@ -23,7 +23,7 @@ func BenchmarkDurableExecutions(b *testing.B) {
 
 func benchDurable(b *testing.B, url string) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, url)
+	st, err := store.Open(ctx, url, store.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
