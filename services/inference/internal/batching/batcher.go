@@ -49,6 +49,10 @@ type Batcher struct {
 	queue chan *job
 	// waiting counts jobs submitted and not yet started (queued or being collected).
 	waiting atomic.Int64
+	// executing counts instances running the model; idle gets a token when it drops to zero, so
+	// a batch waiting for company stops waiting once no other instance is busy.
+	executing atomic.Int32
+	idle      chan struct{}
 
 	mu     sync.RWMutex
 	closed bool
@@ -73,7 +77,7 @@ func New(cfg Config, exec ExecFunc) *Batcher {
 	cfg.MaxBatchSize = max(cfg.MaxBatchSize, 1)
 	cfg.MaxQueueSize = max(cfg.MaxQueueSize, 1)
 	cfg.Instances = max(cfg.Instances, 1)
-	b := &Batcher{cfg: cfg, exec: exec, queue: make(chan *job, cfg.MaxQueueSize)}
+	b := &Batcher{cfg: cfg, exec: exec, queue: make(chan *job, cfg.MaxQueueSize), idle: make(chan struct{}, 1)}
 	for range cfg.Instances {
 		b.wg.Go(b.work)
 	}
@@ -138,42 +142,35 @@ func (b *Batcher) work() {
 	}
 }
 
-// collect gathers jobs after first until the batch is full, reaches a preferred size with nothing
-// else queued, holds every job that is waiting (with StopWhenAllQueued), or the oldest job has
-// waited MaxQueueDelay. A job
-// that would overfill the batch is returned as the start of the next one. open is false once the
-// queue is closed and drained.
+// collect gathers jobs after first into a batch. It always takes what is already queued (up to
+// MaxBatchSize; a job that would overfill the batch is returned as the start of the next one). Once
+// nothing else is queued it stops when:
+//   - the batch reached a preferred size;
+//   - no other instance is executing: the server is idle, so waiting could only add latency, and
+//     whatever arrives during this execution forms the next batch (Triton's behaviour with a small
+//     max_queue_delay, and what keeps batching from being slower than no batching at low load);
+//   - it holds every job that is waiting (with StopWhenAllQueued);
+//   - the oldest job has waited MaxQueueDelay.
 //
-// With StopWhenAllQueued, holding every waiting job ends the wait because callers that are waiting
-// for an answer cannot send more: under a closed loop of c clients, waiting longer only adds
-// latency, while requests that arrive during the execution form the next batch anyway.
+// So a batch waits for company only while another instance is busy. open is false once the queue
+// is closed and drained.
 func (b *Batcher) collect(first *job) (batch []*job, next *job, open bool) {
 	batch = []*job{first}
 	rows := first.rows
 	limit := int64(b.cfg.MaxBatchSize)
-	var timeout <-chan time.Time
-	if wait := b.cfg.MaxQueueDelay - time.Since(first.queued); wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		timeout = t.C
-	}
+	deadline := first.queued.Add(b.cfg.MaxQueueDelay)
 	for rows < limit {
-		if (b.cfg.StopWhenAllQueued && int64(len(batch)) >= b.waiting.Load()) || (b.preferred(rows) && len(b.queue) == 0) {
-			return batch, nil, true
-		}
 		var j *job
 		var ok bool
-		if timeout == nil {
-			// No time left to wait: take only what is already queued.
-			select {
-			case j, ok = <-b.queue:
-			default:
+		select {
+		case j, ok = <-b.queue:
+		default:
+			if b.preferred(rows) || b.executing.Load() == 0 ||
+				(b.cfg.StopWhenAllQueued && int64(len(batch)) >= b.waiting.Load()) {
 				return batch, nil, true
 			}
-		} else {
-			select {
-			case j, ok = <-b.queue:
-			case <-timeout:
+			var got bool
+			if j, ok, got = b.await(deadline); !got {
 				return batch, nil, true
 			}
 		}
@@ -212,6 +209,15 @@ func (b *Batcher) run(batch []*job) {
 	if len(live) == 0 {
 		return
 	}
+	b.executing.Add(1)
+	defer func() {
+		if b.executing.Add(-1) == 0 {
+			select {
+			case b.idle <- struct{}{}:
+			default:
+			}
+		}
+	}()
 	outs, err := b.execute(live)
 	if err != nil && len(live) > 1 {
 		// One bad request must not fail its neighbours: run each alone to find it.

@@ -59,16 +59,19 @@ func values(t tensor.Tensor) []int32 {
 	return out
 }
 
+// Requests that queue while the instance executes form the next batches, each caller getting its
+// own rows back. The first request is held executing until the others are queued, so the test
+// does not depend on how fast goroutines start.
 func TestConcurrentRequestsShareExecutionsAndGetTheirOwnRows(t *testing.T) {
-	d := &doubling{}
+	const clients = 32
+	d := &doubling{gate: make(chan struct{}), entered: make(chan struct{}, clients)}
 	var execs, rows atomic.Int64
 	b := New(Config{MaxBatchSize: 16, MaxQueueDelay: 20 * time.Millisecond, MaxQueueSize: 100,
 		OnExecute: func(n int, _ time.Duration) { execs.Add(1); rows.Add(int64(n)) }}, d.exec)
 	defer b.Close()
-	const clients = 32
 	var wg sync.WaitGroup
 	errCh := make(chan error, clients)
-	for i := range clients {
+	client := func(i int) {
 		wg.Go(func() {
 			out, err := b.Submit(context.Background(), input(int32(i), int32(1000+i)), 2)
 			if err != nil {
@@ -81,6 +84,13 @@ func TestConcurrentRequestsShareExecutionsAndGetTheirOwnRows(t *testing.T) {
 			}
 		})
 	}
+	client(0)
+	<-d.entered
+	for i := 1; i < clients; i++ {
+		client(i)
+	}
+	waitFor(t, "the other requests to queue", func() bool { return len(b.queue) == clients-1 })
+	close(d.gate)
 	wg.Wait()
 	close(errCh)
 	for err := range errCh {
@@ -89,13 +99,25 @@ func TestConcurrentRequestsShareExecutionsAndGetTheirOwnRows(t *testing.T) {
 	if rows.Load() != 2*clients {
 		t.Fatalf("rows executed %d, want %d", rows.Load(), 2*clients)
 	}
-	if execs.Load() >= clients {
-		t.Fatalf("%d executions for %d requests: nothing was batched", execs.Load(), clients)
+	// 1 + 31 requests of 2 rows in batches of at most 16 rows: 1 + 4 executions.
+	if execs.Load() != 5 {
+		t.Fatalf("%d executions for %d requests, want 5", execs.Load(), clients)
 	}
 	for _, n := range d.batches {
 		if n > 16 {
 			t.Fatalf("a batch of %d rows exceeds the maximum 16", n)
 		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -112,24 +134,87 @@ func TestALoneRequestDoesNotWaitForCompany(t *testing.T) {
 	}
 }
 
-// By default a batch waits out the queue delay for company, as Triton's dynamic batcher does.
-func TestALoneRequestWaitsTheQueueDelayByDefault(t *testing.T) {
+// On an idle server a lone request runs at once: waiting for company could only add latency, and
+// requests arriving meanwhile form the next batch. (Triton waits out max_queue_delay here; that
+// made batching slower than no batching at low load.)
+func TestALoneRequestOnAnIdleServerRunsAtOnce(t *testing.T) {
 	d := &doubling{}
-	b := New(Config{MaxBatchSize: 8, MaxQueueDelay: 50 * time.Millisecond, MaxQueueSize: 10}, d.exec)
+	b := New(Config{MaxBatchSize: 8, MaxQueueDelay: time.Second, MaxQueueSize: 10}, d.exec)
 	defer b.Close()
 	start := time.Now()
 	if _, err := b.Submit(context.Background(), input(1, 2), 2); err != nil {
 		t.Fatal(err)
 	}
-	if waited := time.Since(start); waited < 40*time.Millisecond {
-		t.Fatalf("the request ran after %v, before the 50ms queue delay", waited)
+	if waited := time.Since(start); waited > 500*time.Millisecond {
+		t.Fatalf("the only request waited %v on an idle server", waited)
 	}
 }
 
-// collect is driven directly here (no workers), with one extra job counted as waiting elsewhere,
-// so only the preferred size can end the wait early.
+// held is a two-instance batcher whose model blocks on release for the input value 0 and runs
+// any other input at once, reporting each execution's start on started.
+type held struct {
+	*Batcher
+	d       *doubling
+	release chan struct{}
+	started chan int64
+}
+
+func newHeld(t *testing.T, cfg Config) *held {
+	h := &held{d: &doubling{}, release: make(chan struct{}), started: make(chan int64, 16)}
+	cfg.Instances = 2
+	h.Batcher = New(cfg, func(in []tensor.Tensor) ([]tensor.Tensor, error) {
+		h.started <- in[0].Shape[0]
+		if values(in[0])[0] == 0 {
+			<-h.release
+		}
+		return h.d.exec(in)
+	})
+	t.Cleanup(h.Close)
+	return h
+}
+
+// While another instance executes the server is busy, and a batch waits max_queue_delay for
+// company, as Triton's does.
+func TestABusyServerWaitsTheQueueDelayForCompany(t *testing.T) {
+	h := newHeld(t, Config{MaxBatchSize: 8, MaxQueueDelay: 50 * time.Millisecond, MaxQueueSize: 10})
+	defer close(h.release)
+	go func() { _, _ = h.Submit(context.Background(), input(0), 1) }()
+	<-h.started
+	start := time.Now()
+	if _, err := h.Submit(context.Background(), input(1), 1); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 40*time.Millisecond {
+		t.Fatalf("the request ran after %v, before the 50ms queue delay, while the other instance was busy", waited)
+	}
+}
+
+// A batch waiting for company stops waiting once the other instances are idle again.
+func TestTheWaitEndsWhenTheServerGoesIdle(t *testing.T) {
+	h := newHeld(t, Config{MaxBatchSize: 8, MaxQueueDelay: time.Second, MaxQueueSize: 10})
+	go func() { _, _ = h.Submit(context.Background(), input(0), 1) }()
+	<-h.started
+	done := make(chan time.Time, 1)
+	go func() {
+		if _, err := h.Submit(context.Background(), input(1), 1); err != nil {
+			t.Error(err)
+		}
+		done <- time.Now()
+	}()
+	// The second instance has taken the request and is waiting for company.
+	waitFor(t, "the second request to be collected", func() bool { return h.waiting.Load() == 1 && len(h.queue) == 0 })
+	released := time.Now()
+	close(h.release)
+	if ran := (<-done).Sub(released); ran > 500*time.Millisecond {
+		t.Fatalf("the waiting batch ran %v after the other instance went idle (queue delay 1s)", ran)
+	}
+}
+
+// collect is driven directly here (no workers), with another instance counted as executing and one
+// extra job counted as waiting elsewhere, so only the preferred size can end the wait early.
 func TestPreferredSizeEndsTheWaitEarly(t *testing.T) {
-	b := &Batcher{cfg: Config{MaxBatchSize: 8, MaxQueueDelay: time.Second, Preferred: []int{2}}, queue: make(chan *job, 4)}
+	b := &Batcher{cfg: Config{MaxBatchSize: 8, MaxQueueDelay: time.Second, Preferred: []int{2}}, queue: make(chan *job, 4), idle: make(chan struct{}, 1)}
+	b.executing.Store(1) // another instance is busy, so the batch would wait for company
 	mk := func() *job {
 		return &job{ctx: context.Background(), inputs: input(1), rows: 1, queued: time.Now(), done: make(chan result, 1)}
 	}
@@ -196,19 +281,29 @@ func TestFullQueueIsResourceExhausted(t *testing.T) {
 }
 
 func TestOneBadRequestDoesNotFailItsBatch(t *testing.T) {
-	d := &doubling{}
+	d := &doubling{gate: make(chan struct{}), entered: make(chan struct{}, 8)}
 	b := New(Config{MaxBatchSize: 8, MaxQueueDelay: 50 * time.Millisecond, MaxQueueSize: 10}, d.exec)
 	defer b.Close()
 	var wg sync.WaitGroup
 	var good, bad error
+	// A first request holds the instance so that the good and the bad one queue into one batch.
+	wg.Go(func() { _, _ = b.Submit(context.Background(), input(5), 1) })
+	<-d.entered
 	wg.Go(func() { _, good = b.Submit(context.Background(), input(3), 1) })
 	wg.Go(func() { _, bad = b.Submit(context.Background(), input(-1), 1) })
+	waitFor(t, "both requests to queue", func() bool { return len(b.queue) == 2 })
+	close(d.gate)
 	wg.Wait()
 	if good != nil {
 		t.Fatalf("good request failed with its poisoned neighbour: %v", good)
 	}
 	if bad == nil {
 		t.Fatal("poisoned request succeeded")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.batches) != 4 || d.batches[1] != 2 {
+		t.Fatalf("executions of %v rows, want 1, then 2 (failed), then each alone", d.batches)
 	}
 }
 

@@ -47,8 +47,11 @@ func (s *Server) ServerReady(context.Context, *pb.ServerReadyRequest) (*pb.Serve
 }
 
 // ModelReady implements the RPC.
-func (s *Server) ModelReady(_ context.Context, req *pb.ModelReadyRequest) (*pb.ModelReadyResponse, error) {
+func (s *Server) ModelReady(ctx context.Context, req *pb.ModelReadyRequest) (*pb.ModelReadyResponse, error) {
 	if err := checkModelRef("name", req.GetName(), "version", req.GetVersion()); err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, req.GetName()); err != nil {
 		return nil, err
 	}
 	ready, err := s.repo.ModelReady(req.GetName(), req.GetVersion())
@@ -71,8 +74,11 @@ func buildVersion() string {
 }
 
 // ModelMetadata implements the RPC.
-func (s *Server) ModelMetadata(_ context.Context, req *pb.ModelMetadataRequest) (*pb.ModelMetadataResponse, error) {
+func (s *Server) ModelMetadata(ctx context.Context, req *pb.ModelMetadataRequest) (*pb.ModelMetadataResponse, error) {
 	if err := checkModelRef("name", req.GetName(), "version", req.GetVersion()); err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, req.GetName()); err != nil {
 		return nil, err
 	}
 	md, err := s.repo.Metadata(req.GetName(), req.GetVersion())
@@ -93,6 +99,9 @@ func (s *Server) ModelMetadata(_ context.Context, req *pb.ModelMetadataRequest) 
 func (s *Server) ModelInfer(ctx context.Context, req *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
 	r, raw, err := decodeInfer(req)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, r.Model); err != nil {
 		return nil, err
 	}
 	resp, err := s.repo.Infer(ctx, r)

@@ -36,6 +36,13 @@ type Config struct {
 	ResponseCache bool `json:"response_cache"`
 	// Instances is how many executions of one version may run at once (default 1).
 	Instances int `json:"instances"`
+	// MaxQueueSize bounds the requests of a version waiting for an execution, with or without
+	// dynamic batching; beyond it requests are refused (default 1024). dynamic_batching's own
+	// max_queue_size, when set, takes its place for a batched model.
+	MaxQueueSize int `json:"max_queue_size"`
+	// Allow lists who may use the model (infer, read its metadata and readiness); absent, every
+	// authenticated caller may. See Access.
+	Allow Access `json:"allow,omitempty"`
 }
 
 // TensorSpec declares an input or output.
@@ -52,7 +59,8 @@ type Batching struct {
 	MaxQueueDelay Duration `json:"max_queue_delay"`
 	// PreferredBatchSizes end a batch early once it reaches one of them and nothing else waits.
 	PreferredBatchSizes []int `json:"preferred_batch_sizes"`
-	// MaxQueueSize bounds the waiting requests; beyond it requests are refused (default 1024).
+	// MaxQueueSize bounds the waiting requests; beyond it requests are refused (default: the
+	// model's max_queue_size).
 	MaxQueueSize int `json:"max_queue_size"`
 	// StopWhenAllQueued executes as soon as a batch holds every request submitted, instead of
 	// waiting out max_queue_delay: for callers in the same process that wait for each answer.
@@ -110,8 +118,11 @@ func Parse(b []byte) (Config, error) {
 	if c.Instances == 0 {
 		c.Instances = 1
 	}
+	if c.MaxQueueSize == 0 {
+		c.MaxQueueSize = DefaultMaxQueueSize
+	}
 	if c.DynamicBatching != nil && c.DynamicBatching.MaxQueueSize == 0 {
-		c.DynamicBatching.MaxQueueSize = 1024
+		c.DynamicBatching.MaxQueueSize = c.MaxQueueSize
 	}
 	if err := c.validate(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", FileName, err)
@@ -122,6 +133,13 @@ func Parse(b []byte) (Config, error) {
 // PlatformONNX is the platform of ONNX models run by onnxruntime.
 const PlatformONNX = "onnxruntime_onnx"
 
+// DefaultMaxQueueSize is the queue bound of a model whose config sets none, and maxQueueSize the
+// largest accepted: each waiting request holds its decoded inputs in memory.
+const (
+	DefaultMaxQueueSize = 1024
+	maxQueueSize        = 1 << 16
+)
+
 func (c *Config) validate() error {
 	var problems []error
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
@@ -130,6 +148,12 @@ func (c *Config) validate() error {
 	}
 	if c.Instances < 1 || c.Instances > 64 {
 		bad("instances %d is outside 1-64", c.Instances)
+	}
+	if c.MaxQueueSize < 1 || c.MaxQueueSize > maxQueueSize {
+		bad("max_queue_size %d is outside 1-%d", c.MaxQueueSize, maxQueueSize)
+	}
+	if err := c.Allow.validate(); err != nil {
+		bad("allow: %v", err)
 	}
 	if len(c.Inputs) == 0 {
 		bad("inputs: at least one is needed")
@@ -168,8 +192,8 @@ func (c *Config) validate() error {
 		if b.MaxQueueDelay < 0 || time.Duration(b.MaxQueueDelay) > time.Second {
 			bad("dynamic_batching.max_queue_delay %v is outside 0-1s", time.Duration(b.MaxQueueDelay))
 		}
-		if b.MaxQueueSize < 1 {
-			bad("dynamic_batching.max_queue_size %d is below 1", b.MaxQueueSize)
+		if b.MaxQueueSize < 1 || b.MaxQueueSize > maxQueueSize {
+			bad("dynamic_batching.max_queue_size %d is outside 1-%d", b.MaxQueueSize, maxQueueSize)
 		}
 		for _, p := range b.PreferredBatchSizes {
 			if p < 1 || p > c.MaxBatchSize {

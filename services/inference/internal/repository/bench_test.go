@@ -17,7 +17,8 @@ import (
 
 // BenchmarkInProcess is the in-process ceiling for the served figures of scripts/bench-inference.sh:
 // single-row iris requests from c concurrent callers straight into the repository (validation,
-// batching, onnxruntime, metrics), with dynamic batching (model iris) and without (iris_nobatch).
+// batching, onnxruntime, metrics), with dynamic batching (model iris) and without (iris_nobatch)
+// at the same concurrencies, so each batched row has its unbatched row to compare with.
 func BenchmarkInProcess(b *testing.B) {
 	repo := testutil.CopyRepo(b, "iris")
 	testutil.AddUnbatched(b, repo, "iris", "iris_nobatch")
@@ -30,7 +31,7 @@ func BenchmarkInProcess(b *testing.B) {
 	}
 	defer m.Close()
 	for _, model := range []string{"iris", "iris_nobatch"} {
-		for _, c := range []int{8, 32, 128} {
+		for _, c := range []int{1, 8, 32, 128} {
 			b.Run(fmt.Sprintf("model=%s/c=%d", model, c), func(b *testing.B) {
 				req := irisRequest("", testutil.IrisRows[0])
 				req.Model = model

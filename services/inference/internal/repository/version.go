@@ -34,8 +34,7 @@ type version struct {
 	reason      string // why the version is not ready; empty when it is
 
 	session backend.Session
-	batcher *batching.Batcher // nil without dynamic batching
-	slots   chan struct{}     // bounds concurrent executions without dynamic batching
+	exec    executor // a batching.Batcher with dynamic batching, a batching.Direct without
 	metrics *metrics.Metrics
 
 	mu      sync.Mutex
@@ -58,43 +57,38 @@ func (v *version) state() State {
 	return StateUnavailable
 }
 
+// executor runs validated requests on a session behind a bounded queue.
+type executor interface {
+	Submit(ctx context.Context, inputs []tensor.Tensor, rows int64) ([]tensor.Tensor, error)
+	Close()
+}
+
 // start wires the execution path of a loaded session.
 func (v *version) start(s backend.Session) {
 	v.session = s
 	v.metrics.SessionOpened()
-	if b := v.cfg.DynamicBatching; b != nil {
-		v.batcher = batching.New(batching.Config{
-			MaxBatchSize:      v.cfg.MaxBatchSize,
-			MaxQueueDelay:     time.Duration(b.MaxQueueDelay),
-			Preferred:         b.PreferredBatchSizes,
-			MaxQueueSize:      b.MaxQueueSize,
-			Instances:         v.cfg.Instances,
-			StopWhenAllQueued: b.StopWhenAllQueued,
-			OnQueued:          func(w time.Duration) { v.metrics.Queued(v.model, v.label, w) },
-			OnExecute:         func(rows int, d time.Duration) { v.metrics.Execution(v.model, v.label, rows, d) },
-		}, s.Run)
+	cfg := batching.Config{
+		MaxBatchSize: v.cfg.MaxBatchSize,
+		MaxQueueSize: v.cfg.MaxQueueSize,
+		Instances:    v.cfg.Instances,
+		OnQueued:     func(w time.Duration) { v.metrics.Queued(v.model, v.label, w) },
+		OnExecute:    func(rows int, d time.Duration) { v.metrics.Execution(v.model, v.label, rows, d) },
+	}
+	b := v.cfg.DynamicBatching
+	if b == nil {
+		v.exec = batching.NewDirect(cfg, s.Run)
 		return
 	}
-	v.slots = make(chan struct{}, v.cfg.Instances)
+	cfg.MaxQueueDelay = time.Duration(b.MaxQueueDelay)
+	cfg.Preferred = b.PreferredBatchSizes
+	cfg.MaxQueueSize = b.MaxQueueSize
+	cfg.StopWhenAllQueued = b.StopWhenAllQueued
+	v.exec = batching.New(cfg, s.Run)
 }
 
 // run executes one validated request.
 func (v *version) run(ctx context.Context, inputs []tensor.Tensor, rows int64) ([]tensor.Tensor, error) {
-	if v.batcher != nil {
-		return v.batcher.Submit(ctx, inputs, rows)
-	}
-	queued := time.Now()
-	select {
-	case v.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-v.slots }()
-	start := time.Now()
-	v.metrics.Queued(v.model, v.label, start.Sub(queued))
-	out, err := v.session.Run(inputs)
-	v.metrics.Execution(v.model, v.label, int(max(rows, 1)), time.Since(start))
-	return out, err
+	return v.exec.Submit(ctx, inputs, rows)
 }
 
 // acquire takes a reference; false if the version is retired or not ready.
@@ -134,8 +128,8 @@ func (v *version) retire() {
 }
 
 func (v *version) free() {
-	if v.batcher != nil {
-		v.batcher.Close()
+	if v.exec != nil {
+		v.exec.Close()
 	}
 	if v.session != nil {
 		_ = v.session.Close()

@@ -122,6 +122,19 @@ func Float32s(b []byte) []float32 {
 // config: the same network served one request per execution, for comparisons.
 func AddUnbatched(t testing.TB, repo, model, name string) {
 	t.Helper()
+	AddVariant(t, repo, model, name, func(cfg map[string]any) { delete(cfg, "dynamic_batching") })
+}
+
+// AddRestricted copies model into the repository as name with an access rule, like a fraud model
+// that only the payment service and admins may use: allow is the config's "allow" list.
+func AddRestricted(t testing.TB, repo, model, name string, allow ...string) {
+	t.Helper()
+	AddVariant(t, repo, model, name, func(cfg map[string]any) { cfg["allow"] = allow })
+}
+
+// AddVariant copies model into the repository as name, with edit applied to its config.
+func AddVariant(t testing.TB, repo, model, name string, edit func(cfg map[string]any)) {
+	t.Helper()
 	src := filepath.Join(ModelsDir(t), model)
 	if err := os.CopyFS(filepath.Join(repo, name), os.DirFS(src)); err != nil {
 		t.Fatal(err)
@@ -135,7 +148,7 @@ func AddUnbatched(t testing.TB, repo, model, name string) {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	delete(cfg, "dynamic_batching")
+	edit(cfg)
 	out, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
