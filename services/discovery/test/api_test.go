@@ -31,7 +31,7 @@ func TestWatchStreamsRegistrationAndDeregistration(t *testing.T) {
 	agent := testenv.StartConsul(t)
 	proc := startDiscovery(t, agent, nil)
 	admin := dial(t, proc.GRPCAddr, adminKey)
-	reader := dial(t, proc.GRPCAddr, accountKey)
+	reader := dial(t, proc.GRPCAddr, serviceKey)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -283,6 +283,13 @@ func TestAuthentication(t *testing.T) {
 	if _, err := dial(t, proc.GRPCAddr, accountKey).Register(ctx, req); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("account key on Register: %v", err)
 	}
+	if _, err := dial(t, proc.GRPCAddr, serviceKey).Register(ctx, req); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("service key on Register: %v", err)
+	}
+	// The catalog is topology (addresses, ports, metadata): a customer key does not read it.
+	if _, err := dial(t, proc.GRPCAddr, accountKey).Discover(ctx, &discoveryv1.DiscoverRequest{Name: "svc"}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("account key on Discover: %v", err)
+	}
 	if ids := agent.Registered(t, "svc"); len(ids) != 0 {
 		t.Errorf("refused calls registered %v", ids)
 	}
@@ -302,7 +309,7 @@ func TestGrpcurlReflection(t *testing.T) {
 			t.Errorf("grpcurl list lacks %s:\n%s", want, out)
 		}
 	}
-	out, err = exec.Command(grpcurl, "-plaintext", "-H", "authorization: Bearer "+accountKey,
+	out, err = exec.Command(grpcurl, "-plaintext", "-H", "authorization: Bearer "+serviceKey,
 		"-d", `{"name":"discovery"}`, proc.GRPCAddr, "bourse.discovery.v1.DiscoveryService/Discover").CombinedOutput()
 	if err != nil {
 		t.Fatalf("grpcurl Discover: %v\n%s", err, out)

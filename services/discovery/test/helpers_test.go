@@ -16,7 +16,9 @@ import (
 const (
 	adminKey   = "test-admin-key"
 	accountKey = "test-alice-key"
-	apiKeys    = adminKey + "=admin:ops," + accountKey + "=account:alice"
+	// serviceKey reads the catalog: topology is for services and operators, not accounts.
+	serviceKey = "test-matching-key"
+	apiKeys    = adminKey + "=admin:ops," + accountKey + "=account:alice," + serviceKey + "=service:matching"
 	mainPkg    = "github.com/bourse-dev/bourse/services/discovery/cmd/discovery"
 )
 

@@ -34,7 +34,7 @@ func TestRegisterPassingThenSIGTERMDrains(t *testing.T) {
 		t.Fatalf("checks = %+v, want one passing grpc check", checks)
 	}
 
-	cli := dial(t, proc.GRPCAddr, accountKey)
+	cli := dial(t, proc.GRPCAddr, serviceKey)
 	first, err := cli.Discover(ctxTimeout(t, 5*time.Second), &discoveryv1.DiscoverRequest{Name: "discovery"})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +84,7 @@ func TestResolverRoutesAroundKilledInstance(t *testing.T) {
 	b := startDiscovery(t, agent, nil, "--instance-id=discovery-b")
 	testenv.WaitFor(t, 10*time.Second, "both instances passing", func() bool { return len(agent.Passing(t, "discovery")) == 2 })
 
-	_, cli := dialConsul(t, agent, accountKey)
+	_, cli := dialConsul(t, agent, serviceKey)
 	call := func() (string, error) {
 		var p peer.Peer
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -135,7 +135,7 @@ func TestResolverRoutesAroundKilledInstance(t *testing.T) {
 // With no instance at all, the resolver reports an empty set: calls fail fast with Unavailable.
 func TestResolverEmptySetFailsFast(t *testing.T) {
 	agent := testenv.StartConsul(t)
-	_, cli := dialConsul(t, agent, accountKey)
+	_, cli := dialConsul(t, agent, serviceKey)
 	start := time.Now()
 	_, err := cli.Discover(ctxTimeout(t, 10*time.Second), &discoveryv1.DiscoverRequest{Name: "discovery"})
 	if status.Code(err) != codes.Unavailable {

@@ -92,7 +92,7 @@ func childOf(child, parent *testenv.Span) bool {
 func TestMetricsEndpoint(t *testing.T) {
 	agent := testenv.StartConsul(t)
 	proc := startDiscovery(t, agent, nil)
-	cli := dial(t, proc.GRPCAddr, accountKey)
+	cli := dial(t, proc.GRPCAddr, serviceKey)
 	for range 3 {
 		if _, err := cli.Discover(ctxTimeout(t, 5*time.Second), &discoveryv1.DiscoverRequest{Name: "x"}); err != nil {
 			t.Fatal(err)

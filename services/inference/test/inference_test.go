@@ -157,14 +157,16 @@ func TestProtocolConformance(t *testing.T) {
 		}
 	}
 
-	idx, err := p.user.RepositoryIndex(c, &pb.RepositoryIndexRequest{})
+	_, err = p.user.RepositoryIndex(c, &pb.RepositoryIndexRequest{})
+	wantCode(t, "index by an account", err, codes.PermissionDenied)
+	idx, err := p.admin.RepositoryIndex(c, &pb.RepositoryIndexRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(idx.GetModels()) != 2 || idx.GetModels()[0].GetName() != "iris" || idx.GetModels()[0].GetState() != "READY" || idx.GetModels()[1].GetName() != "vecsum" {
 		t.Fatalf("RepositoryIndex = %v", idx)
 	}
-	_, err = p.user.RepositoryIndex(c, &pb.RepositoryIndexRequest{RepositoryName: "other"})
+	_, err = p.admin.RepositoryIndex(c, &pb.RepositoryIndexRequest{RepositoryName: "other"})
 	wantCode(t, "unknown repository", err, codes.InvalidArgument, "repository_name")
 	_, err = p.user.RepositoryModelLoad(c, &pb.RepositoryModelLoadRequest{ModelName: "iris"})
 	wantCode(t, "load by a non-admin", err, codes.PermissionDenied)
@@ -223,7 +225,7 @@ func TestExplicitLoadUnloadAndCorruptVersion(t *testing.T) {
 	if err != nil || r.GetModelVersion() != "1" || r.GetOutputs()[0].GetContents().GetFp32Contents()[0] != 15 {
 		t.Fatalf("vecsum after load: %v %v", r, err)
 	}
-	idx, err := p.user.RepositoryIndex(c, &pb.RepositoryIndexRequest{})
+	idx, err := p.admin.RepositoryIndex(c, &pb.RepositoryIndexRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

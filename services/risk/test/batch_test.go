@@ -25,7 +25,7 @@ func TestBatchCheckAndRelease(t *testing.T) {
 		return &riskv1.CheckOrderRequest{AccountId: "alice", Symbol: "BTC-USD", Side: riskv1.Side_SIDE_BUY,
 			Type: riskv1.OrderType_ORDER_TYPE_LIMIT, Price: price, Quantity: qty}
 	}
-	resp := must[*riskv1.CheckOrdersResponse](t)(p.alice.CheckOrders(ctx, &riskv1.CheckOrdersRequest{Orders: []*riskv1.CheckOrderRequest{
+	resp := must[*riskv1.CheckOrdersResponse](t)(p.matching.CheckOrders(ctx, &riskv1.CheckOrdersRequest{Orders: []*riskv1.CheckOrderRequest{
 		order("100", "1"), order("100.001", "1"), order("100", "1000"),
 	}}))
 	r := resp.GetResults()
@@ -46,7 +46,7 @@ func TestBatchCheckAndRelease(t *testing.T) {
 	other := order("100", "1")
 	other.AccountId = "bob"
 	if _, err := p.alice.CheckOrders(ctx, &riskv1.CheckOrdersRequest{Orders: []*riskv1.CheckOrderRequest{order("100", "1"), other}}); status.Code(err) != codes.PermissionDenied {
-		t.Fatalf("alice checking bob's order: %v", err)
+		t.Fatalf("an account key on CheckOrders: %v", err)
 	}
 	acct = must[*riskv1.GetAccountResponse](t)(p.alice.GetAccount(ctx, &riskv1.GetAccountRequest{AccountId: "alice"}))
 	if n := len(acct.GetAccount().GetReservations()); n != 1 {

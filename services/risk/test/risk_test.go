@@ -21,13 +21,15 @@ import (
 const (
 	adminKey = "risk-admin"
 	aliceKey = "risk-alice"
-	apiKeys  = adminKey + "=admin:ops," + aliceKey + "=account:alice"
-	mainPkg  = "github.com/bourse-dev/bourse/services/risk/cmd/risk"
+	// matchingKey is matching's service identity: risk's order checks and settlement are for it.
+	matchingKey = "risk-matching"
+	apiKeys     = adminKey + "=admin:ops," + aliceKey + "=account:alice," + matchingKey + "=service:matching"
+	mainPkg     = "github.com/bourse-dev/bourse/services/risk/cmd/risk"
 )
 
 type riskProc struct {
 	*testenv.Process
-	admin, alice riskv1.RiskServiceClient
+	admin, alice, matching riskv1.RiskServiceClient
 }
 
 func startRisk(t *testing.T, agent *testenv.ConsulAgent, dbArg string) *riskProc {
@@ -35,7 +37,7 @@ func startRisk(t *testing.T, agent *testenv.ConsulAgent, dbArg string) *riskProc
 	p := testenv.StartService(t, testenv.Build(t, mainPkg), nil,
 		"--consul-addr="+agent.Addr, "--api-keys="+apiKeys, "--check-interval=1s", dbArg)
 	rp := &riskProc{Process: p}
-	for key, dst := range map[string]*riskv1.RiskServiceClient{adminKey: &rp.admin, aliceKey: &rp.alice} {
+	for key, dst := range map[string]*riskv1.RiskServiceClient{adminKey: &rp.admin, aliceKey: &rp.alice, matchingKey: &rp.matching} {
 		conn, err := client.Dial(p.GRPCAddr, client.Options{APIKey: key})
 		if err != nil {
 			t.Fatal(err)
@@ -116,7 +118,7 @@ func TestCreditCheckSettleRestart(t *testing.T) {
 		}
 		must[*riskv1.CreditResponse](t)(p.admin.Credit(ctx, &riskv1.CreditRequest{AccountId: "bob", AssetId: "BTC", Amount: "10", Ref: "dep-2"}))
 
-		buy := must[*riskv1.CheckOrderResponse](t)(p.alice.CheckOrder(ctx, &riskv1.CheckOrderRequest{AccountId: "alice", Symbol: "BTC-USD",
+		buy := must[*riskv1.CheckOrderResponse](t)(p.matching.CheckOrder(ctx, &riskv1.CheckOrderRequest{AccountId: "alice", Symbol: "BTC-USD",
 			Side: riskv1.Side_SIDE_BUY, Type: riskv1.OrderType_ORDER_TYPE_LIMIT, Price: "50000", Quantity: "1"}))
 		sell := must[*riskv1.CheckOrderResponse](t)(p.admin.CheckOrder(ctx, &riskv1.CheckOrderRequest{AccountId: "bob", Symbol: "BTC-USD",
 			Side: riskv1.Side_SIDE_SELL, Type: riskv1.OrderType_ORDER_TYPE_LIMIT, Price: "50000", Quantity: "1"}))
@@ -203,7 +205,7 @@ func testBadInputAndRejects(t *testing.T, dbArg string) {
 		{order(func(r *riskv1.CheckOrderRequest) { r.AccountId = "bob" }), codes.PermissionDenied, ""},
 		{order(func(r *riskv1.CheckOrderRequest) { r.AccountId = "carol" }), codes.NotFound, "account_id"},
 	} {
-		client := p.alice
+		client := p.matching
 		if c.req.AccountId == "carol" {
 			client = p.admin
 		}
@@ -215,6 +217,13 @@ func testBadInputAndRejects(t *testing.T, dbArg string) {
 	}
 	if _, err := p.alice.Credit(ctx, &riskv1.CreditRequest{AccountId: "alice", AssetId: "USD", Amount: "1", Ref: "x"}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("account crediting itself: %v", err)
+	}
+	// Money leaves through payment and orders reach risk through matching, never from a customer key.
+	if _, err := p.alice.Debit(ctx, &riskv1.DebitRequest{AccountId: "alice", AssetId: "USD", Amount: "1", Ref: "w"}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("account debiting itself: %v", err)
+	}
+	if _, err := p.alice.CheckOrder(ctx, order(func(*riskv1.CheckOrderRequest) {})); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("account checking its own order directly: %v", err)
 	}
 	if _, err := p.admin.Credit(ctx, &riskv1.CreditRequest{AccountId: "alice", AssetId: "USD", Amount: "1.000000001", Ref: "x"}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("amount finer than the asset scale: %v", err)
@@ -232,12 +241,12 @@ func testBadInputAndRejects(t *testing.T, dbArg string) {
 	}
 
 	// Reject reasons arrive as enums.
-	res := must[*riskv1.CheckOrderResponse](t)(p.alice.CheckOrder(ctx, order(func(r *riskv1.CheckOrderRequest) { r.Quantity = "1000" })))
+	res := must[*riskv1.CheckOrderResponse](t)(p.matching.CheckOrder(ctx, order(func(r *riskv1.CheckOrderRequest) { r.Quantity = "1000" })))
 	if res.GetAccepted() || res.GetRejectReason() != riskv1.RejectReason_REJECT_REASON_INSUFFICIENT_FUNDS {
 		t.Errorf("oversized order: %v", res)
 	}
 	must[*riskv1.SetTradingStateResponse](t)(p.admin.SetTradingState(ctx, &riskv1.SetTradingStateRequest{AccountId: "alice", State: riskv1.TradingState_TRADING_STATE_HALTED}))
-	res = must[*riskv1.CheckOrderResponse](t)(p.alice.CheckOrder(ctx, order(func(*riskv1.CheckOrderRequest) {})))
+	res = must[*riskv1.CheckOrderResponse](t)(p.matching.CheckOrder(ctx, order(func(*riskv1.CheckOrderRequest) {})))
 	if res.GetAccepted() || res.GetRejectReason() != riskv1.RejectReason_REJECT_REASON_ACCOUNT_HALTED {
 		t.Errorf("halted account: %v", res)
 	}

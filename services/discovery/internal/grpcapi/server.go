@@ -16,8 +16,12 @@ import (
 	"github.com/bourse-dev/bourse/services/discovery/internal/catalog"
 )
 
-// Policy: changing the catalog is for operators; reading it is for any known caller.
+// Policy: the catalog is the system's topology (addresses, ports, metadata), so only services and
+// operators read it; changing it is for operators (services register with Consul themselves). Every
+// method is listed: a missing one is refused to everyone.
 var Policy = auth.Policy{
+	discoveryv1.DiscoveryService_Discover_FullMethodName:   auth.AnyService,
+	discoveryv1.DiscoveryService_Watch_FullMethodName:      auth.AnyService,
 	discoveryv1.DiscoveryService_Register_FullMethodName:   auth.AdminOnly,
 	discoveryv1.DiscoveryService_Deregister_FullMethodName: auth.AdminOnly,
 }

@@ -15,14 +15,26 @@ import (
 	"github.com/bourse-dev/bourse/services/inference/internal/repository"
 )
 
-// Policy: health is public like the gRPC health service; changing what is loaded is for operators
-// (and the training coordinator acting as admin); inference needs any key.
+// Policy: health is public like the gRPC health service; inference is open to any known caller, and
+// each model's access rule (config.pbtxt) narrows who may use that model; the repository is managed
+// by the training coordinator and operators. Every method is listed: a missing one is refused to
+// everyone.
 var Policy = auth.Policy{
-	pb.GRPCInferenceService_ServerLive_FullMethodName:            auth.Public,
-	pb.GRPCInferenceService_ServerReady_FullMethodName:           auth.Public,
-	pb.GRPCInferenceService_RepositoryModelLoad_FullMethodName:   auth.AdminOnly,
-	pb.GRPCInferenceService_RepositoryModelUnload_FullMethodName: auth.AdminOnly,
+	pb.GRPCInferenceService_ServerLive_FullMethodName:  auth.Public,
+	pb.GRPCInferenceService_ServerReady_FullMethodName: auth.Public,
+
+	pb.GRPCInferenceService_ServerMetadata_FullMethodName:   auth.Authenticated,
+	pb.GRPCInferenceService_ModelReady_FullMethodName:       auth.Authenticated,
+	pb.GRPCInferenceService_ModelMetadata_FullMethodName:    auth.Authenticated,
+	pb.GRPCInferenceService_ModelInfer_FullMethodName:       auth.Authenticated,
+	pb.GRPCInferenceService_ModelStreamInfer_FullMethodName: auth.Authenticated,
+
+	pb.GRPCInferenceService_RepositoryIndex_FullMethodName:       fromTraining,
+	pb.GRPCInferenceService_RepositoryModelLoad_FullMethodName:   fromTraining,
+	pb.GRPCInferenceService_RepositoryModelUnload_FullMethodName: fromTraining,
 }
+
+var fromTraining = auth.Services("training")
 
 // Extensions of the protocol this server implements, reported by ServerMetadata.
 var Extensions = []string{"model_repository"}

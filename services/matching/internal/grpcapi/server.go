@@ -12,9 +12,23 @@ import (
 	"github.com/bourse-dev/bourse/services/matching/internal/exchange"
 )
 
-// Policy: adding symbols is for operators; order calls check the account in their handlers.
+// Policy: accounts trade and read market data (order calls check the account in their handlers);
+// symbols and settlement control are for operators. Every method is listed: a missing one is refused
+// to everyone.
 var Policy = auth.Policy{
-	matchingv1.MatchingService_AddSymbol_FullMethodName: auth.AdminOnly,
+	matchingv1.MatchingService_ListSymbols_FullMethodName:      auth.Accounts,
+	matchingv1.MatchingService_GetBook_FullMethodName:          auth.Accounts,
+	matchingv1.MatchingService_StreamMarketData_FullMethodName: auth.Accounts,
+	matchingv1.MatchingService_SubmitOrder_FullMethodName:      auth.Accounts,
+	matchingv1.MatchingService_CancelOrder_FullMethodName:      auth.Accounts,
+	matchingv1.MatchingService_CancelAllOrders_FullMethodName:  auth.Accounts,
+	matchingv1.MatchingService_AmendOrder_FullMethodName:       auth.Accounts,
+	matchingv1.MatchingService_GetOrder_FullMethodName:         auth.Accounts,
+	matchingv1.MatchingService_StreamOrders_FullMethodName:     auth.Accounts,
+
+	matchingv1.MatchingService_AddSymbol_FullMethodName:           auth.AdminOnly,
+	matchingv1.MatchingService_GetSettlementStatus_FullMethodName: auth.AdminOnly,
+	matchingv1.MatchingService_ResumeSettlement_FullMethodName:    auth.AdminOnly,
 }
 
 // Server implements matchingv1.MatchingServiceServer.

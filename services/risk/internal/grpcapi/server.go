@@ -15,20 +15,37 @@ import (
 	"github.com/bourse-dev/bourse/services/risk/internal/store"
 )
 
-// Policy: configuration, settlement and kill switches are for operators (and the services acting
-// as admin); an account reaches its own data through the handlers' access checks.
+// Policy: risk holds the money, so a customer key reads its own account and nothing else; trading
+// reaches risk through matching and money moves through payment. Configuration, audits and kill
+// switches are for operators. Every method is listed: a missing one is refused to everyone.
 var Policy = auth.Policy{
-	riskv1.RiskService_DefineAsset_FullMethodName:         auth.AdminOnly,
-	riskv1.RiskService_DefineSymbol_FullMethodName:        auth.AdminOnly,
-	riskv1.RiskService_OpenAccount_FullMethodName:         auth.AdminOnly,
-	riskv1.RiskService_Credit_FullMethodName:              auth.AdminOnly,
-	riskv1.RiskService_ReleaseReservation_FullMethodName:  auth.AdminOnly,
-	riskv1.RiskService_ReleaseReservations_FullMethodName: auth.AdminOnly,
-	riskv1.RiskService_ApplyExecutions_FullMethodName:     auth.AdminOnly,
-	riskv1.RiskService_RestoreReservations_FullMethodName: auth.AdminOnly,
-	riskv1.RiskService_SetLimits_FullMethodName:           auth.AdminOnly,
-	riskv1.RiskService_SetTradingState_FullMethodName:     auth.AdminOnly,
+	riskv1.RiskService_GetAccount_FullMethodName: auth.Accounts,
+
+	riskv1.RiskService_ListSymbols_FullMethodName:         fromMatching,
+	riskv1.RiskService_CheckOrder_FullMethodName:          fromMatching,
+	riskv1.RiskService_CheckOrders_FullMethodName:         fromMatching,
+	riskv1.RiskService_ReleaseReservation_FullMethodName:  fromMatching,
+	riskv1.RiskService_ReleaseReservations_FullMethodName: fromMatching,
+	riskv1.RiskService_RestoreReservations_FullMethodName: fromMatching,
+	riskv1.RiskService_ApplyExecutions_FullMethodName:     fromMatching,
+	riskv1.RiskService_Settle_FullMethodName:              fromMatching,
+	riskv1.RiskService_SyncReservations_FullMethodName:    fromMatching,
+
+	riskv1.RiskService_Credit_FullMethodName: fromPayment,
+	riskv1.RiskService_Debit_FullMethodName:  fromPayment,
+
+	riskv1.RiskService_DefineAsset_FullMethodName:     auth.AdminOnly,
+	riskv1.RiskService_DefineSymbol_FullMethodName:    auth.AdminOnly,
+	riskv1.RiskService_OpenAccount_FullMethodName:     auth.AdminOnly,
+	riskv1.RiskService_SetLimits_FullMethodName:       auth.AdminOnly,
+	riskv1.RiskService_SetTradingState_FullMethodName: auth.AdminOnly,
+	riskv1.RiskService_Audit_FullMethodName:           auth.AdminOnly,
 }
+
+var (
+	fromMatching = auth.Services("matching")
+	fromPayment  = auth.Services("payment")
+)
 
 // Server implements riskv1.RiskServiceServer.
 type Server struct {

@@ -1,0 +1,159 @@
+package auth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// Keyring maps API keys (by digest) to identities.
+type Keyring struct {
+	entries []keyEntry
+}
+
+type keyEntry struct {
+	digest [sha256.Size]byte
+	id     Identity
+}
+
+var subjectPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ParseKeyring reads "key=role:subject" entries separated by commas, e.g.
+// "dev-admin=admin:ops,service-key=service:matching,dev-alice=account:alice". A key may be given as
+// "sha256:<hex>" so that the plain key need not be stored in configuration. A key named twice is
+// refused: the second entry would silently decide who the key is.
+func ParseKeyring(spec string) (*Keyring, error) {
+	k := &Keyring{}
+	for i, item := range strings.Split(spec, ",") {
+		if err := k.add(item); err != nil {
+			return nil, fmt.Errorf("api key entry %d: %w", i+1, err)
+		}
+	}
+	return k, nil
+}
+
+// ParseKeyFile reads a key file: one "key=role:subject" entry per line; blank lines and lines starting
+// with '#' are ignored. This is the format of --api-keys-file and of a Kubernetes Secret mounted as a
+// file (one Secret per service, so each service holds only the keys of its own callers).
+func ParseKeyFile(content string) (*Keyring, error) {
+	k := &Keyring{}
+	for i, line := range strings.Split(content, "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "#") {
+			continue
+		}
+		if err := k.add(line); err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+	}
+	return k, nil
+}
+
+// Merge returns a keyring with the keys of both; a key in both is refused.
+func (k *Keyring) Merge(o *Keyring) (*Keyring, error) {
+	out := &Keyring{entries: append([]keyEntry(nil), k.entries...)}
+	for _, e := range o.entries {
+		if out.has(e.digest) {
+			return nil, fmt.Errorf("a key of %s is also configured for %s", e.id, out.owner(e.digest))
+		}
+		out.entries = append(out.entries, e)
+	}
+	return out, nil
+}
+
+func (k *Keyring) add(item string) error {
+	item = strings.TrimSpace(item)
+	if item == "" {
+		return nil
+	}
+	key, rest, ok := strings.Cut(item, "=")
+	key = strings.TrimSpace(key)
+	if !ok || key == "" {
+		return fmt.Errorf("want key=role:subject")
+	}
+	roleName, subject, ok := strings.Cut(strings.TrimSpace(rest), ":")
+	if !ok || !subjectPattern.MatchString(subject) {
+		return fmt.Errorf("want role:subject with subject matching %s", subjectPattern)
+	}
+	role, ok := ParseRole(roleName)
+	if !ok {
+		return fmt.Errorf("role %q is not admin, service or account", roleName)
+	}
+	digest, err := keyDigest(key)
+	if err != nil {
+		return err
+	}
+	id := Identity{Role: role, Subject: subject}
+	if k.has(digest) {
+		// Neither the key nor its digest goes into the error: it ends up in logs.
+		return fmt.Errorf("the key for %s is already configured for %s", id, k.owner(digest))
+	}
+	k.entries = append(k.entries, keyEntry{digest: digest, id: id})
+	return nil
+}
+
+func (k *Keyring) has(d [sha256.Size]byte) bool {
+	for _, e := range k.entries {
+		if e.digest == d {
+			return true
+		}
+	}
+	return false
+}
+
+func (k *Keyring) owner(d [sha256.Size]byte) Identity {
+	for _, e := range k.entries {
+		if e.digest == d {
+			return e.id
+		}
+	}
+	return Identity{}
+}
+
+func keyDigest(key string) ([sha256.Size]byte, error) {
+	var d [sha256.Size]byte
+	if hexDigest, ok := strings.CutPrefix(key, "sha256:"); ok {
+		raw, err := hex.DecodeString(hexDigest)
+		if err != nil || len(raw) != sha256.Size {
+			return d, fmt.Errorf("sha256 digest must be %d hex digits", 2*sha256.Size)
+		}
+		copy(d[:], raw)
+		return d, nil
+	}
+	return sha256.Sum256([]byte(key)), nil
+}
+
+// Len is the number of keys.
+func (k *Keyring) Len() int { return len(k.entries) }
+
+// Lookup finds the identity for a presented key.
+func (k *Keyring) Lookup(key string) (Identity, bool) {
+	d := sha256.Sum256([]byte(key))
+	var found Identity
+	ok := false
+	for _, e := range k.entries { // no early exit: timing does not reveal which entry matched
+		if subtle.ConstantTimeCompare(d[:], e.digest[:]) == 1 {
+			found, ok = e.id, true
+		}
+	}
+	return found, ok
+}
+
+// ReadKey reads a client key file: the first line that is neither blank nor a '#' comment. This is how
+// a service gets the key it presents to another (e.g. matching's key for risk) without the key
+// appearing in its command line or environment.
+func ReadKey(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			return line, nil
+		}
+	}
+	return "", fmt.Errorf("%s holds no key", path)
+}
