@@ -37,7 +37,8 @@ type Server struct {
 	x *exchange.Exchange
 	// MarketDataBuffer is how many updates a slow market-data subscriber may lag before it is cut off.
 	MarketDataBuffer int
-	// MaxInFlight bounds the commands one StreamOrders stream may have unanswered.
+	// MaxInFlight bounds the commands one StreamOrders stream may have unanswered; a stream with
+	// twice as many answers waiting for its client is cut off.
 	MaxInFlight int
 	// Draining, when closed, ends market-data streams so clients reconnect elsewhere.
 	Draining <-chan struct{}
@@ -200,31 +201,4 @@ func depthOf(d uint32) (int, error) {
 		return 0, errs.Invalid("depth", "at most 1000")
 	}
 	return int(d), nil
-}
-
-func (s *Server) StreamMarketData(req *matchingv1.StreamMarketDataRequest, stream matchingv1.MatchingService_StreamMarketDataServer) error {
-	depth, err := depthOf(req.GetDepth())
-	if err != nil {
-		return err
-	}
-	sub, err := s.x.Subscribe(req.GetSymbols(), depth, s.MarketDataBuffer)
-	if err != nil {
-		return err
-	}
-	defer sub.Close()
-	ctx := stream.Context()
-	for {
-		select {
-		case md := <-sub.C:
-			if err := stream.Send(marketDataToProto(&md)); err != nil {
-				return err
-			}
-		case <-sub.Done():
-			return sub.Err()
-		case <-s.Draining:
-			return errs.New(errs.KindUnavailable, "matching is shutting down; resubscribe")
-		case <-ctx.Done():
-			return nil
-		}
-	}
 }

@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"errors"
 	"io"
+	"sync"
 
 	"google.golang.org/grpc/status"
 
@@ -20,84 +21,138 @@ const maxUpdatesPerMessage = 512
 // back as they complete (not necessarily in request order), packed together when several are ready,
 // and fills of the stream's accounts' resting orders follow as updates with request_id 0. A refused
 // command is answered with its error code; the stream stays open.
+//
+// Answers never wait for the client: they join a buffer of twice MaxInFlight updates (a full
+// window in the exchange and as many answers waiting for the client), and a client that lets it
+// fill, sending without reading, is cut off with ResourceExhausted. Its commands already taken
+// still complete; the client finds them with GetOrder by client_order_id.
 func (s *Server) StreamOrders(stream matchingv1.MatchingService_StreamOrdersServer) error {
-	out := make(chan *matchingv1.OrderUpdate, s.MaxInFlight)
-	slots := make(chan struct{}, s.MaxInFlight)
-	fills := s.x.FollowFills(s.MaxInFlight)
-	defer fills.Close()
-
-	sendDone := make(chan error, 1)
-	go func() { sendDone <- s.sendUpdates(stream, out, fills) }()
-
-	answer := func(u *matchingv1.OrderUpdate) {
-		out <- u // never blocks: out holds MaxInFlight answers and each holds a slot
-		<-slots
-	}
+	o := &ordersStream{s: s, stream: stream,
+		out:   make(chan *matchingv1.OrderUpdate, 2*s.MaxInFlight),
+		slots: make(chan struct{}, s.MaxInFlight),
+		fills: s.x.FollowFills(s.MaxInFlight),
+		stop:  make(chan struct{}), cut: make(chan struct{})}
+	defer o.fills.Close()
+	// Returning ends the gRPC stream, which wakes a receive blocked in Recv or a send blocked in Send.
+	defer close(o.stop)
+	recvDone, sendDone := make(chan error, 1), make(chan error, 1)
+	go func() { recvDone <- o.receive() }()
+	go func() { sendDone <- o.send() }()
 	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			// Wait until every command in flight has been answered, then let the sender finish.
-			for range s.MaxInFlight {
-				slots <- struct{}{}
-			}
-			close(out)
-			sendErr := <-sendDone
-			if errors.Is(err, io.EOF) {
-				return sendErr
-			}
-			return err
-		}
-		for _, cmd := range msg.GetCommands() {
-			select {
-			case slots <- struct{}{}:
-			case err := <-sendDone:
+		select {
+		case err := <-sendDone:
+			return err // nil once the client closed its side and every answer went out
+		case err := <-recvDone:
+			if err != nil {
 				return err
 			}
-			s.dispatch(stream, cmd, fills, answer)
+			recvDone = nil // the client closed its side: the sender finishes the answers
+		case <-o.cut:
+			return errs.New(errs.KindResourceExhausted, "stream too slow: %d answers unread; reconnect, and look up unanswered commands with GetOrder", cap(o.out))
+		case <-o.fills.Done():
+			return errs.New(errs.KindResourceExhausted, "stream too slow: fills were not read fast enough; reconnect and read your orders")
 		}
 	}
 }
 
-// sendUpdates writes answers and fills, packing whatever is ready into one message.
-func (s *Server) sendUpdates(stream matchingv1.MatchingService_StreamOrdersServer, out <-chan *matchingv1.OrderUpdate, fills *exchange.FillStream) error {
+// ordersStream is one StreamOrders call. The handler goroutine starts receive and send and
+// returns when either ends or the stream is cut off; neither is waited for, since each may be
+// blocked on the client until the stream ends. Exchange goroutines (shards, risk checks) call
+// answer, which never blocks.
+type ordersStream struct {
+	s      *Server
+	stream matchingv1.MatchingService_StreamOrdersServer
+	out    chan *matchingv1.OrderUpdate
+	// slots holds one token per command in the exchange; answer gives it back.
+	slots   chan struct{}
+	fills   *exchange.FillStream
+	stop    chan struct{} // closed when the handler returns
+	cut     chan struct{} // closed when out overflowed
+	cutOnce sync.Once
+}
+
+// answer queues one command's answer; a full buffer cuts the stream off and drops the answer.
+func (o *ordersStream) answer(u *matchingv1.OrderUpdate) {
+	select {
+	case o.out <- u:
+	default:
+		o.cutOnce.Do(func() { close(o.cut) })
+	}
+	<-o.slots
+}
+
+// receive reads commands and starts them, one slot each. When the client closes its side it
+// waits for every command in flight to be answered, then closes out for the sender.
+func (o *ordersStream) receive() error {
+	for {
+		msg, err := o.stream.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return err
+			}
+			for range cap(o.slots) {
+				select {
+				case o.slots <- struct{}{}:
+				case <-o.cut:
+					return nil
+				case <-o.stop:
+					return nil
+				}
+			}
+			close(o.out) // safe: with every slot held, no answer is on its way
+			return nil
+		}
+		for _, cmd := range msg.GetCommands() {
+			select {
+			case o.slots <- struct{}{}:
+			case <-o.cut:
+				return nil
+			case <-o.stop:
+				return nil
+			}
+			o.s.dispatch(o.stream, cmd, o.fills, o.answer)
+		}
+	}
+}
+
+// send writes answers and fills, packing whatever is ready into one message.
+func (o *ordersStream) send() error {
 	resp := &matchingv1.StreamOrdersResponse{}
 	add := func(u *matchingv1.OrderUpdate) { resp.Updates = append(resp.Updates, u) }
 	addFill := func(f exchange.Fill) {
-		if spec, err := s.x.Spec(f.Symbol); err == nil {
+		if spec, err := o.s.x.Spec(f.Symbol); err == nil {
 			add(&matchingv1.OrderUpdate{Fills: []*matchingv1.Fill{fillToProto(spec, &f)}})
 		}
 	}
 	for {
 		select {
-		case u, ok := <-out:
+		case u, ok := <-o.out:
 			if !ok {
 				return nil
 			}
 			add(u)
-		case f := <-fills.C:
+		case f := <-o.fills.C:
 			addFill(f)
-		case <-fills.Done():
-			return errs.New(errs.KindResourceExhausted, "fills were not read fast enough; reconnect and read your orders")
-		case <-stream.Context().Done():
-			return stream.Context().Err()
+		case <-o.stop:
+			return nil
 		}
 		closed := false
 	more:
 		for len(resp.Updates) < maxUpdatesPerMessage {
 			select {
-			case u, ok := <-out:
+			case u, ok := <-o.out:
 				if !ok {
 					closed = true
 					break more
 				}
 				add(u)
-			case f := <-fills.C:
+			case f := <-o.fills.C:
 				addFill(f)
 			default:
 				break more
 			}
 		}
-		if err := stream.Send(resp); err != nil {
+		if err := o.stream.Send(resp); err != nil {
 			return err
 		}
 		clear(resp.Updates)
