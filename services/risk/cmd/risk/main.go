@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -28,6 +29,7 @@ func main() {
 	dbURL := fs.String("database-url", "", "postgres://... for PostgreSQL, or a SQLite file path (default <data-dir>/risk.db)")
 	feeAccount := fs.String("fee-account", "fees", "account that receives trading fees")
 	cutoff := fs.Duration("daily-cutoff", 0, "UTC time of day when the daily loss resets, as an offset from midnight (e.g. 22h)")
+	snapshotEvery := fs.Uint64("snapshot-every", 100_000, "snapshot the engine (and prune the log) after this many events; 0: only on shutdown")
 
 	os.Exit(app.Main(func(ctx context.Context, env *server.Env) (server.Service, error) {
 		url := *dbURL
@@ -62,19 +64,29 @@ func main() {
 			return server.Service{}, err
 		}
 		start := time.Now()
-		if err := eng.Replay(st.Events(ctx, 0)); err != nil {
+		replayed, err := st.Load(ctx, eng)
+		if err != nil {
 			st.Close()
-			return server.Service{}, fmt.Errorf("replay stored events: %w", err)
+			return server.Service{}, err
 		}
-		env.Logger.Info("state rebuilt from the event log", "store", st.Dialect().String(), "events", eng.LastSeq(),
+		snapSeq := eng.LastSeq() - replayed
+		env.Logger.Info("state rebuilt", "store", st.Dialect().String(), "snapshot_seq", snapSeq, "events_replayed", replayed,
 			"elapsed", time.Since(start), "incarnation", inc.Number)
 
-		// Reserves reservation ids ahead of use. Owned here: it stops when the service context ends.
+		// Background writers, owned here: they stop when Close cancels bg. One reserves reservation
+		// ids ahead of use, the other snapshots the engine every --snapshot-every events.
 		bg, stopBG := context.WithCancel(context.Background())
-		idsDone := make(chan struct{})
+		idsDone, snapDone := make(chan struct{}), make(chan uint64, 1)
 		go func() {
 			defer close(idsDone)
 			store.KeepReservationIDs(bg, st, eng, env.Logger)
+		}()
+		go func() {
+			every := *snapshotEvery
+			if every == 0 {
+				every = math.MaxUint64 - snapSeq
+			}
+			snapDone <- store.KeepSnapshots(bg, st, eng, every, snapSeq, time.Second, env.Logger)
 		}()
 
 		api := grpcapi.New(eng, st, env.Fail, func() int64 { return time.Now().UnixNano() })
@@ -82,9 +94,17 @@ func main() {
 			Register: func(s grpc.ServiceRegistrar) { riskv1.RegisterRiskServiceServer(s, api) },
 			Policy:   grpcapi.Policy,
 			Meta:     map[string]string{"store": st.Dialect().String()},
-			Close: func(context.Context) error {
+			Close: func(ctx context.Context) error {
 				stopBG()
 				<-idsDone
+				// A clean stop leaves a snapshot of everything, so the next start replays nothing.
+				if last := <-snapDone; st.Err() == nil && eng.LastSeq() > last {
+					if seq, err := st.Snapshot(ctx, eng); err != nil {
+						env.Logger.Error("snapshot on shutdown", "err", err)
+					} else {
+						env.Logger.Info("snapshot written on shutdown", "seq", seq)
+					}
+				}
 				return st.Close()
 			},
 		}, nil

@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/bourse-dev/bourse/pkg/sqldb"
+	"github.com/bourse-dev/bourse/services/risk/internal/engine"
 )
 
 // snapshotJob replaces the stored snapshot and prunes the events it covers, in one transaction that
@@ -52,4 +55,64 @@ func (s *Store) LatestSnapshot(ctx context.Context) (seq uint64, data []byte, ok
 		return 0, nil, false, fmt.Errorf("read snapshot: %w", err)
 	}
 	return uint64(n), []byte(text), true, nil
+}
+
+// Snapshot writes a snapshot of eng (see WriteSnapshot) and returns the seq it covers.
+func (s *Store) Snapshot(ctx context.Context, eng *engine.Engine) (uint64, error) {
+	seq, data, err := eng.Snapshot()
+	if err != nil {
+		return 0, err
+	}
+	return seq, s.WriteSnapshot(ctx, seq, data)
+}
+
+// Load rebuilds eng, a new engine, from the store: the latest snapshot, then the events after it.
+// It returns how many events were replayed after the snapshot.
+func (s *Store) Load(ctx context.Context, eng *engine.Engine) (replayed uint64, err error) {
+	seq, data, ok, err := s.LatestSnapshot(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if ok {
+		if err := eng.LoadSnapshot(data); err != nil {
+			return 0, fmt.Errorf("load snapshot at event %d: %w", seq, err)
+		}
+		if eng.LastSeq() != seq {
+			return 0, fmt.Errorf("the snapshot stored at event %d holds event %d", seq, eng.LastSeq())
+		}
+	}
+	if err := eng.Replay(s.Events(ctx, seq)); err != nil {
+		return 0, fmt.Errorf("replay stored events: %w", err)
+	}
+	return eng.LastSeq() - seq, nil
+}
+
+// KeepSnapshots snapshots eng whenever every events were applied since the last snapshot (from is
+// the seq of the one loaded at start), checking each poll. It returns the seq of the last snapshot
+// when ctx ends or the store fails. A failed snapshot is logged and retried at the next poll.
+func KeepSnapshots(ctx context.Context, s *Store, eng *engine.Engine, every, from uint64, poll time.Duration, log *slog.Logger) uint64 {
+	last := from
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return last
+		case <-tick.C:
+		}
+		if s.Err() != nil {
+			return last
+		}
+		if eng.LastSeq() < last+every {
+			continue
+		}
+		start := time.Now()
+		seq, err := s.Snapshot(ctx, eng)
+		if err != nil {
+			log.Error("snapshot", "err", err)
+			continue
+		}
+		log.Info("snapshot written", "seq", seq, "elapsed", time.Since(start))
+		last = seq
+	}
 }

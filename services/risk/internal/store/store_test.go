@@ -68,10 +68,12 @@ func failInsertOf(t *testing.T, url string, seq uint64) (remove func()) {
 // node is one start of the service as the risk binary builds it: store, incarnation, engine replayed
 // from the store.
 type node struct {
-	st     *store.Store
-	eng    *engine.Engine
-	inc    store.Incarnation
-	failed chan error // OnFail's calls
+	st  *store.Store
+	eng *engine.Engine
+	inc store.Incarnation
+	// replayed counts the events replayed after the snapshot at start
+	replayed uint64
+	failed   chan error // OnFail's calls
 }
 
 func start(t *testing.T, url string, opts store.Options) *node {
@@ -90,7 +92,7 @@ func start(t *testing.T, url string, opts store.Options) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.eng.Replay(n.st.Events(ctx, 0)); err != nil {
+	if n.replayed, err = n.st.Load(ctx, n.eng); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
 	return n
