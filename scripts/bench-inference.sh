@@ -45,7 +45,7 @@ done < <(grep '^BenchmarkInProcess' "$out/inproc.txt")
 grep -E '^BenchmarkInProcess' "$out/inproc.txt"
 
 go build -o "$out/inference" ./services/inference/cmd/inference
-"$out/inference" --register=false --grpc-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0 --api-keys=bench=account:bench \
+"$out/inference" --register=false --grpc-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0 --api-keys=bench=account:bench --rate-limit-account=off \
 	--log-level=warn --model-repository="$out/models" --onnxruntime-lib=bin/libonnxruntime.so \
 	--ready-file="$out/ready" >"$out/inference.log" 2>&1 &
 pid=$!

@@ -15,6 +15,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -136,13 +137,24 @@ func (a *App) Run(parent context.Context, args []string, build BuildFunc) (err e
 	if err != nil {
 		return err
 	}
-	keys, err := auth.ParseKeyring(o.APIKeys)
+	keys, err := auth.NewKeySource(o.APIKeys, o.APIKeysFile, logger)
 	if err != nil {
-		return fmt.Errorf("--api-keys: %w", err)
+		return err
 	}
-	if keys.Len() == 0 {
-		logger.Warn("no API keys configured: every non-public RPC will be refused (set --api-keys or BOURSE_API_KEYS)")
+	if keys.Keyring().Len() == 0 && o.APIKeysFile == "" {
+		logger.Warn("no API keys configured: every non-public RPC will be refused (set --api-keys-file or --api-keys)")
 	}
+	limits, err := rateLimits(o)
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); keys.Watch(watchCtx, o.APIKeysReload, hup) }()
+	defer func() { stopWatch(); <-watchDone }()
 
 	var tlsSource *tlsconfig.Source
 	if files := (tlsconfig.Files{Cert: o.TLSCert, Key: o.TLSKey, CA: o.TLSCA}); files.Enabled() {
@@ -208,8 +220,10 @@ func (a *App) Run(parent context.Context, args []string, build BuildFunc) (err e
 		}
 	}()
 
-	ic := &interceptors{log: logger, keys: keys, policy: svc.Policy, metrics: newRPCMetrics(registry)}
+	ic := &interceptors{log: logger, keys: keys, policy: svc.Policy, limits: limits, metrics: newRPCMetrics(registry)}
 	serverOpts := []grpc.ServerOption{
+		grpc.InTapHandle(ic.tap),
+		grpc.MaxConcurrentStreams(uint32(min(o.MaxStreams, 1<<31))),
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(ic.unary),
 		grpc.ChainStreamInterceptor(ic.stream),
@@ -224,6 +238,10 @@ func (a *App) Run(parent context.Context, args []string, build BuildFunc) (err e
 	healthpb.RegisterHealthServer(grpcServer, healthServer)
 	reflection.Register(grpcServer)
 	svc.Register(grpcServer)
+	if missing := unclassified(svc.Policy, grpcServer.GetServiceInfo()); len(missing) > 0 {
+		// Default deny refuses them anyway; starting would hide a method nobody can call.
+		return fmt.Errorf("methods missing from the service's access policy: %v", missing)
+	}
 	for name := range grpcServer.GetServiceInfo() {
 		healthServer.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
@@ -349,4 +367,36 @@ func newLogger(level, format, service string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-format: %q is neither text nor json", format)
 	}
 	return slog.New(h).With("service", service), nil
+}
+
+// rateLimits builds the per-identity limiter from the --rate-limit-* flags (nil when all are off).
+func rateLimits(o *Options) (*rateLimiter, error) {
+	rates := map[auth.Role]Rate{}
+	for role, spec := range map[auth.Role]string{auth.RoleAccount: o.RateAccount, auth.RoleService: o.RateService, auth.RoleAdmin: o.RateAdmin} {
+		r, err := ParseRate(spec)
+		if err != nil {
+			return nil, fmt.Errorf("--rate-limit-%s: %w", role, err)
+		}
+		if r.PerSecond > 0 {
+			rates[role] = r
+		}
+	}
+	if len(rates) == 0 {
+		return nil, nil
+	}
+	return newRateLimiter(rates, time.Now), nil
+}
+
+// unclassified lists registered methods the policy does not name.
+func unclassified(p auth.Policy, services map[string]grpc.ServiceInfo) []string {
+	var out []string
+	for name, info := range services {
+		for _, m := range info.Methods {
+			if _, ok := p.For("/" + name + "/" + m.Name); !ok {
+				out = append(out, "/"+name+"/"+m.Name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }

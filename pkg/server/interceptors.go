@@ -15,21 +15,23 @@ import (
 	"github.com/bourse-dev/bourse/pkg/errs"
 )
 
-// interceptors holds what every call passes through, outermost first: metrics and logging see the
-// final code; errors become statuses once; auth sets the identity; recovery turns panics into errors.
+// interceptors holds what every call passes through. The tap (tap.go) decides who may call before
+// the message is read; then, outermost first: metrics and logging see the final code; errors become
+// statuses once; recovery turns panics into errors.
 type interceptors struct {
 	log     *slog.Logger
-	keys    *auth.Keyring
+	keys    *auth.KeySource
 	policy  auth.Policy
+	limits  *rateLimiter // nil: no rate limits
 	metrics *rpcMetrics
 }
 
 func (ic *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
+	ctx, err = ic.ensureIdentity(ctx, info.FullMethod)
 	defer func() { ic.observe(ctx, info.FullMethod, start, err) }()
-	ctx, err = ic.authenticate(ctx, info.FullMethod)
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	defer ic.recover(info.FullMethod, &err)
 	resp, err = handler(ctx, req)
@@ -38,24 +40,34 @@ func (ic *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServ
 
 func (ic *interceptors) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	start := time.Now()
-	defer func() { ic.observe(ss.Context(), info.FullMethod, start, err) }()
-	ctx, err := ic.authenticate(ss.Context(), info.FullMethod)
+	// The stream's context carries the identity the tap established, so the log line names the caller.
+	ctx, err := ic.ensureIdentity(ss.Context(), info.FullMethod)
+	defer func() { ic.observe(ctx, info.FullMethod, start, err) }()
 	if err != nil {
-		return ToStatus(err)
+		return err
 	}
 	defer ic.recover(info.FullMethod, &err)
-	return ToStatus(handler(srv, &identityStream{ServerStream: ss, ctx: ctx}))
+	if ctx != ss.Context() {
+		ss = &identityStream{ServerStream: ss, ctx: ctx}
+	}
+	return ToStatus(handler(srv, ss))
 }
 
-func (ic *interceptors) authenticate(ctx context.Context, method string) (context.Context, error) {
-	id, err := ic.keys.Authorize(ic.policy, method, apiKey(ctx))
+// ensureIdentity returns ctx as the tap left it. Only a call that did not pass the tap (a transport
+// without one) lacks an identity on a non-public method; it is checked here instead, so no path
+// skips authorisation.
+func (ic *interceptors) ensureIdentity(ctx context.Context, method string) (context.Context, error) {
+	if _, ok := auth.FromContext(ctx); ok {
+		return ctx, nil
+	}
+	if a, ok := ic.policy.For(method); ok && a.IsPublic() {
+		return ctx, nil
+	}
+	id, err := ic.keys.Keyring().Authorize(ic.policy, method, apiKey(ctx))
 	if err != nil {
-		return ctx, err
+		return ctx, ToStatus(err)
 	}
-	if id.Role != 0 {
-		ctx = auth.WithIdentity(ctx, id)
-	}
-	return ctx, nil
+	return auth.WithIdentity(ctx, id), nil
 }
 
 func (ic *interceptors) recover(method string, err *error) {
@@ -66,12 +78,16 @@ func (ic *interceptors) recover(method string, err *error) {
 }
 
 func (ic *interceptors) observe(ctx context.Context, method string, start time.Time, err error) {
+	ic.record(ctx, method, start, err, slog.LevelInfo)
+}
+
+func (ic *interceptors) record(ctx context.Context, method string, start time.Time, err error, errLevel slog.Level) {
 	code := status.Code(err)
 	elapsed := time.Since(start)
 	ic.metrics.observe(method, code, elapsed)
 	level := slog.LevelDebug
 	if err != nil {
-		level = slog.LevelInfo
+		level = errLevel
 	}
 	if ic.log.Enabled(ctx, level) {
 		attrs := []slog.Attr{slog.String("method", method), slog.String("code", code.String()), slog.Duration("elapsed", elapsed)}
@@ -79,21 +95,21 @@ func (ic *interceptors) observe(ctx context.Context, method string, start time.T
 			attrs = append(attrs, slog.String("err", status.Convert(err).Message()))
 		}
 		if id, ok := auth.FromContext(ctx); ok {
-			attrs = append(attrs, slog.String("caller", id.Subject))
+			attrs = append(attrs, slog.String("caller", id.String()))
 		}
 		ic.log.LogAttrs(ctx, level, "rpc", attrs...)
 	}
 }
 
-// apiKey reads "authorization: Bearer <key>" or "x-api-key: <key>".
+// apiKey reads the key from incoming metadata without copying it (metadata.FromIncomingContext
+// copies every header; this path is only taken when the tap did not run).
 func apiKey(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get("authorization"); len(v) > 0 {
+	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
 		if key, ok := strings.CutPrefix(v[0], "Bearer "); ok {
 			return strings.TrimSpace(key)
 		}
 	}
-	if v := md.Get("x-api-key"); len(v) > 0 {
+	if v := metadata.ValueFromIncomingContext(ctx, "x-api-key"); len(v) > 0 {
 		return strings.TrimSpace(v[0])
 	}
 	return ""

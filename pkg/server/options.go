@@ -25,6 +25,12 @@ type Options struct {
 	LogLevel        string
 	LogFormat       string
 	APIKeys         string
+	APIKeysFile     string
+	APIKeysReload   time.Duration
+	RateAccount     string
+	RateService     string
+	RateAdmin       string
+	MaxStreams      uint
 	MaxMessageBytes int
 	ReadyFile       string
 	TLSCert         string
@@ -53,7 +59,13 @@ func (o *Options) bind(fs *flag.FlagSet, d Defaults) {
 	fs.DurationVar(&o.DeregisterGrace, "deregister-grace", 250*time.Millisecond, "on SIGTERM, pause after deregistering so resolvers drop this instance before the listener closes")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
-	fs.StringVar(&o.APIKeys, "api-keys", "", "API keys: key=role:subject,... with role admin or account (a key may be sha256:<hex>)")
+	fs.StringVar(&o.APIKeys, "api-keys", "", "API keys: key=role:subject,... with role admin, service or account (a key may be sha256:<hex>)")
+	fs.StringVar(&o.APIKeysFile, "api-keys-file", "", "file of API keys, one key=role:subject per line ('#' comments); reloaded on SIGHUP and when it changes")
+	fs.DurationVar(&o.APIKeysReload, "api-keys-reload", 2*time.Second, "how often --api-keys-file is checked for changes (0: only on SIGHUP)")
+	fs.StringVar(&o.RateAccount, "rate-limit-account", "200/s:400", "calls per account identity: <n>/s[:burst] or off (ResourceExhausted beyond it)")
+	fs.StringVar(&o.RateService, "rate-limit-service", "off", "calls per service identity: <n>/s[:burst] or off")
+	fs.StringVar(&o.RateAdmin, "rate-limit-admin", "off", "calls per admin identity: <n>/s[:burst] or off")
+	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", 1024, "concurrent calls (HTTP/2 streams) one connection may have open")
 	fs.IntVar(&o.MaxMessageBytes, "max-message-bytes", 16<<20, "largest gRPC message received or sent")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "mutual TLS: this service's certificate (PEM), served and presented to the services it calls; with --tls-key and --tls-ca")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "mutual TLS: the private key of --tls-cert (PEM)")

@@ -38,6 +38,8 @@ var probeDesc = grpc.ServiceDesc{
 	}},
 }
 
+var probePolicy = auth.Policy{"/test.Probe/Do": auth.Accounts}
+
 func probe(ctx context.Context, what string) (any, error) {
 	switch what {
 	case "panic":
@@ -62,7 +64,7 @@ func startApp(t *testing.T) (*grpc.ClientConn, context.CancelFunc, chan error) {
 	go func() {
 		done <- app.Run(ctx, []string{"--register=false", "--ready-file=" + ready, "--api-keys=adm=admin:ops,al=account:alice", "--log-level=error"},
 			func(context.Context, *Env) (Service, error) {
-				return Service{Register: func(s grpc.ServiceRegistrar) { s.RegisterService(&probeDesc, struct{}{}) }}, nil
+				return Service{Register: func(s grpc.ServiceRegistrar) { s.RegisterService(&probeDesc, struct{}{}) }, Policy: probePolicy}, nil
 			})
 	}()
 	var addr string
