@@ -22,6 +22,21 @@ export BOURSE_CONSUL_ADDR=${BOURSE_CONSUL_ADDR:-127.0.0.1:8500}
 export BOURSE_API_KEYS=${BOURSE_API_KEYS:-dev-admin=admin:ops,dev-alice=account:alice,dev-bob=account:bob}
 export OTEL_EXPORTER_OTLP_ENDPOINT=${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:4317}
 
+# BOURSE_TLS=1: mutual TLS between the services, with a development CA and one certificate per
+# service (its Consul name) in .run/tls/. The Consul agent gets a certificate too, for its gRPC
+# health checks; `client` is for grpcurl and other tools.
+tls=${BOURSE_TLS:-0}
+consul_hcl='ports { dns = -1, grpc = -1, grpc_tls = -1 }'
+grpcurl_tls=-plaintext
+if [[ $tls == 1 ]]; then
+	go run ./pkg/cmd/devcerts -dir "$run/tls" discovery risk matching inference consul client
+	consul_hcl+=" tls { internal_rpc { ca_file = \"$run/tls/ca.crt\", cert_file = \"$run/tls/consul.crt\", key_file = \"$run/tls/consul.key\" } } enable_agent_tls_for_checks = true"
+	grpcurl_tls="-cacert $run/tls/ca.crt -cert $run/tls/client.crt -key $run/tls/client.key"
+fi
+tls_flags() { # name
+	if [[ $tls == 1 ]]; then echo "--tls-cert=$run/tls/$1.crt --tls-key=$run/tls/$1.key --tls-ca=$run/tls/ca.crt"; fi
+}
+
 pids=()
 names=()
 stop_all() {
@@ -63,7 +78,7 @@ wait_for() { # what command...
 	exit 1
 }
 
-start consul ./bin/consul agent -dev -bind=127.0.0.1 -client=127.0.0.1 -hcl 'ports { dns = -1, grpc = -1, grpc_tls = -1 }' -log-level=warn
+start consul ./bin/consul agent -dev -bind=127.0.0.1 -client=127.0.0.1 -hcl "$consul_hcl" -log-level=warn
 wait_for "consul" bash -c "./bin/consul info -http-addr=$BOURSE_CONSUL_ADDR | grep -q 'leader = true'"
 start jaeger ./bin/jaeger --config deploy/local/jaeger.yaml
 wait_for "jaeger" bash -c 'exec 3<>/dev/tcp/127.0.0.1/4317' 
@@ -77,7 +92,7 @@ for line in "${SERVICES[@]}"; do
 	read -r name flags <<<"$line"
 	rm -f "$run/$name.ready"
 	# shellcheck disable=SC2086
-	start "$name" "bin/$name" --ready-file="$run/$name.ready" $flags
+	start "$name" "bin/$name" --ready-file="$run/$name.ready" $flags $(tls_flags "$name")
 done
 for line in "${SERVICES[@]}"; do
 	read -r name _ <<<"$line"
@@ -91,7 +106,7 @@ bourse is up.
   Consul UI      http://$BOURSE_CONSUL_ADDR/ui
   Jaeger UI      http://127.0.0.1:16686  (traces of every call)
   API keys       $BOURSE_API_KEYS
-  try            ./bin/grpcurl -plaintext -H 'authorization: Bearer dev-alice' -d '{"name":"discovery"}' 127.0.0.1:7001 bourse.discovery.v1.DiscoveryService/Discover
+  try            ./bin/grpcurl $grpcurl_tls -H 'authorization: Bearer dev-admin' -d '{"name":"discovery"}' 127.0.0.1:7001 bourse.discovery.v1.DiscoveryService/Discover
 Ctrl-C stops everything.
 MSG
 
