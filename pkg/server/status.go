@@ -51,6 +51,12 @@ func ToStatus(err error) error {
 // FromStatus turns an error from a call to another service into a domain error of the matching
 // kind, prefixed with what was called, so a handler that returns it answers with the same code
 // (Unavailable stays retryable, NotFound stays NotFound). Unknown codes become Unavailable.
+//
+// The dependency's verdict on this service's own credentials is not the client's: Unauthenticated,
+// PermissionDenied and ResourceExhausted from risk mean risk refused or throttled matching, and
+// matching's caller must not read "unknown API key" as a verdict on their key. They become
+// Unavailable (the service cannot serve until an operator fixes its credentials or the load passes)
+// with a message that says whose credentials were refused.
 func FromStatus(err error, what string) error {
 	if err == nil {
 		return nil
@@ -58,6 +64,12 @@ func FromStatus(err error, what string) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return errs.Wrap(errs.KindUnavailable, err, "%s", what)
+	}
+	switch st.Code() {
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return errs.New(errs.KindUnavailable, "%s: this service's credentials were refused by the dependency (%s); operators: check its key", what, st.Code())
+	case codes.ResourceExhausted:
+		return errs.New(errs.KindUnavailable, "%s: the dependency is throttling this service; retry later", what)
 	}
 	for kind, code := range kindCodes {
 		if code == st.Code() && code != codes.Internal {
