@@ -17,6 +17,7 @@ import (
 
 	"github.com/bourse-dev/bourse/pkg/client"
 	matchingv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/matching/v1"
+	"github.com/bourse-dev/bourse/pkg/tlsconfig"
 )
 
 func main() {
@@ -34,9 +35,22 @@ func main() {
 	qty := flag.String("qty", "0.001", "quantity of each order")
 	label := flag.String("label", "StreamOrders", "label of the result line")
 	timeout := flag.Duration("timeout", 2*time.Minute, "stop after this long in any case")
+	var tlsFiles tlsconfig.Files
+	flag.StringVar(&tlsFiles.Cert, "tls-cert", "", "mutual TLS: client certificate (e.g. .run/tls/client.crt); with --tls-key and --tls-ca")
+	flag.StringVar(&tlsFiles.Key, "tls-key", "", "mutual TLS: its key")
+	flag.StringVar(&tlsFiles.CA, "tls-ca", "", "mutual TLS: the CA matching's certificate must chain to")
 	flag.Parse()
 
-	conn, err := client.Dial(*addr, client.Options{APIKey: *key})
+	opts := client.Options{APIKey: *key, ServerName: "matching"}
+	if tlsFiles.Enabled() {
+		src, err := tlsconfig.Load(tlsFiles, nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		opts.TLS = src
+	}
+	conn, err := client.Dial(*addr, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
