@@ -41,6 +41,8 @@ type chaosCluster struct {
 	dir                  string // data directories and logs, in t.TempDir()
 	riskArgs, matchArgs  []string
 	starts               map[string]int
+	// where names the run and crash point in failures: the seed and crash number.
+	where string
 
 	risk, matching *chaosProc
 
@@ -56,9 +58,9 @@ type chaosClients struct {
 	conns    []*grpc.ClientConn
 }
 
-func startChaosCluster(t *testing.T) *chaosCluster {
+func startChaosCluster(t *testing.T, where string) *chaosCluster {
 	t.Helper()
-	c := &chaosCluster{t: t, agent: testenv.StartConsul(t), dir: t.TempDir(), starts: map[string]int{}}
+	c := &chaosCluster{t: t, agent: testenv.StartConsul(t), dir: t.TempDir(), starts: map[string]int{}, where: where}
 	c.riskBin = testenv.Build(t, riskPkg)
 	c.matchingBin = testenv.Build(t, matchingPkg)
 	common := []string{"--consul-addr=" + c.agent.Addr, "--api-keys=" + apiKeys, "--check-interval=1s", "--log-level=info"}
@@ -110,11 +112,11 @@ func (c *chaosCluster) start(name, bin string, args []string) *chaosProc {
 		}
 		select {
 		case <-p.exited:
-			c.t.Fatalf("%s (start %d) exited before serving (%v); last lines of its log:\n%s", name, c.starts[name], p.exitErr, c.tail(name, 60))
+			c.t.Fatalf("%s: %s (start %d) exited before serving (%v); last lines of its log:\n%s", c.where, name, c.starts[name], p.exitErr, c.tail(name, 60))
 		default:
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s (start %d) not serving after 90s; last lines of its log:\n%s", name, c.starts[name], c.tail(name, 60))
+			c.t.Fatalf("%s: %s (start %d) not serving after 90s; last lines of its log:\n%s", c.where, name, c.starts[name], c.tail(name, 60))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -125,7 +127,14 @@ func (c *chaosCluster) logPath(name string) string { return filepath.Join(c.dir,
 // tail returns the last n lines of a service's log.
 func (c *chaosCluster) tail(name string, n int) string {
 	b, _ := os.ReadFile(c.logPath(name))
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	var lines []string
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		// One line per RPC at info level would bury the restarts and errors.
+		if strings.Contains(line, " msg=rpc ") && strings.Contains(line, "level=INFO") {
+			continue
+		}
+		lines = append(lines, line)
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
@@ -213,7 +222,7 @@ func (c *chaosCluster) crash(kind crashKind, riskFirst bool) {
 // resolver can find it.
 func (c *chaosCluster) waitRiskPassing() {
 	c.t.Helper()
-	testenv.WaitFor(c.t, 60*time.Second, "risk passing in consul", func() bool {
+	c.waitFor(60*time.Second, "risk passing in consul", func() bool {
 		port := c.risk.grpcAddr[strings.LastIndex(c.risk.grpcAddr, ":")+1:]
 		for _, id := range c.agent.Passing(c.t, "risk") {
 			if strings.HasSuffix(id, "-"+port) {
@@ -273,7 +282,7 @@ func (c *chaosCluster) closeRetired() {
 func (c *chaosCluster) waitServing() {
 	c.t.Helper()
 	cl := c.current()
-	testenv.WaitFor(c.t, 60*time.Second, "risk and matching serving", func() bool {
+	c.waitFor(60*time.Second, "risk and matching serving", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if _, err := cl.risk.GetAccount(ctx, &riskv1.GetAccountRequest{AccountId: feeAccount}); err != nil {
@@ -282,4 +291,16 @@ func (c *chaosCluster) waitServing() {
 		_, err := cl.matching.ListSymbols(ctx, &matchingv1.ListSymbolsRequest{})
 		return err == nil
 	})
+}
+
+// waitFor polls cond until it holds; on timeout it fails with the crash point and the logs.
+func (c *chaosCluster) waitFor(timeout time.Duration, what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: timed out after %v waiting for %s\n%s", c.where, timeout, what, c.logTails())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

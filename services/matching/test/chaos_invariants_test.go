@@ -88,9 +88,13 @@ type chaosHeld struct {
 // remaining quantity; the amount risk documents), no reservation exists without a resting order,
 // and each balance's reserved part is the sum of its reservations.
 func checkReservations(v *chaosViolations, st *chaosState) {
-	cids := map[uint64]string{}
+	type symbolOrder struct {
+		symbol string
+		id     uint64
+	}
+	cids := map[symbolOrder]string{} // order ids are per book
 	for _, o := range st.orders {
-		cids[o.GetOrderId()] = o.GetClientOrderId()
+		cids[symbolOrder{o.GetSymbol(), o.GetOrderId()}] = o.GetClientOrderId()
 	}
 	type group struct{ orders, reservations []*chaosHeld }
 	groups := map[string]*group{}
@@ -113,7 +117,7 @@ func checkReservations(v *chaosViolations, st *chaosState) {
 				price, rem := v.num(what+" price", o.GetPrice()), v.num(what+" remaining", o.GetRemainingQuantity())
 				asset, need := sym.reservationNeeded(side, price, rem)
 				g := get(o.GetAccountId(), sym.name, side)
-				g.orders = append(g.orders, &chaosHeld{id: fmt.Sprintf("order %d (cid %s)", o.GetOrderId(), cids[o.GetOrderId()]),
+				g.orders = append(g.orders, &chaosHeld{id: fmt.Sprintf("order %d (%s/%s)", o.GetOrderId(), o.GetAccountId(), cids[symbolOrder{sym.name, o.GetOrderId()}]),
 					price: price, qty: rem, asset: asset, amount: need})
 			}
 		}
@@ -138,20 +142,27 @@ func checkReservations(v *chaosViolations, st *chaosState) {
 	}
 	for _, k := range sortedKeys(groups) {
 		g := groups[k]
-		// Exact matches first, then same price and quantity with a wrong amount; the rest has no partner.
-		for _, exact := range []bool{true, false} {
+		// Exact matches first, then same price and quantity with a wrong amount, then same price with
+		// another quantity (a reservation not following the order's fills or amends); the rest has no
+		// partner at all.
+		for pass := range 3 {
 			for _, o := range g.orders {
 				for _, r := range g.reservations {
-					if o.paired || r.paired || !o.price.Equal(r.price) || !o.qty.Equal(r.qty) {
+					if o.paired || r.paired || !o.price.Equal(r.price) {
 						continue
 					}
-					if exact && !(o.asset == r.asset && o.amount.Equal(r.amount)) {
+					sameQty, sameAmount := o.qty.Equal(r.qty), o.asset == r.asset && o.amount.Equal(r.amount)
+					switch {
+					case pass == 0 && sameQty && sameAmount:
+					case pass == 1 && sameQty:
+						v.add("I2 %s: %s (price %s, remaining %s) needs %s %s, its %s holds %s %s", k, o.id, o.price, o.qty, o.amount, o.asset, r.id, r.amount, r.asset)
+					case pass == 2:
+						v.add("I2 %s: %s (price %s, remaining %s) needs %s %s, but the unpaired reservation at its price, %s, is for quantity %s and holds %s %s",
+							k, o.id, o.price, o.qty, o.amount, o.asset, r.id, r.qty, r.amount, r.asset)
+					default:
 						continue
 					}
 					o.paired, r.paired = true, true
-					if !exact {
-						v.add("I2 %s: %s (price %s, remaining %s) needs %s %s, its %s holds %s %s", k, o.id, o.price, o.qty, o.amount, o.asset, r.id, r.amount, r.asset)
-					}
 				}
 			}
 		}

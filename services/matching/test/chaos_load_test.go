@@ -3,7 +3,9 @@ package matching_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -267,7 +269,8 @@ func (w *chaosWorker) streamOnce(ctx context.Context, pending map[uint64]chaosCo
 		return
 	}
 	msg := &matchingv1.StreamOrdersRequest{}
-	for id, cmd := range pending {
+	for _, id := range slices.Sorted(maps.Keys(pending)) {
+		cmd := pending[id]
 		oc := &matchingv1.OrderCommand{RequestId: id}
 		switch {
 		case cmd.submit != nil:
@@ -308,8 +311,13 @@ func (w *chaosWorker) streamOnce(ctx context.Context, pending map[uint64]chaosCo
 }
 
 func (w *chaosWorker) answered(cmd chaosCommand, order *matchingv1.Order, dup bool) {
-	if w.load.ledger.answered(cmd.kind(), order, dup) && cmd.submit != nil {
-		w.open = append(w.open, chaosRef{order.GetAccountId(), order.GetSymbol(), order.GetClientOrderId()})
+	open := w.load.ledger.answered(cmd.kind(), order, dup)
+	ref := chaosRef{order.GetAccountId(), order.GetSymbol(), order.GetClientOrderId()}
+	switch {
+	case open && cmd.submit != nil:
+		w.open = append(w.open, ref)
+	case !open:
+		w.open = slices.DeleteFunc(w.open, func(r chaosRef) bool { return r == ref })
 	}
 	if len(w.open) > 64 {
 		w.open = w.open[len(w.open)-64:]

@@ -86,7 +86,9 @@ func (r *chaosReader) read(ctx context.Context, orders []chaosOrder) (*chaosStat
 	for _, o := range orders {
 		key := orderKey(o.account, o.symbol, o.cid)
 		if f, ok := r.final[key]; ok {
+			mu.Lock()
 			st.orders[key] = f
+			mu.Unlock()
 			continue
 		}
 		work <- o

@@ -66,7 +66,7 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos: %d crash points, seed %d (repeat with SEED=%d)", crashes, seed, seed)
 	start := time.Now()
 
-	c := startChaosCluster(t)
+	c := startChaosCluster(t, fmt.Sprintf("seed %d, setup", seed))
 	accounts := chaosAccounts(8)
 	ledger := newChaosLedger()
 	setupChaosMarket(t, c, accounts, ledger)
@@ -84,14 +84,8 @@ func TestChaos(t *testing.T) {
 		load.stop()
 		c.closeRetired()
 		if v := chaosSettle(t, c, reader, ledger, load); len(v) > 0 {
-			const maxLines = 60
-			more := ""
-			if len(v) > maxLines {
-				more = fmt.Sprintf("\n  ... and %d more", len(v)-maxLines)
-				v = v[:maxLines]
-			}
-			t.Fatalf("invariants violated %s (seed %d, repeat with SEED=%d CRASHES=%d):\n  %s%s\nload so far: %s\n%s",
-				label, seed, seed, crashes, strings.Join(v, "\n  "), more, ledger.summary(), c.logTails())
+			t.Fatalf("invariants violated %s (seed %d, repeat with SEED=%d CRASHES=%d):\n%s\nload so far: %s\n%s",
+				label, seed, seed, crashes, formatViolations(v, 15), ledger.summary(), c.logTails())
 		}
 		t.Logf("%s: I1–I3 hold (%s)", label, time.Since(start).Round(time.Millisecond))
 	}
@@ -106,6 +100,7 @@ func TestChaos(t *testing.T) {
 		}
 		pause(200*time.Millisecond, 1300*time.Millisecond)
 		riskFirst := rng.IntN(2) == 0
+		c.where = fmt.Sprintf("seed %d, crash %d of %d (SIGKILL %s)", seed, i+1, crashes, kind)
 		c.crash(kind, riskFirst)
 		counts[kind]++
 		if (i+1)%checkEvery == 0 || i == len(kinds)-1 {
@@ -179,10 +174,35 @@ func chaosSettle(t *testing.T, c *chaosCluster, reader *chaosReader, ledger *cha
 		}
 		if strings.Join(v, "\n") != strings.Join(last, "\n") {
 			last, lastChange = v, time.Now()
+			t.Logf("settling: %d violations, first: %s", len(v), v[0])
 		}
 		if time.Since(lastChange) >= settleStable || ctx.Err() != nil {
 			return append(v, fmt.Sprintf("(state unchanged for %v after the load stopped)", time.Since(lastChange).Round(time.Millisecond)))
 		}
 		time.Sleep(interval)
 	}
+}
+
+// formatViolations prints at most perKind lines of each invariant, so that a flood of one kind
+// (every reservation lost) does not hide another (money created).
+func formatViolations(lines []string, perKind int) string {
+	var b strings.Builder
+	kinds := map[string]int{}
+	var order []string
+	for _, l := range lines {
+		kind, _, _ := strings.Cut(l, " ")
+		if kinds[kind] == 0 {
+			order = append(order, kind)
+		}
+		kinds[kind]++
+		if kinds[kind] <= perKind {
+			b.WriteString("  " + l + "\n")
+		}
+	}
+	for _, kind := range order {
+		if n := kinds[kind]; n > perKind {
+			fmt.Fprintf(&b, "  ... %d %s violations in all\n", n, kind)
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
 }
