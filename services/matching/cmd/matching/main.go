@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/bourse-dev/bourse/pkg/auth"
 	"github.com/bourse-dev/bourse/pkg/client"
 	matchingv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/matching/v1"
 	riskv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/risk/v1"
@@ -27,7 +28,8 @@ func main() {
 	fs := app.Flags()
 	dataDir := fs.String("data-dir", "data/matching", "directory of the journals and snapshots")
 	riskAddr := fs.String("risk-addr", "consul:///risk", "the risk service: consul:///risk or host:port")
-	riskKey := fs.String("risk-api-key", "", "admin API key matching uses to call the risk service")
+	riskKey := fs.String("risk-api-key", "", "API key matching presents to risk; risk's keyring maps it to service:matching (prefer --risk-api-key-file: flags show in ps)")
+	riskKeyFile := fs.String("risk-api-key-file", "", "file holding the key matching presents to risk (first non-comment line); read at start")
 	shards := fs.Int("shards", max(1, runtime.GOMAXPROCS(0)), "symbol groups, each with its own goroutine and journal")
 	retain := fs.Int("retain-closed", 100_000, "closed orders kept per symbol for GetOrder and client order id idempotency")
 	snapshotEvery := fs.Int("snapshot-every", 1_000_000, "journaled commands between snapshots of a symbol group (0: never); replay after a crash covers at most this many")
@@ -36,8 +38,12 @@ func main() {
 	riskTimeout := fs.Duration("risk-timeout", 5*time.Second, "deadline of each call to the risk service")
 
 	os.Exit(app.Main(func(ctx context.Context, env *server.Env) (server.Service, error) {
+		key, err := riskAPIKey(*riskKey, *riskKeyFile)
+		if err != nil {
+			return server.Service{}, err
+		}
 		conn, err := env.Dial(*riskAddr, client.Options{
-			APIKey: *riskKey,
+			APIKey: key,
 			Idempotent: []string{
 				riskv1.RiskService_ListSymbols_FullMethodName,
 				riskv1.RiskService_ApplyExecutions_FullMethodName,
@@ -67,4 +73,20 @@ func main() {
 			},
 		}, nil
 	}))
+}
+
+// riskAPIKey is matching's credential for risk: its own service identity, not an admin key, so risk
+// grants it the order checks and settlement and nothing else.
+func riskAPIKey(flagKey, file string) (string, error) {
+	switch {
+	case flagKey != "" && file != "":
+		return "", fmt.Errorf("--risk-api-key and --risk-api-key-file: give one")
+	case file != "":
+		key, err := auth.ReadKey(file)
+		if err != nil {
+			return "", fmt.Errorf("--risk-api-key-file: %w", err)
+		}
+		return key, nil
+	}
+	return flagKey, nil
 }
