@@ -46,7 +46,8 @@ func main() {
 			APIKey: key,
 			Idempotent: []string{
 				riskv1.RiskService_ListSymbols_FullMethodName,
-				riskv1.RiskService_ApplyExecutions_FullMethodName,
+				riskv1.RiskService_Settle_FullMethodName, // applied once by stream position
+				riskv1.RiskService_SyncReservations_FullMethodName,
 				riskv1.RiskService_ReleaseReservations_FullMethodName,
 			},
 		})
@@ -61,6 +62,7 @@ func main() {
 			conn.Close()
 			return server.Service{}, fmt.Errorf("open exchange: %w", err)
 		}
+		registerSettlementMetrics(env.Metrics, x)
 		api := grpcapi.New(x)
 		api.Draining = env.Draining
 		return server.Service{

@@ -18,16 +18,20 @@ func (r *instantRisk) Symbol(context.Context, string) (RiskSymbol, error) {
 	return RiskSymbol{PriceScale: 2, QtyScale: 3, QuoteScale: 8, TakerFeeRate: "0.001"}, nil
 }
 
-func (r *instantRisk) Check(_ context.Context, checks []RiskCheck) ([]RiskDecision, error) {
-	out := make([]RiskDecision, len(checks))
+func (r *instantRisk) Check(_ context.Context, b CheckBatch) (CheckAnswer, error) {
+	out := make([]RiskDecision, len(b.Checks))
 	for i := range out {
 		out[i] = RiskDecision{Accepted: true, ReservationID: r.next.Add(1)}
 	}
-	return out, nil
+	return CheckAnswer{Decisions: out}, nil
 }
 
-func (r *instantRisk) Settle(context.Context, []Execution, []uint64) error { return nil }
-func (r *instantRisk) Restore(context.Context, []Reservation) error        { return nil }
+func (r *instantRisk) Settle(_ context.Context, b SettleBatch) (SettleAnswer, error) {
+	return SettleAnswer{Watermark: b.Through}, nil
+}
+
+func (r *instantRisk) Sync(context.Context, SyncBatch) (SyncAnswer, error) { return SyncAnswer{}, nil }
+func (r *instantRisk) Release(context.Context, []uint64) error             { return nil }
 
 // BenchmarkExchangeSubmit: orders from 64 concurrent clients through claim, batched risk check,
 // shard queue, journal and book, answered after the journal is durable; resting, non-crossing.

@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/bourse-dev/bourse/pkg/errs"
 )
 
 // checker merges risk checks from many concurrent requests into few Check calls: whoever finds no
@@ -18,10 +20,21 @@ type checker struct {
 	timeout  time.Duration
 	maxBatch int
 	maxCalls int
+	owner    string
+	session  uint64
+	// onAnswer sees every answer's risk incarnation; onUnknown runs after a call that failed in a way
+	// that may have reserved (a timeout), so a re-sync can drop what nobody will release.
+	onAnswer  func(incarnation uint64)
+	onUnknown func(err error)
 
 	mu      sync.Mutex
 	pending []checkRequest
 	calls   int
+	// generation is sent with every call; inflight counts calls in flight by generation, and idle
+	// is signalled as they finish (see resync.go).
+	generation uint64
+	inflight   map[uint64]int
+	idle       sync.Cond
 	// buffers reuses the batch slices of finished calls.
 	buffers sync.Pool
 }
@@ -38,7 +51,54 @@ type checkRequest struct {
 }
 
 func newChecker(r Risk, timeout time.Duration) *checker {
-	return &checker{risk: r, timeout: timeout, maxBatch: 1024, maxCalls: 4}
+	k := &checker{risk: r, timeout: timeout, maxBatch: 1024, maxCalls: 4, inflight: map[uint64]int{},
+		onAnswer: func(uint64) {}, onUnknown: func(error) {}}
+	k.idle.L = &k.mu
+	return k
+}
+
+// bump starts a new generation for the calls sent from now on and returns the previous one.
+func (k *checker) bump() uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.generation++
+	return k.generation - 1
+}
+
+// waitIdle waits until no call of generation <= g is in flight (their answers have been handed
+// to their callers), or quit closes; it reports whether it got there. Calls end within the risk
+// timeout, so this does not wait long.
+func (k *checker) waitIdle(g uint64, quit <-chan struct{}) bool {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-quit:
+			k.mu.Lock()
+			k.idle.Broadcast()
+			k.mu.Unlock()
+		case <-stop:
+		}
+	}()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for {
+		busy := false
+		for gen, n := range k.inflight {
+			if gen <= g && n > 0 {
+				busy = true
+			}
+		}
+		if !busy {
+			return true
+		}
+		select {
+		case <-quit:
+			return false
+		default:
+		}
+		k.idle.Wait()
+	}
 }
 
 // submit queues a check; done runs on a checker goroutine once the risk service has answered.
@@ -74,6 +134,8 @@ func (k *checker) run() {
 		n := min(len(k.pending), k.maxBatch)
 		batch = append(batch[:0], k.pending[:n]...)
 		k.pending = append(k.pending[:0], k.pending[n:]...)
+		gen := k.generation
+		k.inflight[gen]++
 		k.mu.Unlock()
 
 		checks = checks[:0]
@@ -82,15 +144,30 @@ func (k *checker) run() {
 		}
 		ctx, span := k.span(batch)
 		ctx, cancel := context.WithTimeout(ctx, k.timeout)
-		decisions, err := k.risk.Check(ctx, checks)
+		ans, err := k.risk.Check(ctx, CheckBatch{Owner: k.owner, Session: k.session, Generation: gen, Checks: checks})
 		cancel()
 		span.End()
+		if err == nil && len(ans.Decisions) != len(checks) {
+			err = errs.New(errs.KindUnavailable, "risk answered %d of %d checks", len(ans.Decisions), len(checks))
+		}
+		if err == nil {
+			k.onAnswer(ans.Incarnation)
+		}
 		for i, r := range batch {
 			if err != nil {
 				r.done(RiskDecision{}, err)
 			} else {
-				r.done(decisions[i], nil)
+				r.done(ans.Decisions[i], nil)
 			}
+		}
+		k.mu.Lock()
+		if k.inflight[gen]--; k.inflight[gen] == 0 {
+			delete(k.inflight, gen)
+		}
+		k.idle.Broadcast()
+		k.mu.Unlock()
+		if err != nil && !permanent(err) {
+			k.onUnknown(err)
 		}
 	}
 }

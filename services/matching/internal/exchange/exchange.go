@@ -51,6 +51,11 @@ type Config struct {
 	Logger      *slog.Logger
 	// Fail is called when the journal fails: the process must stop (fail-stop).
 	Fail func(error)
+	// Owner names this matching service to risk: its reservations and settlement streams are
+	// (Owner, shard). Default "matching".
+	Owner string
+	// ProbeEvery is how often risk's incarnation is checked while nothing else talks to it.
+	ProbeEvery time.Duration
 }
 
 func (c *Config) defaults() {
@@ -75,6 +80,12 @@ func (c *Config) defaults() {
 	if c.Fail == nil {
 		c.Fail = func(error) {}
 	}
+	if c.Owner == "" {
+		c.Owner = "matching"
+	}
+	if c.ProbeEvery <= 0 {
+		c.ProbeEvery = time.Second
+	}
 }
 
 // Exchange is the matching engine. Its methods are safe for concurrent use; answers arrive through
@@ -91,13 +102,25 @@ type Exchange struct {
 	marketsMu sync.Mutex
 	markets   atomic.Pointer[map[string]*market] // copy on write
 	failed    atomic.Bool
+
+	// Settlement with risk (reporter.go, resync.go): session identifies this process's checks;
+	// riskInc is the last risk incarnation seen.
+	session      uint64
+	riskInc      atomic.Uint64
+	riskIncKnown atomic.Bool
+	resync       resyncer
 }
 
-// Open recovers every shard from its snapshot and journal, restores the open orders' reservations
-// in the risk service, re-sends settlements the risk service may have missed, and starts serving.
+// Open recovers every shard from its snapshot and journal and starts serving. In the background each
+// shard's reporter re-sends the settlements risk may have missed, then re-syncs the open orders'
+// reservations with risk (resync.go); orders checked meanwhile are safe (see the README).
 func Open(ctx context.Context, cfg Config, risk Risk) (*Exchange, error) {
 	cfg.defaults()
-	x := &Exchange{cfg: cfg, log: cfg.Logger, risk: risk, checker: newChecker(risk, cfg.RiskTimeout)}
+	x := &Exchange{cfg: cfg, log: cfg.Logger, risk: risk, checker: newChecker(risk, cfg.RiskTimeout), session: newSession(),
+		resync: resyncer{wake: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{})}}
+	x.checker.owner, x.checker.session = cfg.Owner, x.session
+	x.checker.onAnswer = x.noteIncarnation
+	x.checker.onUnknown = func(err error) { x.requestResync("a risk check's outcome is unknown: " + err.Error()) }
 	x.markets.Store(&map[string]*market{})
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
@@ -121,27 +144,31 @@ func Open(ctx context.Context, cfg Config, risk Risk) (*Exchange, error) {
 		}
 		sh := &shard{x: x, index: i, journal: j, wake: make(chan struct{}, 1), stopped: make(chan struct{}),
 			snapshots: make(chan snapshotJob, 1), snapDone: make(chan struct{}),
-			rep: newReporter(risk, cfg.Logger.With("shard", i), cfg.RiskTimeout)}
+			rep: newReporter(x, cfg.Logger.With("shard", i))}
 		x.shards = append(x.shards, sh)
 		start := time.Now()
-		records, err := sh.recover()
+		records, snap, err := sh.recover()
 		if err != nil {
 			x.closeJournals()
 			return nil, fmt.Errorf("recover shard %d: %w", i, err)
 		}
+		epoch, err := shardEpoch(shardDir(cfg.DataDir, i), records == 0 && !snap)
+		if err != nil {
+			x.closeJournals()
+			return nil, fmt.Errorf("shard %d: %w", i, err)
+		}
+		sh.rep.stream = Stream{Owner: cfg.Owner, Shard: uint32(i), Epoch: epoch}
 		if records > 0 || len(sh.markets) > 0 {
 			x.log.Info("shard recovered", "shard", i, "symbols", len(sh.markets), "replayed", records, "elapsed", time.Since(start))
 		}
-	}
-	if err := x.restoreReservations(ctx); err != nil {
-		x.closeJournals()
-		return nil, err
 	}
 	for _, sh := range x.shards {
 		go sh.rep.run()
 		go sh.writeSnapshots()
 		go sh.run()
 	}
+	go x.runResync()
+	x.requestResync("start")
 	return x, nil
 }
 
@@ -153,50 +180,6 @@ func (x *Exchange) closeJournals() {
 	}
 }
 
-// restoreReservations gives a restarted risk service back the reservations of every open order.
-func (x *Exchange) restoreReservations(ctx context.Context) error {
-	var rs []Reservation
-	for _, sh := range x.shards {
-		for _, m := range sh.markets {
-			for _, o := range m.orders {
-				if !o.Status.closed() && o.reservation != 0 {
-					rs = append(rs, Reservation{Spec: &m.spec, ID: o.reservation, Account: o.Account, Side: o.Side, Price: o.reservePrice, Qty: o.Remaining})
-				}
-			}
-		}
-	}
-	if len(rs) == 0 {
-		return nil
-	}
-	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
-	// Risk may still be starting (both come up together): wait for it rather than fail.
-	var err error
-	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 2*time.Second) {
-		rctx, cancel := context.WithTimeout(ctx, x.cfg.RiskTimeout)
-		err = x.risk.Restore(rctx, rs)
-		cancel()
-		if err == nil || permanent(err) || ctx.Err() != nil {
-			break
-		}
-		x.log.Warn("risk service not reachable; retrying the restore of reservations", "err", err, "backoff", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-		}
-	}
-	switch errs.KindOf(err) {
-	case errs.KindFailedPrecondition, errs.KindAlreadyExists:
-		// The risk service did not restart: it still holds them.
-		x.log.Info("risk service kept its reservations", "open_orders", len(rs))
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("restore %d reservations in risk: %w", len(rs), err)
-	}
-	x.log.Info("reservations restored in risk", "open_orders", len(rs))
-	return nil
-}
-
 func (x *Exchange) fail(err error) {
 	if x.failed.CompareAndSwap(false, true) {
 		x.log.Error("matching failed", "err", err)
@@ -206,6 +189,8 @@ func (x *Exchange) fail(err error) {
 
 // Close drains the shards, lets the reporters settle what they hold, and closes the journals.
 func (x *Exchange) Close(ctx context.Context) error {
+	close(x.resync.quit)
+	<-x.resync.stopped
 	for _, sh := range x.shards {
 		sh.stop(ctx)
 	}
@@ -259,7 +244,7 @@ func (x *Exchange) releaseNow(id uint64) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), x.cfg.RiskTimeout)
 		defer cancel()
-		if err := x.risk.Settle(ctx, nil, []uint64{id}); err != nil {
+		if err := x.risk.Release(ctx, []uint64{id}); err != nil {
 			x.log.Warn("release of an unused reservation failed", "reservation", id, "err", err)
 		}
 	}()
@@ -334,6 +319,10 @@ func (x *Exchange) Submit(ctx context.Context, req OrderRequest, done func(Resul
 		done(Result{Err: err})
 		return
 	}
+	if reason := m.shard.rep.haltReason(); reason != "" {
+		done(Result{Err: haltedErr(m.spec.Symbol, reason)})
+		return
+	}
 	if err := x.validate(m, &req); err != nil {
 		done(Result{Err: err})
 		return
@@ -389,7 +378,7 @@ func (x *Exchange) Submit(ctx context.Context, req OrderRequest, done func(Resul
 	case TypeStopLimit:
 		no.Type = book.StopLimit
 	}
-	check := RiskCheck{Spec: &m.spec, Account: req.Account, Side: req.Side, Market: req.Type == TypeMarket || req.Type == TypeStop,
+	check := RiskCheck{Spec: &m.spec, Shard: uint32(m.shard.index), Account: req.Account, Side: req.Side, Market: req.Type == TypeMarket || req.Type == TypeStop,
 		Price: bookPrice, Qty: req.Qty, ReduceOnly: req.ReduceOnly}
 	x.checker.submit(ctx, check, func(d RiskDecision, err error) {
 		if err != nil {
@@ -561,6 +550,10 @@ func (x *Exchange) onOrder(ctx context.Context, kind cmdKind, ref OrderRef, amen
 		done(Result{Err: errs.Invalid("price", "give at least one of price, quantity and trigger_price")})
 		return
 	}
+	if reason := m.shard.rep.haltReason(); kind == cmdAmend && reason != "" {
+		done(Result{Err: haltedErr(m.spec.Symbol, reason)})
+		return
+	}
 	if err := m.shard.enqueue(command{kind: kind, m: m, ref: ref, amend: amend, trace: trace.SpanContextFromContext(ctx), done: done}); err != nil {
 		done(Result{Err: err})
 	}
@@ -667,15 +660,4 @@ func (x *Exchange) State() ([]byte, error) {
 		}
 	}
 	return all, nil
-}
-
-// Dropped counts settlements the risk service refused permanently (logged); it should stay 0.
-func (x *Exchange) Dropped() int {
-	n := 0
-	for _, sh := range x.shards {
-		sh.rep.mu.Lock()
-		n += sh.rep.dropped
-		sh.rep.mu.Unlock()
-	}
-	return n
 }

@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -84,12 +83,21 @@ func (m *market) publishTop() {
 
 // output collects what a batch of commands produced, released only once the batch is durable.
 type output struct {
-	replies  []reply
-	md       []mdItem
-	fills    []Fill // fills not already in a reply, for StreamOrders subscribers
-	execs    []Execution
-	releases []uint64
-	replay   bool
+	replies []reply
+	md      []mdItem
+	fills   []Fill // fills not already in a reply, for StreamOrders subscribers
+	// settle holds the batch's trades and releases for risk, in journal order; seq is the journal
+	// record being applied, which each item is stamped with.
+	settle []SettleItem
+	seq    uint64
+	// syncAt, when sync is set, is how many settle items precede the batch's re-sync capture.
+	sync   *syncCapture
+	syncAt int
+	replay bool
+}
+
+func (out *output) release(id uint64) {
+	out.settle = append(out.settle, SettleItem{Seq: out.seq, Release: id})
 }
 
 type reply struct {
@@ -144,7 +152,7 @@ func (m *market) apply(c *journal.Command, out *output) (primary *Order, fills [
 		m.events = m.book.Amend(m.events[:0], c.Amend)
 		if len(m.events) == 1 && m.events[0].Kind == book.EventRejected {
 			if c.ReservationID != 0 {
-				out.releases = append(out.releases, c.ReservationID)
+				out.release(c.ReservationID)
 			}
 			if o == nil {
 				return nil, nil, 0
@@ -159,7 +167,7 @@ func (m *market) apply(c *journal.Command, out *output) (primary *Order, fills [
 			}
 			if c.ReservationID != 0 {
 				if o.reservation != 0 {
-					out.releases = append(out.releases, o.reservation)
+					out.release(o.reservation)
 				}
 				o.reservation = c.ReservationID
 				o.reservePrice = o.Price
@@ -192,14 +200,6 @@ func (m *market) process(now int64, primary *Order, out *output, md *mdItem) (fi
 		} else if !out.replay {
 			out.fills = append(out.fills, f)
 		}
-		suffix := "T"
-		if maker {
-			suffix = "M"
-		}
-		out.execs = append(out.execs, Execution{
-			Spec: &m.spec, ExecID: m.spec.Symbol + ":" + strconv.FormatUint(e.Seq, 10) + ":" + suffix,
-			ReservationID: o.reservation, Account: o.Account, Side: o.Side, Price: e.Price, Qty: e.Qty, Taker: !maker, Time: now,
-		})
 	}
 	for i := range m.events {
 		e := &m.events[i]
@@ -227,6 +227,7 @@ func (m *market) process(now int64, primary *Order, out *output, md *mdItem) (fi
 			maker.Remaining = e.MakerRemaining
 			fill(taker, e, false)
 			fill(maker, e, true)
+			out.settle = append(out.settle, m.trade(taker, maker, e, now, out.seq))
 			md.trades = append(md.trades, TradeEvent{Seq: e.Seq, Price: e.Price, Qty: e.Qty, Aggressor: taker.Side, Time: now})
 			for _, o := range [2]*Order{maker, taker} {
 				o.Updated = now
@@ -266,7 +267,7 @@ func (m *market) close(o *Order, status Status, out *output) {
 	}
 	o.Status = status
 	if o.reservation != 0 {
-		out.releases = append(out.releases, o.reservation)
+		out.release(o.reservation)
 	}
 	m.closed = append(m.closed, o.ID)
 	for len(m.closed)-m.closedHd > m.retain {
@@ -285,4 +286,16 @@ func (m *market) close(o *Order, status Status, out *output) {
 		m.closed = append(m.closed[:0], m.closed[m.closedHd:]...)
 		m.closedHd = 0
 	}
+}
+
+// trade is the settlement of one fill: both legs travel, and apply in risk, together.
+func (m *market) trade(taker, maker *Order, e *book.Event, now int64, seq uint64) SettleItem {
+	t := Trade{Spec: &m.spec, Price: e.Price, Qty: e.Qty, TakerSide: taker.Side, Time: now}
+	buyer, seller := taker, maker
+	if taker.Side == book.Sell {
+		buyer, seller = maker, taker
+	}
+	t.Buyer = Leg{Account: buyer.Account, ReservationID: buyer.reservation}
+	t.Seller = Leg{Account: seller.Account, ReservationID: seller.reservation}
+	return SettleItem{Seq: seq, Trade: t}
 }

@@ -23,6 +23,7 @@ const (
 	cmdAmend
 	cmdAddSymbol
 	cmdQuery
+	cmdSync // capture the open orders for a re-sync of reservations with risk
 )
 
 // command is work for a shard goroutine.
@@ -37,6 +38,7 @@ type command struct {
 	spec        Spec              // cmdAddSymbol
 	trace       trace.SpanContext // cmdAmend: the caller's trace, for its risk check
 	query       func(out *output)
+	sync        *syncCapture // cmdSync
 	done        func(Result)
 }
 
@@ -182,6 +184,8 @@ func (sh *shard) execute(c *command, out *output) {
 		out.reply(c.done, Result{Cancelled: cancelled})
 	case cmdAmend:
 		sh.amend(c, now, out)
+	case cmdSync:
+		sh.captureSync(c.sync, out)
 	}
 }
 
@@ -202,7 +206,7 @@ func (sh *shard) amend(c *command, now int64, out *output) {
 	o := m.lookup(c.ref)
 	if err := openOrderErr(o); err != nil {
 		if c.reservation != 0 {
-			out.releases = append(out.releases, c.reservation)
+			sh.x.releaseNow(c.reservation) // never journaled: not part of the stream
 		}
 		out.reply(c.done, Result{Err: err})
 		return
@@ -221,7 +225,7 @@ func (sh *shard) amend(c *command, now int64, out *output) {
 			// The book refuses this without touching anything; no reservation is needed to say so.
 			grows = false
 		} else {
-			check := RiskCheck{Spec: &m.spec, Account: o.Account, Side: o.Side, Market: o.Type == TypeStop, Price: newPrice, Qty: newQty - o.Filled}
+			check := RiskCheck{Spec: &m.spec, Shard: uint32(sh.index), Account: o.Account, Side: o.Side, Market: o.Type == TypeStop, Price: newPrice, Qty: newQty - o.Filled}
 			retry, current := *c, *o
 			sh.x.checker.submit(trace.ContextWithSpanContext(context.Background(), c.trace), check, func(d RiskDecision, err error) {
 				switch {
@@ -272,11 +276,13 @@ func (sh *shard) expire(out *output) {
 // journal that cannot write cannot be trusted with the next command either.
 func (sh *shard) append(jc *journal.Command, done func(Result), out *output) bool {
 	sh.buf = journal.AppendEncode(sh.buf[:0], *jc)
-	if _, err := sh.journal.Enqueue(sh.buf); err != nil {
+	seq, err := sh.journal.Enqueue(sh.buf)
+	if err != nil {
 		sh.x.fail(fmt.Errorf("journal of shard %d: %w", sh.index, err))
 		out.reply(done, Result{Err: errs.Wrap(errs.KindUnavailable, err, "journal failed; matching is restarting")})
 		return false
 	}
+	out.seq = seq
 	sh.sinceSnap++
 	return true
 }
@@ -299,17 +305,15 @@ func (sh *shard) finish(out *output) {
 		out.md[i].publish()
 	}
 	sh.x.fills.publish(out.fills)
-	if len(out.execs) > 0 || len(out.releases) > 0 || sh.rep.ackedSeq() < last {
-		sh.rep.push(reportBatch{seq: last, execs: out.execs, releases: out.releases})
-	}
+	sh.report(out, last)
 	for _, r := range out.replies {
 		r.done(r.res)
 	}
 	clear(out.replies)
 	clear(out.md)
 	out.replies, out.md, out.fills = out.replies[:0], out.md[:0], out.fills[:0]
-	// Reports are handed over, not reused: the reporter owns those slices now.
-	out.execs, out.releases = nil, nil
+	// Reports are handed over, not reused: the reporter owns that slice now.
+	out.settle, out.sync, out.syncAt = nil, nil, 0
 	if sh.x.cfg.SnapshotEvery > 0 && sh.sinceSnap >= sh.x.cfg.SnapshotEvery {
 		sh.sinceSnap = 0
 		select {

@@ -140,15 +140,15 @@ func (sh *shard) decodeState(data []byte) error {
 }
 
 // recover loads the newest snapshot and replays the journal after it. The settlements of replayed
-// commands are queued for the reporter: the risk service skips those it already has.
-func (sh *shard) recover() (records int, err error) {
-	seq, data, ok, err := sh.journal.LatestSnapshot()
+// commands are queued for the reporter: the risk service skips the positions it already has.
+func (sh *shard) recover() (records int, snapshot bool, err error) {
+	seq, data, snapshot, err := sh.journal.LatestSnapshot()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	if ok {
+	if snapshot {
 		if err := sh.decodeState(data); err != nil {
-			return 0, err
+			return 0, true, err
 		}
 	}
 	out := output{replay: true}
@@ -159,31 +159,32 @@ func (sh *shard) recover() (records int, err error) {
 	var last uint64
 	for rec, err := range sh.journal.Replay(seq + 1) {
 		if err != nil {
-			return records, err
+			return records, snapshot, err
 		}
 		c, err := journal.Decode(rec.Payload)
 		if err != nil {
-			return records, fmt.Errorf("record %d: %w", rec.Seq, err)
+			return records, snapshot, fmt.Errorf("record %d: %w", rec.Seq, err)
 		}
 		records++
 		last = rec.Seq
+		out.seq = rec.Seq
 		if c.Kind == journal.CommandAddSymbol {
 			spec, err := decodeSpec(c.Spec)
 			if err != nil {
-				return records, fmt.Errorf("record %d: %w", rec.Seq, err)
+				return records, snapshot, fmt.Errorf("record %d: %w", rec.Seq, err)
 			}
 			if spec.Instrument() != c.Instrument {
-				return records, fmt.Errorf("record %d: instrument does not match the spec of %s", rec.Seq, spec.Symbol)
+				return records, snapshot, fmt.Errorf("record %d: instrument does not match the spec of %s", rec.Seq, spec.Symbol)
 			}
 			bySymbol[spec.Symbol] = sh.addMarket(spec)
 			continue
 		}
 		m := bySymbol[c.Symbol]
 		if m == nil {
-			return records, fmt.Errorf("record %d: command for unknown symbol %q", rec.Seq, c.Symbol)
+			return records, snapshot, fmt.Errorf("record %d: command for unknown symbol %q", rec.Seq, c.Symbol)
 		}
 		if c.Kind == journal.CommandSubmit && c.Order.ID != m.lastID+1 {
-			return records, errors.New("order ids in the journal are not consecutive")
+			return records, snapshot, errors.New("order ids in the journal are not consecutive")
 		}
 		m.apply(&c, &out)
 	}
@@ -191,8 +192,10 @@ func (sh *shard) recover() (records int, err error) {
 	for _, m := range sh.markets {
 		m.publishTop()
 	}
-	if len(out.execs) > 0 || len(out.releases) > 0 {
-		sh.rep.push(reportBatch{seq: last, execs: out.execs, releases: out.releases})
+	// The reporter starts at the snapshot: everything it covers was settled before it was written.
+	sh.rep.start(seq)
+	if len(out.settle) > 0 {
+		sh.rep.push(reportBatch{seq: last, items: out.settle})
 	}
-	return records, nil
+	return records, snapshot, nil
 }

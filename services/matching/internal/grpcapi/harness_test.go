@@ -29,16 +29,23 @@ func (r *acceptingRisk) Symbol(context.Context, string) (exchange.RiskSymbol, er
 	return exchange.RiskSymbol{PriceScale: 2, QtyScale: 3, QuoteScale: 8, TakerFeeRate: "0.001"}, nil
 }
 
-func (r *acceptingRisk) Check(_ context.Context, checks []exchange.RiskCheck) ([]exchange.RiskDecision, error) {
-	out := make([]exchange.RiskDecision, len(checks))
+func (r *acceptingRisk) Check(_ context.Context, b exchange.CheckBatch) (exchange.CheckAnswer, error) {
+	out := make([]exchange.RiskDecision, len(b.Checks))
 	for i := range out {
 		out[i] = exchange.RiskDecision{Accepted: true, ReservationID: r.next.Add(1)}
 	}
-	return out, nil
+	return exchange.CheckAnswer{Decisions: out}, nil
 }
 
-func (r *acceptingRisk) Settle(context.Context, []exchange.Execution, []uint64) error { return nil }
-func (r *acceptingRisk) Restore(context.Context, []exchange.Reservation) error        { return nil }
+func (r *acceptingRisk) Settle(_ context.Context, b exchange.SettleBatch) (exchange.SettleAnswer, error) {
+	return exchange.SettleAnswer{Watermark: b.Through}, nil
+}
+
+func (r *acceptingRisk) Sync(context.Context, exchange.SyncBatch) (exchange.SyncAnswer, error) {
+	return exchange.SyncAnswer{}, nil
+}
+
+func (r *acceptingRisk) Release(context.Context, []uint64) error { return nil }
 
 // testServer is a real exchange behind a real gRPC server on loopback. Callers are admins (the
 // interceptor stands in for API keys) and handler errors become statuses as in pkg/server.

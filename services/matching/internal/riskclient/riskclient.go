@@ -3,7 +3,6 @@ package riskclient
 
 import (
 	"context"
-	"strconv"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -53,72 +52,80 @@ func (c *Client) Symbol(ctx context.Context, symbol string) (exchange.RiskSymbol
 }
 
 // Check sends one CheckOrders call for the whole batch.
-func (c *Client) Check(ctx context.Context, checks []exchange.RiskCheck) ([]exchange.RiskDecision, error) {
-	req := &riskv1.CheckOrdersRequest{Orders: make([]*riskv1.CheckOrderRequest, len(checks))}
-	for i, ch := range checks {
+func (c *Client) Check(ctx context.Context, b exchange.CheckBatch) (exchange.CheckAnswer, error) {
+	req := &riskv1.CheckOrdersRequest{Orders: make([]*riskv1.CheckOrderRequest, len(b.Checks)), Owner: b.Owner,
+		Session: b.Session, Generation: b.Generation}
+	for i, ch := range b.Checks {
 		typ := riskv1.OrderType_ORDER_TYPE_LIMIT
 		if ch.Market {
 			typ = riskv1.OrderType_ORDER_TYPE_MARKET
 		}
 		req.Orders[i] = &riskv1.CheckOrderRequest{AccountId: ch.Account, Symbol: ch.Spec.Symbol, Side: side(ch.Side), Type: typ,
-			Price: ch.Spec.FormatPrice(ch.Price), Quantity: ch.Spec.FormatQty(ch.Qty), ReduceOnly: ch.ReduceOnly}
+			Price: ch.Spec.FormatPrice(ch.Price), Quantity: ch.Spec.FormatQty(ch.Qty), ReduceOnly: ch.ReduceOnly, Shard: ch.Shard}
 	}
 	resp, err := c.rc.CheckOrders(ctx, req)
 	if err != nil {
-		return nil, server.FromStatus(err, "risk.CheckOrders")
+		return exchange.CheckAnswer{}, server.FromStatus(err, "risk.CheckOrders")
 	}
-	if len(resp.GetResults()) != len(checks) {
-		return nil, errs.New(errs.KindUnavailable, "risk.CheckOrders answered %d of %d orders", len(resp.GetResults()), len(checks))
+	if len(resp.GetResults()) != len(b.Checks) {
+		return exchange.CheckAnswer{}, errs.New(errs.KindUnavailable, "risk.CheckOrders answered %d of %d orders", len(resp.GetResults()), len(b.Checks))
 	}
-	out := make([]exchange.RiskDecision, len(checks))
+	out := exchange.CheckAnswer{Decisions: make([]exchange.RiskDecision, len(b.Checks)), Incarnation: resp.GetRiskIncarnation()}
 	for i, r := range resp.GetResults() {
-		out[i] = exchange.RiskDecision{Accepted: r.GetAccepted(), ReservationID: r.GetReservationId()}
+		out.Decisions[i] = exchange.RiskDecision{Accepted: r.GetAccepted(), ReservationID: r.GetReservationId()}
 		if !r.GetAccepted() {
-			out[i].Reason = r.GetRejectReason().String()
+			out.Decisions[i].Reason = r.GetRejectReason().String()
 		}
 	}
 	return out, nil
 }
 
-// Settle applies executions, then releases reservations.
-func (c *Client) Settle(ctx context.Context, execs []exchange.Execution, releases []uint64) error {
-	if len(execs) > 0 {
-		req := &riskv1.ApplyExecutionsRequest{Executions: make([]*riskv1.Execution, len(execs))}
-		for i, x := range execs {
-			fee := "0"
-			if x.Taker {
-				fee = x.Spec.TakerFee(x.Price, x.Qty)
-			}
-			req.Executions[i] = &riskv1.Execution{ExecId: x.ExecID, ReservationId: x.ReservationID, AccountId: x.Account,
-				Symbol: x.Spec.Symbol, Side: side(x.Side), Price: x.Spec.FormatPrice(x.Price), Quantity: x.Spec.FormatQty(x.Qty),
-				Fee: fee, Time: timestamppb.New(timeOf(x.Time))}
-		}
-		if _, err := c.rc.ApplyExecutions(ctx, req); err != nil {
-			return server.FromStatus(err, "risk.ApplyExecutions")
-		}
-	}
-	if len(releases) > 0 {
-		if _, err := c.rc.ReleaseReservations(ctx, &riskv1.ReleaseReservationsRequest{ReservationIds: releases}); err != nil {
-			return server.FromStatus(err, "risk.ReleaseReservations")
-		}
-	}
-	return nil
+func stream(s exchange.Stream) *riskv1.SettlementStream {
+	return &riskv1.SettlementStream{Owner: s.Owner, Shard: s.Shard, Epoch: s.Epoch}
 }
 
-// Restore recreates open orders' reservations in a restarted risk service.
-func (c *Client) Restore(ctx context.Context, rs []exchange.Reservation) error {
-	const chunk = 1000
-	for len(rs) > 0 {
-		n := min(len(rs), chunk)
-		req := &riskv1.RestoreReservationsRequest{Reservations: make([]*riskv1.Reservation, n)}
-		for i, r := range rs[:n] {
-			req.Reservations[i] = &riskv1.Reservation{ReservationId: r.ID, AccountId: r.Account, Symbol: r.Spec.Symbol,
-				Side: side(r.Side), Price: r.Spec.FormatPrice(r.Price), Quantity: r.Spec.FormatQty(r.Qty)}
+// Settle sends one part of a shard's settlement stream.
+func (c *Client) Settle(ctx context.Context, b exchange.SettleBatch) (exchange.SettleAnswer, error) {
+	req := &riskv1.SettleRequest{Stream: stream(b.Stream), After: b.After, Through: b.Through, Items: make([]*riskv1.SettlementItem, len(b.Items))}
+	for i, it := range b.Items {
+		if it.Release != 0 {
+			req.Items[i] = &riskv1.SettlementItem{Seq: it.Seq, Item: &riskv1.SettlementItem_Release{Release: it.Release}}
+			continue
 		}
-		if _, err := c.rc.RestoreReservations(ctx, req); err != nil {
-			return server.FromStatus(err, "risk.RestoreReservations ("+strconv.Itoa(n)+" reservations)")
-		}
-		rs = rs[n:]
+		t := &it.Trade
+		req.Items[i] = &riskv1.SettlementItem{Seq: it.Seq, Item: &riskv1.SettlementItem_Trade{Trade: &riskv1.Trade{
+			Symbol: t.Spec.Symbol, Price: t.Spec.FormatPrice(t.Price), Quantity: t.Spec.FormatQty(t.Qty), TakerSide: side(t.TakerSide),
+			Buyer:  &riskv1.SettlementLeg{AccountId: t.Buyer.Account, ReservationId: t.Buyer.ReservationID},
+			Seller: &riskv1.SettlementLeg{AccountId: t.Seller.Account, ReservationId: t.Seller.ReservationID},
+			Time:   timestamppb.New(timeOf(t.Time)),
+		}}}
+	}
+	resp, err := c.rc.Settle(ctx, req)
+	if err != nil {
+		return exchange.SettleAnswer{}, server.FromStatus(err, "risk.Settle")
+	}
+	return exchange.SettleAnswer{Watermark: resp.GetWatermark(), Incarnation: resp.GetRiskIncarnation()}, nil
+}
+
+// Sync sends one chunk of a re-sync of a shard's reservations.
+func (c *Client) Sync(ctx context.Context, b exchange.SyncBatch) (exchange.SyncAnswer, error) {
+	req := &riskv1.SyncReservationsRequest{Stream: stream(b.Stream), Watermark: b.Watermark, Session: b.Session, Generation: b.Generation,
+		Final: b.Final, Reservations: make([]*riskv1.Reservation, len(b.Reservations))}
+	for i, r := range b.Reservations {
+		req.Reservations[i] = &riskv1.Reservation{ReservationId: r.ID, AccountId: r.Account, Symbol: r.Spec.Symbol,
+			Side: side(r.Side), Price: r.Spec.FormatPrice(r.Price), Quantity: r.Spec.FormatQty(r.Qty)}
+	}
+	resp, err := c.rc.SyncReservations(ctx, req)
+	if err != nil {
+		return exchange.SyncAnswer{}, server.FromStatus(err, "risk.SyncReservations")
+	}
+	return exchange.SyncAnswer{Uncovered: resp.GetUncovered(), Dropped: int(resp.GetDropped()), Incarnation: resp.GetRiskIncarnation()}, nil
+}
+
+// Release frees reservations of orders that never reached the journal.
+func (c *Client) Release(ctx context.Context, ids []uint64) error {
+	if _, err := c.rc.ReleaseReservations(ctx, &riskv1.ReleaseReservationsRequest{ReservationIds: ids}); err != nil {
+		return server.FromStatus(err, "risk.ReleaseReservations")
 	}
 	return nil
 }

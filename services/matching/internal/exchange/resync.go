@@ -1,0 +1,322 @@
+package exchange
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bourse-dev/bourse/pkg/errs"
+)
+
+// Re-syncs of reservations with risk (see the README's "Joint invariants"). A round:
+//
+//  1. bumps the check generation: checks sent from now on carry g+1, and waits until no check
+//     call of generation <= g is in flight, so every reservation those checks made belongs to an
+//     order already in a shard queue, or to none;
+//  2. queues a cmdSync in every shard: the shard goroutine captures its open orders at that point
+//     of its journal, and the batch hands the capture to the shard's reporter between the
+//     settlement items before it and those after it;
+//  3. each reporter settles everything before the capture, then replaces the shard's
+//     reservations in risk with the captured orders, as of risk's watermark — which is then the
+//     capture's position, so no fill is counted both in a reservation and in a settlement.
+//
+// Rounds run at start, whenever a risk answer carries a new incarnation (risk restarted and lost its
+// reservations), and after a check whose outcome is unknown (it may have reserved). A heartbeat asks
+// risk for its incarnation every ProbeEvery, so an idle exchange notices a restart too.
+
+// syncCapture is one shard's part of a round.
+type syncCapture struct {
+	generation   uint64
+	seq          uint64 // journal position of the capture
+	reservations []Reservation
+	once         sync.Once
+	done         func()
+}
+
+func (c *syncCapture) finish() {
+	c.once.Do(func() {
+		if c.done != nil {
+			c.done()
+		}
+	})
+}
+
+// captureSync runs on the shard goroutine: it records the open orders' reservations as of the
+// last journaled command.
+func (sh *shard) captureSync(c *syncCapture, out *output) {
+	if out.sync != nil {
+		// Two rounds in one batch: the later capture serves both.
+		prev := out.sync
+		defer prev.finish()
+	}
+	c.seq = sh.journal.LastSeq()
+	c.reservations = c.reservations[:0]
+	for _, m := range sh.markets {
+		for _, o := range m.orders {
+			if !o.Status.closed() && o.reservation != 0 {
+				c.reservations = append(c.reservations, Reservation{Spec: &m.spec, ID: o.reservation, Account: o.Account,
+					Side: o.Side, Price: o.reservePrice, Qty: o.Remaining})
+			}
+		}
+	}
+	out.sync, out.syncAt = c, len(out.settle)
+}
+
+// report hands a durable batch's settlement to the reporter, split around a re-sync capture.
+func (sh *shard) report(out *output, last uint64) {
+	items := out.settle
+	if out.sync != nil {
+		sh.rep.push(reportBatch{seq: out.sync.seq, items: items[:out.syncAt:out.syncAt], sync: out.sync})
+		items = items[out.syncAt:]
+	}
+	if len(items) > 0 || sh.rep.ackedSeq() < last {
+		sh.rep.push(reportBatch{seq: last, items: items})
+	}
+}
+
+// resyncer runs the rounds; its goroutine is started by Open and stopped by Close.
+type resyncer struct {
+	wake    chan struct{}
+	quit    chan struct{}
+	stopped chan struct{}
+}
+
+// requestResync asks for a round; requests while one is pending merge into it.
+func (x *Exchange) requestResync(reason string) {
+	x.log.Info("re-sync of reservations with risk requested", "reason", reason)
+	select {
+	case x.resync.wake <- struct{}{}:
+	default:
+	}
+}
+
+// noteIncarnation records risk's incarnation from an answer; a new one starts a round.
+func (x *Exchange) noteIncarnation(inc uint64) {
+	if old := x.riskInc.Swap(inc); old != inc && x.riskIncKnown.Swap(true) {
+		x.requestResync(fmt.Sprintf("risk restarted (incarnation %d, was %d): its reservations are gone", inc, old))
+	} else {
+		x.riskIncKnown.Store(true)
+	}
+}
+
+func (x *Exchange) runResync() {
+	defer close(x.resync.stopped)
+	tick := time.NewTicker(x.cfg.ProbeEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-x.resync.quit:
+			return
+		case <-tick.C:
+			x.probeIncarnation()
+			continue
+		case <-x.resync.wake:
+		}
+		if !x.resyncRound() {
+			return
+		}
+	}
+}
+
+// probeIncarnation asks risk for its incarnation with an empty settlement part.
+func (x *Exchange) probeIncarnation() {
+	if len(x.shards) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), x.cfg.RiskTimeout)
+	defer cancel()
+	if ans, err := x.risk.Settle(ctx, SettleBatch{Stream: x.shards[0].rep.stream}); err == nil {
+		x.noteIncarnation(ans.Incarnation)
+	}
+}
+
+// resyncRound runs one round; it returns false when the exchange is closing.
+func (x *Exchange) resyncRound() bool {
+	g := x.checker.bump()
+	if !x.checker.waitIdle(g, x.resync.quit) {
+		return false
+	}
+	var wg sync.WaitGroup
+	for _, sh := range x.shards {
+		c := &syncCapture{generation: g, done: wg.Done}
+		wg.Add(1)
+		for {
+			err := sh.enqueue(command{kind: cmdSync, sync: c})
+			if err == nil {
+				break
+			}
+			if errs.KindOf(err) != errs.KindResourceExhausted {
+				c.finish() // closing
+				break
+			}
+			select { // the queue is full: the capture waits its turn
+			case <-time.After(10 * time.Millisecond):
+			case <-x.resync.quit:
+				return false
+			}
+		}
+	}
+	all := make(chan struct{})
+	go func() { wg.Wait(); close(all) }()
+	select {
+	case <-all:
+		return true
+	case <-x.resync.quit:
+		return false
+	}
+}
+
+// cancelUncovered cancels the open orders of shard whose reservations risk could not restore (their
+// account no longer has the funds): an order may not rest without its reservation.
+func (x *Exchange) cancelUncovered(shard uint32, ids []uint64) {
+	if int(shard) >= len(x.shards) {
+		return
+	}
+	want := make(map[uint64]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	sh := x.shards[shard]
+	_ = sh.enqueue(command{kind: cmdQuery, query: func(*output) {
+		for _, m := range sh.markets {
+			for _, o := range m.orders {
+				if !o.Status.closed() && want[o.reservation] {
+					ref := OrderRef{Account: o.Account, Symbol: m.spec.Symbol, OrderID: o.ID}
+					x.log.Warn("cancelling an order whose reservation risk could not restore", "symbol", ref.Symbol, "order", o.ID, "account", o.Account)
+					go x.Cancel(ref, func(r Result) {
+						if r.Err != nil {
+							x.log.Error("cancel of an unreserved order failed", "order", ref.OrderID, "err", r.Err)
+						}
+					})
+				}
+			}
+		}
+	}})
+}
+
+// ShardSettlement is one shard's settlement with risk, for operators.
+type ShardSettlement struct {
+	Shard           int
+	Epoch           uint64
+	JournalSeq      uint64
+	SettledSeq      uint64
+	Queued          int
+	Halted          bool
+	HaltReason      string
+	Syncing         bool
+	RiskIncarnation uint64
+}
+
+// SettlementStatus reports every shard's settlement.
+func (x *Exchange) SettlementStatus() []ShardSettlement {
+	out := make([]ShardSettlement, len(x.shards))
+	for i, sh := range x.shards {
+		out[i] = sh.settlementStatus()
+	}
+	return out
+}
+
+func (sh *shard) settlementStatus() ShardSettlement {
+	settled, queued, syncing, inc := sh.rep.status()
+	reason := sh.rep.haltReason()
+	return ShardSettlement{Shard: sh.index, Epoch: sh.rep.stream.Epoch, JournalSeq: sh.journal.LastSeq(), SettledSeq: settled,
+		Queued: queued, Halted: reason != "", HaltReason: reason, Syncing: syncing, RiskIncarnation: inc}
+}
+
+// ResumeSettlement makes a halted shard retry its refused settlement now.
+func (x *Exchange) ResumeSettlement(shard int) (ShardSettlement, error) {
+	if shard < 0 || shard >= len(x.shards) {
+		return ShardSettlement{}, errs.New(errs.KindNotFound, "shard: no shard %d (there are %d)", shard, len(x.shards))
+	}
+	sh := x.shards[shard]
+	sh.rep.resumeNow()
+	return sh.settlementStatus(), nil
+}
+
+// haltedErr is the refusal of new orders on a halted shard's symbols.
+func haltedErr(symbol, reason string) error {
+	return errs.New(errs.KindFailedPrecondition,
+		"symbol %s: trading is halted because settlement with risk is stuck (%s); an operator must fix the cause and call ResumeSettlement", symbol, reason)
+}
+
+// shardEpoch returns the epoch of a shard's journal, stored next to it. A journal that starts over
+// (new, or lost: empty with no snapshot) gets a new one, so its positions never collide with a
+// previous journal's in risk.
+func shardEpoch(dir string, fresh bool) (uint64, error) {
+	path := filepath.Join(dir, "epoch")
+	if !fresh {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			v, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 16, 64)
+			if perr != nil || v == 0 {
+				return 0, fmt.Errorf("epoch file %s is corrupt: %q", path, b)
+			}
+			return v, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return 0, err
+		}
+	}
+	var raw [8]byte
+	var epoch uint64
+	for epoch == 0 {
+		if _, err := rand.Read(raw[:]); err != nil {
+			return 0, err
+		}
+		epoch = binary.BigEndian.Uint64(raw[:])
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return 0, err
+	}
+	_, err = f.WriteString(hex.EncodeToString(raw[:]) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("write epoch: %w", err)
+	}
+	return epoch, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// newSession returns a random non-zero id for this process's checks.
+func newSession() uint64 {
+	var raw [8]byte
+	for {
+		if _, err := rand.Read(raw[:]); err != nil {
+			return uint64(time.Now().UnixNano()) | 1
+		}
+		if v := binary.BigEndian.Uint64(raw[:]); v != 0 {
+			return v
+		}
+	}
+}
