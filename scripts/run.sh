@@ -8,18 +8,43 @@ cd "$root"
 run=${BOURSE_RUN_DIR:-$root/.run}
 mkdir -p "$run"
 
+# API keys live in $run/keys (mode 0700), never in flags, the environment or this script's output:
+# the dev keys of the README examples (admin.key = dev-admin, alice.key, bob.key), a generated key per
+# service identity (matching-risk.key: what matching presents to risk), and per service the keyring
+# it accepts (<service>.keys, SHA-256 digests only). Each file is created once and kept; edit a
+# keyring while the services run and they reload it (or send SIGHUP).
+keys=$run/keys
+mkdir -p "$keys" && chmod 700 "$keys"
+keyfile() { # name value-if-absent
+	[[ -s $keys/$1 ]] || (umask 077 && printf '%s\n' "$2" >"$keys/$1")
+}
+digest() { # key file -> sha256:<hex>
+	echo "sha256:$(head -n1 "$keys/$1" | tr -d '\n' | sha256sum | cut -d' ' -f1)"
+}
+keyfile admin.key dev-admin
+keyfile alice.key dev-alice
+keyfile bob.key dev-bob
+keyfile matching-risk.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+people="$(digest admin.key)=admin:ops
+$(digest alice.key)=account:alice
+$(digest bob.key)=account:bob"
+keyfile discovery.keys "$people"
+keyfile risk.keys "$people
+$(digest matching-risk.key)=service:matching"
+keyfile matching.keys "$people"
+keyfile inference.keys "$people"
+
 # One line per service: name and the flags it runs with. Ports are the services' embedded defaults.
 SERVICES=(
-	"discovery"
-	"risk --data-dir=$run/data/risk"
-	"matching --data-dir=$run/data/matching --risk-api-key=${BOURSE_RISK_ADMIN_KEY:-dev-admin}"
-	"inference --model-repository=$run/models"
+	"discovery --api-keys-file=$keys/discovery.keys"
+	"risk --data-dir=$run/data/risk --api-keys-file=$keys/risk.keys"
+	"matching --data-dir=$run/data/matching --api-keys-file=$keys/matching.keys --risk-api-key-file=$keys/matching-risk.key"
+	"inference --model-repository=$run/models --api-keys-file=$keys/inference.keys"
 )
 # The inference demo repository starts as the example models; versions added there are kept.
 mkdir -p "$run/models" && cp -rn services/inference/testdata/models/. "$run/models/"
 
 export BOURSE_CONSUL_ADDR=${BOURSE_CONSUL_ADDR:-127.0.0.1:8500}
-export BOURSE_API_KEYS=${BOURSE_API_KEYS:-dev-admin=admin:ops,dev-alice=account:alice,dev-bob=account:bob}
 export OTEL_EXPORTER_OTLP_ENDPOINT=${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:4317}
 
 # BOURSE_TLS=1: mutual TLS between the services, with a development CA and one certificate per
@@ -105,8 +130,8 @@ cat <<MSG
 bourse is up.
   Consul UI      http://$BOURSE_CONSUL_ADDR/ui
   Jaeger UI      http://127.0.0.1:16686  (traces of every call)
-  API keys       $BOURSE_API_KEYS
-  try            ./bin/grpcurl $grpcurl_tls -H 'authorization: Bearer dev-admin' -d '{"name":"discovery"}' 127.0.0.1:7001 bourse.discovery.v1.DiscoveryService/Discover
+  API keys       $keys/ (admin.key, alice.key, bob.key; <service>.keys are what each service accepts)
+  try            ./bin/grpcurl $grpcurl_tls -H "authorization: Bearer \$(cat $keys/admin.key)" -d '{"name":"discovery"}' 127.0.0.1:7001 bourse.discovery.v1.DiscoveryService/Discover
 Ctrl-C stops everything.
 MSG
 

@@ -19,7 +19,9 @@ const (
 	adminKey = "admin-key"
 	aliceKey = "alice-key"
 	bobKey   = "bob-key"
-	apiKeys  = adminKey + "=admin:ops," + aliceKey + "=account:alice," + bobKey + "=account:bob"
+	// riskKey is matching's own identity towards risk (service:matching), not an admin key.
+	riskKey = "matching-risk-key"
+	apiKeys = adminKey + "=admin:ops," + aliceKey + "=account:alice," + bobKey + "=account:bob," + riskKey + "=service:matching"
 
 	riskPkg     = "github.com/bourse-dev/bourse/services/risk/cmd/risk"
 	matchingPkg = "github.com/bourse-dev/bourse/services/matching/cmd/matching"
@@ -63,7 +65,7 @@ func startPlatform(t *testing.T, extra ...string) *platform {
 func (p *platform) startMatching(t *testing.T, extra ...string) {
 	t.Helper()
 	args := append([]string{"--consul-addr=" + p.agent.Addr, "--api-keys=" + apiKeys, "--check-interval=1s",
-		"--risk-addr=consul:///risk", "--risk-api-key=" + adminKey, "--data-dir=" + p.dataDir, "--shards=2"}, extra...)
+		"--risk-addr=consul:///risk", "--risk-api-key=" + riskKey, "--data-dir=" + p.dataDir, "--shards=2"}, extra...)
 	p.matching = testenv.StartService(t, p.matchingBin, nil, args...)
 	p.admin = matchingv1.NewMatchingServiceClient(dial(t, p.matching.GRPCAddr, adminKey))
 	p.alice = matchingv1.NewMatchingServiceClient(dial(t, p.matching.GRPCAddr, aliceKey))
