@@ -78,10 +78,12 @@
 // persist runs under locks: it must be quick and must not call back into the engine. A nil persist
 // runs purely in memory.
 //
-// To rebuild after a restart: New with the same Config, Apply (or Replay) every stored event in Seq
-// order, then RestoreReservation for each resting order, then serve. Apply re-validates each event
-// through the same code and checks it reproduces the stored event exactly, so a log that does not
-// belong to the engine fails loudly instead of rebuilding a different state.
+// To rebuild after a restart: New with the same Config, LoadSnapshot the latest snapshot if there is
+// one, Apply (or Replay) every stored event after it in Seq order, then RestoreReservation for each
+// resting order, then serve. Apply re-validates each event through the same code and checks it
+// reproduces the stored event exactly, so a log that does not belong to the engine fails loudly
+// instead of rebuilding a different state. Snapshot encodes the whole durable state as of LastSeq
+// (snapshot.go), so the log before it can be dropped.
 //
 // Reservations are deliberately not events: they change at order-entry rate and are fully described
 // by the resting orders the caller keeps (id, account, symbol, side, price, remaining qty). Replayed
@@ -89,8 +91,9 @@
 // called, and RestoreReservation once CheckOrder has accepted an order. Ids come from an atomic
 // counter, handed to each account in blocks (so they rise over time but are not strictly ordered
 // across accounts); they are unique for the life of the process and issued above every restored
-// one. Set Config.ReservationIDFloor to the largest id ever handed out to keep ids of finished orders
-// from being reused after a restart.
+// one. Across restarts they stay unique through ranges the store reserves durably: ids are above
+// Config.ReservationIDFloor (the previous incarnation's limit) and below Config.ReservationIDLimit,
+// which the store raises ahead of use (ids.go).
 //
 // # Concurrency
 //
