@@ -44,6 +44,8 @@ func main() {
 		}
 		conn, err := env.Dial(*riskAddr, client.Options{
 			APIKey: key,
+			// With mutual TLS, whatever --risk-addr names must prove it is the risk service.
+			ServerName: "risk",
 			Idempotent: []string{
 				riskv1.RiskService_ListSymbols_FullMethodName,
 				riskv1.RiskService_Settle_FullMethodName, // applied once by stream position
