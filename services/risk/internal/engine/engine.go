@@ -145,7 +145,7 @@ type Engine struct {
 	// they are applied in. The fields below it are guarded by it.
 	commitMu sync.Mutex
 	seq      uint64
-	refs     map[string]transferRecord // transfer idempotency, by Ref
+	refs     map[string]transferRecord // transfer idempotency, by refKey(account, ref)
 	execs    map[string]Execution      // applied executions, by ExecID
 
 	// Read by every CheckOrder, rarely written.

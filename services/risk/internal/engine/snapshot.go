@@ -292,10 +292,10 @@ func (e *Engine) install(s *snapshotState) error {
 		case e.accounts.lookup(t.Account) == nil || e.catalog.Load().assets[t.Asset] == nil:
 			return errs.New(errs.KindNotFound, "transfer %q names an unknown account or asset", t.Ref)
 		}
-		if _, dup := e.refs[t.Ref]; dup {
+		if _, dup := e.refs[refKey(t.Account, t.Ref)]; dup {
 			return errs.New(errs.KindFailedPrecondition, "transfer ref %q listed twice", t.Ref)
 		}
-		e.refs[t.Ref] = transferRecord{kind: r.Kind, t: t, result: TransferResult{Seq: r.Seq, Total: r.Total}}
+		e.refs[refKey(t.Account, t.Ref)] = transferRecord{kind: r.Kind, t: t, result: TransferResult{Seq: r.Seq, Total: r.Total}}
 	}
 	for _, x := range s.Execs {
 		if x.ExecID == "" || len(x.ExecID) > maxRefLen {

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"strconv"
+
 	"github.com/bourse-dev/bourse/pkg/errs"
 )
 
@@ -8,9 +10,12 @@ import (
 const maxRefLen = 256
 
 // Transfer moves money into (Credit) or out of (Debit) an account from outside the engine: deposits,
-// withdrawals, adjustments. Ref is the caller's idempotency key, unique across all credits and
-// debits: repeating a transfer with the same Ref and content is a no-op that returns the first
-// result, while reusing a Ref for different content is refused.
+// withdrawals, adjustments. Ref is the caller's idempotency key, unique among the credits and debits
+// of one account: repeating a transfer with the same Ref and content is a no-op that returns the
+// first result, while reusing a Ref for different content is refused. Refs are scoped per account so
+// that one account cannot take a ref another account's transfer will need (a debit of 0.01 with
+// ref "deposit-bob-2" would otherwise block the operator's later credit to bob), and no answer
+// reveals whether another account used a ref.
 type Transfer struct {
 	Account string `json:"account"`
 	Asset   string `json:"asset"`
@@ -59,7 +64,7 @@ func (e *Engine) transfer(kind EventKind, t Transfer, persist PersistFunc, repla
 	case t.Amount <= 0:
 		return TransferResult{}, errs.Invalid("transfer.amount", "must be positive")
 	}
-	if rec, ok := e.refs[t.Ref]; ok {
+	if rec, ok := e.refs[refKey(t.Account, t.Ref)]; ok {
 		if rec.kind != kind || rec.t != t {
 			return TransferResult{}, errs.New(errs.KindAlreadyExists, "transfer ref %q was already used for a different %s", t.Ref, rec.kind)
 		}
@@ -98,10 +103,14 @@ func (e *Engine) transfer(kind EventKind, t Transfer, persist PersistFunc, repla
 	ev := Event{Kind: kind, Transfer: &t}
 	err = e.commit(&ev, persist, func() {
 		acct.balanceRef(a.index).total = total
-		e.refs[t.Ref] = transferRecord{kind: kind, t: t, result: TransferResult{Seq: ev.Seq, Total: total}}
+		e.refs[refKey(t.Account, t.Ref)] = transferRecord{kind: kind, t: t, result: TransferResult{Seq: ev.Seq, Total: total}}
 	})
 	if err != nil {
 		return TransferResult{}, err
 	}
 	return TransferResult{Seq: ev.Seq, Total: total}, nil
 }
+
+// refKey scopes a transfer ref to its account. The length prefix keeps keys of different accounts
+// apart whatever bytes an account id holds.
+func refKey(account, ref string) string { return strconv.Itoa(len(account)) + ":" + account + ref }

@@ -47,6 +47,47 @@ func TestCreditIsIdempotentByRef(t *testing.T) {
 	wantKind(t, err, errs.KindAlreadyExists)
 }
 
+// Refs are scoped per account: alice debiting with the ref the operator will use for bob's deposit
+// does not block that deposit, and nothing alice is told reveals whether bob used a ref.
+func TestRefsAreScopedPerAccount(t *testing.T) {
+	e := newFixture(t, Config{})
+	fund(t, e, "alice", 1_000, 0)
+	must(t, e.OpenAccount(AccountSpec{ID: "bob"}, nil))
+	squat, err := e.Debit(Transfer{Account: "alice", Asset: "USD", Amount: 1, Ref: "deposit-bob-2"}, nil)
+	must(t, err)
+	dep, err := e.Credit(Transfer{Account: "bob", Asset: "USD", Amount: 500, Ref: "deposit-bob-2"}, nil)
+	if err != nil {
+		t.Fatalf("bob's deposit refused after alice used its ref: %v", err)
+	}
+	if dep.Duplicate || dep.Total != 500 || squat.Duplicate {
+		t.Fatalf("squat %+v, deposit %+v", squat, dep)
+	}
+	// Whatever alice sends with bob's ref is judged against her own transfers only.
+	again, err := e.Debit(Transfer{Account: "alice", Asset: "USD", Amount: 1, Ref: "deposit-bob-2"}, nil)
+	must(t, err)
+	if !again.Duplicate || again.Seq != squat.Seq {
+		t.Fatalf("alice's repeat: %+v", again)
+	}
+	_, err = e.Debit(Transfer{Account: "alice", Asset: "USD", Amount: 2, Ref: "deposit-bob-3"}, nil)
+	must(t, err) // bob never used it, alice may: she cannot tell either way
+	_, err = e.Credit(Transfer{Account: "bob", Asset: "USD", Amount: 7, Ref: "deposit-bob-3"}, nil)
+	must(t, err)
+	_, err = e.Credit(Transfer{Account: "alice", Asset: "USD", Amount: 500, Ref: "deposit-bob-2"}, nil)
+	wantKind(t, err, errs.KindAlreadyExists) // her own debit used it
+	// Account ids are arbitrary bytes: scoping must not let two (account, ref) pairs collide.
+	must(t, e.OpenAccount(AccountSpec{ID: "ab"}, nil))
+	must(t, e.OpenAccount(AccountSpec{ID: "a"}, nil))
+	_, err = e.Credit(Transfer{Account: "ab", Asset: "USD", Amount: 3, Ref: "c"}, nil)
+	must(t, err)
+	res, err := e.Credit(Transfer{Account: "a", Asset: "USD", Amount: 3, Ref: "bc"}, nil)
+	if err != nil || res.Duplicate {
+		t.Fatalf("(a, bc) collided with (ab, c): %+v %v", res, err)
+	}
+	if got := balanceOf(view(t, e, "bob"), "USD").Total; got != 507 {
+		t.Fatalf("bob's balance %d, want 507", got)
+	}
+}
+
 func TestDebitIsIdempotentAndNeverTakesReservedFunds(t *testing.T) {
 	e := newFixture(t, Config{})
 	fund(t, e, "alice", 100_000, 0)
