@@ -37,6 +37,7 @@ func checkInvariants(st *chaosState, orders []chaosOrder, credits, debits map[st
 	checkConservation(v, st, credits, debits)
 	checkReservations(v, st)
 	checkOrdersAndPositions(v, st, orders)
+	checkAdminViews(v, st, credits, debits)
 	sort.Strings(v.lines)
 	return v.lines
 }
@@ -243,6 +244,53 @@ func checkOrdersAndPositions(v *chaosViolations, st *chaosState, orders []chaosO
 		}
 		if !sum.IsZero() {
 			v.add("I3 %s: Σ positions over all accounts = %s, want 0", sym.name, sum)
+		}
+	}
+}
+
+// checkAdminViews holds the services' own admin reports to the same standard: risk's Audit must
+// agree with the sums the test computes from GetAccount and with the transfers the test made, and
+// no matching shard may have halted its settlement (a refusal SIGKILL alone must never cause) or
+// still be settling once the load has stopped.
+func checkAdminViews(v *chaosViolations, st *chaosState, credits, debits map[string]decimal.Decimal) {
+	if a := st.audit; a != nil {
+		if !a.GetConsistent() {
+			v.add("I1 risk Audit reports itself inconsistent: %s", a.GetProblem())
+		}
+		sums := map[string]decimal.Decimal{}
+		for _, acct := range st.accounts {
+			for _, b := range acct.GetBalances() {
+				sums[b.GetAssetId()] = sums[b.GetAssetId()].Add(v.num("I1 balance", b.GetTotal()))
+			}
+		}
+		for _, x := range a.GetAssets() {
+			asset := x.GetAssetId()
+			for _, f := range []struct {
+				what      string
+				got, want decimal.Decimal
+			}{
+				{"total (Σ of every balance)", v.num("I1 Audit total", x.GetTotal()), sums[asset]},
+				{"credits", v.num("I1 Audit credits", x.GetCredits()), credits[asset]},
+				{"debits", v.num("I1 Audit debits", x.GetDebits()), debits[asset]},
+			} {
+				if !f.got.Equal(f.want) {
+					v.add("I1 risk Audit asset %s: %s %s, the test's own sum is %s (off by %s)", asset, f.what, f.got, f.want, f.got.Sub(f.want))
+				}
+			}
+			if r, sum := v.num("I2 Audit reserved", x.GetReserved()), v.num("I2 Audit reservations", x.GetReservations()); !r.Equal(sum) {
+				v.add("I2 risk Audit asset %s: reserved %s != Σ reservations %s", asset, r, sum)
+			}
+		}
+	}
+	if s := st.settlement; s != nil {
+		for _, sh := range s.GetShards() {
+			switch {
+			case sh.GetHalted():
+				v.add("I3 matching shard %d halted its settlement (journal %d, settled %d): %s", sh.GetShard(), sh.GetJournalSeq(), sh.GetSettledSeq(), sh.GetHaltReason())
+			case sh.GetQueued() > 0 || sh.GetSyncing():
+				v.add("I3 matching shard %d still settling: %d items queued, re-sync pending %v (journal %d, settled %d)",
+					sh.GetShard(), sh.GetQueued(), sh.GetSyncing(), sh.GetJournalSeq(), sh.GetSettledSeq())
+			}
 		}
 	}
 }

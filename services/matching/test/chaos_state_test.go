@@ -3,6 +3,9 @@ package matching_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,14 +24,37 @@ type chaosState struct {
 	books    map[string]*matchingv1.GetBookResponse
 	// orders holds matching's answer for each attempted order, by orderKey; absent means NotFound.
 	orders map[string]*matchingv1.Order
+	// The admin views of the settlement protocol, nil from a build that does not have them yet.
+	audit      *riskv1.AuditResponse
+	settlement *matchingv1.GetSettlementStatusResponse
 }
 
-// chaosReader reads chaosState. Orders matching reported closed are final and are not read again
-// within one check (a check polls until settlement is done); every check reads them all again.
+// chaosReader reads chaosState. Orders matching reported closed are final: they are not read again
+// while a check polls for settlement, and each check reads them all again (after a crash they must
+// still be there, unchanged) until there are more than recheckAll, when it reads a random sample of
+// recheckSample, so that a run of hundreds of crashes does not spend its time re-reading old orders.
 type chaosReader struct {
 	cluster  *chaosCluster
 	accounts []string
 	final    map[string]*matchingv1.Order
+	rng      *rand.Rand
+}
+
+const (
+	recheckAll    = 20_000
+	recheckSample = 2_000
+)
+
+// recheck starts a check: it forgets the final orders that this check must read again.
+func (r *chaosReader) recheck() {
+	if len(r.final) <= recheckAll {
+		clear(r.final)
+		return
+	}
+	keys := slices.Sorted(maps.Keys(r.final))
+	for range recheckSample {
+		delete(r.final, keys[r.rng.IntN(len(keys))])
+	}
 }
 
 const readParallelism = 16
@@ -54,6 +80,24 @@ func (r *chaosReader) read(ctx context.Context, orders []chaosOrder) (*chaosStat
 			return nil, fmt.Errorf("matching GetBook %s: %w", sym.name, err)
 		}
 		st.books[sym.name] = resp
+	}
+	audit, err := withRetry(ctx, func(ctx context.Context) (*riskv1.AuditResponse, error) {
+		return cl.risk.Audit(ctx, &riskv1.AuditRequest{})
+	})
+	switch {
+	case err == nil:
+		st.audit = audit
+	case status.Code(err) != codes.Unimplemented:
+		return nil, fmt.Errorf("risk Audit: %w", err)
+	}
+	settlement, err := withRetry(ctx, func(ctx context.Context) (*matchingv1.GetSettlementStatusResponse, error) {
+		return cl.matching.GetSettlementStatus(ctx, &matchingv1.GetSettlementStatusRequest{})
+	})
+	switch {
+	case err == nil:
+		st.settlement = settlement
+	case status.Code(err) != codes.Unimplemented:
+		return nil, fmt.Errorf("matching GetSettlementStatus: %w", err)
 	}
 
 	var (

@@ -71,7 +71,7 @@ func TestChaos(t *testing.T) {
 	ledger := newChaosLedger()
 	setupChaosMarket(t, c, accounts, ledger)
 	load := &chaosLoad{cluster: c, ledger: ledger, accounts: accounts, seed: seed, workers: 6, streams: 2}
-	reader := &chaosReader{cluster: c, accounts: accounts}
+	reader := &chaosReader{cluster: c, accounts: accounts, final: map[string]*matchingv1.Order{}, rng: rand.New(rand.NewPCG(seed, 0x72656164))}
 	rng := rand.New(rand.NewPCG(seed, 0x6368616f73))
 	kinds := crashSchedule(rng, crashes)
 	pause := func(min, spread time.Duration) { time.Sleep(min + time.Duration(rng.Int64N(int64(spread)))) }
@@ -159,7 +159,7 @@ func chaosSettle(t *testing.T, c *chaosCluster, reader *chaosReader, ledger *cha
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	reader.final = map[string]*matchingv1.Order{}
+	reader.recheck()
 	orders, credits, debits := ledger.snapshot()
 	var last []string
 	lastChange := time.Now()
