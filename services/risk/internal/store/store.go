@@ -13,7 +13,6 @@ import (
 	"iter"
 	"sync"
 
-	"github.com/bourse-dev/bourse/pkg/errs"
 	"github.com/bourse-dev/bourse/pkg/sqldb"
 	"github.com/bourse-dev/bourse/services/risk/internal/engine"
 )
@@ -211,7 +210,8 @@ func (p *Persister) Persist(ev engine.Event) error {
 // queued before it, since its answer may rest on an event that is not committed yet.
 func (p *Persister) Wait() error {
 	if len(p.waits) == 0 {
-		return p.store.Sync(p.ctx)
+		// Not the caller's deadline: giving up early would look like a store failure.
+		return p.store.Sync(context.WithoutCancel(p.ctx))
 	}
 	for _, w := range p.waits {
 		if err := <-w; err != nil {
@@ -222,7 +222,7 @@ func (p *Persister) Wait() error {
 }
 
 // Sync returns once every event queued so far is committed, or the error that stopped the store.
-// It costs nothing when no event is in flight.
+// It costs nothing when no event is in flight; ctx bounds only the wait for room in the queue.
 func (s *Store) Sync(ctx context.Context) error {
 	// pending drops only after a failure is recorded, so reading it first cannot miss one.
 	if s.commit.pending.Load() == 0 {
@@ -232,12 +232,8 @@ func (s *Store) Sync(ctx context.Context) error {
 	if err := s.commit.enqueue(ctx, job{reply: reply}); err != nil {
 		return err
 	}
-	select {
-	case err := <-reply:
-		return err
-	case <-ctx.Done():
-		return errs.Wrap(errs.KindUnavailable, ctx.Err(), "waiting for the store")
-	}
+	// Once queued the barrier is always answered, like an event.
+	return <-reply
 }
 
 // Err is the failure that stopped the store, nil while it works.
