@@ -67,7 +67,7 @@ func startChaosCluster(t *testing.T, where string) *chaosCluster {
 	c.riskArgs = append(append([]string{}, common...), "--data-dir="+filepath.Join(c.dir, "risk-data"))
 	// A short risk timeout makes timed-out checks (a reservation made, the answer lost) part of the
 	// load; small snapshots make every restart exercise snapshot restore plus journal replay.
-	c.matchArgs = append(append([]string{}, common...), "--risk-addr=consul:///risk", "--risk-api-key="+adminKey,
+	c.matchArgs = append(append([]string{}, common...), "--risk-addr=consul:///risk", "--risk-api-key="+riskKey,
 		"--data-dir="+filepath.Join(c.dir, "matching-data"), "--shards=2", "--snapshot-every=200", "--risk-timeout=2s")
 	t.Cleanup(c.killAll)
 	c.risk = c.start("risk", c.riskBin, c.riskArgs)
