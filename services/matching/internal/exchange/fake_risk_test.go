@@ -43,6 +43,8 @@ type fakeRisk struct {
 	lostAnswers int
 	// refuse makes Settle refuse any part with a trade of this account (a permanent error).
 	refuse string
+	// holdSettle makes Settle fail as if risk were unreachable (checks still pass).
+	holdSettle bool
 }
 
 type fakeReservation struct {
@@ -151,7 +153,7 @@ func (f *fakeRisk) unreserve(id uint64, qty int64) int64 {
 func (f *fakeRisk) Settle(_ context.Context, b SettleBatch) (SettleAnswer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.down {
+	if f.down || f.holdSettle {
 		return SettleAnswer{}, errs.New(errs.KindUnavailable, "risk is down")
 	}
 	wm := f.watermarks[b.Stream]
@@ -163,7 +165,7 @@ func (f *fakeRisk) Settle(_ context.Context, b SettleBatch) (SettleAnswer, error
 	}
 	// Validate the whole part before changing anything: all or nothing.
 	for _, it := range b.Items {
-		if it.Seq <= wm || it.Release != 0 {
+		if it.Seq <= wm || it.Release != 0 || it.ShrinkID != 0 {
 			continue
 		}
 		for _, acct := range []string{it.Trade.Buyer.Account, it.Trade.Seller.Account} {
@@ -186,6 +188,10 @@ func (f *fakeRisk) Settle(_ context.Context, b SettleBatch) (SettleAnswer, error
 			if r := f.open[it.Release]; r != nil {
 				f.unreserve(it.Release, r.qty)
 			}
+			continue
+		}
+		if it.ShrinkID != 0 {
+			f.unreserve(it.ShrinkID, it.Shrink)
 			continue
 		}
 		t := it.Trade

@@ -149,7 +149,21 @@ func (m *market) apply(c *journal.Command, out *output) (primary *Order, fills [
 		m.events = m.book.CancelAll(m.events[:0], c.Account)
 	case journal.CommandAmend:
 		o := m.orders[c.Amend.ID]
+		var before int64
+		if o != nil {
+			before = o.Remaining
+		}
 		m.events = m.book.Amend(m.events[:0], c.Amend)
+		// An amend down without a new reservation frees the lots it took off (I2: an order holds
+		// exactly what its rest needs). Fills in the same command consume the reservation separately.
+		defer func() {
+			if o == nil || c.ReservationID != 0 || o.reservation == 0 || o.Status.closed() {
+				return
+			}
+			if n := before - o.Remaining - filledBy(fills); n > 0 {
+				out.settle = append(out.settle, SettleItem{Seq: out.seq, Trade: Trade{Spec: &m.spec}, ShrinkID: o.reservation, Shrink: n})
+			}
+		}()
 		if len(m.events) == 1 && m.events[0].Kind == book.EventRejected {
 			if c.ReservationID != 0 {
 				out.release(c.ReservationID)
@@ -298,4 +312,12 @@ func (m *market) trade(taker, maker *Order, e *book.Event, now int64, seq uint64
 	t.Buyer = Leg{Account: buyer.Account, ReservationID: buyer.reservation}
 	t.Seller = Leg{Account: seller.Account, ReservationID: seller.reservation}
 	return SettleItem{Seq: seq, Trade: t}
+}
+
+func filledBy(fills []Fill) int64 {
+	var n int64
+	for _, f := range fills {
+		n += f.Qty
+	}
+	return n
 }

@@ -73,11 +73,14 @@ type SettleBatch struct {
 	Items   []SettleItem
 }
 
-// SettleItem is a trade (both legs) or, when Release is set, the release of a reservation.
+// SettleItem is a trade (both legs); or, when Release is set, the release of a reservation; or,
+// when Shrink is set, Shrink lots freed of reservation ShrinkID (an amend took them off the order).
 type SettleItem struct {
-	Seq     uint64 // journal record that produced it
-	Trade   Trade
-	Release uint64
+	Seq      uint64 // journal record that produced it
+	Trade    Trade
+	Release  uint64
+	ShrinkID uint64
+	Shrink   int64
 }
 
 // Trade is one fill, both legs: risk applies it whole or not at all, and charges the taker's fee

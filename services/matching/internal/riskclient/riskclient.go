@@ -92,6 +92,11 @@ func (c *Client) Settle(ctx context.Context, b exchange.SettleBatch) (exchange.S
 			req.Items[i] = &riskv1.SettlementItem{Seq: it.Seq, Item: &riskv1.SettlementItem_Release{Release: it.Release}}
 			continue
 		}
+		if it.ShrinkID != 0 {
+			req.Items[i] = &riskv1.SettlementItem{Seq: it.Seq, Item: &riskv1.SettlementItem_Shrink{Shrink: &riskv1.ReservationShrink{
+				ReservationId: it.ShrinkID, Symbol: it.Trade.Spec.Symbol, Quantity: it.Trade.Spec.FormatQty(it.Shrink)}}}
+			continue
+		}
 		t := &it.Trade
 		req.Items[i] = &riskv1.SettlementItem{Seq: it.Seq, Item: &riskv1.SettlementItem_Trade{Trade: &riskv1.Trade{
 			Symbol: t.Spec.Symbol, Price: t.Spec.FormatPrice(t.Price), Quantity: t.Spec.FormatQty(t.Qty), TakerSide: side(t.TakerSide),

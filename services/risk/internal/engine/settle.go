@@ -54,11 +54,20 @@ type Trade struct {
 	Time      int64 // unix nanoseconds
 }
 
-// SettlementItem is one item of a stream: a trade, or the release of a reservation (Release != 0).
+// SettlementItem is one item of a stream: a trade, the release of a reservation (Release != 0), or
+// a shrink of one (an order's quantity went down without a fill).
 type SettlementItem struct {
 	Seq     uint64 // journal position that produced it
 	Trade   *Trade
 	Release uint64
+	Shrink  *Shrink
+}
+
+// Shrink frees Qty lots of a reservation (never below zero). Fills and shrinks both subtract, so
+// their order within a part does not matter.
+type Shrink struct {
+	ReservationID uint64
+	Qty           int64
 }
 
 // SettleBatch is the next part of a stream: every item with After < Seq <= Through.
@@ -200,8 +209,10 @@ func (e *Engine) Settle(b SettleBatch, persist PersistFunc) (SettleResult, error
 			return SettleResult{}, errs.Invalid(fmt.Sprintf("items[%d].seq", i), "%d is outside (%d, %d]", it.Seq, b.After, b.Through)
 		case it.Seq < prev:
 			return SettleResult{}, errs.Invalid(fmt.Sprintf("items[%d].seq", i), "must not decrease")
-		case (it.Trade == nil) == (it.Release == 0):
-			return SettleResult{}, errs.Invalid(fmt.Sprintf("items[%d]", i), "must be a trade or a release")
+		case countSet(it.Trade != nil, it.Release != 0, it.Shrink != nil) != 1:
+			return SettleResult{}, errs.Invalid(fmt.Sprintf("items[%d]", i), "must be one of a trade, a release and a shrink")
+		case it.Shrink != nil && (it.Shrink.ReservationID == 0 || it.Shrink.Qty <= 0):
+			return SettleResult{}, errs.Invalid(fmt.Sprintf("items[%d].shrink", i), "needs a reservation id and a positive quantity")
 		}
 		prev = it.Seq
 	}
@@ -223,7 +234,7 @@ func (e *Engine) Settle(b SettleBatch, persist PersistFunc) (SettleResult, error
 	}
 
 	rec := SettlementRecord{Stream: b.Stream, Through: b.Through}
-	var releases []uint64
+	var frees []SettlementItem // releases and shrinks, in order
 	cat := e.catalog.Load()
 	for i, it := range b.Items {
 		if it.Seq <= wm {
@@ -232,7 +243,7 @@ func (e *Engine) Settle(b SettleBatch, persist PersistFunc) (SettleResult, error
 		}
 		res.Applied++
 		if it.Trade == nil {
-			releases = append(releases, it.Release)
+			frees = append(frees, it)
 			continue
 		}
 		buy, sell, err := tradeExecutions(cat, it.Trade, i)
@@ -250,10 +261,60 @@ func (e *Engine) Settle(b SettleBatch, persist PersistFunc) (SettleResult, error
 		res.Unreserved = plan.unreserved
 	}
 	// Releases follow the trades they close; reservations are not durable, so neither are they.
-	for _, id := range releases {
-		_ = e.Release(id) // not open: already released, filled, or lost in a restart
+	// Ids not open (already released, filled, or lost in a restart) are skipped.
+	for _, it := range frees {
+		if it.Release != 0 {
+			_ = e.Release(it.Release)
+		} else {
+			e.shrink(it.Shrink.ReservationID, it.Shrink.Qty)
+		}
 	}
 	return res, nil
+}
+
+func countSet(flags ...bool) int {
+	n := 0
+	for _, f := range flags {
+		if f {
+			n++
+		}
+	}
+	return n
+}
+
+// shrink frees qty lots of reservation id, keeping exactly what the rest needs at its price.
+func (e *Engine) shrink(id uint64, qty int64) {
+	loc, ok := e.dir.get(id)
+	if !ok {
+		return
+	}
+	acct := e.accounts.at(loc.account())
+	if acct == nil {
+		return
+	}
+	acct.mu.Lock()
+	defer acct.mu.Unlock()
+	slot := loc.slot()
+	if int(slot) >= len(acct.reservations) || !acct.reservations[slot].live || acct.reservations[slot].id != id {
+		return
+	}
+	r := &acct.reservations[slot]
+	rest := max(r.qty-qty, 0)
+	if rest == 0 {
+		if _, ok := e.dir.remove(id); ok {
+			acct.releaseSlot(slot)
+		}
+		return
+	}
+	keep, _ := r.symbol.reserveAmount(r.side, r.price, rest, r.feePPM) // the rest needs no more than the whole
+	acct.balanceRef(r.symbol.reservedAsset(r.side).index).reserved -= r.amount - keep
+	p := acct.positionRef(r.symbol.index)
+	if r.side == SideBuy {
+		p.openBuy -= r.qty - rest
+	} else {
+		p.openSell -= r.qty - rest
+	}
+	r.qty, r.amount = rest, keep
 }
 
 // tradeExecutions turns a trade into its two executions, the taker's carrying the fee.

@@ -285,3 +285,32 @@ func TestSyncReportsWhatTheFreeBalanceCannotCover(t *testing.T) {
 	}
 	mustConsistent(t, e)
 }
+
+// I2 after an amend down: a shrink frees exactly the lots the order no longer needs, whatever its
+// order relative to a fill of the same reservation in the part.
+func TestSettleShrinkKeepsWhatTheRestNeeds(t *testing.T) {
+	for _, shrinkFirst := range []bool{true, false} {
+		e := newFixture(t, Config{})
+		fund(t, e, "alice", 1_000_000, 0)
+		fund(t, e, "bob", 0, 10)
+		buy := mustAccept(t, e, order("alice", SideBuy, 10_000, 10))
+		sell := mustAccept(t, e, order("bob", SideSell, 10_000, 2))
+		shrink := SettlementItem{Seq: 1, Shrink: &Shrink{ReservationID: buy, Qty: 5}}
+		fill := tradeItem(2, "alice", "bob", buy, sell, 10_000, 2, SideSell)
+		items := []SettlementItem{shrink, fill}
+		if !shrinkFirst {
+			shrink.Seq, fill.Seq = 2, 1
+			items = []SettlementItem{fill, shrink}
+		}
+		_, err := e.Settle(SettleBatch{Stream: stream1, Through: 2, Items: items}, nil)
+		must(t, err)
+		alice := view(t, e, "alice")
+		if r := alice.Reservations; len(r) != 1 || r[0].Qty != 3 || r[0].Amount != 30_030 {
+			t.Fatalf("shrink first %v: reservations %+v, want 3 lots left", shrinkFirst, r)
+		}
+		if p := positionOf(alice, btcUSD); p.OpenBuyQty != 3 {
+			t.Fatalf("open buy %d, want 3", p.OpenBuyQty)
+		}
+		mustConsistent(t, e)
+	}
+}

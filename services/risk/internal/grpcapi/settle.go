@@ -99,6 +99,20 @@ func (s *Server) settleBatch(req *riskv1.SettleRequest) (engine.SettleBatch, err
 				return b, errs.Invalid(field("release"), "must be non-zero")
 			}
 			out.Release = x.Release
+		case *riskv1.SettlementItem_Shrink:
+			sh := x.Shrink
+			if sh.GetReservationId() == 0 {
+				return b, errs.Invalid(field("shrink.reservation_id"), "is required")
+			}
+			_, qtyScale, _, err := s.symbolScales(field("shrink.symbol"), sh.GetSymbol())
+			if err != nil {
+				return b, err
+			}
+			qty, err := money.Positive(field("shrink.quantity"), sh.GetQuantity(), qtyScale)
+			if err != nil {
+				return b, err
+			}
+			out.Shrink = &engine.Shrink{ReservationID: sh.GetReservationId(), Qty: qty}
 		case *riskv1.SettlementItem_Trade:
 			t, err := s.trade(field("trade"), x.Trade)
 			if err != nil {

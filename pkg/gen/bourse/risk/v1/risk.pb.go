@@ -2049,6 +2049,7 @@ type SettlementItem struct {
 	//
 	//	*SettlementItem_Trade
 	//	*SettlementItem_Release
+	//	*SettlementItem_Shrink
 	Item          isSettlementItem_Item `protobuf_oneof:"item"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2116,6 +2117,15 @@ func (x *SettlementItem) GetRelease() uint64 {
 	return 0
 }
 
+func (x *SettlementItem) GetShrink() *ReservationShrink {
+	if x != nil {
+		if x, ok := x.Item.(*SettlementItem_Shrink); ok {
+			return x.Shrink
+		}
+	}
+	return nil
+}
+
 type isSettlementItem_Item interface {
 	isSettlementItem_Item()
 }
@@ -2129,9 +2139,78 @@ type SettlementItem_Release struct {
 	Release uint64 `protobuf:"varint,3,opt,name=release,proto3,oneof"`
 }
 
+type SettlementItem_Shrink struct {
+	// The order's quantity went down without a fill (an amend): free that many lots of it.
+	Shrink *ReservationShrink `protobuf:"bytes,4,opt,name=shrink,proto3,oneof"`
+}
+
 func (*SettlementItem_Trade) isSettlementItem_Item() {}
 
 func (*SettlementItem_Release) isSettlementItem_Item() {}
+
+func (*SettlementItem_Shrink) isSettlementItem_Item() {}
+
+type ReservationShrink struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReservationId uint64                 `protobuf:"varint,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
+	Symbol        string                 `protobuf:"bytes,2,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	// Lots to free, a decimal quantity of the symbol. Fills and shrinks both subtract, so their
+	// order within a part does not matter.
+	Quantity      string `protobuf:"bytes,3,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReservationShrink) Reset() {
+	*x = ReservationShrink{}
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReservationShrink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReservationShrink) ProtoMessage() {}
+
+func (x *ReservationShrink) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReservationShrink.ProtoReflect.Descriptor instead.
+func (*ReservationShrink) Descriptor() ([]byte, []int) {
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ReservationShrink) GetReservationId() uint64 {
+	if x != nil {
+		return x.ReservationId
+	}
+	return 0
+}
+
+func (x *ReservationShrink) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *ReservationShrink) GetQuantity() string {
+	if x != nil {
+		return x.Quantity
+	}
+	return ""
+}
 
 type SettleRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -2149,7 +2228,7 @@ type SettleRequest struct {
 
 func (x *SettleRequest) Reset() {
 	*x = SettleRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2161,7 +2240,7 @@ func (x *SettleRequest) String() string {
 func (*SettleRequest) ProtoMessage() {}
 
 func (x *SettleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[31]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2174,7 +2253,7 @@ func (x *SettleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleRequest.ProtoReflect.Descriptor instead.
 func (*SettleRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{31}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SettleRequest) GetStream() *SettlementStream {
@@ -2220,7 +2299,7 @@ type SettleResponse struct {
 
 func (x *SettleResponse) Reset() {
 	*x = SettleResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2311,7 @@ func (x *SettleResponse) String() string {
 func (*SettleResponse) ProtoMessage() {}
 
 func (x *SettleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[32]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2324,7 @@ func (x *SettleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleResponse.ProtoReflect.Descriptor instead.
 func (*SettleResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{32}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SettleResponse) GetWatermark() uint64 {
@@ -2301,7 +2380,7 @@ type SyncReservationsRequest struct {
 
 func (x *SyncReservationsRequest) Reset() {
 	*x = SyncReservationsRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2392,7 @@ func (x *SyncReservationsRequest) String() string {
 func (*SyncReservationsRequest) ProtoMessage() {}
 
 func (x *SyncReservationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[33]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2405,7 @@ func (x *SyncReservationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncReservationsRequest.ProtoReflect.Descriptor instead.
 func (*SyncReservationsRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{33}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SyncReservationsRequest) GetStream() *SettlementStream {
@@ -2385,7 +2464,7 @@ type SyncReservationsResponse struct {
 
 func (x *SyncReservationsResponse) Reset() {
 	*x = SyncReservationsResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[34]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2397,7 +2476,7 @@ func (x *SyncReservationsResponse) String() string {
 func (*SyncReservationsResponse) ProtoMessage() {}
 
 func (x *SyncReservationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[34]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2410,7 +2489,7 @@ func (x *SyncReservationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncReservationsResponse.ProtoReflect.Descriptor instead.
 func (*SyncReservationsResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{34}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SyncReservationsResponse) GetRestored() uint32 {
@@ -2449,7 +2528,7 @@ type AuditRequest struct {
 
 func (x *AuditRequest) Reset() {
 	*x = AuditRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[35]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2461,7 +2540,7 @@ func (x *AuditRequest) String() string {
 func (*AuditRequest) ProtoMessage() {}
 
 func (x *AuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[35]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2474,7 +2553,7 @@ func (x *AuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
 func (*AuditRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{35}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{36}
 }
 
 type AssetAudit struct {
@@ -2493,7 +2572,7 @@ type AssetAudit struct {
 
 func (x *AssetAudit) Reset() {
 	*x = AssetAudit{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[36]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2584,7 @@ func (x *AssetAudit) String() string {
 func (*AssetAudit) ProtoMessage() {}
 
 func (x *AssetAudit) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[36]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2597,7 @@ func (x *AssetAudit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssetAudit.ProtoReflect.Descriptor instead.
 func (*AssetAudit) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{36}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AssetAudit) GetAssetId() string {
@@ -2573,7 +2652,7 @@ type StreamAudit struct {
 
 func (x *StreamAudit) Reset() {
 	*x = StreamAudit{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[37]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2585,7 +2664,7 @@ func (x *StreamAudit) String() string {
 func (*StreamAudit) ProtoMessage() {}
 
 func (x *StreamAudit) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[37]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2598,7 +2677,7 @@ func (x *StreamAudit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamAudit.ProtoReflect.Descriptor instead.
 func (*StreamAudit) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{37}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *StreamAudit) GetStream() *SettlementStream {
@@ -2626,7 +2705,7 @@ type OwnerAudit struct {
 
 func (x *OwnerAudit) Reset() {
 	*x = OwnerAudit{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[38]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2717,7 @@ func (x *OwnerAudit) String() string {
 func (*OwnerAudit) ProtoMessage() {}
 
 func (x *OwnerAudit) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[38]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2730,7 @@ func (x *OwnerAudit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OwnerAudit.ProtoReflect.Descriptor instead.
 func (*OwnerAudit) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{38}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *OwnerAudit) GetOwner() string {
@@ -2692,7 +2771,7 @@ type AuditResponse struct {
 
 func (x *AuditResponse) Reset() {
 	*x = AuditResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[39]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2704,7 +2783,7 @@ func (x *AuditResponse) String() string {
 func (*AuditResponse) ProtoMessage() {}
 
 func (x *AuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[39]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2717,7 +2796,7 @@ func (x *AuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
 func (*AuditResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{39}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AuditResponse) GetAssets() []*AssetAudit {
@@ -2778,7 +2857,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[40]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2790,7 +2869,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[40]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2803,7 +2882,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{40}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetAccountRequest) GetAccountId() string {
@@ -2825,7 +2904,7 @@ type Balance struct {
 
 func (x *Balance) Reset() {
 	*x = Balance{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[41]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2837,7 +2916,7 @@ func (x *Balance) String() string {
 func (*Balance) ProtoMessage() {}
 
 func (x *Balance) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[41]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2850,7 +2929,7 @@ func (x *Balance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Balance.ProtoReflect.Descriptor instead.
 func (*Balance) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{41}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Balance) GetAssetId() string {
@@ -2907,7 +2986,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[42]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2919,7 +2998,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[42]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2932,7 +3011,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{42}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Position) GetSymbol() string {
@@ -3063,7 +3142,7 @@ type Reservation struct {
 
 func (x *Reservation) Reset() {
 	*x = Reservation{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[43]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3075,7 +3154,7 @@ func (x *Reservation) String() string {
 func (*Reservation) ProtoMessage() {}
 
 func (x *Reservation) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[43]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3088,7 +3167,7 @@ func (x *Reservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
 func (*Reservation) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{43}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Reservation) GetReservationId() uint64 {
@@ -3157,7 +3236,7 @@ type RestoreReservationsRequest struct {
 
 func (x *RestoreReservationsRequest) Reset() {
 	*x = RestoreReservationsRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[44]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3248,7 @@ func (x *RestoreReservationsRequest) String() string {
 func (*RestoreReservationsRequest) ProtoMessage() {}
 
 func (x *RestoreReservationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[44]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3261,7 @@ func (x *RestoreReservationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReservationsRequest.ProtoReflect.Descriptor instead.
 func (*RestoreReservationsRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{44}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RestoreReservationsRequest) GetReservations() []*Reservation {
@@ -3201,7 +3280,7 @@ type RestoreReservationsResponse struct {
 
 func (x *RestoreReservationsResponse) Reset() {
 	*x = RestoreReservationsResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[45]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3213,7 +3292,7 @@ func (x *RestoreReservationsResponse) String() string {
 func (*RestoreReservationsResponse) ProtoMessage() {}
 
 func (x *RestoreReservationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[45]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3226,7 +3305,7 @@ func (x *RestoreReservationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReservationsResponse.ProtoReflect.Descriptor instead.
 func (*RestoreReservationsResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{45}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RestoreReservationsResponse) GetRestored() uint32 {
@@ -3251,7 +3330,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[46]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3263,7 +3342,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[46]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3276,7 +3355,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{46}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Account) GetAccountId() string {
@@ -3337,7 +3416,7 @@ type GetAccountResponse struct {
 
 func (x *GetAccountResponse) Reset() {
 	*x = GetAccountResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[47]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3349,7 +3428,7 @@ func (x *GetAccountResponse) String() string {
 func (*GetAccountResponse) ProtoMessage() {}
 
 func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[47]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3362,7 +3441,7 @@ func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{47}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetAccountResponse) GetAccount() *Account {
@@ -3386,7 +3465,7 @@ type SetLimitsRequest struct {
 
 func (x *SetLimitsRequest) Reset() {
 	*x = SetLimitsRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[48]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3398,7 +3477,7 @@ func (x *SetLimitsRequest) String() string {
 func (*SetLimitsRequest) ProtoMessage() {}
 
 func (x *SetLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[48]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3411,7 +3490,7 @@ func (x *SetLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLimitsRequest.ProtoReflect.Descriptor instead.
 func (*SetLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{48}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SetLimitsRequest) GetAccountId() string {
@@ -3450,7 +3529,7 @@ type SetLimitsResponse struct {
 
 func (x *SetLimitsResponse) Reset() {
 	*x = SetLimitsResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[49]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3462,7 +3541,7 @@ func (x *SetLimitsResponse) String() string {
 func (*SetLimitsResponse) ProtoMessage() {}
 
 func (x *SetLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[49]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3475,7 +3554,7 @@ func (x *SetLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLimitsResponse.ProtoReflect.Descriptor instead.
 func (*SetLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{49}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{50}
 }
 
 type SetTradingStateRequest struct {
@@ -3489,7 +3568,7 @@ type SetTradingStateRequest struct {
 
 func (x *SetTradingStateRequest) Reset() {
 	*x = SetTradingStateRequest{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[50]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3501,7 +3580,7 @@ func (x *SetTradingStateRequest) String() string {
 func (*SetTradingStateRequest) ProtoMessage() {}
 
 func (x *SetTradingStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[50]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3514,7 +3593,7 @@ func (x *SetTradingStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTradingStateRequest.ProtoReflect.Descriptor instead.
 func (*SetTradingStateRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{50}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetTradingStateRequest) GetAccountId() string {
@@ -3539,7 +3618,7 @@ type SetTradingStateResponse struct {
 
 func (x *SetTradingStateResponse) Reset() {
 	*x = SetTradingStateResponse{}
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[51]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3551,7 +3630,7 @@ func (x *SetTradingStateResponse) String() string {
 func (*SetTradingStateResponse) ProtoMessage() {}
 
 func (x *SetTradingStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_risk_v1_risk_proto_msgTypes[51]
+	mi := &file_bourse_risk_v1_risk_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3564,7 +3643,7 @@ func (x *SetTradingStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTradingStateResponse.ProtoReflect.Descriptor instead.
 func (*SetTradingStateResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{51}
+	return file_bourse_risk_v1_risk_proto_rawDescGZIP(), []int{52}
 }
 
 var File_bourse_risk_v1_risk_proto protoreflect.FileDescriptor
@@ -3704,12 +3783,17 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"taker_side\x18\x04 \x01(\x0e2\x14.bourse.risk.v1.SideR\ttakerSide\x123\n" +
 	"\x05buyer\x18\x05 \x01(\v2\x1d.bourse.risk.v1.SettlementLegR\x05buyer\x125\n" +
 	"\x06seller\x18\x06 \x01(\v2\x1d.bourse.risk.v1.SettlementLegR\x06seller\x12.\n" +
-	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"u\n" +
+	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xb2\x01\n" +
 	"\x0eSettlementItem\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12-\n" +
 	"\x05trade\x18\x02 \x01(\v2\x15.bourse.risk.v1.TradeH\x00R\x05trade\x12\x1a\n" +
-	"\arelease\x18\x03 \x01(\x04H\x00R\areleaseB\x06\n" +
-	"\x04item\"\xaf\x01\n" +
+	"\arelease\x18\x03 \x01(\x04H\x00R\arelease\x12;\n" +
+	"\x06shrink\x18\x04 \x01(\v2!.bourse.risk.v1.ReservationShrinkH\x00R\x06shrinkB\x06\n" +
+	"\x04item\"n\n" +
+	"\x11ReservationShrink\x12%\n" +
+	"\x0ereservation_id\x18\x01 \x01(\x04R\rreservationId\x12\x16\n" +
+	"\x06symbol\x18\x02 \x01(\tR\x06symbol\x12\x1a\n" +
+	"\bquantity\x18\x03 \x01(\tR\bquantity\"\xaf\x01\n" +
 	"\rSettleRequest\x128\n" +
 	"\x06stream\x18\x01 \x01(\v2 .bourse.risk.v1.SettlementStreamR\x06stream\x12\x14\n" +
 	"\x05after\x18\x02 \x01(\x04R\x05after\x12\x18\n" +
@@ -3894,7 +3978,7 @@ func file_bourse_risk_v1_risk_proto_rawDescGZIP() []byte {
 }
 
 var file_bourse_risk_v1_risk_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bourse_risk_v1_risk_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_bourse_risk_v1_risk_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_bourse_risk_v1_risk_proto_goTypes = []any{
 	(Side)(0),                           // 0: bourse.risk.v1.Side
 	(OrderType)(0),                      // 1: bourse.risk.v1.OrderType
@@ -3931,28 +4015,29 @@ var file_bourse_risk_v1_risk_proto_goTypes = []any{
 	(*SettlementLeg)(nil),               // 32: bourse.risk.v1.SettlementLeg
 	(*Trade)(nil),                       // 33: bourse.risk.v1.Trade
 	(*SettlementItem)(nil),              // 34: bourse.risk.v1.SettlementItem
-	(*SettleRequest)(nil),               // 35: bourse.risk.v1.SettleRequest
-	(*SettleResponse)(nil),              // 36: bourse.risk.v1.SettleResponse
-	(*SyncReservationsRequest)(nil),     // 37: bourse.risk.v1.SyncReservationsRequest
-	(*SyncReservationsResponse)(nil),    // 38: bourse.risk.v1.SyncReservationsResponse
-	(*AuditRequest)(nil),                // 39: bourse.risk.v1.AuditRequest
-	(*AssetAudit)(nil),                  // 40: bourse.risk.v1.AssetAudit
-	(*StreamAudit)(nil),                 // 41: bourse.risk.v1.StreamAudit
-	(*OwnerAudit)(nil),                  // 42: bourse.risk.v1.OwnerAudit
-	(*AuditResponse)(nil),               // 43: bourse.risk.v1.AuditResponse
-	(*GetAccountRequest)(nil),           // 44: bourse.risk.v1.GetAccountRequest
-	(*Balance)(nil),                     // 45: bourse.risk.v1.Balance
-	(*Position)(nil),                    // 46: bourse.risk.v1.Position
-	(*Reservation)(nil),                 // 47: bourse.risk.v1.Reservation
-	(*RestoreReservationsRequest)(nil),  // 48: bourse.risk.v1.RestoreReservationsRequest
-	(*RestoreReservationsResponse)(nil), // 49: bourse.risk.v1.RestoreReservationsResponse
-	(*Account)(nil),                     // 50: bourse.risk.v1.Account
-	(*GetAccountResponse)(nil),          // 51: bourse.risk.v1.GetAccountResponse
-	(*SetLimitsRequest)(nil),            // 52: bourse.risk.v1.SetLimitsRequest
-	(*SetLimitsResponse)(nil),           // 53: bourse.risk.v1.SetLimitsResponse
-	(*SetTradingStateRequest)(nil),      // 54: bourse.risk.v1.SetTradingStateRequest
-	(*SetTradingStateResponse)(nil),     // 55: bourse.risk.v1.SetTradingStateResponse
-	(*timestamppb.Timestamp)(nil),       // 56: google.protobuf.Timestamp
+	(*ReservationShrink)(nil),           // 35: bourse.risk.v1.ReservationShrink
+	(*SettleRequest)(nil),               // 36: bourse.risk.v1.SettleRequest
+	(*SettleResponse)(nil),              // 37: bourse.risk.v1.SettleResponse
+	(*SyncReservationsRequest)(nil),     // 38: bourse.risk.v1.SyncReservationsRequest
+	(*SyncReservationsResponse)(nil),    // 39: bourse.risk.v1.SyncReservationsResponse
+	(*AuditRequest)(nil),                // 40: bourse.risk.v1.AuditRequest
+	(*AssetAudit)(nil),                  // 41: bourse.risk.v1.AssetAudit
+	(*StreamAudit)(nil),                 // 42: bourse.risk.v1.StreamAudit
+	(*OwnerAudit)(nil),                  // 43: bourse.risk.v1.OwnerAudit
+	(*AuditResponse)(nil),               // 44: bourse.risk.v1.AuditResponse
+	(*GetAccountRequest)(nil),           // 45: bourse.risk.v1.GetAccountRequest
+	(*Balance)(nil),                     // 46: bourse.risk.v1.Balance
+	(*Position)(nil),                    // 47: bourse.risk.v1.Position
+	(*Reservation)(nil),                 // 48: bourse.risk.v1.Reservation
+	(*RestoreReservationsRequest)(nil),  // 49: bourse.risk.v1.RestoreReservationsRequest
+	(*RestoreReservationsResponse)(nil), // 50: bourse.risk.v1.RestoreReservationsResponse
+	(*Account)(nil),                     // 51: bourse.risk.v1.Account
+	(*GetAccountResponse)(nil),          // 52: bourse.risk.v1.GetAccountResponse
+	(*SetLimitsRequest)(nil),            // 53: bourse.risk.v1.SetLimitsRequest
+	(*SetLimitsResponse)(nil),           // 54: bourse.risk.v1.SetLimitsResponse
+	(*SetTradingStateRequest)(nil),      // 55: bourse.risk.v1.SetTradingStateRequest
+	(*SetTradingStateResponse)(nil),     // 56: bourse.risk.v1.SetTradingStateResponse
+	(*timestamppb.Timestamp)(nil),       // 57: google.protobuf.Timestamp
 }
 var file_bourse_risk_v1_risk_proto_depIdxs = []int32{
 	4,  // 0: bourse.risk.v1.DefineAssetRequest.asset:type_name -> bourse.risk.v1.Asset
@@ -3967,75 +4052,76 @@ var file_bourse_risk_v1_risk_proto_depIdxs = []int32{
 	23, // 9: bourse.risk.v1.CheckOrdersResponse.results:type_name -> bourse.risk.v1.CheckOrdersResult
 	3,  // 10: bourse.risk.v1.CheckOrdersResult.reject_reason:type_name -> bourse.risk.v1.RejectReason
 	0,  // 11: bourse.risk.v1.Execution.side:type_name -> bourse.risk.v1.Side
-	56, // 12: bourse.risk.v1.Execution.time:type_name -> google.protobuf.Timestamp
+	57, // 12: bourse.risk.v1.Execution.time:type_name -> google.protobuf.Timestamp
 	28, // 13: bourse.risk.v1.ApplyExecutionsRequest.executions:type_name -> bourse.risk.v1.Execution
 	0,  // 14: bourse.risk.v1.Trade.taker_side:type_name -> bourse.risk.v1.Side
 	32, // 15: bourse.risk.v1.Trade.buyer:type_name -> bourse.risk.v1.SettlementLeg
 	32, // 16: bourse.risk.v1.Trade.seller:type_name -> bourse.risk.v1.SettlementLeg
-	56, // 17: bourse.risk.v1.Trade.time:type_name -> google.protobuf.Timestamp
+	57, // 17: bourse.risk.v1.Trade.time:type_name -> google.protobuf.Timestamp
 	33, // 18: bourse.risk.v1.SettlementItem.trade:type_name -> bourse.risk.v1.Trade
-	31, // 19: bourse.risk.v1.SettleRequest.stream:type_name -> bourse.risk.v1.SettlementStream
-	34, // 20: bourse.risk.v1.SettleRequest.items:type_name -> bourse.risk.v1.SettlementItem
-	31, // 21: bourse.risk.v1.SyncReservationsRequest.stream:type_name -> bourse.risk.v1.SettlementStream
-	47, // 22: bourse.risk.v1.SyncReservationsRequest.reservations:type_name -> bourse.risk.v1.Reservation
-	31, // 23: bourse.risk.v1.StreamAudit.stream:type_name -> bourse.risk.v1.SettlementStream
-	40, // 24: bourse.risk.v1.AuditResponse.assets:type_name -> bourse.risk.v1.AssetAudit
-	41, // 25: bourse.risk.v1.AuditResponse.streams:type_name -> bourse.risk.v1.StreamAudit
-	42, // 26: bourse.risk.v1.AuditResponse.owners:type_name -> bourse.risk.v1.OwnerAudit
-	56, // 27: bourse.risk.v1.Position.trading_day_start:type_name -> google.protobuf.Timestamp
-	6,  // 28: bourse.risk.v1.Position.limits:type_name -> bourse.risk.v1.Limits
-	0,  // 29: bourse.risk.v1.Reservation.side:type_name -> bourse.risk.v1.Side
-	47, // 30: bourse.risk.v1.RestoreReservationsRequest.reservations:type_name -> bourse.risk.v1.Reservation
-	2,  // 31: bourse.risk.v1.Account.trading_state:type_name -> bourse.risk.v1.TradingState
-	2,  // 32: bourse.risk.v1.Account.global_trading_state:type_name -> bourse.risk.v1.TradingState
-	6,  // 33: bourse.risk.v1.Account.limits:type_name -> bourse.risk.v1.Limits
-	45, // 34: bourse.risk.v1.Account.balances:type_name -> bourse.risk.v1.Balance
-	46, // 35: bourse.risk.v1.Account.positions:type_name -> bourse.risk.v1.Position
-	47, // 36: bourse.risk.v1.Account.reservations:type_name -> bourse.risk.v1.Reservation
-	50, // 37: bourse.risk.v1.GetAccountResponse.account:type_name -> bourse.risk.v1.Account
-	6,  // 38: bourse.risk.v1.SetLimitsRequest.limits:type_name -> bourse.risk.v1.Limits
-	2,  // 39: bourse.risk.v1.SetTradingStateRequest.state:type_name -> bourse.risk.v1.TradingState
-	7,  // 40: bourse.risk.v1.RiskService.DefineAsset:input_type -> bourse.risk.v1.DefineAssetRequest
-	9,  // 41: bourse.risk.v1.RiskService.DefineSymbol:input_type -> bourse.risk.v1.DefineSymbolRequest
-	11, // 42: bourse.risk.v1.RiskService.ListSymbols:input_type -> bourse.risk.v1.ListSymbolsRequest
-	13, // 43: bourse.risk.v1.RiskService.OpenAccount:input_type -> bourse.risk.v1.OpenAccountRequest
-	15, // 44: bourse.risk.v1.RiskService.Credit:input_type -> bourse.risk.v1.CreditRequest
-	17, // 45: bourse.risk.v1.RiskService.Debit:input_type -> bourse.risk.v1.DebitRequest
-	19, // 46: bourse.risk.v1.RiskService.CheckOrder:input_type -> bourse.risk.v1.CheckOrderRequest
-	21, // 47: bourse.risk.v1.RiskService.CheckOrders:input_type -> bourse.risk.v1.CheckOrdersRequest
-	26, // 48: bourse.risk.v1.RiskService.ReleaseReservation:input_type -> bourse.risk.v1.ReleaseReservationRequest
-	24, // 49: bourse.risk.v1.RiskService.ReleaseReservations:input_type -> bourse.risk.v1.ReleaseReservationsRequest
-	48, // 50: bourse.risk.v1.RiskService.RestoreReservations:input_type -> bourse.risk.v1.RestoreReservationsRequest
-	29, // 51: bourse.risk.v1.RiskService.ApplyExecutions:input_type -> bourse.risk.v1.ApplyExecutionsRequest
-	35, // 52: bourse.risk.v1.RiskService.Settle:input_type -> bourse.risk.v1.SettleRequest
-	37, // 53: bourse.risk.v1.RiskService.SyncReservations:input_type -> bourse.risk.v1.SyncReservationsRequest
-	39, // 54: bourse.risk.v1.RiskService.Audit:input_type -> bourse.risk.v1.AuditRequest
-	44, // 55: bourse.risk.v1.RiskService.GetAccount:input_type -> bourse.risk.v1.GetAccountRequest
-	52, // 56: bourse.risk.v1.RiskService.SetLimits:input_type -> bourse.risk.v1.SetLimitsRequest
-	54, // 57: bourse.risk.v1.RiskService.SetTradingState:input_type -> bourse.risk.v1.SetTradingStateRequest
-	8,  // 58: bourse.risk.v1.RiskService.DefineAsset:output_type -> bourse.risk.v1.DefineAssetResponse
-	10, // 59: bourse.risk.v1.RiskService.DefineSymbol:output_type -> bourse.risk.v1.DefineSymbolResponse
-	12, // 60: bourse.risk.v1.RiskService.ListSymbols:output_type -> bourse.risk.v1.ListSymbolsResponse
-	14, // 61: bourse.risk.v1.RiskService.OpenAccount:output_type -> bourse.risk.v1.OpenAccountResponse
-	16, // 62: bourse.risk.v1.RiskService.Credit:output_type -> bourse.risk.v1.CreditResponse
-	18, // 63: bourse.risk.v1.RiskService.Debit:output_type -> bourse.risk.v1.DebitResponse
-	20, // 64: bourse.risk.v1.RiskService.CheckOrder:output_type -> bourse.risk.v1.CheckOrderResponse
-	22, // 65: bourse.risk.v1.RiskService.CheckOrders:output_type -> bourse.risk.v1.CheckOrdersResponse
-	27, // 66: bourse.risk.v1.RiskService.ReleaseReservation:output_type -> bourse.risk.v1.ReleaseReservationResponse
-	25, // 67: bourse.risk.v1.RiskService.ReleaseReservations:output_type -> bourse.risk.v1.ReleaseReservationsResponse
-	49, // 68: bourse.risk.v1.RiskService.RestoreReservations:output_type -> bourse.risk.v1.RestoreReservationsResponse
-	30, // 69: bourse.risk.v1.RiskService.ApplyExecutions:output_type -> bourse.risk.v1.ApplyExecutionsResponse
-	36, // 70: bourse.risk.v1.RiskService.Settle:output_type -> bourse.risk.v1.SettleResponse
-	38, // 71: bourse.risk.v1.RiskService.SyncReservations:output_type -> bourse.risk.v1.SyncReservationsResponse
-	43, // 72: bourse.risk.v1.RiskService.Audit:output_type -> bourse.risk.v1.AuditResponse
-	51, // 73: bourse.risk.v1.RiskService.GetAccount:output_type -> bourse.risk.v1.GetAccountResponse
-	53, // 74: bourse.risk.v1.RiskService.SetLimits:output_type -> bourse.risk.v1.SetLimitsResponse
-	55, // 75: bourse.risk.v1.RiskService.SetTradingState:output_type -> bourse.risk.v1.SetTradingStateResponse
-	58, // [58:76] is the sub-list for method output_type
-	40, // [40:58] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	35, // 19: bourse.risk.v1.SettlementItem.shrink:type_name -> bourse.risk.v1.ReservationShrink
+	31, // 20: bourse.risk.v1.SettleRequest.stream:type_name -> bourse.risk.v1.SettlementStream
+	34, // 21: bourse.risk.v1.SettleRequest.items:type_name -> bourse.risk.v1.SettlementItem
+	31, // 22: bourse.risk.v1.SyncReservationsRequest.stream:type_name -> bourse.risk.v1.SettlementStream
+	48, // 23: bourse.risk.v1.SyncReservationsRequest.reservations:type_name -> bourse.risk.v1.Reservation
+	31, // 24: bourse.risk.v1.StreamAudit.stream:type_name -> bourse.risk.v1.SettlementStream
+	41, // 25: bourse.risk.v1.AuditResponse.assets:type_name -> bourse.risk.v1.AssetAudit
+	42, // 26: bourse.risk.v1.AuditResponse.streams:type_name -> bourse.risk.v1.StreamAudit
+	43, // 27: bourse.risk.v1.AuditResponse.owners:type_name -> bourse.risk.v1.OwnerAudit
+	57, // 28: bourse.risk.v1.Position.trading_day_start:type_name -> google.protobuf.Timestamp
+	6,  // 29: bourse.risk.v1.Position.limits:type_name -> bourse.risk.v1.Limits
+	0,  // 30: bourse.risk.v1.Reservation.side:type_name -> bourse.risk.v1.Side
+	48, // 31: bourse.risk.v1.RestoreReservationsRequest.reservations:type_name -> bourse.risk.v1.Reservation
+	2,  // 32: bourse.risk.v1.Account.trading_state:type_name -> bourse.risk.v1.TradingState
+	2,  // 33: bourse.risk.v1.Account.global_trading_state:type_name -> bourse.risk.v1.TradingState
+	6,  // 34: bourse.risk.v1.Account.limits:type_name -> bourse.risk.v1.Limits
+	46, // 35: bourse.risk.v1.Account.balances:type_name -> bourse.risk.v1.Balance
+	47, // 36: bourse.risk.v1.Account.positions:type_name -> bourse.risk.v1.Position
+	48, // 37: bourse.risk.v1.Account.reservations:type_name -> bourse.risk.v1.Reservation
+	51, // 38: bourse.risk.v1.GetAccountResponse.account:type_name -> bourse.risk.v1.Account
+	6,  // 39: bourse.risk.v1.SetLimitsRequest.limits:type_name -> bourse.risk.v1.Limits
+	2,  // 40: bourse.risk.v1.SetTradingStateRequest.state:type_name -> bourse.risk.v1.TradingState
+	7,  // 41: bourse.risk.v1.RiskService.DefineAsset:input_type -> bourse.risk.v1.DefineAssetRequest
+	9,  // 42: bourse.risk.v1.RiskService.DefineSymbol:input_type -> bourse.risk.v1.DefineSymbolRequest
+	11, // 43: bourse.risk.v1.RiskService.ListSymbols:input_type -> bourse.risk.v1.ListSymbolsRequest
+	13, // 44: bourse.risk.v1.RiskService.OpenAccount:input_type -> bourse.risk.v1.OpenAccountRequest
+	15, // 45: bourse.risk.v1.RiskService.Credit:input_type -> bourse.risk.v1.CreditRequest
+	17, // 46: bourse.risk.v1.RiskService.Debit:input_type -> bourse.risk.v1.DebitRequest
+	19, // 47: bourse.risk.v1.RiskService.CheckOrder:input_type -> bourse.risk.v1.CheckOrderRequest
+	21, // 48: bourse.risk.v1.RiskService.CheckOrders:input_type -> bourse.risk.v1.CheckOrdersRequest
+	26, // 49: bourse.risk.v1.RiskService.ReleaseReservation:input_type -> bourse.risk.v1.ReleaseReservationRequest
+	24, // 50: bourse.risk.v1.RiskService.ReleaseReservations:input_type -> bourse.risk.v1.ReleaseReservationsRequest
+	49, // 51: bourse.risk.v1.RiskService.RestoreReservations:input_type -> bourse.risk.v1.RestoreReservationsRequest
+	29, // 52: bourse.risk.v1.RiskService.ApplyExecutions:input_type -> bourse.risk.v1.ApplyExecutionsRequest
+	36, // 53: bourse.risk.v1.RiskService.Settle:input_type -> bourse.risk.v1.SettleRequest
+	38, // 54: bourse.risk.v1.RiskService.SyncReservations:input_type -> bourse.risk.v1.SyncReservationsRequest
+	40, // 55: bourse.risk.v1.RiskService.Audit:input_type -> bourse.risk.v1.AuditRequest
+	45, // 56: bourse.risk.v1.RiskService.GetAccount:input_type -> bourse.risk.v1.GetAccountRequest
+	53, // 57: bourse.risk.v1.RiskService.SetLimits:input_type -> bourse.risk.v1.SetLimitsRequest
+	55, // 58: bourse.risk.v1.RiskService.SetTradingState:input_type -> bourse.risk.v1.SetTradingStateRequest
+	8,  // 59: bourse.risk.v1.RiskService.DefineAsset:output_type -> bourse.risk.v1.DefineAssetResponse
+	10, // 60: bourse.risk.v1.RiskService.DefineSymbol:output_type -> bourse.risk.v1.DefineSymbolResponse
+	12, // 61: bourse.risk.v1.RiskService.ListSymbols:output_type -> bourse.risk.v1.ListSymbolsResponse
+	14, // 62: bourse.risk.v1.RiskService.OpenAccount:output_type -> bourse.risk.v1.OpenAccountResponse
+	16, // 63: bourse.risk.v1.RiskService.Credit:output_type -> bourse.risk.v1.CreditResponse
+	18, // 64: bourse.risk.v1.RiskService.Debit:output_type -> bourse.risk.v1.DebitResponse
+	20, // 65: bourse.risk.v1.RiskService.CheckOrder:output_type -> bourse.risk.v1.CheckOrderResponse
+	22, // 66: bourse.risk.v1.RiskService.CheckOrders:output_type -> bourse.risk.v1.CheckOrdersResponse
+	27, // 67: bourse.risk.v1.RiskService.ReleaseReservation:output_type -> bourse.risk.v1.ReleaseReservationResponse
+	25, // 68: bourse.risk.v1.RiskService.ReleaseReservations:output_type -> bourse.risk.v1.ReleaseReservationsResponse
+	50, // 69: bourse.risk.v1.RiskService.RestoreReservations:output_type -> bourse.risk.v1.RestoreReservationsResponse
+	30, // 70: bourse.risk.v1.RiskService.ApplyExecutions:output_type -> bourse.risk.v1.ApplyExecutionsResponse
+	37, // 71: bourse.risk.v1.RiskService.Settle:output_type -> bourse.risk.v1.SettleResponse
+	39, // 72: bourse.risk.v1.RiskService.SyncReservations:output_type -> bourse.risk.v1.SyncReservationsResponse
+	44, // 73: bourse.risk.v1.RiskService.Audit:output_type -> bourse.risk.v1.AuditResponse
+	52, // 74: bourse.risk.v1.RiskService.GetAccount:output_type -> bourse.risk.v1.GetAccountResponse
+	54, // 75: bourse.risk.v1.RiskService.SetLimits:output_type -> bourse.risk.v1.SetLimitsResponse
+	56, // 76: bourse.risk.v1.RiskService.SetTradingState:output_type -> bourse.risk.v1.SetTradingStateResponse
+	59, // [59:77] is the sub-list for method output_type
+	41, // [41:59] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_bourse_risk_v1_risk_proto_init() }
@@ -4046,6 +4132,7 @@ func file_bourse_risk_v1_risk_proto_init() {
 	file_bourse_risk_v1_risk_proto_msgTypes[30].OneofWrappers = []any{
 		(*SettlementItem_Trade)(nil),
 		(*SettlementItem_Release)(nil),
+		(*SettlementItem_Shrink)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4053,7 +4140,7 @@ func file_bourse_risk_v1_risk_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bourse_risk_v1_risk_proto_rawDesc), len(file_bourse_risk_v1_risk_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   52,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
