@@ -37,7 +37,10 @@ var (
 func Svc(names ...string) Who { return Who{Services: names} }
 
 // Or adds services to w.
-func (w Who) Or(names ...string) Who { w.Services = append(slices.Clone(w.Services), names...); return w }
+func (w Who) Or(names ...string) Who {
+	w.Services = append(slices.Clone(w.Services), names...)
+	return w
+}
 
 // Keys are the callers of a matrix: an account that owns the data the requests name, another
 // account, a key per service identity, an admin.
