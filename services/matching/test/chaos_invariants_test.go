@@ -35,7 +35,7 @@ func (v *chaosViolations) num(what, s string) decimal.Decimal {
 func checkInvariants(st *chaosState, orders []chaosOrder, credits, debits map[string]decimal.Decimal) []string {
 	v := &chaosViolations{}
 	checkConservation(v, st, credits, debits)
-	checkReservations(v, st)
+	checkReservations(v, st, orders)
 	checkOrdersAndPositions(v, st, orders)
 	checkAdminViews(v, st, credits, debits)
 	sort.Strings(v.lines)
@@ -88,7 +88,11 @@ type chaosHeld struct {
 // I2: every resting order holds a reservation of exactly what it needs (same side, price and
 // remaining quantity; the amount risk documents), no reservation exists without a resting order,
 // and each balance's reserved part is the sum of its reservations.
-func checkReservations(v *chaosViolations, st *chaosState) {
+func checkReservations(v *chaosViolations, st *chaosState, orders []chaosOrder) {
+	history := map[string][]string{}
+	for _, o := range orders {
+		history[orderKey(o.account, o.symbol, o.cid)] = o.history
+	}
 	type symbolOrder struct {
 		symbol string
 		id     uint64
@@ -118,8 +122,12 @@ func checkReservations(v *chaosViolations, st *chaosState) {
 				price, rem := v.num(what+" price", o.GetPrice()), v.num(what+" remaining", o.GetRemainingQuantity())
 				asset, need := sym.reservationNeeded(side, price, rem)
 				g := get(o.GetAccountId(), sym.name, side)
-				g.orders = append(g.orders, &chaosHeld{id: fmt.Sprintf("order %d (%s/%s)", o.GetOrderId(), o.GetAccountId(), cids[symbolOrder{sym.name, o.GetOrderId()}]),
-					price: price, qty: rem, asset: asset, amount: need})
+				cid := cids[symbolOrder{sym.name, o.GetOrderId()}]
+				id := fmt.Sprintf("order %d (%s/%s", o.GetOrderId(), o.GetAccountId(), cid)
+				if h := history[orderKey(o.GetAccountId(), sym.name, cid)]; len(h) > 0 {
+					id += "; " + strings.Join(h, ", ")
+				}
+				g.orders = append(g.orders, &chaosHeld{id: id + ")", price: price, qty: rem, asset: asset, amount: need})
 			}
 		}
 	}

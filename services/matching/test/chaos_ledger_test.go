@@ -2,6 +2,7 @@ package matching_test
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,7 +24,11 @@ type chaosOrder struct {
 	ackedFilled decimal.Decimal
 	quantity    decimal.Decimal // total quantity in the latest answer, for amends
 	open        bool            // resting after the latest answer
+	history     []string        // the commands answered for it, for the diff of a violation
 }
+
+// maxHistory bounds what the ledger keeps per order; an order is rarely amended more often.
+const maxHistory = 8
 
 // chaosLedger records everything the load did that the invariants are checked against: every order
 // attempted (acknowledged or not) and every credit and debit risk confirmed. Safe for concurrent use.
@@ -88,6 +93,10 @@ func (l *chaosLedger) answered(what string, o *matchingv1.Order, duplicate bool)
 			return false
 		}
 	}
+	if len(rec.history) < maxHistory {
+		rec.history = append(rec.history, fmt.Sprintf("%s: %s %s@%s filled %s", what,
+			strings.TrimPrefix(st.String(), "ORDER_STATUS_"), o.GetQuantity(), o.GetPrice(), o.GetFilledQuantity()))
+	}
 	if f, err := decimal.NewFromString(o.GetFilledQuantity()); err == nil && f.GreaterThan(rec.ackedFilled) {
 		rec.ackedFilled = f
 	}
@@ -140,6 +149,7 @@ func (l *chaosLedger) snapshot() (orders []chaosOrder, credits, debits map[strin
 	orders = make([]chaosOrder, len(l.orders))
 	for i, o := range l.orders {
 		orders[i] = *o
+		orders[i].history = slices.Clone(o.history)
 	}
 	credits, debits = map[string]decimal.Decimal{}, map[string]decimal.Decimal{}
 	for a, v := range l.credits {
