@@ -2,7 +2,10 @@ package grpcapi
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
 	riskv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/risk/v1"
@@ -191,7 +194,19 @@ func (s *Server) reservations(in []*riskv1.Reservation) ([]engine.RestoredReserv
 // state, and so whenever the reservations (kept in memory) were lost.
 func (s *Server) incarnation() uint64 {
 	if e, ok := any(s.eng).(interface{ Incarnation() uint64 }); ok {
-		return e.Incarnation()
+		if inc := e.Incarnation(); inc != 0 {
+			return inc
+		}
 	}
-	return 0
+	// An engine without a durable incarnation: every process is a new one, which is exactly when
+	// reservations are lost.
+	return processIncarnation
 }
+
+var processIncarnation = func() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return uint64(time.Now().UnixNano()) | 1<<63
+	}
+	return binary.BigEndian.Uint64(b[:]) | 1<<63 // never 0, and apart from small durable counters
+}()
