@@ -206,6 +206,25 @@ func TestReloadWithoutRestart(t *testing.T) {
 		t.Fatalf("after rotation the server does not present the new certificate: %v", err)
 	}
 
+	// The client side reloads too: once its certificate comes from another CA, the server, which
+	// still trusts only ours, refuses its next connection.
+	other, err := tlsconfig.NewCA("another CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreignCert, foreignKey, err := other.Issue("matching")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientFiles := tlsconfig.FilesIn(dir, "matching")
+	goodCert, goodKey := readFile(t, clientFiles.Cert), readFile(t, clientFiles.Key)
+	writeFiles(t, clientFiles, foreignCert, foreignKey)
+	wantUnavailable(t, check(t, srv.addr, client.ClientCredentials("ledger")))
+	writeFiles(t, clientFiles, goodCert, goodKey)
+	if err := check(t, srv.addr, client.ClientCredentials("ledger")); err != nil {
+		t.Fatalf("client certificate restored: %v", err)
+	}
+
 	// A half-written rotation (a key that does not match) keeps the last good pair.
 	if err := os.WriteFile(files.Key, []byte("not a key"), 0o600); err != nil {
 		t.Fatal(err)
@@ -213,6 +232,15 @@ func TestReloadWithoutRestart(t *testing.T) {
 	if err := check(t, srv.addr, client.ClientCredentials("ledger")); err != nil {
 		t.Fatalf("a broken key file replaced the working certificate: %v", err)
 	}
+}
+
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func writeFiles(t testing.TB, f tlsconfig.Files, certPEM, keyPEM []byte) {
