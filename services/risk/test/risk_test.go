@@ -206,8 +206,11 @@ func testBadInputAndRejects(t *testing.T, dbArg string) {
 		{order(func(r *riskv1.CheckOrderRequest) { r.AccountId = "carol" }), codes.NotFound, "account_id"},
 	} {
 		client := p.matching
-		if c.req.AccountId == "carol" {
+		switch c.req.AccountId {
+		case "carol":
 			client = p.admin
+		case "bob": // a customer key reaches no order check, least of all another account's
+			client = p.alice
 		}
 		_, err := client.CheckOrder(ctx, c.req)
 		st := status.Convert(err)
