@@ -193,6 +193,66 @@ func placeOrders(mc matchingv1.MatchingServiceClient, account string, limit time
 	return w
 }
 
+// streamOrders is placeOrders over one StreamOrders stream, 100 orders a round: each round is sent
+// in one message and must be answered within limit before the next. It makes market data faster
+// than unary calls do.
+func streamOrders(mc matchingv1.MatchingServiceClient, account string, limit time.Duration, stop <-chan struct{}) *orderWorker {
+	w := &orderWorker{done: make(chan struct{})}
+	fail := func(err error) {
+		w.mu.Lock()
+		w.err = err
+		w.mu.Unlock()
+	}
+	go func() {
+		defer close(w.done)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stream, err := mc.StreamOrders(ctx)
+		if err != nil {
+			fail(err)
+			return
+		}
+		for i := 0; ; i += 100 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			msg := &matchingv1.StreamOrdersRequest{}
+			for j := i; j < i+100; j++ {
+				msg.Commands = append(msg.Commands, &matchingv1.OrderCommand{RequestId: uint64(j + 1),
+					Command: &matchingv1.OrderCommand_Submit{Submit: restingOrder(account, "w", j)}})
+			}
+			start := time.Now()
+			timer := time.AfterFunc(limit, cancel)
+			if err := stream.Send(msg); err != nil {
+				fail(fmt.Errorf("round at order %d of %s: %w", i, account, err))
+				return
+			}
+			for got := 0; got < 100; {
+				resp, err := stream.Recv()
+				if err != nil {
+					fail(fmt.Errorf("round at order %d of %s after %v: %w", i, account, time.Since(start).Round(time.Millisecond), err))
+					return
+				}
+				for _, u := range resp.GetUpdates() {
+					if u.GetRequestId() == 0 {
+						continue
+					}
+					if u.GetErrorCode() != 0 || u.GetOrder().GetStatus() != matchingv1.OrderStatus_ORDER_STATUS_NEW {
+						fail(fmt.Errorf("order %d of %s: %v %s", u.GetRequestId()-1, account, u.GetOrder().GetStatus(), u.GetErrorMessage()))
+						return
+					}
+					got++
+				}
+			}
+			timer.Stop()
+			w.placed.Add(100)
+		}
+	}()
+	return w
+}
+
 // finish stops the worker and returns its first failure.
 func (w *orderWorker) finish(stop chan struct{}) error {
 	close(stop)

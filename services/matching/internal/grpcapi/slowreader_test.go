@@ -237,9 +237,9 @@ func TestStreamMarketDataSlowReaderIsCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
-	w := placeOrders(fast, "fast", orderLimit, stop)
+	w := streamOrders(fast, "fast", orderLimit, stop)
 	waitCutOrFailure(t, ts, matchingv1.MatchingService_StreamMarketData_FullMethodName, w)
-	keepPlacing(t, w, 50)
+	keepPlacing(t, w, 500)
 	if err := w.finish(stop); err != nil {
 		t.Fatal(err)
 	}
