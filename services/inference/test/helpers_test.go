@@ -33,7 +33,9 @@ type proc struct {
 // startInference runs the real binary on repo, registered in agent's Consul.
 func startInference(t *testing.T, agent *testenv.ConsulAgent, repo string, env []string, args ...string) *proc {
 	t.Helper()
-	args = append([]string{"--consul-addr=" + agent.Addr, "--api-keys=" + apiKeys, "--check-interval=1s",
+	// The load tests drive one account key far past the default per-account rate limit, which has
+	// its own test in pkg/server.
+	args = append([]string{"--consul-addr=" + agent.Addr, "--api-keys=" + apiKeys, "--check-interval=1s", "--rate-limit-account=off",
 		"--model-repository=" + repo, "--onnxruntime-lib=" + testutil.ORTLibrary(t)}, args...)
 	p := &proc{Process: testenv.StartService(t, testenv.Build(t, mainPkg), env, args...)}
 	for key, dst := range map[string]*pb.GRPCInferenceServiceClient{adminKey: &p.admin, userKey: &p.user, "": &p.anon} {
