@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -22,8 +21,7 @@ func TestConsulChecksOverMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	agentFiles := tlsconfig.FilesIn(dir, "consul")
-	agent := testenv.StartConsul(t, fmt.Sprintf(`tls { internal_rpc { ca_file = %q, cert_file = %q, key_file = %q } } enable_agent_tls_for_checks = true`,
-		agentFiles.CA, agentFiles.Cert, agentFiles.Key))
+	agent := testenv.StartConsul(t, tlsconfig.ConsulAgentHCL(agentFiles))
 
 	run := func(id string, f tlsconfig.Files) {
 		ctx, cancel := context.WithCancel(context.Background())

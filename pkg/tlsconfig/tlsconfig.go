@@ -214,3 +214,10 @@ func (c *clientCreds) OverrideServerName(name string) error {
 	c.serverName = name
 	return nil
 }
+
+// ConsulAgentHCL is Consul agent configuration under which its gRPC health checks present f's
+// certificate and verify the instance's against f's CA, as a service serving mutual TLS requires.
+// (Only checks use it: with verify_outgoing unset the agent's own RPC stays as it was.)
+func ConsulAgentHCL(f Files) string {
+	return fmt.Sprintf(`tls { internal_rpc { ca_file = %q, cert_file = %q, key_file = %q } } enable_agent_tls_for_checks = true`, f.CA, f.Cert, f.Key)
+}

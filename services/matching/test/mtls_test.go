@@ -93,12 +93,6 @@ func (r *rogue) assertNothingReached(t *testing.T) {
 	}
 }
 
-// consulTLS configures the agent's gRPC health checks to present a certificate from the CA and
-// verify the service's: services serving mutual TLS refuse a check without one.
-func consulTLS(f tlsconfig.Files) string {
-	return fmt.Sprintf(`tls { internal_rpc { ca_file = %q, cert_file = %q, key_file = %q } } enable_agent_tls_for_checks = true`, f.CA, f.Cert, f.Key)
-}
-
 func tlsArgs(f tlsconfig.Files) []string {
 	return []string{"--tls-cert=" + f.Cert, "--tls-key=" + f.Key, "--tls-ca=" + f.CA}
 }
@@ -136,7 +130,7 @@ func TestMutualTLSRogueRiskGetsNoKey(t *testing.T) {
 	if _, err := tlsconfig.WriteDevPKI(other, "client"); err != nil {
 		t.Fatal(err)
 	}
-	agent := testenv.StartConsul(t, consulTLS(tlsconfig.FilesIn(dir, "consul")))
+	agent := testenv.StartConsul(t, tlsconfig.ConsulAgentHCL(tlsconfig.FilesIn(dir, "consul")))
 	cli := loadTLS(t, tlsconfig.FilesIn(dir, "client"))
 
 	riskProc := testenv.StartService(t, testenv.Build(t, riskPkg), nil, append([]string{
