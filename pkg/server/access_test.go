@@ -282,3 +282,94 @@ func TestRunRefusesUnclassifiedMethods(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Keys rotate without a restart: the server picks up a changed --api-keys-file by itself, and a bad
+// file leaves the keys in force.
+func TestKeyFileRotationWithoutRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "guard.keys")
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(path+".new", []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".new", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("# guard's callers\nold-key=service:matching\n")
+	conn := runGuard(t, "--api-keys-file="+path, "--api-keys-reload=20ms")
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 5s", what)
+			}
+		}
+	}
+	if who, err := guardCall(conn, "old-key", "Internal", nil); err != nil || who != "service:matching" {
+		t.Fatalf("key from the file: %q %v", who, err)
+	}
+	write("new-key=service:matching\n")
+	until("new key accepted", func() bool { _, err := guardCall(conn, "new-key", "Internal", nil); return err == nil })
+	if _, err := guardCall(conn, "old-key", "Internal", nil); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("rotated-out key: %v, want Unauthenticated", err)
+	}
+	write("new-key=service:matching\nnew-key=admin:x\n") // duplicate: refused, keys in force stay
+	time.Sleep(200 * time.Millisecond)
+	if who, err := guardCall(conn, "new-key", "Internal", nil); err != nil || who != "service:matching" {
+		t.Errorf("after a bad file: %q %v", who, err)
+	}
+	if _, err := guardCall(conn, "adm", "Admin", nil); err != nil {
+		t.Errorf("--api-keys alongside the file: %v", err)
+	}
+}
+
+// A stream's log line names its caller (the identity is in the stream's own context).
+func TestStreamLogNamesCaller(t *testing.T) {
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = logFile // the runtime's logger writes to stderr; no test here runs in parallel
+	defer func() { os.Stderr = stderr }()
+	ready := filepath.Join(t.TempDir(), "ready.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- NewApp("guard", Defaults{GRPCAddr: "127.0.0.1:0"}).Run(ctx,
+			[]string{"--register=false", "--ready-file=" + ready, "--api-keys=" + guardKeys, "--log-level=debug"}, guardService)
+	}()
+	conn, err := grpc.NewClient(waitReady(t, ready, done), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer al"))
+	s, err := conn.NewStream(sctx, &guardDesc.Streams[0], "/test.Guard/Hold")
+	if err == nil {
+		err = s.SendMsg(wrapperspb.Bytes(nil))
+	}
+	if err == nil {
+		err = s.RecvMsg(new(wrapperspb.StringValue))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	scancel()
+	conn.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	os.Stderr = stderr
+	b, _ := os.ReadFile(logFile.Name())
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.Contains(line, "msg=rpc") && strings.Contains(line, "method=/test.Guard/Hold") {
+			if !strings.Contains(line, "caller=account:alice") {
+				t.Fatalf("stream log line without the caller: %s", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("no log line for the stream:\n%s", b)
+}
