@@ -84,6 +84,7 @@ func (o *ordersStream) answer(u *matchingv1.OrderUpdate) {
 // receive reads commands and starts them, one slot each. When the client closes its side it
 // waits for every command in flight to be answered, then closes out for the sender.
 func (o *ordersStream) receive() error {
+	answer := o.answer // one method value for the stream, not one allocation per command
 	for {
 		msg, err := o.stream.Recv()
 		if err != nil {
@@ -110,7 +111,7 @@ func (o *ordersStream) receive() error {
 			case <-o.stop:
 				return nil
 			}
-			o.s.dispatch(o.stream, cmd, o.fills, o.answer)
+			o.s.dispatch(o.stream, cmd, o.fills, answer)
 		}
 	}
 }
