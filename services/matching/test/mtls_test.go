@@ -164,7 +164,12 @@ func TestMutualTLSRogueRiskGetsNoKey(t *testing.T) {
 		}
 	})
 
-	inferenceCreds := loadTLS(t, tlsconfig.FilesIn(dir, "inference")).ServerCredentials()
+	// The impostors accept any client, certificate or not: only matching's own check can stop them.
+	inferencePair, err := tls.LoadX509KeyPair(filepath.Join(dir, "inference.crt"), filepath.Join(dir, "inference.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inferenceCreds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{inferencePair}, ClientAuth: tls.RequestClientCert})
 	selfCert, selfKey, err := tlsconfig.SelfSigned("risk")
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +180,7 @@ func TestMutualTLSRogueRiskGetsNoKey(t *testing.T) {
 	}
 	rogues := []*rogue{
 		startRogue(t, agent, "with our CA's certificate for inference", inferenceCreds),
-		startRogue(t, agent, "self-signed for risk", credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{selfPair}})),
+		startRogue(t, agent, "self-signed for risk", credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{selfPair}, ClientAuth: tls.RequestClientCert})),
 		startRogue(t, agent, "plaintext", insecure.NewCredentials()),
 	}
 	testenv.WaitFor(t, 10*time.Second, "rogues passing as risk", func() bool { return len(agent.Passing(t, "risk")) == 1+len(rogues) })
