@@ -29,6 +29,10 @@ generate: ## regenerate pkg/gen from proto/ with buf
 check-generated: ## fail if the committed generated code is stale
 	@scripts/check-generated.sh
 
+.PHONY: docs
+docs: ## rewrite the README's access tables from the services' auth policies
+	@for m in risk matching discovery inference; do (cd services/$$m && UPDATE=1 go test -count=1 -run '^TestReadmeAccessTable$$' ./internal/grpcapi/ >/dev/null) || exit 1; done
+
 .PHONY: lint
 lint: ## go vet, gofmt and buf lint
 	@scripts/tools.sh buf
