@@ -1,5 +1,6 @@
-// Package auth turns an API key from request metadata into a caller identity. Keys are kept only as
-// SHA-256 digests and compared in constant time; they never appear in logs or errors.
+// Package auth turns an API key from request metadata into a caller identity and decides, by the
+// method's policy, whether that identity may call. Keys are kept only as SHA-256 digests and looked
+// up by digest; they never appear in logs or errors.
 package auth
 
 import (

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -13,6 +12,11 @@ import (
 // Keyring maps API keys (by digest) to identities.
 type Keyring struct {
 	entries []keyEntry
+	// byDigest indexes entries. A map lookup's timing depends on the digest of the presented key,
+	// which tells an attacker nothing about any configured key (finding a key from its digest is a
+	// preimage attack), so the lookup need not scan every entry in constant time; a scan of 1,000
+	// keys cost ~70µs per call.
+	byDigest map[[sha256.Size]byte]Identity
 }
 
 type keyEntry struct {
@@ -27,7 +31,7 @@ var subjectPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // "sha256:<hex>" so that the plain key need not be stored in configuration. A key named twice is
 // refused: the second entry would silently decide who the key is.
 func ParseKeyring(spec string) (*Keyring, error) {
-	k := &Keyring{}
+	k := &Keyring{byDigest: map[[sha256.Size]byte]Identity{}}
 	for i, item := range strings.Split(spec, ",") {
 		if err := k.add(item); err != nil {
 			return nil, fmt.Errorf("api key entry %d: %w", i+1, err)
@@ -40,7 +44,7 @@ func ParseKeyring(spec string) (*Keyring, error) {
 // with '#' are ignored. This is the format of --api-keys-file and of a Kubernetes Secret mounted as a
 // file (one Secret per service, so each service holds only the keys of its own callers).
 func ParseKeyFile(content string) (*Keyring, error) {
-	k := &Keyring{}
+	k := &Keyring{byDigest: map[[sha256.Size]byte]Identity{}}
 	for i, line := range strings.Split(content, "\n") {
 		if line = strings.TrimSpace(line); strings.HasPrefix(line, "#") {
 			continue
@@ -54,12 +58,13 @@ func ParseKeyFile(content string) (*Keyring, error) {
 
 // Merge returns a keyring with the keys of both; a key in both is refused.
 func (k *Keyring) Merge(o *Keyring) (*Keyring, error) {
-	out := &Keyring{entries: append([]keyEntry(nil), k.entries...)}
-	for _, e := range o.entries {
-		if out.has(e.digest) {
-			return nil, fmt.Errorf("a key of %s is also configured for %s", e.id, out.owner(e.digest))
+	out := &Keyring{byDigest: map[[sha256.Size]byte]Identity{}}
+	for _, e := range append(append([]keyEntry(nil), k.entries...), o.entries...) {
+		if owner, dup := out.byDigest[e.digest]; dup {
+			return nil, fmt.Errorf("a key of %s is also configured for %s", e.id, owner)
 		}
 		out.entries = append(out.entries, e)
+		out.byDigest[e.digest] = e.id
 	}
 	return out, nil
 }
@@ -87,30 +92,13 @@ func (k *Keyring) add(item string) error {
 		return err
 	}
 	id := Identity{Role: role, Subject: subject}
-	if k.has(digest) {
+	if owner, dup := k.byDigest[digest]; dup {
 		// Neither the key nor its digest goes into the error: it ends up in logs.
-		return fmt.Errorf("the key for %s is already configured for %s", id, k.owner(digest))
+		return fmt.Errorf("the key for %s is already configured for %s", id, owner)
 	}
 	k.entries = append(k.entries, keyEntry{digest: digest, id: id})
+	k.byDigest[digest] = id
 	return nil
-}
-
-func (k *Keyring) has(d [sha256.Size]byte) bool {
-	for _, e := range k.entries {
-		if e.digest == d {
-			return true
-		}
-	}
-	return false
-}
-
-func (k *Keyring) owner(d [sha256.Size]byte) Identity {
-	for _, e := range k.entries {
-		if e.digest == d {
-			return e.id
-		}
-	}
-	return Identity{}
 }
 
 func keyDigest(key string) ([sha256.Size]byte, error) {
@@ -131,15 +119,8 @@ func (k *Keyring) Len() int { return len(k.entries) }
 
 // Lookup finds the identity for a presented key.
 func (k *Keyring) Lookup(key string) (Identity, bool) {
-	d := sha256.Sum256([]byte(key))
-	var found Identity
-	ok := false
-	for _, e := range k.entries { // no early exit: timing does not reveal which entry matched
-		if subtle.ConstantTimeCompare(d[:], e.digest[:]) == 1 {
-			found, ok = e.id, true
-		}
-	}
-	return found, ok
+	id, ok := k.byDigest[sha256.Sum256([]byte(key))]
+	return id, ok
 }
 
 // ReadKey reads a client key file: the first line that is neither blank nor a '#' comment. This is how
