@@ -5,7 +5,6 @@ package batching
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,16 +42,23 @@ var ErrQueueFull = errs.New(errs.KindResourceExhausted, "batch queue is full")
 var ErrClosed = errs.New(errs.KindUnavailable, "model version is unloading")
 
 // Batcher queues requests and runs them in batches on Instances workers.
+//
+// Goroutines: New starts Instances workers, which Close stops after the queue drains. A request
+// that finds the server idle runs on its caller's goroutine instead, counted in wg so that Close
+// waits for it too.
 type Batcher struct {
 	cfg   Config
 	exec  ExecFunc
 	queue chan *job
-	// waiting counts jobs submitted and not yet started (queued or being collected).
+	// slots holds a token per instance executing, a worker's batch or a caller's own request.
+	slots chan struct{}
+	// freed gets a token when an instance finishes, so a batch waiting for company re-checks.
+	freed chan struct{}
+	// waiting counts jobs submitted and not yet executing (queued or in a batch being formed); it
+	// is the bound MaxQueueSize applies to.
 	waiting atomic.Int64
-	// executing counts instances running the model; idle gets a token when it drops to zero, so
-	// a batch waiting for company stops waiting once no other instance is busy.
-	executing atomic.Int32
-	idle      chan struct{}
+	// expect is the number of requests in the last batch: the company the next one waits for.
+	expect atomic.Int64
 
 	mu     sync.RWMutex
 	closed bool
@@ -77,14 +83,19 @@ func New(cfg Config, exec ExecFunc) *Batcher {
 	cfg.MaxBatchSize = max(cfg.MaxBatchSize, 1)
 	cfg.MaxQueueSize = max(cfg.MaxQueueSize, 1)
 	cfg.Instances = max(cfg.Instances, 1)
-	b := &Batcher{cfg: cfg, exec: exec, queue: make(chan *job, cfg.MaxQueueSize), idle: make(chan struct{}, 1)}
+	b := &Batcher{cfg: cfg, exec: exec, queue: make(chan *job, cfg.MaxQueueSize),
+		slots: make(chan struct{}, cfg.Instances), freed: make(chan struct{}, 1)}
 	for range cfg.Instances {
 		b.wg.Go(b.work)
 	}
 	return b
 }
 
-// Submit queues one request of rows rows (its inputs' first dimension) and waits for its outputs.
+// Submit runs one request of rows rows (its inputs' first dimension) and waits for its outputs.
+// On an idle server (an instance free, nothing waiting, and the last batch a single request, so
+// no company is expected) it runs at once on the caller's goroutine: there is nothing to batch it
+// with, and a hand-off to a worker would only add latency. Otherwise it queues, or is refused with
+// ErrQueueFull when MaxQueueSize requests are already waiting.
 func (b *Batcher) Submit(ctx context.Context, inputs []tensor.Tensor, rows int64) ([]tensor.Tensor, error) {
 	j := &job{ctx: ctx, inputs: inputs, rows: rows, queued: time.Now(), done: make(chan result, 1)}
 	b.mu.RLock()
@@ -92,14 +103,25 @@ func (b *Batcher) Submit(ctx context.Context, inputs []tensor.Tensor, rows int64
 		b.mu.RUnlock()
 		return nil, ErrClosed
 	}
-	b.waiting.Add(1)
-	select {
-	case b.queue <- j:
-	default:
+	if b.waiting.Load() == 0 && b.expect.Load() <= 1 {
+		select {
+		case b.slots <- struct{}{}:
+			b.wg.Add(1)
+			b.mu.RUnlock()
+			defer b.wg.Done()
+			b.run([]*job{j})
+			r := <-j.done
+			return r.outputs, r.err
+		default:
+		}
+	}
+	if b.waiting.Add(1) > int64(b.cfg.MaxQueueSize) {
 		b.waiting.Add(-1)
 		b.mu.RUnlock()
 		return nil, ErrQueueFull
 	}
+	// Never blocks: the queue holds only waiting jobs, and there are at most MaxQueueSize.
+	b.queue <- j
 	b.mu.RUnlock()
 	select {
 	case r := <-j.done:
@@ -134,6 +156,8 @@ func (b *Batcher) work() {
 			first = j
 		}
 		batch, next, open := b.collect(first)
+		b.waiting.Add(-int64(len(batch)))
+		b.expect.Store(int64(len(batch)))
 		b.run(batch)
 		carry = next
 		if !open && carry == nil {
@@ -142,60 +166,18 @@ func (b *Batcher) work() {
 	}
 }
 
-// collect gathers jobs after first into a batch. It always takes what is already queued (up to
-// MaxBatchSize; a job that would overfill the batch is returned as the start of the next one). Once
-// nothing else is queued it stops when:
-//   - the batch reached a preferred size;
-//   - no other instance is executing: the server is idle, so waiting could only add latency, and
-//     whatever arrives during this execution forms the next batch (Triton's behaviour with a small
-//     max_queue_delay, and what keeps batching from being slower than no batching at low load);
-//   - it holds every job that is waiting (with StopWhenAllQueued);
-//   - the oldest job has waited MaxQueueDelay.
-//
-// So a batch waits for company only while another instance is busy. open is false once the queue
-// is closed and drained.
-func (b *Batcher) collect(first *job) (batch []*job, next *job, open bool) {
-	batch = []*job{first}
-	rows := first.rows
-	limit := int64(b.cfg.MaxBatchSize)
-	deadline := first.queued.Add(b.cfg.MaxQueueDelay)
-	for rows < limit {
-		var j *job
-		var ok bool
-		select {
-		case j, ok = <-b.queue:
-		default:
-			if b.preferred(rows) || b.executing.Load() == 0 ||
-				(b.cfg.StopWhenAllQueued && int64(len(batch)) >= b.waiting.Load()) {
-				return batch, nil, true
-			}
-			var got bool
-			if j, ok, got = b.await(deadline); !got {
-				return batch, nil, true
-			}
-		}
-		if !ok {
-			return batch, nil, false
-		}
-		if rows+j.rows > limit {
-			return batch, j, true
-		}
-		batch = append(batch, j)
-		rows += j.rows
-	}
-	return batch, nil, true
-}
-
-func (b *Batcher) preferred(rows int64) bool {
-	_, found := slices.BinarySearch(b.cfg.Preferred, int(rows))
-	return found
-}
-
-// run executes a batch; requests whose callers gave up are left out.
+// run executes a batch on the instance slot its caller holds, and frees the slot; requests whose
+// callers gave up are left out.
 func (b *Batcher) run(batch []*job) {
+	defer func() {
+		<-b.slots
+		select {
+		case b.freed <- struct{}{}:
+		default:
+		}
+	}()
 	live := batch[:0]
 	start := time.Now()
-	b.waiting.Add(-int64(len(batch)))
 	for _, j := range batch {
 		if err := j.ctx.Err(); err != nil {
 			j.done <- result{err: err}
@@ -209,15 +191,6 @@ func (b *Batcher) run(batch []*job) {
 	if len(live) == 0 {
 		return
 	}
-	b.executing.Add(1)
-	defer func() {
-		if b.executing.Add(-1) == 0 {
-			select {
-			case b.idle <- struct{}{}:
-			default:
-			}
-		}
-	}()
 	outs, err := b.execute(live)
 	if err != nil && len(live) > 1 {
 		// One bad request must not fail its neighbours: run each alone to find it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,8 +61,8 @@ func values(t tensor.Tensor) []int32 {
 }
 
 // Requests that queue while the instance executes form the next batches, each caller getting its
-// own rows back. The first request is held executing until the others are queued, so the test
-// does not depend on how fast goroutines start.
+// own rows back. The first request (run at once on an idle server) is held executing until the
+// others are queued, so the test does not depend on how fast goroutines start.
 func TestConcurrentRequestsShareExecutionsAndGetTheirOwnRows(t *testing.T) {
 	const clients = 32
 	d := &doubling{gate: make(chan struct{}), entered: make(chan struct{}, clients)}
@@ -89,7 +90,7 @@ func TestConcurrentRequestsShareExecutionsAndGetTheirOwnRows(t *testing.T) {
 	for i := 1; i < clients; i++ {
 		client(i)
 	}
-	waitFor(t, "the other requests to queue", func() bool { return len(b.queue) == clients-1 })
+	waitFor(t, "the other requests to queue", func() bool { return b.waiting.Load() == clients-1 })
 	close(d.gate)
 	wg.Wait()
 	close(errCh)
@@ -150,21 +151,20 @@ func TestALoneRequestOnAnIdleServerRunsAtOnce(t *testing.T) {
 	}
 }
 
-// held is a two-instance batcher whose model blocks on release for the input value 0 and runs
-// any other input at once, reporting each execution's start on started.
+// held is a one-instance batcher whose model blocks for the input value 0 until it gets a token
+// from release, and runs any other input at once.
 type held struct {
 	*Batcher
 	d       *doubling
 	release chan struct{}
-	started chan int64
+	held    chan struct{} // a token when a held execution starts
 }
 
 func newHeld(t *testing.T, cfg Config) *held {
-	h := &held{d: &doubling{}, release: make(chan struct{}), started: make(chan int64, 16)}
-	cfg.Instances = 2
+	h := &held{d: &doubling{}, release: make(chan struct{}), held: make(chan struct{}, 1)}
 	h.Batcher = New(cfg, func(in []tensor.Tensor) ([]tensor.Tensor, error) {
-		h.started <- in[0].Shape[0]
 		if values(in[0])[0] == 0 {
+			h.held <- struct{}{}
 			<-h.release
 		}
 		return h.d.exec(in)
@@ -173,48 +173,82 @@ func newHeld(t *testing.T, cfg Config) *held {
 	return h
 }
 
-// While another instance executes the server is busy, and a batch waits max_queue_delay for
-// company, as Triton's does.
-func TestABusyServerWaitsTheQueueDelayForCompany(t *testing.T) {
-	h := newHeld(t, Config{MaxBatchSize: 8, MaxQueueDelay: 50 * time.Millisecond, MaxQueueSize: 10})
-	defer close(h.release)
+// hold occupies the instance with a request that runs until release gets a token.
+func (h *held) hold(t *testing.T) {
+	t.Helper()
 	go func() { _, _ = h.Submit(context.Background(), input(0), 1) }()
-	<-h.started
-	start := time.Now()
-	if _, err := h.Submit(context.Background(), input(1), 1); err != nil {
-		t.Fatal(err)
-	}
-	if waited := time.Since(start); waited < 40*time.Millisecond {
-		t.Fatalf("the request ran after %v, before the 50ms queue delay, while the other instance was busy", waited)
-	}
+	<-h.held
 }
 
-// A batch waiting for company stops waiting once the other instances are idle again.
-func TestTheWaitEndsWhenTheServerGoesIdle(t *testing.T) {
-	h := newHeld(t, Config{MaxBatchSize: 8, MaxQueueDelay: time.Second, MaxQueueSize: 10})
-	go func() { _, _ = h.Submit(context.Background(), input(0), 1) }()
-	<-h.started
+// submitAll queues n single-row requests behind the held one and returns when all have answered.
+func (h *held) submitAll(t *testing.T, n int) <-chan time.Time {
+	t.Helper()
+	before := h.waiting.Load()
 	done := make(chan time.Time, 1)
-	go func() {
-		if _, err := h.Submit(context.Background(), input(1), 1); err != nil {
-			t.Error(err)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if _, err := h.Submit(context.Background(), input(int32(i+1)), 1); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	waitFor(t, "the requests to queue", func() bool { return h.waiting.Load() == before+int64(n) })
+	go func() { wg.Wait(); done <- time.Now() }()
+	return done
+}
+
+// After a batch of 3 the next batch expects 3 requests: a request arriving alone waits out the
+// queue delay for the other two (in a closed loop of three callers they are on their way); the
+// batch after it, of one, expects nobody, and the next lone request runs at once.
+func TestTheLastBatchSizeIsTheCompanyToExpect(t *testing.T) {
+	const delay = 500 * time.Millisecond
+	h := newHeld(t, Config{MaxBatchSize: 8, MaxQueueDelay: delay, MaxQueueSize: 10})
+	h.hold(t)
+	done := h.submitAll(t, 3)
+	h.release <- struct{}{}
+	<-done
+	if got := h.expect.Load(); got != 3 {
+		t.Fatalf("expecting %d after a batch of 3", got)
+	}
+	lone := func() time.Duration {
+		start := time.Now()
+		if _, err := h.Submit(context.Background(), input(7), 1); err != nil {
+			t.Fatal(err)
 		}
-		done <- time.Now()
-	}()
-	// The second instance has taken the request and is waiting for company.
-	waitFor(t, "the second request to be collected", func() bool { return h.waiting.Load() == 1 && len(h.queue) == 0 })
-	released := time.Now()
-	close(h.release)
-	if ran := (<-done).Sub(released); ran > 500*time.Millisecond {
-		t.Fatalf("the waiting batch ran %v after the other instance went idle (queue delay 1s)", ran)
+		return time.Since(start)
+	}
+	if waited := lone(); waited < delay*8/10 {
+		t.Fatalf("a lone request expecting company ran after %v, before the %v delay", waited, delay)
+	}
+	if waited := lone(); waited >= delay*8/10 {
+		t.Fatalf("a lone request expecting nobody waited %v", waited)
 	}
 }
 
-// collect is driven directly here (no workers), with another instance counted as executing and one
+// A batch formed while the instance is busy runs as soon as it is free, not after the delay.
+func TestABatchRunsWhenTheInstanceIsFree(t *testing.T) {
+	h := newHeld(t, Config{MaxBatchSize: 8, MaxQueueDelay: time.Second, MaxQueueSize: 10})
+	h.hold(t)
+	done := h.submitAll(t, 2)
+	released := time.Now()
+	h.release <- struct{}{}
+	if ran := (<-done).Sub(released); ran > 500*time.Millisecond {
+		t.Fatalf("the waiting batch ran %v after the instance was free (queue delay 1s)", ran)
+	}
+	h.d.mu.Lock()
+	defer h.d.mu.Unlock()
+	if !slices.Equal(h.d.batches, []int64{1, 2}) {
+		t.Fatalf("executions of %v rows, want the held one then one of both queued requests", h.d.batches)
+	}
+}
+
+// collect is driven directly here (no workers), expecting more company than comes and with one
 // extra job counted as waiting elsewhere, so only the preferred size can end the wait early.
 func TestPreferredSizeEndsTheWaitEarly(t *testing.T) {
-	b := &Batcher{cfg: Config{MaxBatchSize: 8, MaxQueueDelay: time.Second, Preferred: []int{2}}, queue: make(chan *job, 4), idle: make(chan struct{}, 1)}
-	b.executing.Store(1) // another instance is busy, so the batch would wait for company
+	b := &Batcher{cfg: Config{MaxBatchSize: 8, MaxQueueDelay: time.Second, Preferred: []int{2}}, queue: make(chan *job, 4),
+		slots: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
+	b.expect.Store(8) // the last batch had 8 requests, so this one would wait for company
 	mk := func() *job {
 		return &job{ctx: context.Background(), inputs: input(1), rows: 1, queued: time.Now(), done: make(chan result, 1)}
 	}
@@ -223,6 +257,7 @@ func TestPreferredSizeEndsTheWaitEarly(t *testing.T) {
 	b.waiting.Store(3)
 	start := time.Now()
 	batch, next, open := b.collect(first)
+	<-b.slots // the instance collect took for the batch
 	if len(batch) != 2 || next != nil || !open {
 		t.Fatalf("batch of %d, next %v, open %v", len(batch), next, open)
 	}
@@ -258,9 +293,9 @@ func TestFullQueueIsResourceExhausted(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	submit(1)
 	submit(2)
-	for len(b.queue) < 2 {
+	for b.waiting.Load() < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("queue never filled (len %d)", len(b.queue))
+			t.Fatalf("queue never filled (%d waiting)", b.waiting.Load())
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -291,7 +326,7 @@ func TestOneBadRequestDoesNotFailItsBatch(t *testing.T) {
 	<-d.entered
 	wg.Go(func() { _, good = b.Submit(context.Background(), input(3), 1) })
 	wg.Go(func() { _, bad = b.Submit(context.Background(), input(-1), 1) })
-	waitFor(t, "both requests to queue", func() bool { return len(b.queue) == 2 })
+	waitFor(t, "both requests to queue", func() bool { return b.waiting.Load() == 2 })
 	close(d.gate)
 	wg.Wait()
 	if good != nil {

@@ -24,7 +24,7 @@ func TestBatchSpanLinksEveryRequest(t *testing.T) {
 	b := New(Config{MaxBatchSize: 8, MaxQueueDelay: time.Second, MaxQueueSize: 8}, d.exec)
 	defer b.Close()
 	tracer := tp.Tracer("test")
-	go func() { _, _ = b.Submit(context.Background(), input(0), 1) }() // holds the worker
+	go func() { _, _ = b.Submit(context.Background(), input(0), 1) }() // holds the instance
 	<-d.entered
 	var wg sync.WaitGroup
 	traces := map[string]bool{}
@@ -38,7 +38,7 @@ func TestBatchSpanLinksEveryRequest(t *testing.T) {
 			}
 		})
 	}
-	for len(b.queue) < 3 {
+	for b.waiting.Load() < 3 {
 		time.Sleep(time.Millisecond)
 	}
 	close(d.gate)

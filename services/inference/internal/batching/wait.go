@@ -10,13 +10,14 @@ import (
 // after 1-1.2ms. The last stretch of a wait is polled instead of left to a timer.
 const timerSlack = 1500 * time.Microsecond
 
-// await waits for the next queued job until deadline, precisely, or until no other instance is
-// executing. got is false when it returned without a job; ok is false when the queue is closed.
+// await waits for the next queued job until deadline, precisely, or until stop reports true
+// (checked when an instance finishes and between polls). got is false when it returned without a
+// job; ok is false when the queue is closed.
 //
 // The part of the wait beyond timerSlack sleeps on a timer; the rest polls the queue, yielding
-// the processor between polls. Polling costs CPU, but only while another instance executes (a
-// batch waits for nothing else) and for at most timerSlack per batch.
-func (b *Batcher) await(deadline time.Time) (j *job, ok, got bool) {
+// the processor between polls: the callers that are about to send run meanwhile. Polling costs
+// CPU, but only while company is expected, and for at most timerSlack per batch.
+func (b *Batcher) await(deadline time.Time, stop func() bool) (j *job, ok, got bool) {
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -28,7 +29,7 @@ func (b *Batcher) await(deadline time.Time) (j *job, ok, got bool) {
 			case j, ok = <-b.queue:
 				t.Stop()
 				return j, ok, true
-			case <-b.idle:
+			case <-b.freed:
 				t.Stop()
 			case <-t.C:
 			}
@@ -40,7 +41,7 @@ func (b *Batcher) await(deadline time.Time) (j *job, ok, got bool) {
 			}
 			runtime.Gosched()
 		}
-		if b.executing.Load() == 0 {
+		if stop() {
 			return nil, true, false
 		}
 	}

@@ -5,20 +5,19 @@ import (
 	"time"
 )
 
-// busy is a batcher with no workers and another instance counted as executing, so await waits
-// for its deadline.
+// busy is a batcher with no workers.
 func busy() *Batcher {
-	b := &Batcher{queue: make(chan *job, 1), idle: make(chan struct{}, 1)}
-	b.executing.Store(1)
-	return b
+	return &Batcher{queue: make(chan *job, 1), slots: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
 }
+
+func never() bool { return false }
 
 // await never ends a wait early, through both its timer and its polling part.
 func TestAwaitReturnsNoSoonerThanTheDeadline(t *testing.T) {
 	for _, d := range []time.Duration{200 * time.Microsecond, 3 * time.Millisecond} {
 		b := busy()
 		deadline := time.Now().Add(d)
-		if _, _, got := b.await(deadline); got {
+		if _, _, got := b.await(deadline, never); got {
 			t.Fatalf("%v: await returned a job from an empty queue", d)
 		}
 		if early := time.Until(deadline); early > 0 {
@@ -35,7 +34,7 @@ func TestAwaitReturnsAJobThatArrives(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		b.queue <- j
 	}()
-	got, ok, arrived := b.await(time.Now().Add(5 * time.Second))
+	got, ok, arrived := b.await(time.Now().Add(5*time.Second), never)
 	if !arrived || !ok || got != j {
 		t.Fatalf("await = %v, %v, %v; want the job", got, ok, arrived)
 	}
@@ -54,7 +53,7 @@ func BenchmarkQueueDelay(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			deadline := time.Now().Add(delay)
-			bt.await(deadline)
+			bt.await(deadline, never)
 			late += time.Since(deadline)
 		}
 		report(b, late)
