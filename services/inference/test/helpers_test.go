@@ -19,15 +19,18 @@ import (
 )
 
 const (
-	adminKey = "inf-admin"
-	userKey  = "inf-payment"
-	apiKeys  = adminKey + "=admin:ops," + userKey + "=account:payment"
-	mainPkg  = "github.com/bourse-dev/bourse/services/inference/cmd/inference"
+	adminKey   = "inf-admin"
+	userKey    = "inf-payment"
+	serviceKey = "inf-payment-service"
+	// userKey is an account that happens to be named like the payment service; serviceKey is the
+	// service itself.
+	apiKeys = adminKey + "=admin:ops," + userKey + "=account:payment," + serviceKey + "=service:payment"
+	mainPkg = "github.com/bourse-dev/bourse/services/inference/cmd/inference"
 )
 
 type proc struct {
 	*testenv.Process
-	admin, user, anon pb.GRPCInferenceServiceClient
+	admin, user, service, anon pb.GRPCInferenceServiceClient
 }
 
 // startInference runs the real binary on repo, registered in agent's Consul.
@@ -38,7 +41,7 @@ func startInference(t *testing.T, agent *testenv.ConsulAgent, repo string, env [
 	args = append([]string{"--consul-addr=" + agent.Addr, "--api-keys=" + apiKeys, "--check-interval=1s", "--rate-limit-account=off",
 		"--model-repository=" + repo, "--onnxruntime-lib=" + testutil.ORTLibrary(t)}, args...)
 	p := &proc{Process: testenv.StartService(t, testenv.Build(t, mainPkg), env, args...)}
-	for key, dst := range map[string]*pb.GRPCInferenceServiceClient{adminKey: &p.admin, userKey: &p.user, "": &p.anon} {
+	for key, dst := range map[string]*pb.GRPCInferenceServiceClient{adminKey: &p.admin, userKey: &p.user, serviceKey: &p.service, "": &p.anon} {
 		conn, err := client.Dial(p.GRPCAddr, client.Options{APIKey: key, MaxMessageBytes: 64 << 20})
 		if err != nil {
 			t.Fatal(err)
