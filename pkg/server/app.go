@@ -247,7 +247,7 @@ func (a *App) Run(parent context.Context, args []string, build BuildFunc) (err e
 	}
 	healthServer.SetServingStatus(a.name, healthpb.HealthCheckResponse_SERVING)
 
-	metricsServer, metricsAddr, err := serveMetrics(o.MetricsAddr, registry)
+	metricsServer, metricsAddr, err := serveMetrics(o.MetricsAddr, o.Pprof, registry)
 	if err != nil {
 		return err
 	}
@@ -326,17 +326,23 @@ func advertiseHost(o *Options) string {
 	return host
 }
 
-func serveMetrics(addr string, reg *prometheus.Registry) (*http.Server, string, error) {
+func serveMetrics(addr, profiles string, reg *prometheus.Registry) (*http.Server, string, error) {
+	serveProfiles, err := profilesOn(profiles, addr)
+	if err != nil {
+		return nil, "", err
+	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("metrics listen %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	// Profiles on the same operator-only port: the first thing to look at when a service is slow.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if serveProfiles {
+		// Profiles on the same operator-only port: the first thing to look at when a service is slow.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(lis) }()
 	return srv, lis.Addr().String(), nil

@@ -31,6 +31,7 @@ type Options struct {
 	RateService     string
 	RateAdmin       string
 	MaxStreams      uint
+	Pprof           string
 	MaxMessageBytes int
 	ReadyFile       string
 	TLSCert         string
@@ -66,6 +67,7 @@ func (o *Options) bind(fs *flag.FlagSet, d Defaults) {
 	fs.StringVar(&o.RateService, "rate-limit-service", "off", "calls per service identity: <n>/s[:burst] or off")
 	fs.StringVar(&o.RateAdmin, "rate-limit-admin", "off", "calls per admin identity: <n>/s[:burst] or off")
 	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", 1024, "concurrent calls (HTTP/2 streams) one connection may have open")
+	fs.StringVar(&o.Pprof, "pprof", "loopback", "Go profiles on the metrics port: loopback (only when --metrics-addr is a loopback address), on, or off")
 	fs.IntVar(&o.MaxMessageBytes, "max-message-bytes", 16<<20, "largest gRPC message received or sent")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "mutual TLS: this service's certificate (PEM), served and presented to the services it calls; with --tls-key and --tls-ca")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "mutual TLS: the private key of --tls-cert (PEM)")
