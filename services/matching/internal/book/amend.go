@@ -19,7 +19,7 @@ func (b *Book) amend(cmd *Amend) {
 	}
 	var reason Reason
 	switch {
-	case cmd.Price != 0 && (!o.typ.hasLimitPrice() || !b.validPrice(price)):
+	case cmd.Price != 0 && (!o.limited() || !b.validPrice(price)):
 		reason = RejectInvalidPrice
 	case cmd.TriggerPrice != 0 && (o.loc != locStop || !b.validPrice(trigger)):
 		reason = RejectInvalidTriggerPrice

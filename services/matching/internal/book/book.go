@@ -49,7 +49,9 @@
 //     (CancelMarketRemainder). A market order that meets an empty
 //     opposite side is rejected (RejectNoLiquidity). Of the TIFs only FOK
 //     changes how they execute; on a Stop order GTD/DAY bound the wait
-//     for the trigger (and, as everywhere, need ExpireAt > Now).
+//     for the trigger (and, as everywhere, need ExpireAt > Now). A Stop
+//     may carry a Price, its protection: once triggered it trades at
+//     that price or better and the rest is cancelled, whatever its TIF.
 //   - FOK checks fillability first (hidden iceberg quantity counts; a
 //     self-trade that the STP mode would not skip makes it unfillable)
 //     and is rejected untouched when it cannot fill.
@@ -221,7 +223,7 @@ func (b *Book) submit(cmd *NewOrder) {
 	o.tif = cmd.TIF
 	o.stp = cmd.STP
 	o.postOnly = cmd.PostOnly
-	if cmd.Type.hasLimitPrice() {
+	if cmd.Type.hasPrice() {
 		o.price = cmd.Price
 	}
 	if cmd.Type.isStop() {

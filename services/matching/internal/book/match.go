@@ -33,7 +33,7 @@ func (b *Book) canFill(r orderRef) bool {
 	s := b.side(o.side.Opposite())
 	for lr := s.index.best(); lr != 0; {
 		l := &b.levels[lr]
-		if !o.isMarket() && !crosses(o.side, o.price, l.price) {
+		if o.limited() && !crosses(o.side, o.price, l.price) {
 			return false
 		}
 		var total, aheadOfSelf int64
@@ -104,7 +104,7 @@ func (b *Book) match(r orderRef) {
 		if lr == 0 {
 			return
 		}
-		if !t.isMarket() && !crosses(t.side, t.price, b.levels[lr].price) {
+		if t.limited() && !crosses(t.side, t.price, b.levels[lr].price) {
 			return
 		}
 		b.matchLevel(r, s, lr)

@@ -47,9 +47,13 @@ type order struct {
 	registered bool // in the id table and its account list
 }
 
-// isMarket reports whether the order executes without a price limit. A
-// triggered Stop executes as a market order.
+// isMarket reports whether the order never rests. A triggered Stop
+// executes as a market order.
 func (o *order) isMarket() bool { return o.typ == Market || o.typ == Stop }
+
+// limited reports whether the order trades only at its price or better:
+// limit orders, and a Stop that carries a protection price.
+func (o *order) limited() bool { return o.price != 0 }
 
 // slice returns the quantity to show when the order (re)joins a level.
 func (o *order) slice() int64 {

@@ -287,7 +287,8 @@ func (b *Book) decodeOrder(rd *snapshotReader, o *order, q queueID) error {
 		return errors.New("inconsistent quantities")
 	case o.display < 0 || (o.display > 0 && !o.typ.hasLimitPrice()):
 		return errors.New("bad display quantity")
-	case o.typ.hasLimitPrice() && !b.validPrice(o.price), !o.typ.hasLimitPrice() && o.price != 0:
+	case o.typ.hasLimitPrice() && !b.validPrice(o.price), o.typ == Stop && o.price != 0 && !b.validPrice(o.price),
+		!o.typ.hasPrice() && o.price != 0:
 		return errors.New("bad price")
 	case o.typ.isStop() && !b.validPrice(o.trigger), !o.typ.isStop() && o.trigger != 0:
 		return errors.New("bad trigger price")

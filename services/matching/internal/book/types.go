@@ -48,6 +48,10 @@ const (
 // is live (a triggered StopLimit behaves like a Limit).
 func (t OrderType) hasLimitPrice() bool { return t == Limit || t == StopLimit }
 
+// hasPrice reports whether an order of type t may carry a price: a Stop's
+// is its protection, the worst price it may trade at once triggered.
+func (t OrderType) hasPrice() bool { return t.hasLimitPrice() || t == Stop }
+
 // isStop reports whether the order waits for a trigger before it executes.
 func (t OrderType) isStop() bool { return t == Stop || t == StopLimit }
 

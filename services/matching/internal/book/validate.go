@@ -20,6 +20,9 @@ func (b *Book) validate(c *NewOrder) Reason {
 	if c.Type.hasLimitPrice() && !b.validPrice(c.Price) {
 		return RejectInvalidPrice
 	}
+	if c.Type == Stop && c.Price != 0 && !b.validPrice(c.Price) {
+		return RejectInvalidPrice
+	}
 	if c.Type.isStop() {
 		if c.TriggerPrice == 0 {
 			return RejectMissingTriggerPrice
