@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -35,6 +36,8 @@ type chaosLoad struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// aborted ends even the transfers' retries: the test failed and the processes are going away.
+	aborted atomic.Bool
 
 	mu     sync.Mutex
 	broken []string // transfers whose outcome the ledger cannot know
@@ -72,8 +75,17 @@ func (l *chaosLoad) run() {
 // the ledger knows every confirmed transfer. Orders in flight may be left unanswered: they are in
 // the ledger as attempted and looked up after recovery.
 func (l *chaosLoad) stop() {
-	l.cancel()
+	if l.cancel != nil {
+		l.cancel()
+		l.cancel = nil
+	}
 	l.wg.Wait()
+}
+
+// abort stops the workers without waiting for transfers to resolve; for the end of a failed test.
+func (l *chaosLoad) abort() {
+	l.aborted.Store(true)
+	l.stop()
 }
 
 type chaosWorker struct {
@@ -355,6 +367,8 @@ func (w *chaosWorker) transfer(credit bool) {
 			return
 		case !retryable(err):
 			l.failed(rpc, status.Code(err)) // refused (insufficient funds): nothing moved
+			return
+		case w.load.aborted.Load():
 			return
 		case time.Now().After(deadline):
 			// The ledger can no longer know whether it moved; the check reports the run as broken.

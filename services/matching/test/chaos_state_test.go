@@ -163,3 +163,13 @@ func withRetry[T any](ctx context.Context, call func(context.Context) (T, error)
 		time.Sleep(backoff(attempt))
 	}
 }
+
+// settling reports whether matching says settlement or a re-sync with risk is still under way.
+func (st *chaosState) settling() bool {
+	for _, sh := range st.settlement.GetShards() {
+		if !sh.GetHalted() && (sh.GetQueued() > 0 || sh.GetSyncing()) {
+			return true
+		}
+	}
+	return false
+}
