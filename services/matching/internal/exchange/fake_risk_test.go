@@ -82,8 +82,11 @@ func (f *fakeRisk) account(name string) *fakeBalance {
 	b := f.balances[name]
 	if b == nil {
 		b = &fakeBalance{quote: fakeQuote, base: fakeBase}
-		if name == "broke" {
+		switch name {
+		case "broke":
 			b = &fakeBalance{}
+		case "tight": // exactly one buy of 5 lots at 100.00
+			b = &fakeBalance{quote: 10000 * 5, base: fakeBase}
 		}
 		f.balances[name] = b
 	}
@@ -114,7 +117,22 @@ func (f *fakeRisk) Check(_ context.Context, b CheckBatch) (CheckAnswer, error) {
 	for i, c := range b.Checks {
 		bal := f.account(c.Account)
 		q, base := needs(c.Side, c.Price, c.Qty)
+		// A replaced reservation is released in the same step, and kept if the check fails.
+		old, oldQty := f.open[c.Replaces], int64(0)
+		if old != nil && old.account == c.Account {
+			oldQty = old.qty
+			f.unreserve(c.Replaces, old.qty)
+		} else {
+			old = nil
+		}
 		if f.rejectAll || bal == nil || bal.quote-bal.quoteReserved < q || bal.base-bal.baseReserved < base {
+			if old != nil {
+				old.qty = oldQty
+				oq, ob := needs(old.check.Side, old.check.Price, old.qty)
+				bal.quoteReserved += oq
+				bal.baseReserved += ob
+				f.open[c.Replaces] = old
+			}
 			out[i] = RiskDecision{Reason: "REJECT_REASON_INSUFFICIENT_FUNDS"}
 			continue
 		}
@@ -318,7 +336,12 @@ func (f *fakeRisk) conserved() error {
 	for name, b := range f.balances {
 		quote += b.quote
 		base += b.base
-		if name != "broke" {
+		switch name {
+		case "broke":
+		case "tight":
+			wantQuote += 10000 * 5
+			wantBase += fakeBase
+		default:
 			wantQuote += fakeQuote
 			wantBase += fakeBase
 		}

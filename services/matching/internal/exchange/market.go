@@ -167,6 +167,11 @@ func (m *market) apply(c *journal.Command, out *output) (primary *Order, fills [
 		if len(m.events) == 1 && m.events[0].Kind == book.EventRejected {
 			if c.ReservationID != 0 {
 				out.release(c.ReservationID)
+				if o != nil && !o.Status.closed() && !out.replay {
+					// Risk released the order's reservation in favour of the refused one: a re-sync
+					// gives it back (at start, recovery re-syncs anyway).
+					m.shard.x.requestResync("an amend the book refused had replaced its order's reservation")
+				}
 			}
 			if o == nil {
 				return nil, nil, 0

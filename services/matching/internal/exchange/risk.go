@@ -43,6 +43,8 @@ type RiskCheck struct {
 	Price      int64 // ticks: the limit, or a market order's protection price
 	Qty        int64 // lots
 	ReduceOnly bool
+	// Replaces is the reservation an amend's check replaces in the same step in risk (0: none).
+	Replaces uint64
 }
 
 // CheckAnswer is risk's answer to a Check call.

@@ -251,3 +251,23 @@ func TestLostJournalStartsANewStream(t *testing.T) {
 		t.Fatalf("alice bought %d in risk, want 2 + 3", b)
 	}
 }
+
+// Issue 10: an amend that reprices replaces the order's reservation in one step: an account whose
+// funds are all in the order can still reprice it, and one reservation remains.
+func TestRepriceReplacesTheReservation(t *testing.T) {
+	risk := newFakeRisk()
+	x := openTest(t, t.TempDir(), risk)
+	defer closeTest(t, x)
+	addSymbol(t, x, "BTC-USD")
+	o := submit(t, x, limit("tight", "a", book.Buy, 10000, 5)).Order
+	r := call(t, func(d func(Result)) {
+		x.Amend(context.Background(), AmendRequest{OrderRef: OrderRef{Account: "tight", Symbol: "BTC-USD", OrderID: o.ID}, Price: 9900}, d)
+	})
+	if r.Err != nil || r.Order.Reject != 0 || r.Order.Price != 9900 {
+		t.Fatalf("reprice with every funds in the order: %+v", r)
+	}
+	waitSettled(t, x)
+	if got, want := risk.openQty(), openOrders(t, x); !sameReservations(got, want) || len(got) != 1 {
+		t.Fatalf("risk holds %v, the open orders need %v", got, want)
+	}
+}

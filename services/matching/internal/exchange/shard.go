@@ -225,7 +225,8 @@ func (sh *shard) amend(c *command, now int64, out *output) {
 			// The book refuses this without touching anything; no reservation is needed to say so.
 			grows = false
 		} else {
-			check := RiskCheck{Spec: &m.spec, Shard: uint32(sh.index), Account: o.Account, Side: o.Side, Market: o.Type == TypeStop, Price: newPrice, Qty: newQty - o.Filled}
+			check := RiskCheck{Spec: &m.spec, Shard: uint32(sh.index), Account: o.Account, Side: o.Side, Market: o.Type == TypeStop, Price: newPrice, Qty: newQty - o.Filled,
+				Replaces: o.reservation}
 			retry, current := *c, *o
 			sh.x.checker.submit(trace.ContextWithSpanContext(context.Background(), c.trace), check, func(d RiskDecision, err error) {
 				switch {
@@ -239,6 +240,8 @@ func (sh *shard) amend(c *command, now int64, out *output) {
 					retry.reservation = d.ReservationID
 					if err := sh.enqueue(retry); err != nil {
 						sh.x.releaseNow(d.ReservationID)
+						// Risk released the order's reservation in favour of this one.
+						sh.x.requestResync("an amend's replacement reservation was not used")
 						retry.done(Result{Err: err})
 					}
 				}

@@ -61,7 +61,8 @@ func (c *Client) Check(ctx context.Context, b exchange.CheckBatch) (exchange.Che
 			typ = riskv1.OrderType_ORDER_TYPE_MARKET
 		}
 		req.Orders[i] = &riskv1.CheckOrderRequest{AccountId: ch.Account, Symbol: ch.Spec.Symbol, Side: side(ch.Side), Type: typ,
-			Price: ch.Spec.FormatPrice(ch.Price), Quantity: ch.Spec.FormatQty(ch.Qty), ReduceOnly: ch.ReduceOnly, Shard: ch.Shard}
+			Price: ch.Spec.FormatPrice(ch.Price), Quantity: ch.Spec.FormatQty(ch.Qty), ReduceOnly: ch.ReduceOnly, Shard: ch.Shard,
+			ReplacesReservationId: ch.Replaces}
 	}
 	resp, err := c.rc.CheckOrders(ctx, req)
 	if err != nil {

@@ -21,6 +21,10 @@ type OrderCheck struct {
 	Owner      OwnerRef
 	Session    uint64
 	Generation uint64
+	// Replaces, when it names an open reservation of the account, is released as part of this
+	// check: the order is checked as if it were gone, and if the order is refused it stays as it was.
+	// An amend that reprices or grows an order so never needs the funds of both at once.
+	Replaces uint64
 }
 
 // CheckOrder runs the pre-trade checks and, if they pass, reserves the funds the order needs: for a
@@ -58,7 +62,12 @@ func (e *Engine) CheckOrder(c OrderCheck) (uint64, Reject) {
 	global := TradingState(e.global.Load())
 
 	acct.mu.Lock()
+	var old reservation
+	replacing := c.Replaces != 0 && e.takeReplaced(acct, c.Replaces, &old)
 	id, slot, reject := e.reserve(acct, sym, &c, global)
+	if replacing && reject != Accepted {
+		e.putBack(acct, old)
+	}
 	acct.mu.Unlock()
 
 	// Publishing the id after unlocking keeps the account's critical section short. Nobody can ask
@@ -134,4 +143,30 @@ func (e *Engine) reserve(acct *account, sym *symbol, c *OrderCheck, global Tradi
 	slot := acct.open(reservation{id: id, symbol: sym, side: c.Side, price: c.Price, qty: c.Qty, amount: amount, feePPM: feePPM,
 		owner: int32(c.Owner), session: c.Session, generation: c.Generation})
 	return id, slot, Accepted
+}
+
+// takeReplaced releases the account's open reservation id into old, for a check that replaces it.
+// The caller holds acct.mu.
+func (e *Engine) takeReplaced(acct *account, id uint64, old *reservation) bool {
+	loc, ok := e.dir.get(id)
+	if !ok || loc.account() != acct.index {
+		return false
+	}
+	slot := loc.slot()
+	if int(slot) >= len(acct.reservations) || !acct.reservations[slot].live || acct.reservations[slot].id != id {
+		return false
+	}
+	if _, ok := e.dir.remove(id); !ok {
+		return false // a concurrent Release has it
+	}
+	*old = acct.reservations[slot]
+	acct.releaseSlot(slot)
+	return true
+}
+
+// putBack reopens a reservation takeReplaced released, unchanged. The caller holds acct.mu, which it
+// has not released since, so nothing can have taken the funds or the id.
+func (e *Engine) putBack(acct *account, old reservation) {
+	slot := acct.open(old)
+	e.dir.insert(old.id, locate(acct.index, slot))
 }

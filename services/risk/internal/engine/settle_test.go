@@ -314,3 +314,32 @@ func TestSettleShrinkKeepsWhatTheRestNeeds(t *testing.T) {
 		mustConsistent(t, e)
 	}
 }
+
+// Issue 10: an amend that reprices replaces the reservation in one step, so an account using all
+// its funds can still reprice; a refused replacement leaves the old reservation as it was.
+func TestCheckReplacesAReservationAtomically(t *testing.T) {
+	e := newFixture(t, Config{})
+	fund(t, e, "alice", 100_100, 0) // exactly 10 lots at 100.00 with the fee
+	old := mustAccept(t, e, order("alice", SideBuy, 10_000, 10))
+	c := order("alice", SideBuy, 9_900, 10)
+	if _, r := e.CheckOrder(c); r != RejectInsufficientFunds {
+		t.Fatalf("without replacing: %v, want insufficient funds", r)
+	}
+	c.Replaces = old
+	repl := mustAccept(t, e, c)
+	if r := view(t, e, "alice").Reservations; len(r) != 1 || r[0].ID != repl || r[0].Price != 9_900 {
+		t.Fatalf("reservations %+v, want only the replacement", r)
+	}
+	big := order("alice", SideBuy, 20_000, 10)
+	big.Replaces = repl
+	if _, r := e.CheckOrder(big); r != RejectInsufficientFunds {
+		t.Fatalf("too big a replacement: %v", r)
+	}
+	if r := view(t, e, "alice").Reservations; len(r) != 1 || r[0].ID != repl || r[0].Qty != 10 {
+		t.Fatalf("a refused replacement changed the reservation: %+v", r)
+	}
+	if err := e.Release(repl); err != nil {
+		t.Fatalf("the kept reservation is not releasable: %v", err)
+	}
+	mustConsistent(t, e)
+}

@@ -122,7 +122,7 @@ func (s *Server) orderCheck(req *riskv1.CheckOrderRequest) (engine.OrderCheck, e
 		return engine.OrderCheck{}, err
 	}
 	return engine.OrderCheck{Account: req.GetAccountId(), Symbol: req.GetSymbol(), Side: side, Type: typ,
-		Price: price, Qty: qty, ReduceOnly: req.GetReduceOnly(), Now: s.now()}, nil
+		Price: price, Qty: qty, ReduceOnly: req.GetReduceOnly(), Now: s.now(), Replaces: req.GetReplacesReservationId()}, nil
 }
 
 func (s *Server) executions(in []*riskv1.Execution) ([]engine.Execution, error) {

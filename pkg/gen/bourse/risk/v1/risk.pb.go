@@ -1102,9 +1102,13 @@ type CheckOrderRequest struct {
 	Quantity   string `protobuf:"bytes,6,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	ReduceOnly bool   `protobuf:"varint,7,opt,name=reduce_only,json=reduceOnly,proto3" json:"reduce_only,omitempty"`
 	// With CheckOrdersRequest.owner: the owner's shard whose orders this reservation backs.
-	Shard         uint32 `protobuf:"varint,8,opt,name=shard,proto3" json:"shard,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Shard uint32 `protobuf:"varint,8,opt,name=shard,proto3" json:"shard,omitempty"`
+	// The reservation this one replaces (an amend that reprices or grows an order): the order is
+	// checked as if that reservation were released, and on acceptance it is released in the same
+	// step, so the amend never needs funds for both. Ignored if not open or not the account's.
+	ReplacesReservationId uint64 `protobuf:"varint,9,opt,name=replaces_reservation_id,json=replacesReservationId,proto3" json:"replaces_reservation_id,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *CheckOrderRequest) Reset() {
@@ -1189,6 +1193,13 @@ func (x *CheckOrderRequest) GetReduceOnly() bool {
 func (x *CheckOrderRequest) GetShard() uint32 {
 	if x != nil {
 		return x.Shard
+	}
+	return 0
+}
+
+func (x *CheckOrderRequest) GetReplacesReservationId() uint64 {
+	if x != nil {
+		return x.ReplacesReservationId
 	}
 	return 0
 }
@@ -3708,7 +3719,7 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x03ref\x18\x04 \x01(\tR\x03ref\"G\n" +
 	"\rDebitResponse\x12\x18\n" +
 	"\abalance\x18\x01 \x01(\tR\abalance\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x8c\x02\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xc4\x02\n" +
 	"\x11CheckOrderRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x16\n" +
@@ -3719,7 +3730,8 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\bquantity\x18\x06 \x01(\tR\bquantity\x12\x1f\n" +
 	"\vreduce_only\x18\a \x01(\bR\n" +
 	"reduceOnly\x12\x14\n" +
-	"\x05shard\x18\b \x01(\rR\x05shard\"\x9a\x01\n" +
+	"\x05shard\x18\b \x01(\rR\x05shard\x126\n" +
+	"\x17replaces_reservation_id\x18\t \x01(\x04R\x15replacesReservationId\"\x9a\x01\n" +
 	"\x12CheckOrderResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12%\n" +
 	"\x0ereservation_id\x18\x02 \x01(\x04R\rreservationId\x12A\n" +
