@@ -371,10 +371,9 @@ func (x *Exchange) Submit(ctx context.Context, req OrderRequest, done func(Resul
 			no.TIF = book.IOC
 		}
 	case TypeStop:
-		no.Type = book.StopLimit
-		if no.TIF != book.FOK {
-			no.TIF = book.IOC
-		}
+		// The book's Stop keeps the TIF for the wait (GTD/DAY expire) and, once triggered, trades
+		// to its protection price and cancels the rest like any market order.
+		no.Type = book.Stop
 	case TypeStopLimit:
 		no.Type = book.StopLimit
 	}
