@@ -144,8 +144,8 @@ func (w *chaosWorker) loop(ctx context.Context) {
 	}
 }
 
-// command draws the next order command: mostly limit orders around the mid that cross half the
-// time, some market orders, cancels and amends of this worker's open orders.
+// command draws the next order command: mostly limit orders near the mid, many of which cross, some
+// market orders, and cancels and amends of this worker's open orders.
 func (w *chaosWorker) command() chaosCommand {
 	r := w.rng.Float64()
 	if len(w.open) > 0 && r < 0.35 {
