@@ -121,3 +121,34 @@ func (s *syncBuilder) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestKeyFileFollowsTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "risk.key")
+	writeKeys(t, path, "# matching's key for risk\nkey-1\n")
+	f, err := OpenKeyFile(path, 0, slog.New(slog.NewTextHandler(&strings.Builder{}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Key() != "key-1" {
+		t.Fatalf("key %q", f.Key())
+	}
+	writeKeys(t, path, "key-2-longer\n")
+	if f.Key() != "key-2-longer" {
+		t.Fatalf("after rotation: %q", f.Key())
+	}
+	md, _ := f.GetRequestMetadata(context.Background())
+	if md["authorization"] != "Bearer key-2-longer" {
+		t.Fatalf("metadata %v", md)
+	}
+	writeKeys(t, path, "# emptied by mistake\n")
+	if f.Key() != "key-2-longer" {
+		t.Fatalf("an empty file replaced the key: %q", f.Key())
+	}
+	os.Remove(path)
+	if f.Key() != "key-2-longer" {
+		t.Fatal("a vanished file dropped the key")
+	}
+	if _, err := OpenKeyFile(path, 0, slog.Default()); err == nil {
+		t.Error("a missing file at start was accepted")
+	}
+}

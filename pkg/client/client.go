@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/bourse-dev/bourse/pkg/resolver"
@@ -29,6 +30,9 @@ type Options struct {
 	MaxAttempts int
 	// APIKey, when set, is sent as "authorization: Bearer <key>" on every call.
 	APIKey string
+	// Credentials, when set, supply the key per call instead of APIKey (auth.KeyFile re-reads a
+	// rotated key file).
+	Credentials credentials.PerRPCCredentials
 	// MaxMessageBytes raises the receive limit (default gRPC's 4 MiB).
 	MaxMessageBytes int
 	// TLS, when set, makes the connection mutual TLS: the source's certificate is presented and the
@@ -60,7 +64,10 @@ func Dial(target string, o Options, extra ...grpc.DialOption) (*grpc.ClientConn,
 	} else if strings.HasPrefix(target, resolver.Scheme+":") {
 		return nil, fmt.Errorf("dial %s: no consul resolver configured", target)
 	}
-	if o.APIKey != "" {
+	switch {
+	case o.Credentials != nil:
+		opts = append(opts, grpc.WithPerRPCCredentials(o.Credentials))
+	case o.APIKey != "":
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(o.APIKey)))
 	}
 	if o.MaxMessageBytes > 0 {
@@ -124,6 +131,9 @@ func ServiceConfig(idempotent []string, maxAttempts int) (string, error) {
 	b, err := json.Marshal(cfg)
 	return string(b), err
 }
+
+// StaticKey is a per-call credential that always sends key.
+func StaticKey(key string) credentials.PerRPCCredentials { return bearer(key) }
 
 type bearer string
 

@@ -19,7 +19,7 @@ import (
 )
 
 // Matching reaches risk with its own service identity read from a key file; risk's keyring is a file
-// rotated with SIGHUP, without a restart. When risk stops accepting matching's key, matching's users
+// rotated with SIGHUP, and matching's key file is followed, both without a restart. When risk stops accepting matching's key, matching's users
 // get Unavailable saying matching's credentials were refused, never risk's "unknown API key" as if it
 // were about their own key; a bad keyring file keeps the keys in force.
 func TestRiskKeyRotationWithoutRestart(t *testing.T) {
@@ -99,5 +99,28 @@ func TestRiskKeyRotationWithoutRestart(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "risk accepting matching's key again", func() bool { return submit() == nil })
 	if !p.riskProc.LogContains("reloaded API keys") {
 		t.Error("risk did not log the reload")
+	}
+
+	// Rotating matching's own key, no restart anywhere: risk accepts both, matching's key file gets
+	// the new one (matching re-reads it), risk drops the old one.
+	reloads := func() int { return strings.Count(p.riskProc.Log(), "reloaded API keys") }
+	before := reloads()
+	writeFile(riskKeys, riskKey+"=service:matching\nmatching-risk-key-2=service:matching\n")
+	p.riskProc.Signal(syscall.SIGHUP)
+	testenv.WaitFor(t, 10*time.Second, "risk holding both keys", func() bool { return reloads() > before })
+	writeFile(matchingKey, "matching-risk-key-2\n")
+	testenv.WaitFor(t, 10*time.Second, "matching re-reading its key file", func() bool {
+		_ = submit() // matching looks at its key file when it calls risk
+		return p.matching.LogContains("client key reloaded")
+	})
+	before = reloads()
+	writeFile(riskKeys, "matching-risk-key-2=service:matching\n")
+	p.riskProc.Signal(syscall.SIGHUP)
+	testenv.WaitFor(t, 10*time.Second, "risk dropping the old key", func() bool { return reloads() > before })
+	if err := submit(); err != nil {
+		t.Fatalf("order after rotating matching's key: %v", err)
+	}
+	if strings.Contains(p.matching.Log(), "matching-risk-key-2") {
+		t.Error("matching's log holds its key")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/bourse-dev/bourse/pkg/auth"
 	"github.com/bourse-dev/bourse/pkg/client"
@@ -29,7 +30,7 @@ func main() {
 	dataDir := fs.String("data-dir", "data/matching", "directory of the journals and snapshots")
 	riskAddr := fs.String("risk-addr", "consul:///risk", "the risk service: consul:///risk or host:port")
 	riskKey := fs.String("risk-api-key", "", "API key matching presents to risk; risk's keyring maps it to service:matching (prefer --risk-api-key-file: flags show in ps)")
-	riskKeyFile := fs.String("risk-api-key-file", "", "file holding the key matching presents to risk (first non-comment line); read at start")
+	riskKeyFile := fs.String("risk-api-key-file", "", "file holding the key matching presents to risk (first non-comment line); re-read when it changes, so the key rotates without a restart")
 	shards := fs.Int("shards", max(1, runtime.GOMAXPROCS(0)), "symbol groups, each with its own goroutine and journal")
 	retain := fs.Int("retain-closed", 100_000, "closed orders kept per symbol for GetOrder and client order id idempotency")
 	snapshotEvery := fs.Int("snapshot-every", 1_000_000, "journaled commands between snapshots of a symbol group (0: never); replay after a crash covers at most this many")
@@ -38,12 +39,12 @@ func main() {
 	riskTimeout := fs.Duration("risk-timeout", 5*time.Second, "deadline of each call to the risk service")
 
 	os.Exit(app.Main(func(ctx context.Context, env *server.Env) (server.Service, error) {
-		key, err := riskAPIKey(*riskKey, *riskKeyFile)
+		creds, err := riskCredentials(*riskKey, *riskKeyFile, env)
 		if err != nil {
 			return server.Service{}, err
 		}
 		conn, err := env.Dial(*riskAddr, client.Options{
-			APIKey: key,
+			Credentials: creds,
 			// With mutual TLS, whatever --risk-addr names must prove it is the risk service.
 			ServerName: "risk",
 			Idempotent: []string{
@@ -79,18 +80,21 @@ func main() {
 	}))
 }
 
-// riskAPIKey is matching's credential for risk: its own service identity, not an admin key, so risk
-// grants it the order checks and settlement and nothing else.
-func riskAPIKey(flagKey, file string) (string, error) {
+// riskCredentials are matching's credentials for risk: its own service identity, not an admin key,
+// so risk grants it the order checks and settlement and nothing else.
+func riskCredentials(flagKey, file string, env *server.Env) (credentials.PerRPCCredentials, error) {
 	switch {
 	case flagKey != "" && file != "":
-		return "", fmt.Errorf("--risk-api-key and --risk-api-key-file: give one")
+		return nil, fmt.Errorf("--risk-api-key and --risk-api-key-file: give one")
 	case file != "":
-		key, err := auth.ReadKey(file)
+		f, err := auth.OpenKeyFile(file, time.Second, env.Logger)
 		if err != nil {
-			return "", fmt.Errorf("--risk-api-key-file: %w", err)
+			return nil, fmt.Errorf("--risk-api-key-file: %w", err)
 		}
-		return key, nil
+		return f, nil
+	case flagKey != "":
+		return client.StaticKey(flagKey), nil
 	}
-	return flagKey, nil
+	env.Logger.Warn("no key for risk (--risk-api-key-file): risk will refuse every order check")
+	return nil, nil
 }
