@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -372,4 +374,37 @@ func TestStreamLogNamesCaller(t *testing.T) {
 		}
 	}
 	t.Fatalf("no log line for the stream:\n%s", b)
+}
+
+// A call that did not pass the tap (no transport runs without one here, but the interceptor must not
+// rely on it) is authorised by the interceptor from the incoming metadata.
+func TestInterceptorAuthorisesWithoutTap(t *testing.T) {
+	keys, err := auth.NewKeySource(guardKeys, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ic := &interceptors{log: slog.New(slog.DiscardHandler), keys: keys, policy: guardPolicy, metrics: newRPCMetrics(prometheus.NewRegistry())}
+	handler := func(ctx context.Context, _ any) (any, error) {
+		id, _ := auth.FromContext(ctx)
+		return id.String(), nil
+	}
+	for _, c := range []struct {
+		key, method, who string
+		code             codes.Code
+	}{
+		{"al", "Read", "account:alice", codes.OK},
+		{"", "Read", "", codes.Unauthenticated},
+		{"al", "Admin", "", codes.PermissionDenied},
+		{"mk", "Internal", "service:matching", codes.OK},
+		{"adm", "Unlisted", "", codes.PermissionDenied},
+	} {
+		ctx := context.Background()
+		if c.key != "" {
+			ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", "Bearer "+c.key))
+		}
+		got, err := ic.unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/test.Guard/" + c.method}, handler)
+		if status.Code(err) != c.code || (err == nil && got != c.who) {
+			t.Errorf("%s with %q: %v %v, want %v %s", c.method, c.key, got, err, c.code, c.who)
+		}
+	}
 }
