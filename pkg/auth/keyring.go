@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -127,7 +128,7 @@ func (k *Keyring) Lookup(key string) (Identity, bool) {
 // a service gets the key it presents to another (e.g. matching's key for risk) without the key
 // appearing in its command line or environment.
 func ReadKey(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readBounded(path)
 	if err != nil {
 		return "", err
 	}
@@ -137,4 +138,24 @@ func ReadKey(path string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s holds no key", path)
+}
+
+// maxKeyFileBytes bounds what a key file may hold (about 10,000 entries): a wrong path (a log, a
+// device) fails instead of being read into memory.
+const maxKeyFileBytes = 1 << 20
+
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxKeyFileBytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxKeyFileBytes)
+	}
+	return b, nil
 }

@@ -52,7 +52,7 @@ func (s *KeySource) Reload() (bool, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, err := os.ReadFile(s.path)
+	b, err := readBounded(s.path)
 	if err != nil {
 		return false, fmt.Errorf("--api-keys-file: %w", err)
 	}

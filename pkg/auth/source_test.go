@@ -152,3 +152,14 @@ func TestKeyFileFollowsTheFile(t *testing.T) {
 		t.Error("a missing file at start was accepted")
 	}
 }
+
+func TestKeyFilesAreBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "huge")
+	writeKeys(t, path, "k=account:a\n"+strings.Repeat("#", maxKeyFileBytes))
+	if _, err := NewKeySource("", path, slog.Default()); err == nil {
+		t.Error("a key file over the bound was read")
+	}
+	if _, err := ReadKey(path); err == nil {
+		t.Error("a client key file over the bound was read")
+	}
+}
