@@ -99,13 +99,15 @@ func (e *Engine) Snapshot() (seq uint64, data []byte, err error) {
 	e.commitMu.Lock()
 	s := e.captureLocked()
 	e.commitMu.Unlock()
+	s.sort()
 	data, err = encodeSnapshot(&s)
 	return s.Seq, data, err
 }
 
 func (e *Engine) captureLocked() snapshotState {
 	cat := e.catalog.Load()
-	s := snapshotState{Seq: e.seq, Global: TradingState(e.global.Load())}
+	s := snapshotState{Seq: e.seq, Global: TradingState(e.global.Load()),
+		Refs: make([]snapTransfer, 0, len(e.refs)), Execs: make([]Execution, 0, len(e.execs))}
 	for _, a := range cat.assetList {
 		s.Assets = append(s.Assets, a.Asset)
 	}
@@ -144,18 +146,22 @@ func (e *Engine) captureLocked() snapshotState {
 	for _, r := range e.refs {
 		s.Refs = append(s.Refs, snapTransfer{Kind: r.kind, Transfer: r.t, Seq: r.result.Seq, Total: r.result.Total})
 	}
-	slices.SortFunc(s.Refs, func(a, b snapTransfer) int { return cmp.Compare(a.Seq, b.Seq) })
 	for _, x := range e.execs {
 		s.Execs = append(s.Execs, x)
 	}
-	slices.SortFunc(s.Execs, func(a, b Execution) int { return cmp.Compare(a.ExecID, b.ExecID) })
 	for id, through := range e.settle.streams {
 		s.Streams = append(s.Streams, snapStream{Stream: id, Through: through})
 	}
+	return s
+}
+
+// sort orders the lists copied from maps, outside the commit lock, so equal states encode alike.
+func (s *snapshotState) sort() {
+	slices.SortFunc(s.Refs, func(a, b snapTransfer) int { return cmp.Compare(a.Seq, b.Seq) })
+	slices.SortFunc(s.Execs, func(a, b Execution) int { return cmp.Compare(a.ExecID, b.ExecID) })
 	slices.SortFunc(s.Streams, func(a, b snapStream) int {
 		return cmp.Or(cmp.Compare(a.Stream.Owner, b.Stream.Owner), cmp.Compare(a.Stream.Shard, b.Stream.Shard), cmp.Compare(a.Stream.Epoch, b.Stream.Epoch))
 	})
-	return s
 }
 
 func encodeSnapshot(s *snapshotState) ([]byte, error) {
@@ -242,6 +248,9 @@ func (e *Engine) LoadSnapshot(data []byte) error {
 // install rebuilds the state through the engine's own validating paths (persisting nothing) and
 // checks what they do not.
 func (e *Engine) install(s *snapshotState) error {
+	// Sized up front: growing maps of millions of records costs more than decoding them.
+	e.refs = make(map[string]transferRecord, len(s.Refs))
+	e.execs = make(map[string]Execution, len(s.Execs))
 	for i, a := range s.Assets {
 		if err := e.defineAsset(a, nil); err != nil {
 			return err
