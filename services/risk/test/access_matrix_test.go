@@ -1,8 +1,14 @@
 package risk_test
 
 import (
+	"context"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/bourse-dev/bourse/pkg/auth/authtest"
 	"github.com/bourse-dev/bourse/pkg/client"
@@ -51,4 +57,48 @@ func TestAccessMatrix(t *testing.T) {
 		"SetTradingState": authtest.Admin,
 		"Audit":           authtest.Admin,
 	}, keys)
+}
+
+// The real risk process follows its key file: a changed file takes effect without a signal or a
+// restart, and a broken one leaves the keys in force.
+func TestKeyFileChangeWithoutRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "risk.keys")
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(path+".new", []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".new", path); err != nil { // a Secret volume swaps atomically too
+			t.Fatal(err)
+		}
+	}
+	write("k-old=account:alice\n")
+	p := testenv.StartService(t, testenv.Build(t, mainPkg), nil, "--register=false", "--api-keys-file="+path,
+		"--api-keys-reload=100ms", "--data-dir="+filepath.Join(t.TempDir(), "risk"))
+	code := func(key string) codes.Code {
+		conn, err := client.Dial(p.GRPCAddr, client.Options{APIKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err = riskv1.NewRiskServiceClient(conn).GetAccount(ctx, &riskv1.GetAccountRequest{AccountId: "alice"})
+		return status.Code(err)
+	}
+	if c := code("k-old"); c != codes.NotFound { // admitted; alice has no account yet
+		t.Fatalf("key from the file at start: %v", c)
+	}
+	write("k-new=account:alice\n")
+	testenv.WaitFor(t, 10*time.Second, "the new key accepted", func() bool { return code("k-new") == codes.NotFound })
+	if c := code("k-old"); c != codes.Unauthenticated {
+		t.Errorf("rotated-out key: %v", c)
+	}
+	write("k-new=account:alice\nk-new=admin:ops\n")
+	testenv.WaitFor(t, 10*time.Second, "the bad file logged", func() bool {
+		return p.LogContains("reloading API keys failed; keeping the previous keys")
+	})
+	if c := code("k-new"); c != codes.NotFound {
+		t.Errorf("after a bad file: %v", c)
+	}
 }
