@@ -167,8 +167,16 @@ func Open(ctx context.Context, cfg Config, risk Risk) (*Exchange, error) {
 		go sh.writeSnapshots()
 		go sh.run()
 	}
+	// The first round: nothing has been checked yet, so nothing is in flight to wait for.
+	g := x.checker.bump()
+	for _, sh := range x.shards {
+		sh.syncPending.Store(true)
+		if err := sh.enqueue(command{kind: cmdSync, sync: &syncCapture{generation: g, done: func() { sh.syncPending.Store(false) }}}); err != nil {
+			x.closeJournals()
+			return nil, err
+		}
+	}
 	go x.runResync()
-	x.requestResync("start")
 	return x, nil
 }
 

@@ -140,16 +140,21 @@ func (x *Exchange) probeIncarnation() {
 	}
 }
 
-// resyncRound runs one round; it returns false when the exchange is closing.
+// resyncRound runs one round; it returns false when the exchange is closing. It does not wait for
+// the shards' re-syncs to finish: a shard whose settlement is halted would hold every later round
+// (and every shard) back. A shard whose previous capture is still pending gets no second one; the
+// pending one re-syncs it, and what it does not cover (checks of the generations since) waits for
+// the next round.
 func (x *Exchange) resyncRound() bool {
 	g := x.checker.bump()
 	if !x.checker.waitIdle(g, x.resync.quit) {
 		return false
 	}
-	var wg sync.WaitGroup
 	for _, sh := range x.shards {
-		c := &syncCapture{generation: g, done: wg.Done}
-		wg.Add(1)
+		if !sh.syncPending.CompareAndSwap(false, true) {
+			continue
+		}
+		c := &syncCapture{generation: g, done: func() { sh.syncPending.Store(false) }}
 		for {
 			err := sh.enqueue(command{kind: cmdSync, sync: c})
 			if err == nil {
@@ -166,14 +171,7 @@ func (x *Exchange) resyncRound() bool {
 			}
 		}
 	}
-	all := make(chan struct{})
-	go func() { wg.Wait(); close(all) }()
-	select {
-	case <-all:
-		return true
-	case <-x.resync.quit:
-		return false
-	}
+	return true
 }
 
 // cancelUncovered cancels the open orders of shard whose reservations risk could not restore (their
@@ -230,7 +228,7 @@ func (sh *shard) settlementStatus() ShardSettlement {
 	settled, queued, syncing, inc := sh.rep.status()
 	reason := sh.rep.haltReason()
 	return ShardSettlement{Shard: sh.index, Epoch: sh.rep.stream.Epoch, JournalSeq: sh.journal.LastSeq(), SettledSeq: settled,
-		Queued: queued, Halted: reason != "", HaltReason: reason, Syncing: syncing, RiskIncarnation: inc}
+		Queued: queued, Halted: reason != "", HaltReason: reason, Syncing: syncing || sh.syncPending.Load(), RiskIncarnation: inc}
 }
 
 // ResumeSettlement makes a halted shard retry its refused settlement now.

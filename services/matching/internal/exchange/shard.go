@@ -53,6 +53,8 @@ type shard struct {
 	// marketCount mirrors len(markets) for AddSymbol's choice of shard.
 	marketCount atomic.Int32
 	rep         *reporter
+	// syncPending is set while a re-sync capture of this shard is queued or being sent (resync.go).
+	syncPending atomic.Bool
 
 	mu      sync.Mutex
 	queue   []command
