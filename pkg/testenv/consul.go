@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,17 +22,23 @@ type ConsulAgent struct {
 }
 
 // StartConsul starts a Consul dev agent with every port chosen free and DNS/gRPC off, and waits until
-// it has a leader. extraHCL is more agent configuration (e.g. TLS for health checks).
+// it has a leader. extraHCL is more agent configuration (e.g. TLS for health checks). A start that
+// loses one of its ports to another process is retried with fresh ports.
 func StartConsul(t testing.TB, extraHCL ...string) *ConsulAgent {
 	t.Helper()
 	bin := Tool(t, "consul")
-	httpPort := FreePort(t)
+	return withFreshPorts(t, "consul", func() (*ConsulAgent, error) { return startConsul(t, bin, extraHCL) })
+}
+
+func startConsul(t testing.TB, bin string, extraHCL []string) (*ConsulAgent, error) {
+	httpPort := pickPort(t)
 	ports := fmt.Sprintf(`ports { http = %d, https = -1, dns = -1, grpc = -1, grpc_tls = -1, serf_lan = %d, serf_wan = %d, server = %d }`,
-		httpPort, FreePort(t), FreePort(t), FreePort(t))
+		httpPort, pickPort(t), pickPort(t), pickPort(t))
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "consul.log")
+	node := "test-" + filepath.Base(dir)
 	args := []string{"agent", "-dev", "-bind=127.0.0.1", "-client=127.0.0.1",
-		"-node=test-" + filepath.Base(dir), "-log-level=warn", "-hcl", ports}
+		"-node=" + node, "-log-level=warn", "-hcl", ports}
 	for _, h := range extraHCL {
 		args = append(args, "-hcl", h)
 	}
@@ -41,22 +48,34 @@ func StartConsul(t testing.TB, extraHCL ...string) *ConsulAgent {
 	agent := &ConsulAgent{Addr: fmt.Sprintf("127.0.0.1:%d", httpPort)}
 	client, err := consul.NewClient(agent.Addr)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	agent.Client = client
+	// Whatever holds the port may accept and never answer: the start-up queries time out.
+	probeCfg := api.DefaultNonPooledConfig()
+	probeCfg.Address = agent.Addr
+	probeCfg.HttpClient = &http.Client{Timeout: 2 * time.Second}
+	probe, err := api.NewClient(probeCfg)
+	if err != nil {
+		return nil, err
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		leader, err := agent.Client.Status().Leader()
+		// The HTTP port may be another agent's, one that took it first: only this agent's own
+		// answer counts (this one exits when its bind fails).
+		leader, err := probe.Status().Leader()
 		if err == nil && leader != "" {
-			return agent
+			if name, nerr := probe.Agent().NodeName(); nerr == nil && name == node {
+				return agent, nil
+			}
 		}
 		select {
 		case <-exited:
-			t.Fatalf("consul exited during start:\n%s", readFile(logPath))
+			return nil, exitError("consul", readFile(logPath))
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("consul did not elect a leader in 30s (last err %v):\n%s", err, readFile(logPath))
+			return nil, fmt.Errorf("consul did not elect a leader in 30s (last err %v):\n%s", err, readFile(logPath))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

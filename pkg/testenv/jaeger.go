@@ -17,17 +17,22 @@ type Jaeger struct {
 	QueryURL     string // HTTP query API and UI
 }
 
-// StartJaeger runs ./bin/jaeger with deploy/local/jaeger.yaml on free loopback ports.
+// StartJaeger runs ./bin/jaeger with deploy/local/jaeger.yaml on free loopback ports (retrying with
+// fresh ports if another process takes one of them).
 func StartJaeger(t testing.TB) *Jaeger {
 	t.Helper()
 	bin := Tool(t, "jaeger")
 	cfg := filepath.Join(RepoRoot(t), "deploy", "local", "jaeger.yaml")
-	otlp, ui, health := FreePort(t), FreePort(t), FreePort(t)
+	return withFreshPorts(t, "jaeger", func() (*Jaeger, error) { return startJaeger(t, bin, cfg) })
+}
+
+func startJaeger(t testing.TB, bin, cfg string) (*Jaeger, error) {
+	otlp, ui, health := pickPort(t), pickPort(t), pickPort(t)
 	logPath := filepath.Join(t.TempDir(), "jaeger.log")
 	cmd := exec.Command(bin, "--config", cfg)
 	cmd.Env = append(os.Environ(),
-		fmt.Sprintf("JAEGER_OTLP_GRPC_PORT=%d", otlp), fmt.Sprintf("JAEGER_OTLP_HTTP_PORT=%d", FreePort(t)),
-		fmt.Sprintf("JAEGER_UI_PORT=%d", ui), fmt.Sprintf("JAEGER_QUERY_GRPC_PORT=%d", FreePort(t)),
+		fmt.Sprintf("JAEGER_OTLP_GRPC_PORT=%d", otlp), fmt.Sprintf("JAEGER_OTLP_HTTP_PORT=%d", pickPort(t)),
+		fmt.Sprintf("JAEGER_UI_PORT=%d", ui), fmt.Sprintf("JAEGER_QUERY_GRPC_PORT=%d", pickPort(t)),
 		fmt.Sprintf("JAEGER_HEALTH_PORT=%d", health))
 	exited := startBackground(t, cmd, logPath, os.Interrupt)
 	j := &Jaeger{OTLPEndpoint: fmt.Sprintf("http://127.0.0.1:%d", otlp), QueryURL: fmt.Sprintf("http://127.0.0.1:%d", ui)}
@@ -36,17 +41,16 @@ func StartJaeger(t testing.TB) *Jaeger {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status", health))
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return j
+			// A Jaeger that lost one of its ports exits: healthy and running is this one.
+			if resp.StatusCode == http.StatusOK && !hasExited(exited) {
+				return j, nil
 			}
 		}
-		select {
-		case <-exited:
-			t.Fatalf("jaeger exited during start:\n%s", readFile(logPath))
-		default:
+		if hasExited(exited) {
+			return nil, exitError("jaeger", readFile(logPath))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("jaeger not healthy in 30s:\n%s", readFile(logPath))
+			return nil, fmt.Errorf("jaeger not healthy in 30s:\n%s", readFile(logPath))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

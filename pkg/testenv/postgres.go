@@ -52,8 +52,13 @@ func StartPostgres(t testing.TB) string {
 	if out, err := asServer("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	port := FreePort(t)
-	logPath := filepath.Join(dir, "postgres.log")
+	return withFreshPorts(t, "postgres", func() (string, error) { return startPostgres(t, asServer, dir, data, sock) })
+}
+
+// startPostgres starts the server on data on a fresh port and creates the test database.
+func startPostgres(t testing.TB, asServer func(string, ...string) *exec.Cmd, dir, data, sock string) (string, error) {
+	port := pickPort(t)
+	logPath := filepath.Join(dir, fmt.Sprintf("postgres-%d.log", port))
 	srv := asServer("postgres", "-D", data, "-p", strconv.Itoa(port), "-k", sock,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=100")
 	exited := startBackground(t, srv, logPath, syscall.SIGINT) // SIGINT: postgres's fast shutdown
@@ -61,31 +66,34 @@ func StartPostgres(t testing.TB) string {
 	admin := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	db, err := sql.Open("pgx", admin)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer db.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		// The port may be another server's, one that took it first: only this server counts (it
+		// exits when its bind fails).
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err = db.PingContext(ctx)
+		var served string
+		err = db.QueryRowContext(ctx, "SHOW data_directory").Scan(&served)
 		cancel()
-		if err == nil {
+		if err == nil && served == data {
 			break
 		}
 		select {
 		case <-exited:
-			t.Fatalf("postgres exited during start:\n%s", readFile(logPath))
+			return "", exitError("postgres", readFile(logPath))
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("postgres not accepting connections in 30s (%v):\n%s", err, readFile(logPath))
+			return "", fmt.Errorf("postgres not accepting connections in 30s (%v):\n%s", err, readFile(logPath))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if _, err := db.Exec("CREATE DATABASE bourse_test"); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/bourse_test?sslmode=disable", port)
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/bourse_test?sslmode=disable", port), nil
 }
 
 // postgresCredential is the postgres account when running as root (initdb refuses root), else nil.
