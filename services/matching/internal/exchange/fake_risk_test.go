@@ -45,6 +45,10 @@ type fakeRisk struct {
 	refuse string
 	// holdSettle makes Settle fail as if risk were unreachable (checks still pass).
 	holdSettle bool
+	// halted are the accounts whose kill switch is on (allHalted: the global one); like risk, the
+	// fake refuses their checks and reports them in the answer to a probe.
+	halted    map[string]bool
+	allHalted bool
 }
 
 type fakeReservation struct {
@@ -125,7 +129,7 @@ func (f *fakeRisk) Check(_ context.Context, b CheckBatch) (CheckAnswer, error) {
 		} else {
 			old = nil
 		}
-		if f.rejectAll || bal == nil || bal.quote-bal.quoteReserved < q || bal.base-bal.baseReserved < base {
+		if f.rejectAll || f.allHalted || f.halted[c.Account] || bal == nil || bal.quote-bal.quoteReserved < q || bal.base-bal.baseReserved < base {
 			if old != nil {
 				old.qty = oldQty
 				oq, ob := needs(old.check.Side, old.check.Price, old.qty)
@@ -179,7 +183,13 @@ func (f *fakeRisk) Settle(_ context.Context, b SettleBatch) (SettleAnswer, error
 	case b.After > wm:
 		return SettleAnswer{}, errs.New(errs.KindFailedPrecondition, "stream %v: a gap after %d (risk is at %d)", b.Stream, b.After, wm)
 	case b.Through <= wm:
-		return SettleAnswer{Watermark: wm, Incarnation: f.incarnation}, nil
+		ans := SettleAnswer{Watermark: wm, Incarnation: f.incarnation, AllHalted: f.allHalted}
+		if len(b.Items) == 0 && b.Through == 0 {
+			for a := range f.halted {
+				ans.HaltedAccounts = append(ans.HaltedAccounts, a)
+			}
+		}
+		return ans, nil
 	}
 	// Validate the whole part before changing anything: all or nothing.
 	for _, it := range b.Items {

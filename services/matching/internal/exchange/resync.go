@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -137,7 +138,63 @@ func (x *Exchange) probeIncarnation() {
 	defer cancel()
 	if ans, err := x.risk.Settle(ctx, SettleBatch{Stream: x.shards[0].rep.stream}); err == nil {
 		x.noteIncarnation(ans.Incarnation)
+		x.applyKillSwitches(ans.AllHalted, ans.HaltedAccounts)
 	}
+}
+
+// applyKillSwitches cancels the resting orders of accounts risk has halted (of every account when
+// the global switch is halted): risk refuses their new orders, and a kill switch must also take
+// what rests off the books. It runs on the resync goroutine once a second while any switch is on.
+func (x *Exchange) applyKillSwitches(all bool, halted []string) {
+	if !all && len(halted) == 0 {
+		return
+	}
+	set := make(map[string]bool, len(halted))
+	for _, a := range halted {
+		set[a] = true
+	}
+	for acct := range x.accountsWithOpenOrders(func(a string) bool { return all || set[a] }) {
+		x.log.Warn("kill switch: cancelling the account's resting orders", "account", acct, "all", all)
+		x.CancelAll(acct, "", func(r Result) {
+			if r.Err != nil {
+				x.log.Error("kill switch: cancel failed", "account", acct, "err", r.Err)
+			}
+		})
+	}
+}
+
+// accountsWithOpenOrders returns the accounts passing want that have an open order, asking each
+// shard (and giving up on a shard that does not answer within the risk timeout).
+func (x *Exchange) accountsWithOpenOrders(want func(string) bool) map[string]bool {
+	out := map[string]bool{}
+	var mu sync.Mutex
+	for _, sh := range x.shards {
+		done := make(chan struct{})
+		err := sh.enqueue(command{kind: cmdQuery, query: func(*output) {
+			defer close(done)
+			for _, m := range sh.markets {
+				for _, o := range m.orders {
+					if !o.Status.closed() && want(o.Account) {
+						mu.Lock()
+						out[o.Account] = true
+						mu.Unlock()
+					}
+				}
+			}
+		}})
+		if err != nil {
+			continue
+		}
+		select {
+		case <-done:
+		case <-time.After(x.cfg.RiskTimeout):
+		case <-x.resync.quit:
+			return out
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return maps.Clone(out)
 }
 
 // resyncRound runs one round; it returns false when the exchange is closing. It does not wait for

@@ -103,10 +103,13 @@ type Leg struct {
 	ReservationID uint64
 }
 
-// SettleAnswer reports where the stream stands in risk.
+// SettleAnswer reports where the stream stands in risk. Answering an empty part (a probe) it also
+// carries the kill switches: accounts halted, or everyone.
 type SettleAnswer struct {
-	Watermark   uint64
-	Incarnation uint64
+	Watermark      uint64
+	Incarnation    uint64
+	HaltedAccounts []string
+	AllHalted      bool
 }
 
 // SyncBatch is one chunk of a re-sync of a shard's reservations, as of risk's watermark.

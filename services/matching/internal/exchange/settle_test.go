@@ -271,3 +271,31 @@ func TestRepriceReplacesTheReservation(t *testing.T) {
 		t.Fatalf("risk holds %v, the open orders need %v", got, want)
 	}
 }
+
+// Issue 10: the kill switch cancels resting orders, of one account or (global) of everyone.
+func TestKillSwitchCancelsRestingOrders(t *testing.T) {
+	risk := newFakeRisk()
+	x := openTest(t, t.TempDir(), risk, fastProbe)
+	defer closeTest(t, x)
+	addSymbol(t, x, "BTC-USD")
+	addSymbol(t, x, "ETH-USD")
+	a := submit(t, x, limit("alice", "a1", book.Buy, 9000, 1)).Order
+	eth := limit("alice", "a2", book.Buy, 9000, 1)
+	eth.Symbol = "ETH-USD"
+	submit(t, x, eth)
+	b := submit(t, x, limit("bob", "b1", book.Buy, 9000, 1)).Order
+	status := func(acct, symbol string, id uint64) Status {
+		return call(t, func(d func(Result)) { x.GetOrder(OrderRef{Account: acct, Symbol: symbol, OrderID: id}, d) }).Order.Status
+	}
+	risk.set(func(f *fakeRisk) { f.halted = map[string]bool{"alice": true} })
+	eventually(t, "alice's orders cancelled", func() bool {
+		return status("alice", "BTC-USD", a.ID) == StatusCancelled && len(openOrders(t, x)) == 1
+	})
+	if status("bob", "BTC-USD", b.ID) != StatusNew {
+		t.Fatal("bob's order was cancelled by alice's kill switch")
+	}
+	risk.set(func(f *fakeRisk) { f.halted, f.allHalted = nil, true })
+	eventually(t, "every order cancelled", func() bool { return len(openOrders(t, x)) == 0 })
+	waitSettled(t, x)
+	eventually(t, "every reservation released", func() bool { return risk.openCount() == 0 })
+}

@@ -110,7 +110,8 @@ func (c *Client) Settle(ctx context.Context, b exchange.SettleBatch) (exchange.S
 	if err != nil {
 		return exchange.SettleAnswer{}, server.FromStatus(err, "risk.Settle")
 	}
-	return exchange.SettleAnswer{Watermark: resp.GetWatermark(), Incarnation: resp.GetRiskIncarnation()}, nil
+	return exchange.SettleAnswer{Watermark: resp.GetWatermark(), Incarnation: resp.GetRiskIncarnation(),
+		HaltedAccounts: resp.GetHaltedAccounts(), AllHalted: resp.GetAllHalted()}, nil
 }
 
 // Sync sends one chunk of a re-sync of a shard's reservations.

@@ -120,3 +120,20 @@ func (e *Engine) Audit() Audit {
 	})
 	return out
 }
+
+// Halted reports the kill switches: whether the global one is halted, and up to limit accounts
+// (in id order) whose own switch is halted. It reads each account under its lock; it is for the
+// once-a-second probe of the owner of the resting orders, which cancels them.
+func (e *Engine) Halted(limit int) (all bool, accounts []string) {
+	all = TradingState(e.global.Load()) == TradingHalted
+	for _, acct := range e.accounts.all() {
+		acct.mu.Lock()
+		halted := acct.state == TradingHalted
+		acct.mu.Unlock()
+		if halted {
+			accounts = append(accounts, acct.id)
+		}
+	}
+	sort.Strings(accounts)
+	return all, accounts[:min(len(accounts), limit)]
+}

@@ -343,3 +343,17 @@ func TestCheckReplacesAReservationAtomically(t *testing.T) {
 	}
 	mustConsistent(t, e)
 }
+
+func TestHaltedListsTheKillSwitches(t *testing.T) {
+	e := newFixture(t, Config{})
+	fund(t, e, "alice", 1, 0)
+	fund(t, e, "bob", 1, 0)
+	must(t, e.SetTradingState(TradingStateChange{Account: "bob", State: TradingHalted}, nil))
+	if all, accts := e.Halted(10); all || len(accts) != 1 || accts[0] != "bob" {
+		t.Fatalf("halted: %v %v", all, accts)
+	}
+	must(t, e.SetTradingState(TradingStateChange{State: TradingHalted}, nil))
+	if all, _ := e.Halted(10); !all {
+		t.Fatal("global switch not reported")
+	}
+}

@@ -23,8 +23,12 @@ func (s *Server) Settle(ctx context.Context, req *riskv1.SettleRequest) (*riskv1
 	if err != nil {
 		return nil, err
 	}
-	return &riskv1.SettleResponse{Watermark: res.Watermark, Applied: uint32(res.Applied), Skipped: uint32(res.Skipped),
-		Unreserved: uint32(res.Unreserved), RiskIncarnation: s.incarnation()}, nil
+	out := &riskv1.SettleResponse{Watermark: res.Watermark, Applied: uint32(res.Applied), Skipped: uint32(res.Skipped),
+		Unreserved: uint32(res.Unreserved), RiskIncarnation: s.incarnation()}
+	if len(b.Items) == 0 && b.Through == 0 {
+		out.AllHalted, out.HaltedAccounts = s.eng.Halted(maxHaltedListed)
+	}
+	return out, nil
 }
 
 // SyncReservations applies one chunk of an owner's re-sync of its reservations.
@@ -79,6 +83,9 @@ func streamFromProto(field string, st *riskv1.SettlementStream) (engine.StreamID
 	}
 	return engine.StreamID{Owner: st.GetOwner(), Shard: st.GetShard(), Epoch: st.GetEpoch()}, nil
 }
+
+// maxHaltedListed bounds the halted accounts a probe's answer lists.
+const maxHaltedListed = 1000
 
 // maxSettleItems bounds one Settle call.
 const maxSettleItems = 10_000

@@ -2304,8 +2304,13 @@ type SettleResponse struct {
 	// Legs whose reservation was not open and that were paid from free balance.
 	Unreserved      uint32 `protobuf:"varint,4,opt,name=unreserved,proto3" json:"unreserved,omitempty"`
 	RiskIncarnation uint64 `protobuf:"varint,5,opt,name=risk_incarnation,json=riskIncarnation,proto3" json:"risk_incarnation,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Answering an empty part (a probe, which matching sends every second): the kill switches, so
+	// that matching cancels the resting orders of halted accounts (of everyone when all_halted).
+	// At most 1000 accounts, in id order.
+	HaltedAccounts []string `protobuf:"bytes,6,rep,name=halted_accounts,json=haltedAccounts,proto3" json:"halted_accounts,omitempty"`
+	AllHalted      bool     `protobuf:"varint,7,opt,name=all_halted,json=allHalted,proto3" json:"all_halted,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SettleResponse) Reset() {
@@ -2371,6 +2376,20 @@ func (x *SettleResponse) GetRiskIncarnation() uint64 {
 		return x.RiskIncarnation
 	}
 	return 0
+}
+
+func (x *SettleResponse) GetHaltedAccounts() []string {
+	if x != nil {
+		return x.HaltedAccounts
+	}
+	return nil
+}
+
+func (x *SettleResponse) GetAllHalted() bool {
+	if x != nil {
+		return x.AllHalted
+	}
+	return false
 }
 
 type SyncReservationsRequest struct {
@@ -3810,7 +3829,7 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x06stream\x18\x01 \x01(\v2 .bourse.risk.v1.SettlementStreamR\x06stream\x12\x14\n" +
 	"\x05after\x18\x02 \x01(\x04R\x05after\x12\x18\n" +
 	"\athrough\x18\x03 \x01(\x04R\athrough\x124\n" +
-	"\x05items\x18\x04 \x03(\v2\x1e.bourse.risk.v1.SettlementItemR\x05items\"\xad\x01\n" +
+	"\x05items\x18\x04 \x03(\v2\x1e.bourse.risk.v1.SettlementItemR\x05items\"\xf5\x01\n" +
 	"\x0eSettleResponse\x12\x1c\n" +
 	"\twatermark\x18\x01 \x01(\x04R\twatermark\x12\x18\n" +
 	"\aapplied\x18\x02 \x01(\rR\aapplied\x12\x18\n" +
@@ -3818,7 +3837,10 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\n" +
 	"unreserved\x18\x04 \x01(\rR\n" +
 	"unreserved\x12)\n" +
-	"\x10risk_incarnation\x18\x05 \x01(\x04R\x0friskIncarnation\"\x82\x02\n" +
+	"\x10risk_incarnation\x18\x05 \x01(\x04R\x0friskIncarnation\x12'\n" +
+	"\x0fhalted_accounts\x18\x06 \x03(\tR\x0ehaltedAccounts\x12\x1d\n" +
+	"\n" +
+	"all_halted\x18\a \x01(\bR\tallHalted\"\x82\x02\n" +
 	"\x17SyncReservationsRequest\x128\n" +
 	"\x06stream\x18\x01 \x01(\v2 .bourse.risk.v1.SettlementStreamR\x06stream\x12\x1c\n" +
 	"\twatermark\x18\x02 \x01(\x04R\twatermark\x12\x18\n" +
