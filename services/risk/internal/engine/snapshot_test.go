@@ -94,9 +94,9 @@ func TestSnapshotPlusTailEqualsFullReplay(t *testing.T) {
 	}
 }
 
-func walkSnapshot(t testing.TB, seed uint64) []byte {
+func walkSnapshot(t testing.TB, seed uint64, steps int) []byte {
 	h := newHarness(t, randChooser{rand.New(rand.NewPCG(seed, 7))})
-	for range 300 {
+	for range steps {
 		h.step()
 	}
 	_, data, err := h.e.Snapshot()
@@ -114,7 +114,7 @@ func crc32Of(b []byte) uint32 { return crc32.Checksum(b, crc32c) }
 // TestCorruptSnapshotIsAClearError: every truncation, a flipped byte, a foreign format, state
 // this engine does not know and state that contradicts the Config are refused with a reason.
 func TestCorruptSnapshotIsAClearError(t *testing.T) {
-	data := walkSnapshot(t, 1)
+	data := walkSnapshot(t, 1, 300)
 	load := func(b []byte) error {
 		e, err := New(walkConfig)
 		must(t, err)
@@ -176,35 +176,75 @@ func TestCorruptSnapshotIsAClearError(t *testing.T) {
 // with a valid header, so the state's validation is reached too.
 func FuzzSnapshotDecode(f *testing.F) {
 	for seed := range uint64(3) {
-		data := walkSnapshot(f, seed)
+		data := walkSnapshot(f, seed, 20) // small seeds: the mutator slows down with the input's size
 		f.Add(append([]byte{0}, data...))
 		f.Add(append([]byte{1}, data[bytes.IndexByte(data, '\n')+1:]...))
 		f.Add(append([]byte{0}, data[:len(data)/3]...))
 	}
 	f.Add([]byte{1, '{', '}'})
-	f.Fuzz(func(t *testing.T, in []byte) {
-		if len(in) == 0 {
-			return
+	f.Fuzz(checkSnapshotInput)
+}
+
+func checkSnapshotInput(t *testing.T, in []byte) {
+	if len(in) == 0 {
+		return
+	}
+	data := in[1:]
+	if in[0]&1 == 1 {
+		var s struct {
+			Seq uint64 `json:"seq"`
 		}
-		data := in[1:]
-		if in[0]&1 == 1 {
-			var s struct {
-				Seq uint64 `json:"seq"`
+		_ = json.Unmarshal(data, &s)
+		data = frame(s.Seq, data)
+	}
+	e, err := New(walkConfig)
+	must(t, err)
+	if e.LoadSnapshot(data) != nil {
+		return
+	}
+	_, again, err := e.Snapshot()
+	must(t, err)
+	e2, err := New(walkConfig)
+	must(t, err)
+	if err := e2.LoadSnapshot(again); err != nil {
+		t.Fatalf("an accepted snapshot re-encodes to one that is refused: %v", err)
+	}
+}
+
+// TestSnapshotDecodeMutations runs the fuzz target's check over many random mutations of valid
+// snapshots (bytes flipped, cut, duplicated, swapped for JSON punctuation), framed with a valid
+// header half of the time so the state's own validation is reached, not just the checksum.
+func TestSnapshotDecodeMutations(t *testing.T) {
+	rounds := 20_000
+	if testing.Short() {
+		rounds = 2_000
+	}
+	r := rand.New(rand.NewPCG(3, 3))
+	var seeds [][]byte
+	for seed := range uint64(3) {
+		data := walkSnapshot(t, seed, 60)
+		seeds = append(seeds, append([]byte{0}, data...), append([]byte{1}, data[bytes.IndexByte(data, '\n')+1:]...))
+	}
+	punct := []byte(`{}[],:"0-9e.tfn `)
+	for range rounds {
+		in := bytes.Clone(seeds[r.IntN(len(seeds))])
+		for range 1 + r.IntN(4) {
+			i := 1 + r.IntN(len(in)-1)
+			switch r.IntN(4) {
+			case 0:
+				in[i] = punct[r.IntN(len(punct))]
+			case 1:
+				in[i] ^= byte(1 << r.IntN(8))
+			case 2:
+				in = in[:i]
+			default:
+				j := min(len(in), i+r.IntN(32))
+				in = append(in[:j:j], in[i:]...)
 			}
-			_ = json.Unmarshal(data, &s)
-			data = frame(s.Seq, data)
+			if len(in) < 2 {
+				break
+			}
 		}
-		e, err := New(walkConfig)
-		must(t, err)
-		if e.LoadSnapshot(data) != nil {
-			return
-		}
-		_, again, err := e.Snapshot()
-		must(t, err)
-		e2, err := New(walkConfig)
-		must(t, err)
-		if err := e2.LoadSnapshot(again); err != nil {
-			t.Fatalf("an accepted snapshot re-encodes to one that is refused: %v", err)
-		}
-	})
+		checkSnapshotInput(t, in)
+	}
 }
