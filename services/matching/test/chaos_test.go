@@ -19,10 +19,10 @@ import (
 // enabled; `make chaos` runs CRASHES (default 500).
 const chaosDefaultCrashes = 30
 
-// chaosByDefault runs the chaos test in a plain `go test` (and so `make test`). It was off while
-// matching and risk did not yet keep I1–I3 across crashes, because a test failing by design must not
-// be part of `make test`; turn it off only for that reason, with the break on record.
-const chaosByDefault = true
+// chaosByDefault runs the chaos test in a plain `go test` (and so `make test`). It stays off while a
+// break it finds is open, because a test failing by design must not be part of `make test`: now, a
+// settlement that names a reservation made at an order's old limit price halts a shard.
+const chaosByDefault = false
 
 func chaosEnabled() bool {
 	return chaosByDefault || os.Getenv("BOURSE_CHAOS") == "1" || os.Getenv("CRASHES") != ""
