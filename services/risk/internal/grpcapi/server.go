@@ -243,6 +243,11 @@ func (s *Server) GetAccount(ctx context.Context, req *riskv1.GetAccountRequest) 
 	if err != nil {
 		return nil, err
 	}
+	// The view may show changes whose commit is still in flight: answer once they are durable
+	// (at once when nothing is in flight), never with a balance a failed commit takes back.
+	if err := s.store.Sync(ctx); err != nil {
+		return nil, err
+	}
 	return &riskv1.GetAccountResponse{Account: s.accountToProto(view)}, nil
 }
 
