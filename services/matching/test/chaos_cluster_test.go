@@ -141,10 +141,32 @@ func (c *chaosCluster) tail(name string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// logTails is what a failure prints: the end of both services' logs.
+// logTails is what a failure prints: the first errors and warnings of both services (the cause
+// often scrolls out of the tail) and the end of their logs.
 func (c *chaosCluster) logTails() string {
-	return fmt.Sprintf("--- risk log (last 40 lines of %s)\n%s\n--- matching log (last 40 lines of %s)\n%s",
-		c.logPath("risk"), c.tail("risk", 40), c.logPath("matching"), c.tail("matching", 40))
+	var b strings.Builder
+	for _, name := range []string{"risk", "matching"} {
+		fmt.Fprintf(&b, "--- %s: first errors and warnings in %s\n%s\n", name, c.logPath(name), c.problems(name, 20))
+	}
+	for _, name := range []string{"risk", "matching"} {
+		fmt.Fprintf(&b, "--- %s: last 40 lines\n%s\n", name, c.tail(name, 40))
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// problems returns the first n error and warning lines of a service's log, across incarnations.
+func (c *chaosCluster) problems(name string, n int) string {
+	b, _ := os.ReadFile(c.logPath(name))
+	var lines []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if len(lines) < n && !strings.Contains(line, " msg=rpc ") && (strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN")) {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) == 0 {
+		return "(none)"
+	}
+	return strings.Join(lines, "\n")
 }
 
 // kill sends SIGKILL and waits until the process is gone.
