@@ -104,67 +104,77 @@ func TestSnapshotBoundsReplay(t *testing.T) {
 	})
 }
 
-// BenchmarkRestart measures a restart (open, load, replay) over 1M credit events in SQLite: from the
-// log alone, and from a snapshot of the same state with no events after it. Setting up writes the
-// log once (about a minute); run it with -benchtime=1x.
+// BenchmarkRestart measures a restart (open, load, replay) over 1M events in SQLite: from the log
+// alone, and from a snapshot of the same state with no events after it. Two histories: credits with
+// a fresh ref each (the idempotency records make the state grow with the history) and limit changes
+// (the state stays the same size). Setting up writes each log once (about a minute); run it with
+// -benchtime=1x.
 func BenchmarkRestart(b *testing.B) {
 	const accounts, events = 1000, 1_000_000
+	histories := []struct {
+		name  string
+		event func(eng *engine.Engine, i int, p engine.PersistFunc) error
+	}{
+		{"credits", func(eng *engine.Engine, i int, p engine.PersistFunc) error {
+			_, err := eng.Credit(engine.Transfer{Account: fmt.Sprintf("acct%d", i%accounts), Asset: "USD", Amount: 1, Ref: fmt.Sprintf("dep-%d", i)}, p)
+			return err
+		}},
+		{"limits", func(eng *engine.Engine, i int, p engine.PersistFunc) error {
+			return eng.SetLimits(engine.LimitsChange{Account: fmt.Sprintf("acct%d", i%accounts), Limits: engine.Limits{MaxOrderNotional: int64(i + 1)}}, p)
+		}},
+	}
 	ctx := context.Background()
-	dir := b.TempDir()
-	logURL, snapURL := filepath.Join(dir, "log.db"), filepath.Join(dir, "snap.db")
-	for _, url := range []string{logURL, snapURL} {
-		st, err := store.Open(ctx, url, store.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		eng, _ := engine.New(engine.Config{})
-		p := st.NewPersister(ctx)
-		flush := func() {
-			if err := p.Wait(); err != nil {
-				b.Fatal(err)
-			}
-			p = st.NewPersister(ctx)
-		}
-		must := func(err error) {
+	for _, h := range histories {
+		dir := b.TempDir()
+		logURL, snapURL := filepath.Join(dir, "log.db"), filepath.Join(dir, "snap.db")
+		for _, url := range []string{logURL, snapURL} {
+			st, err := store.Open(ctx, url, store.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}
-		}
-		must(eng.DefineAsset(engine.Asset{ID: "USD", Scale: 2}, p.Persist))
-		for a := range accounts {
-			must(eng.OpenAccount(engine.AccountSpec{ID: fmt.Sprintf("acct%d", a)}, p.Persist))
-		}
-		for i := int(eng.LastSeq()); i < events; i++ {
-			_, err := eng.Credit(engine.Transfer{Account: fmt.Sprintf("acct%d", i%accounts), Asset: "USD", Amount: 1, Ref: fmt.Sprintf("dep-%d", i)}, p.Persist)
-			must(err)
-			if i%10_000 == 0 {
-				flush()
-			}
-		}
-		flush()
-		if url == snapURL {
-			if _, err := st.Snapshot(ctx, eng); err != nil {
-				b.Fatal(err)
-			}
-		}
-		st.Close()
-	}
-	for _, c := range []struct{ name, url string }{{"log", logURL}, {"snapshot", snapURL}} {
-		b.Run(c.name, func(b *testing.B) {
-			for b.Loop() {
-				st, err := store.Open(ctx, c.url, store.Options{})
+			eng, _ := engine.New(engine.Config{})
+			p := st.NewPersister(ctx)
+			must := func(err error) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				eng, _ := engine.New(engine.Config{})
-				if _, err := st.Load(ctx, eng); err != nil {
+			}
+			must(eng.DefineAsset(engine.Asset{ID: "USD", Scale: 2}, p.Persist))
+			for a := range accounts {
+				must(eng.OpenAccount(engine.AccountSpec{ID: fmt.Sprintf("acct%d", a)}, p.Persist))
+			}
+			for i := int(eng.LastSeq()); i < events; i++ {
+				must(h.event(eng, i, p.Persist))
+				if i%10_000 == 0 {
+					must(p.Wait())
+					p = st.NewPersister(ctx)
+				}
+			}
+			must(p.Wait())
+			if url == snapURL {
+				if _, err := st.Snapshot(ctx, eng); err != nil {
 					b.Fatal(err)
 				}
-				if eng.LastSeq() != events {
-					b.Fatalf("rebuilt %d events", eng.LastSeq())
-				}
-				st.Close()
 			}
-		})
+			st.Close()
+		}
+		for _, c := range []struct{ name, url string }{{"log", logURL}, {"snapshot", snapURL}} {
+			b.Run(h.name+"/"+c.name, func(b *testing.B) {
+				for b.Loop() {
+					st, err := store.Open(ctx, c.url, store.Options{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					eng, _ := engine.New(engine.Config{})
+					if _, err := st.Load(ctx, eng); err != nil {
+						b.Fatal(err)
+					}
+					if eng.LastSeq() != events {
+						b.Fatalf("rebuilt %d events", eng.LastSeq())
+					}
+					st.Close()
+				}
+			})
+		}
 	}
 }

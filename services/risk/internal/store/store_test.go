@@ -204,8 +204,9 @@ func TestFailedCommitIsFailStop(t *testing.T) {
 	})
 }
 
-// TestFailStopUnderConcurrency: writers race a commit failure; afterwards every acknowledged credit
-// is durable and nothing else is.
+// TestFailStopUnderConcurrency: writers (each sending every credit twice at once) race a commit
+// failure; afterwards every acknowledged credit, original or duplicate, is durable and nothing else
+// is.
 func TestFailStopUnderConcurrency(t *testing.T) {
 	eachStore(t, func(t *testing.T, url string) {
 		n := start(t, url, store.Options{})
@@ -222,16 +223,24 @@ func TestFailStopUnderConcurrency(t *testing.T) {
 		for w := range writers {
 			wg.Go(func() {
 				for i := range each {
+					// Each credit is sent twice at once, as a client retrying early would: the copy
+					// answered "duplicate" from memory must be as durable as the original.
 					ref := fmt.Sprintf("w%d-%d", w, i)
-					_, err := n.credit(accounts[w], ref, int64(i+1))
-					switch {
-					case err == nil:
-						mu.Lock()
-						acked[ref] = int64(i + 1)
-						mu.Unlock()
-					case errs.KindOf(err) != errs.KindUnavailable:
-						t.Errorf("%s: %v", ref, err)
+					var pair sync.WaitGroup
+					for range 2 {
+						pair.Go(func() {
+							_, err := n.credit(accounts[w], ref, int64(i+1))
+							switch {
+							case err == nil:
+								mu.Lock()
+								acked[ref] = int64(i + 1)
+								mu.Unlock()
+							case errs.KindOf(err) != errs.KindUnavailable:
+								t.Errorf("%s: %v", ref, err)
+							}
+						})
 					}
+					pair.Wait()
 				}
 			})
 		}
