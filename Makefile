@@ -53,8 +53,8 @@ chaos: tools ## chaos test of matching + risk: SIGKILL at CRASHES random points 
 	cd services/matching && BOURSE_CHAOS=1 CRASHES=$(CRASHES) SEED=$(SEED) go test -race -count=1 -timeout 6h -v -run '^TestChaos$$' ./test/
 
 .PHONY: bench
-bench: tools ## Go benchmarks (-benchmem) and ghz load on loopback; prints figures
-	@scripts/bench.sh $(BENCHTIME)
+bench: $(if $(BASELINE),,tools) ## Go benchmarks (-benchmem) and ghz load on loopback; BASELINE=<ref>: order path, baseline vs working tree
+	@scripts/bench.sh $(BENCHTIME) # BASELINE, BENCHCOUNT, BENCH_FILTER reach it from make's command line
 
 .PHONY: run
 run: tools ## start Consul, Jaeger and every service locally; Ctrl-C stops them all

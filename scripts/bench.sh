@@ -5,6 +5,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 benchtime=${1:-1s}
+# BASELINE=<ref>: only the order-path benchmarks, the baseline commit and the working tree interleaved.
+if [[ -n ${BASELINE:-} ]]; then
+	exec scripts/bench-compare.sh "$BASELINE" "$benchtime"
+fi
 out=$(mktemp -d)
 pids=()
 cleanup() {
@@ -35,13 +39,13 @@ http=$(free_port)
 pids+=($!)
 for _ in $(seq 1 100); do ./bin/consul info -http-addr="127.0.0.1:$http" 2>/dev/null | grep -q 'leader = true' && break; sleep 0.1; done
 
-start_service() { # name flags... — sets $addr
+start_service() { # name flags... — sets $addr; $api_keys, if set, replaces the admin-only keyring
 	local name=$1
 	shift
 	go build -o "$out/$name" "./services/$name/cmd/$name"
 	rm -f "$out/$name.ready"
 	"$out/$name" --grpc-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0 --consul-addr="127.0.0.1:$http" \
-		--api-keys=bench=admin:bench --log-level=warn --ready-file="$out/$name.ready" "$@" >"$out/$name.log" 2>&1 &
+		--api-keys="${api_keys:-bench=admin:bench}" --log-level=warn --ready-file="$out/$name.ready" "$@" >"$out/$name.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 1 300); do [[ -s "$out/$name.ready" ]] && break; sleep 0.1; done
 	if [[ ! -s "$out/$name.ready" ]]; then
@@ -75,7 +79,11 @@ discovery=$addr
 ghz_run "discovery Discover c=50" "$discovery" 50 20000 bourse.discovery.v1.DiscoveryService/Discover '{"name":"discovery"}'
 ghz_run "discovery Discover c=8" "$discovery" 8 10000 bourse.discovery.v1.DiscoveryService/Discover '{"name":"discovery"}'
 
-start_service risk --data-dir="$out/risk-data"
+# Matching reaches risk as service:matching, with a key of its own read from a file, as make run wires it.
+matching_key=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+(umask 077 && printf '%s\n' "$matching_key" >"$out/matching-risk.key")
+api_keys="bench=admin:bench,sha256:$(printf '%s' "$matching_key" | sha256sum | cut -d' ' -f1)=service:matching" \
+	start_service risk --data-dir="$out/risk-data"
 risk=$addr
 grpc "$risk" bourse.risk.v1.RiskService/DefineAsset '{"asset":{"asset_id":"USD","scale":8}}'
 grpc "$risk" bourse.risk.v1.RiskService/DefineAsset '{"asset":{"asset_id":"BTC","scale":8}}'
@@ -96,7 +104,7 @@ grpc "$risk" bourse.risk.v1.RiskService/Credit '{"account_id":"bob","asset_id":"
 for mode in fsync no-fsync; do
 	flags=()
 	[[ $mode == no-fsync ]] && flags=(--unsafe-no-fsync)
-	start_service matching --data-dir="$out/matching-$mode" --risk-addr="$risk" --risk-api-key=bench "${flags[@]}"
+	start_service matching --data-dir="$out/matching-$mode" --risk-addr="$risk" --risk-api-key-file="$out/matching-risk.key" "${flags[@]}"
 	matching=$addr
 	grpc "$matching" bourse.matching.v1.MatchingService/AddSymbol '{"symbol":{"symbol":"BTC-USD","tick_size":"0.01","lot_size":"0.0001"}}'
 	ghz_run "matching SubmitOrder c=50 $mode" "$matching" 50 20000 bourse.matching.v1.MatchingService/SubmitOrder \
