@@ -20,6 +20,7 @@ pkgs=${BENCH_PKGS:-services/matching/internal/book services/matching/internal/ex
 rev=$(git rev-parse --verify --quiet "$ref^{commit}") || { echo "bench: BASELINE=$ref is not a commit" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 # An export, not a worktree: nothing is added to the repository's .git, so an interrupted run leaves
 # nothing behind but the temporary directory.
 mkdir "$tmp/base"
@@ -95,8 +96,10 @@ awk -v n="$count" '
 		if (k == 0) return ""
 		for (i = 1; i <= k; i++) v[i] = val[key, unit, i]
 		for (i = 2; i <= k; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+		lo = v[1]; hi = v[k] # of the last median taken, for the spread
 		return k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
 	}
+	function spread(m) { return m > 0 ? sprintf(" ±%d%%", (hi - lo) * 50 / m + 0.5) : "" }
 	function fmt(x) { return x == "" ? "-" : (x >= 100 || x == int(x) ? sprintf("%.0f", x) : sprintf("%.3g", x)) }
 	function ratio(b, a) {
 		if (b == "" || a == "") return "-"
@@ -117,7 +120,7 @@ awk -v n="$count" '
 		}
 	}
 	END {
-		printf "%-48s %12s %12s %6s | %9s %9s %6s | %7s %7s %6s\n", "benchmark (median of " n ")", "ns/op base", "ns/op new", "ratio", "B/op base", "new", "ratio", "allocs", "new", "ratio"
+		printf "%-48s %14s %14s %6s | %9s %9s %6s | %7s %7s %6s\n", "benchmark (median of " n ")", "ns/op base", "ns/op new", "ratio", "B/op base", "new", "ratio", "allocs", "new", "ratio"
 		for (k = 1; k <= nk; k++) {
 			key = order[k]
 			if (!has[key, "base"]) { printf "%-48s missing at baseline; working tree %s ns/op\n", key, fmt(median(key SUBSEP "new", "ns/op")); continue }
@@ -125,15 +128,17 @@ awk -v n="$count" '
 			line = sprintf("%-48s", key); flag = ""
 			split("ns/op B/op allocs/op", units, " ")
 			for (u = 1; u <= 3; u++) {
-				b = median(key SUBSEP "base", units[u]); a = median(key SUBSEP "new", units[u]); r = ratio(b, a)
-				w = (u == 1) ? 12 : (u == 2 ? 9 : 7)
-				line = line sprintf(" %" w "s %" w "s %6s", fmt(b), fmt(a), r) (u < 3 ? " |" : "")
+				b = median(key SUBSEP "base", units[u]); bs = fmt(b) (u == 1 ? spread(b) : "")
+				a = median(key SUBSEP "new", units[u]); as = fmt(a) (u == 1 ? spread(a) : ""); r = ratio(b, a)
+				w = (u == 1) ? 14 : (u == 2 ? 9 : 7)
+				line = line sprintf(" %" w "s %" w "s %6s", bs, as, r) (u < 3 ? " |" : "")
 				if (worse(r)) { flag = flag " " units[u]; bad++ }
 			}
 			print line (flag == "" ? "" : "  <-- above 1.10:" flag)
 		}
 		if (nk == 0) print "no benchmark matched " FILENAME
-		printf "\n%d ratio(s) above 1.10\n", bad
+		printf "\n%d ratio(s) above 1.10. ±: half the range of the rounds, in %% of the median; a ratio that is\n", bad
+		printf "within the spread is noise until more rounds (BENCHCOUNT) or a quieter machine say otherwise.\n"
 	}
 ' "$tmp/base.txt" "$tmp/new.txt"
 if [[ -s $tmp/notes ]]; then
