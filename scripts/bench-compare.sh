@@ -38,6 +38,7 @@ for pkg in $pkgs; do
 	id=${pkg//\//_}
 	for side in base new; do
 		bin=$tmp/$side-$id.test
+		: >"$tmp/$side-$id.list"
 		if [[ ! -d ${tree[$side]}/$pkg ]]; then
 			echo "   $pkg: not in the $side tree" >>"$tmp/notes"
 			continue
@@ -51,9 +52,7 @@ for pkg in $pkgs; do
 		elif [[ -x $bin ]]; then
 			"$bin" -test.list "$top" | grep '^Benchmark' >"$tmp/$side-$id.list" || true
 		fi
-		[[ -f $tmp/$side-$id.list ]] || : >"$tmp/$side-$id.list"
 	done
-	[[ -f $tmp/new-$id.list ]] || : >"$tmp/new-$id.list"
 	while read -r name; do
 		jobs+=("$pkg $name")
 		grep -qx "$name" "$tmp/base-$id.list" || echo "   $pkg $name: missing at baseline" >>"$tmp/notes"
