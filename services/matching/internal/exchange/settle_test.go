@@ -299,3 +299,53 @@ func TestKillSwitchCancelsRestingOrders(t *testing.T) {
 	waitSettled(t, x)
 	eventually(t, "every reservation released", func() bool { return risk.openCount() == 0 })
 }
+
+// Two amends of one order checked at once: the second was checked at the order's old price, and
+// executes after the first moved it. Its reservation must not be used at the new price (risk would
+// refuse the fill, a sell below its reservation's limit): it is checked again.
+func TestConcurrentAmendsKeepTheReservationAtTheOrdersPrice(t *testing.T) {
+	risk := newFakeRisk()
+	x := openTest(t, t.TempDir(), risk)
+	defer closeTest(t, x)
+	addSymbol(t, x, "BTC-USD")
+	o := submit(t, x, limit("alice", "s", book.Sell, 10025, 5)).Order
+	ref := OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: o.ID}
+	// Hold the shard so both amends' checks complete before either executes.
+	m, err := x.market("BTC-USD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	if err := m.shard.enqueue(command{kind: cmdQuery, query: func(*output) { <-hold }}); err != nil {
+		t.Fatal(err)
+	}
+	first, second := make(chan Result, 1), make(chan Result, 1)
+	x.Amend(context.Background(), AmendRequest{OrderRef: ref, Price: 10005}, func(r Result) { first <- r })
+	x.Amend(context.Background(), AmendRequest{OrderRef: ref, Qty: 8}, func(r Result) { second <- r })
+	close(hold) // both amends run in one batch: both are checked before either executes
+	for _, ch := range []chan Result{first, second} {
+		select {
+		case r := <-ch:
+			if r.Err != nil {
+				t.Fatalf("amend: %v", r.Err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer")
+		}
+	}
+	got := call(t, func(d func(Result)) { x.GetOrder(ref, d) }).Order
+	if got.Price != 10005 || got.Qty != 8 {
+		t.Fatalf("order after both amends: %+v", got)
+	}
+	if r := submit(t, x, limit("bob", "b", book.Buy, 10005, 8)); len(r.Fills) != 1 {
+		t.Fatalf("crossing buy: %+v", r)
+	}
+	eventually(t, "settled or halted", func() bool { return haltedShards(x) > 0 || synced(x) })
+	if haltedShards(x) != 0 {
+		t.Fatalf("settlement halted: %+v", x.SettlementStatus())
+	}
+	if _, s := risk.filledQty("alice"); s != 8 {
+		t.Fatalf("alice sold %d in risk, want 8", s)
+	}
+	eventually(t, "no reservation left", func() bool { return risk.openCount() == 0 })
+}

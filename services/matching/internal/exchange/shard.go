@@ -33,13 +33,15 @@ type command struct {
 	jc    journal.Command // cmdSubmit: all but ids and time; cmdAddSymbol: complete
 	ref   OrderRef        // cmdCancel, cmdAmend
 	amend AmendRequest    // cmdAmend
-	// reservation is the risk reservation a cmdAmend already obtained.
-	reservation uint64
-	spec        Spec              // cmdAddSymbol
-	trace       trace.SpanContext // cmdAmend: the caller's trace, for its risk check
-	query       func(out *output)
-	sync        *syncCapture // cmdSync
-	done        func(Result)
+	// reservation is the risk reservation a cmdAmend already obtained, for checkQty lots at
+	// checkPrice.
+	reservation          uint64
+	checkPrice, checkQty int64
+	spec                 Spec              // cmdAddSymbol
+	trace                trace.SpanContext // cmdAmend: the caller's trace, for its risk check
+	query                func(out *output)
+	sync                 *syncCapture // cmdSync
+	done                 func(Result)
 }
 
 // shard owns a group of markets and their journal. One goroutine applies every command, so books
@@ -222,6 +224,12 @@ func (sh *shard) amend(c *command, now int64, out *output) {
 		newQty = a.Qty
 	}
 	grows := newQty > o.Qty || newPrice != o.Price
+	if c.reservation != 0 && (c.checkPrice != newPrice || c.checkQty < newQty-o.Filled) {
+		// Another amend moved the order while this one was checked: the reservation was made for
+		// another price or fewer lots than this amend now means. Check again.
+		sh.x.releaseNow(c.reservation)
+		c.reservation = 0
+	}
 	if grows && c.reservation == 0 {
 		if newQty <= o.Filled {
 			// The book refuses this without touching anything; no reservation is needed to say so.
@@ -239,7 +247,7 @@ func (sh *shard) amend(c *command, now int64, out *output) {
 					cp.Reject, cp.RiskReject = RejectRisk, d.Reason
 					retry.done(Result{Order: cp})
 				default:
-					retry.reservation = d.ReservationID
+					retry.reservation, retry.checkPrice, retry.checkQty = d.ReservationID, check.Price, check.Qty
 					if err := sh.enqueue(retry); err != nil {
 						sh.x.releaseNow(d.ReservationID)
 						// Risk released the order's reservation in favour of this one.
