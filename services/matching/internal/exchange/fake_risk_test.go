@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
 	"github.com/bourse-dev/bourse/services/matching/internal/book"
@@ -49,6 +50,10 @@ type fakeRisk struct {
 	// fake refuses their checks and reports them in the answer to a probe.
 	halted    map[string]bool
 	allHalted bool
+	// gate, when set, holds every Check call with an order at gatePrice until it is closed.
+	gate      chan struct{}
+	gatePrice int64
+	gated     atomic.Int32 // calls held at the gate so far
 }
 
 type fakeReservation struct {
@@ -112,6 +117,15 @@ func needs(side book.Side, price, qty int64) (quote, base int64) {
 }
 
 func (f *fakeRisk) Check(_ context.Context, b CheckBatch) (CheckAnswer, error) {
+	f.mu.Lock()
+	gate, price := f.gate, f.gatePrice
+	f.mu.Unlock()
+	for _, c := range b.Checks {
+		if gate != nil && c.Price == price {
+			f.gated.Add(1)
+			<-gate // a test holds checks at this price
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {

@@ -349,3 +349,31 @@ func TestConcurrentAmendsKeepTheReservationAtTheOrdersPrice(t *testing.T) {
 	}
 	eventually(t, "no reservation left", func() bool { return risk.openCount() == 0 })
 }
+
+// A fill between an amend's check and its execution: the replacement reservation was made for the
+// lots unfilled at check time; the excess is freed (I2).
+func TestAmendAfterARacingFillHoldsOnlyTheRest(t *testing.T) {
+	risk := newFakeRisk()
+	x := openTest(t, t.TempDir(), risk)
+	defer closeTest(t, x)
+	addSymbol(t, x, "BTC-USD")
+	o := submit(t, x, limit("alice", "b", book.Buy, 10000, 3))
+	ref := OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: o.Order.ID}
+	// The amend's check (3 lots at 99.80) is held while a sell of 1 lot fills the order at 100.00.
+	gate := make(chan struct{})
+	risk.set(func(f *fakeRisk) { f.gate, f.gatePrice = gate, 9980 })
+	amended := make(chan Result, 1)
+	x.Amend(context.Background(), AmendRequest{OrderRef: ref, Price: 9980}, func(r Result) { amended <- r })
+	eventually(t, "the amend's check held", func() bool { return risk.gated.Load() == 1 })
+	if r := submit(t, x, limit("bob", "s", book.Sell, 10000, 1)); len(r.Fills) != 1 {
+		t.Fatalf("the sell should fill the order at its old price: %+v", r)
+	}
+	close(gate)
+	if r := <-amended; r.Err != nil || r.Order.Price != 9980 || r.Order.Remaining != 2 {
+		t.Fatalf("amend: %+v", r)
+	}
+	waitSettled(t, x)
+	if got, want := risk.openQty(), openOrders(t, x); !sameReservations(got, want) {
+		t.Fatalf("risk holds %v, the open orders need %v", got, want)
+	}
+}
