@@ -23,7 +23,9 @@ type ApplicationSpec struct {
 	Image string `json:"image"`
 	// Port is the gRPC port the container listens on; the Service exposes it under the same number.
 	Port int32 `json:"port"`
-	// MetricsPort, when set, is exposed on the Service as "metrics" for Prometheus.
+	// MetricsPort, when set, is the port Prometheus scrapes, announced by pod annotations; it is not
+	// published on the Service (it also serves Go profiles), so the container should bind it on
+	// loopback, where the Istio sidecar scrapes it.
 	MetricsPort int32 `json:"metricsPort,omitempty"`
 	// Env is passed to the container as plain name/value pairs.
 	Env []EnvVar `json:"env,omitempty"`
@@ -58,6 +60,10 @@ const (
 	ConditionDegraded = "Degraded"
 	// ConditionVirtualService tells whether the Istio route exists, or why it was skipped.
 	ConditionVirtualService = "VirtualService"
+	// ConditionConflict is True while an object of the Application's name that the Application
+	// does not own (a Deployment applied by kustomize, say) keeps the operator from writing; the
+	// message names it.
+	ConditionConflict = "Conflict"
 )
 
 // ApplicationStatus is what the operator observed.
@@ -70,7 +76,7 @@ type ApplicationStatus struct {
 	AvailableReplicas int32  `json:"availableReplicas,omitempty"`
 	Phase             Phase  `json:"phase,omitempty"`
 	Message           string `json:"message,omitempty"`
-	// Conditions: Available, Degraded and VirtualService.
+	// Conditions: Available, Degraded, VirtualService and Conflict.
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"strconv"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -35,6 +37,7 @@ func desiredDeployment(app *appsv1alpha1.Application) *appsv1ac.DeploymentApplyC
 					WithMaxSurge(intstr.FromInt32(1)))).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(childLabels(app)).
+				WithAnnotations(scrapeAnnotations(app)).
 				WithSpec(corev1ac.PodSpec().
 					WithTerminationGracePeriodSeconds(TerminationGraceSeconds).
 					WithAutomountServiceAccountToken(false).
@@ -61,9 +64,6 @@ func container(app *appsv1alpha1.Application) *corev1ac.ContainerApplyConfigurat
 			WithAllowPrivilegeEscalation(false).
 			WithReadOnlyRootFilesystem(true).
 			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")))
-	if app.Spec.MetricsPort != 0 {
-		c.WithPorts(corev1ac.ContainerPort().WithName("metrics").WithContainerPort(app.Spec.MetricsPort).WithProtocol(corev1.ProtocolTCP))
-	}
 	for _, e := range app.Spec.Env {
 		c.WithEnv(corev1ac.EnvVar().WithName(e.Name).WithValue(e.Value))
 	}
@@ -78,4 +78,19 @@ func container(app *appsv1alpha1.Application) *corev1ac.ContainerApplyConfigurat
 		c.WithResources(rr)
 	}
 	return c
+}
+
+// scrapeAnnotations ask Prometheus to scrape the metrics port. It is declared in no Service and
+// no containerPort, since it also serves Go profiles: the service binds it on the pod's loopback
+// (BOURSE_METRICS_ADDR=127.0.0.1:<port>), and the Istio sidecar's agent scrapes it on localhost
+// and serves it merged with its own metrics on :15020/stats/prometheus.
+func scrapeAnnotations(app *appsv1alpha1.Application) map[string]string {
+	if app.Spec.MetricsPort == 0 {
+		return nil
+	}
+	return map[string]string{
+		"prometheus.io/scrape": "true",
+		"prometheus.io/port":   strconv.Itoa(int(app.Spec.MetricsPort)),
+		"prometheus.io/path":   "/metrics",
+	}
 }

@@ -14,10 +14,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -37,7 +39,8 @@ type Reconciler struct {
 }
 
 // SetupWithManager registers the controller: it watches Applications and the Deployments and
-// Services they own.
+// Services of their names, owned or not (an Application whose name is taken must notice when the
+// foreign object goes away).
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	minB, maxB := r.MinBackoff, r.MaxBackoff
 	if minB == 0 {
@@ -48,8 +51,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&appsv1alpha1.Application{}).
-		Owns(&appsv1.Deployment{}).
-		Owns(&corev1.Service{}).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(sameName)).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(sameName)).
 		WithOptions(controller.Options{
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](minB, maxB),
 		}).
@@ -103,11 +106,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 // reconcileChildren applies the Deployment, Service and VirtualService and fills app.Status.
 func (r *Reconciler) reconcileChildren(ctx context.Context, app *appsv1alpha1.Application) (reconcile.Result, error) {
-	if err := r.checkNotForeign(ctx, app, &appsv1.Deployment{}); err != nil {
+	foreign, err := r.foreignChildren(ctx, app)
+	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if err := r.checkNotForeign(ctx, app, &corev1.Service{}); err != nil {
-		return reconcile.Result{}, err
+	if result, conflict := r.setConflict(app, foreign); conflict {
+		return result, nil
 	}
 	owner := []client.ApplyOption{client.FieldOwner(FieldOwner), client.ForceOwnership}
 	if err := r.Client.Apply(ctx, desiredDeployment(app), owner...); err != nil {
@@ -155,22 +159,6 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, app *appsv1alpha1.Ap
 	return result, nil
 }
 
-// checkNotForeign refuses to take over an object of the Application's name that another
-// controller owns: server-side apply would otherwise add a second controller reference.
-func (r *Reconciler) checkNotForeign(ctx context.Context, app *appsv1alpha1.Application, obj client.Object) error {
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: app.Name}, obj)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if ref := metav1.GetControllerOf(obj); ref != nil && ref.UID != app.UID {
-		return fmt.Errorf("%s %s/%s is controlled by %s %s, not by this Application", kindOf(obj), app.Namespace, app.Name, ref.Kind, ref.Name)
-	}
-	return nil
-}
-
 func setStatus(app *appsv1alpha1.Application, phase appsv1alpha1.Phase, msg string) {
 	app.Status.Phase = phase
 	app.Status.Message = msg
@@ -193,11 +181,13 @@ func ptrOr(p *int32, d int32) int32 {
 }
 
 func kindOf(obj client.Object) string {
-	switch obj.(type) {
+	switch o := obj.(type) {
 	case *appsv1.Deployment:
 		return "Deployment"
 	case *corev1.Service:
 		return "Service"
+	case *unstructured.Unstructured:
+		return o.GetKind()
 	default:
 		return fmt.Sprintf("%T", obj)
 	}

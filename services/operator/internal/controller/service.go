@@ -8,8 +8,9 @@ import (
 	appsv1alpha1 "github.com/bourse-dev/bourse/services/operator/api/v1alpha1"
 )
 
-// desiredService exposes the gRPC port (and metrics when set). The port is named "grpc" and
-// carries appProtocol so Istio treats the traffic as HTTP/2 gRPC without protocol sniffing.
+// desiredService exposes the gRPC port, named "grpc" with appProtocol so Istio treats the
+// traffic as HTTP/2 gRPC without protocol sniffing. The metrics port also serves Go profiles, so
+// it is not published: Prometheus reaches it through the pod's sidecar (see container).
 func desiredService(app *appsv1alpha1.Application) *corev1ac.ServiceApplyConfiguration {
 	spec := corev1ac.ServiceSpec().
 		WithType(corev1.ServiceTypeClusterIP).
@@ -20,14 +21,6 @@ func desiredService(app *appsv1alpha1.Application) *corev1ac.ServiceApplyConfigu
 			WithProtocol(corev1.ProtocolTCP).
 			WithPort(app.Spec.Port).
 			WithTargetPort(intstr.FromString("grpc")))
-	if app.Spec.MetricsPort != 0 {
-		spec.WithPorts(corev1ac.ServicePort().
-			WithName("metrics").
-			WithAppProtocol("http").
-			WithProtocol(corev1.ProtocolTCP).
-			WithPort(app.Spec.MetricsPort).
-			WithTargetPort(intstr.FromString("metrics")))
-	}
 	return corev1ac.Service(app.Name, app.Namespace).
 		WithLabels(childLabels(app)).
 		WithOwnerReferences(ownerRef(app)).

@@ -9,11 +9,11 @@ import (
 )
 
 // services: the ClusterIP Service (both stable and canary pods), and for a StatefulSet its
-// headless governing Service. Ports named grpc/metrics with appProtocol so Istio needs no sniffing.
+// headless governing Service. Only the gRPC port, named grpc with appProtocol so Istio needs no
+// sniffing: the metrics port also serves Go profiles and stays inside the pod (see podTemplate).
 func (t *Table) services(s Service) []any {
 	ports := []corev1.ServicePort{
 		{Name: "grpc", Port: s.GRPCPort, TargetPort: intstr.FromString("grpc"), Protocol: corev1.ProtocolTCP, AppProtocol: new("grpc")},
-		{Name: "metrics", Port: s.MetricsPort, TargetPort: intstr.FromString("metrics"), Protocol: corev1.ProtocolTCP, AppProtocol: new("http")},
 	}
 	sel := map[string]string{"app.kubernetes.io/name": s.Name}
 	out := []any{&corev1.Service{

@@ -51,7 +51,6 @@ func (t *Table) podTemplate(s Service, version string) corev1.PodTemplateSpec {
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Ports: []corev1.ContainerPort{
 			{Name: "grpc", ContainerPort: s.GRPCPort, Protocol: corev1.ProtocolTCP},
-			{Name: "metrics", ContainerPort: s.MetricsPort, Protocol: corev1.ProtocolTCP},
 		},
 		EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "bourse-config"}}}},
 		Env:     t.env(s),
@@ -81,12 +80,17 @@ func (t *Table) podTemplate(s Service, version string) corev1.PodTemplateSpec {
 			}})
 		}
 	}
+	// Metrics and profiles listen on the pod's loopback only (BOURSE_METRICS_ADDR), in no Service
+	// and no containerPort: a profile endpoint is for operators, through kubectl port-forward.
+	// Prometheus gets the metrics through the Istio sidecar, whose agent scrapes the annotated
+	// port on localhost and serves them merged with its own on :15020/stats/prometheus.
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{
 			Labels: labels(s, version),
 			Annotations: map[string]string{
 				"prometheus.io/scrape": "true",
 				"prometheus.io/port":   fmt.Sprint(s.MetricsPort),
+				"prometheus.io/path":   "/metrics",
 			},
 		},
 		Spec: corev1.PodSpec{
@@ -115,12 +119,13 @@ func grpcProbe(port int32, delay, period, failures int32) *corev1.Probe {
 	}
 }
 
-// env: listen on every interface, advertise the pod IP in Consul, API keys from a Secret, then
-// the service's own variables. Shared settings come from the bourse-config ConfigMap.
+// env: gRPC on every interface, metrics and profiles on loopback, advertise the pod IP in Consul,
+// API keys from a Secret, then the service's own variables. Shared settings come from the
+// bourse-config ConfigMap.
 func (t *Table) env(s Service) []corev1.EnvVar {
 	env := []corev1.EnvVar{
 		{Name: "BOURSE_GRPC_ADDR", Value: fmt.Sprintf("0.0.0.0:%d", s.GRPCPort)},
-		{Name: "BOURSE_METRICS_ADDR", Value: fmt.Sprintf("0.0.0.0:%d", s.MetricsPort)},
+		{Name: "BOURSE_METRICS_ADDR", Value: fmt.Sprintf("127.0.0.1:%d", s.MetricsPort)},
 		{Name: "BOURSE_ADVERTISE_HOST", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
 		{Name: "OTEL_SERVICE_NAME", Value: s.Name},
 		secretEnv(SecretEnv{Name: "BOURSE_API_KEYS", Secret: "bourse-api-keys", Key: "api-keys"}),
