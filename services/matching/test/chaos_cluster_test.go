@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,6 +93,9 @@ func (c *chaosCluster) start(name, bin string, args []string) *chaosProc {
 	args = append([]string{"--grpc-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0", "--ready-file=" + ready}, args...)
 	p := &chaosProc{name: name, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	// If the test process itself dies without its cleanup, the kernel kills the service too, so
+	// hundreds of restarts never leave orphans behind.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		logFile.Close()
 		c.t.Fatalf("start %s: %v", name, err)
