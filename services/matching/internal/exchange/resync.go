@@ -103,6 +103,9 @@ func (x *Exchange) requestResync(reason string) {
 
 // noteIncarnation records risk's incarnation from an answer; a new one starts a round.
 func (x *Exchange) noteIncarnation(inc uint64) {
+	if x.riskInc.Load() == inc && x.riskIncKnown.Load() {
+		return // the common case: reads only, no shared write per risk answer
+	}
 	if old := x.riskInc.Swap(inc); old != inc && x.riskIncKnown.Swap(true) {
 		x.requestResync(fmt.Sprintf("risk restarted (incarnation %d, was %d): its reservations are gone", inc, old))
 	} else {
