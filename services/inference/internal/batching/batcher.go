@@ -216,8 +216,21 @@ func firstOf(o [][]tensor.Tensor) []tensor.Tensor {
 	return o[0]
 }
 
-// execute merges the jobs' inputs, runs the model once and splits the outputs per job.
+// execute merges the jobs' inputs, runs the model once and splits the outputs per job. A job
+// alone runs on its own inputs, with nothing to merge or split, and no batch span (its request's
+// span covers it).
 func (b *Batcher) execute(jobs []*job) ([][]tensor.Tensor, error) {
+	if len(jobs) == 1 {
+		start := time.Now()
+		outs, err := b.exec(jobs[0].inputs)
+		if b.cfg.OnExecute != nil {
+			b.cfg.OnExecute(int(jobs[0].rows), time.Since(start))
+		}
+		if err != nil {
+			return nil, err
+		}
+		return [][]tensor.Tensor{outs}, nil
+	}
 	inputs := make([]tensor.Tensor, len(jobs[0].inputs))
 	rows := make([]int64, len(jobs))
 	var total int64
