@@ -9,18 +9,16 @@ type Caller struct {
 	Subject string
 }
 
-// Authorize fails unless caller may use the model under its access rule: NotFound when no such
-// model is loaded (what any other call on it would answer), PermissionDenied when the rule does not
-// list the caller. The refusal names neither the rule nor the model's versions or tensors, so a
-// refused caller learns nothing beyond the model's existence, which RepositoryIndex shows anyway.
+// Authorize fails with PermissionDenied unless caller may use the model under its access rule.
+// The refusal names neither the rule nor the model's versions or tensors, so a refused caller
+// learns nothing beyond the model's existence, which RepositoryIndex shows anyway. A model that is
+// not loaded has no rule in force and nothing to reveal: the call itself answers (NotFound, or not
+// ready).
 func (m *Manager) Authorize(model string, caller Caller) error {
 	m.mu.RLock()
 	md, ok := m.models[model]
 	m.mu.RUnlock()
-	if !ok {
-		return errs.New(errs.KindNotFound, "model %q is not loaded", model)
-	}
-	if !md.cfg.Allow.Allows(caller.Role, caller.Subject) {
+	if ok && !md.cfg.Allow.Allows(caller.Role, caller.Subject) {
 		return errs.New(errs.KindPermissionDenied, "model %q: this caller may not use it", model)
 	}
 	return nil
