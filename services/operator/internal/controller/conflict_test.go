@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -185,4 +186,48 @@ func kindOfTest(obj client.Object) string {
 		return "Deployment"
 	}
 	return "Service"
+}
+
+// An Istio VirtualService of the Application's name that it does not own is left alone too.
+func TestUnownedVirtualServiceIsAConflict(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, k8s)
+	vs := &unstructured.Unstructured{}
+	vs.SetGroupVersionKind(vsGVK)
+	vs.SetNamespace(ns)
+	vs.SetName("routed")
+	if err := unstructured.SetNestedStringSlice(vs.Object, []string{"routed"}, "spec", "hosts"); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, vs); err != nil {
+		t.Fatal(err)
+	}
+	app := newApp(ns, "routed")
+	if err := k8s.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(app)
+	waitConflict(t, key, metav1.ConditionTrue, "VirtualService routed")
+	if err := k8s.Get(ctx, key, &appsv1.Deployment{}); err == nil {
+		t.Error("the operator wrote its Deployment while the VirtualService's name was taken")
+	}
+	if err := k8s.Delete(ctx, vs); err != nil {
+		t.Fatal(err)
+	}
+	// A VirtualService is not watched: the periodic recheck would find it gone; touching the
+	// Application's spec gets there sooner.
+	kubetest.Eventually(t, wait, "spec change", func() error {
+		cur := getApp(t, key)
+		cur.Spec.Timeout = "4s"
+		return k8s.Update(ctx, cur)
+	})
+	waitConflict(t, key, metav1.ConditionFalse)
+	kubetest.Eventually(t, wait, "the operator's own VirtualService", func() error {
+		own := &unstructured.Unstructured{}
+		own.SetGroupVersionKind(vsGVK)
+		if err := k8s.Get(ctx, key, own); err != nil {
+			return err
+		}
+		return assertControlledBy(own, app)
+	})
 }
