@@ -92,11 +92,7 @@ func (o *ordersStream) receive() error {
 				return err
 			}
 			for range cap(o.slots) {
-				select {
-				case o.slots <- struct{}{}:
-				case <-o.cut:
-					return nil
-				case <-o.stop:
+				if !o.acquire() {
 					return nil
 				}
 			}
@@ -104,11 +100,7 @@ func (o *ordersStream) receive() error {
 			return nil
 		}
 		for _, cmd := range msg.GetCommands() {
-			select {
-			case o.slots <- struct{}{}:
-			case <-o.cut:
-				return nil
-			case <-o.stop:
+			if !o.acquire() {
 				return nil
 			}
 			o.s.dispatch(o.stream, cmd, o.fills, answer)
@@ -117,6 +109,18 @@ func (o *ordersStream) receive() error {
 }
 
 // send writes answers and fills, packing whatever is ready into one message.
+// acquire takes an in-flight slot; false means the stream was cut off or is stopping.
+func (o *ordersStream) acquire() bool {
+	select {
+	case o.slots <- struct{}{}:
+		return true
+	case <-o.cut:
+		return false
+	case <-o.stop:
+		return false
+	}
+}
+
 func (o *ordersStream) send() error {
 	resp := &matchingv1.StreamOrdersResponse{}
 	add := func(u *matchingv1.OrderUpdate) { resp.Updates = append(resp.Updates, u) }

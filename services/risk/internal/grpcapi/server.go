@@ -5,12 +5,10 @@ package grpcapi
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/bourse-dev/bourse/pkg/auth"
 	"github.com/bourse-dev/bourse/pkg/errs"
 	riskv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/risk/v1"
-	"github.com/bourse-dev/bourse/pkg/money"
 	"github.com/bourse-dev/bourse/services/risk/internal/engine"
 	"github.com/bourse-dev/bourse/services/risk/internal/store"
 )
@@ -192,25 +190,9 @@ func (s *Server) ReleaseReservation(_ context.Context, req *riskv1.ReleaseReserv
 }
 
 func (s *Server) RestoreReservations(_ context.Context, req *riskv1.RestoreReservationsRequest) (*riskv1.RestoreReservationsResponse, error) {
-	restored := make([]engine.RestoredReservation, len(req.GetReservations()))
-	for i, r := range req.GetReservations() {
-		field := func(name string) string { return fmt.Sprintf("reservations[%d].%s", i, name) }
-		side, err := sideFromProto(field("side"), r.GetSide())
-		if err != nil {
-			return nil, err
-		}
-		priceScale, qtyScale, _, err := s.symbolScales(field("symbol"), r.GetSymbol())
-		if err != nil {
-			return nil, err
-		}
-		rr := engine.RestoredReservation{ID: r.GetReservationId(), Account: r.GetAccountId(), Symbol: r.GetSymbol(), Side: side}
-		if rr.Price, err = money.Positive(field("price"), r.GetPrice(), priceScale); err != nil {
-			return nil, err
-		}
-		if rr.Qty, err = money.Positive(field("quantity"), r.GetQuantity(), qtyScale); err != nil {
-			return nil, err
-		}
-		restored[i] = rr
+	restored, err := s.reservations(req.GetReservations())
+	if err != nil {
+		return nil, err
 	}
 	for i, rr := range restored {
 		if err := s.eng.RestoreReservation(rr); err != nil {
