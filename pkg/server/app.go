@@ -242,6 +242,7 @@ func (a *App) Run(parent context.Context, args []string, build BuildFunc) (err e
 		// Default deny refuses them anyway; starting would hide a method nobody can call.
 		return fmt.Errorf("methods missing from the service's access policy: %v", missing)
 	}
+	ic.metrics.setKnown(grpcServer.GetServiceInfo())
 	for name := range grpcServer.GetServiceInfo() {
 		healthServer.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}

@@ -20,7 +20,15 @@ import (
 // the interceptors and handlers see.
 //
 // It runs on the connection's reader goroutine, so it only hashes the key and looks at maps.
-func (ic *interceptors) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+func (ic *interceptors) tap(ctx context.Context, info *tap.Info) (_ context.Context, err error) {
+	// A panic here would unwind through gRPC's connection reader while it holds the connection:
+	// the connection, and the server's shutdown, would wait for it forever.
+	defer func() {
+		if p := recover(); p != nil {
+			ic.log.Error("panic in the auth tap", "panic", p)
+			err = status.Error(codes.Internal, "internal error")
+		}
+	}()
 	id, err := ic.keys.Keyring().Authorize(ic.policy, info.FullMethodName, keyFromMD(info.Header))
 	if err != nil {
 		st := ToStatus(err)
