@@ -174,3 +174,15 @@ func TestIdentityString(t *testing.T) {
 		}
 	}
 }
+
+// An entry is split at its first "=", so for a key that itself contains "=" the role read is part of
+// the key: the error, which reaches the logs, must not repeat it.
+func TestKeyringErrorDoesNotQuoteKeyMaterial(t *testing.T) {
+	_, err := ParseKeyring("abc=secretpart=admin:ops")
+	if err == nil {
+		t.Fatal("a key containing '=' was accepted")
+	}
+	if strings.Contains(err.Error(), "secretpart") {
+		t.Fatalf("error repeats part of the key: %v", err)
+	}
+}

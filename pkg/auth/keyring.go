@@ -86,7 +86,8 @@ func (k *Keyring) add(item string) error {
 	}
 	role, ok := ParseRole(roleName)
 	if !ok {
-		return fmt.Errorf("role %q is not admin, service or account", roleName)
+		// Not quoted: with a key that contains "=", what stands here is part of the key.
+		return fmt.Errorf("the role is not admin, service or account (a key may not contain \"=\")")
 	}
 	digest, err := keyDigest(key)
 	if err != nil {
