@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -49,6 +50,9 @@ func (ic *interceptors) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	defer ic.recover(info.FullMethod, &err)
 	if ctx != ss.Context() {
 		ss = &identityStream{ServerStream: ss, ctx: ctx}
+	}
+	if id, ok := auth.FromContext(ctx); ok {
+		ss = &revocableStream{ServerStream: ss, keys: ic.keys, keyring: ic.keys.Keyring(), key: apiKey(ctx), id: id}
 	}
 	return ToStatus(handler(srv, ss))
 }
@@ -121,3 +125,24 @@ type identityStream struct {
 }
 
 func (s *identityStream) Context() context.Context { return s.ctx }
+
+// revocableStream ends a stream whose key is taken out of the keyring while it is open: a key that
+// operators rotate out must not keep trading on a stream opened before. The key is looked up again
+// only when the keyring changed, so a message costs one pointer comparison.
+type revocableStream struct {
+	grpc.ServerStream
+	keys    *auth.KeySource
+	keyring *auth.Keyring
+	key     string
+	id      auth.Identity
+}
+
+func (s *revocableStream) RecvMsg(m any) error {
+	if kr := s.keys.Keyring(); kr != s.keyring {
+		if id, ok := kr.Lookup(s.key); !ok || id != s.id {
+			return status.Error(codes.Unauthenticated, "the API key of this stream was revoked; reconnect with a current key")
+		}
+		s.keyring = kr
+	}
+	return s.ServerStream.RecvMsg(m)
+}
