@@ -52,7 +52,7 @@ func (ic *interceptors) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 		ss = &identityStream{ServerStream: ss, ctx: ctx}
 	}
 	if id, ok := auth.FromContext(ctx); ok {
-		ss = &revocableStream{ServerStream: ss, keys: ic.keys, keyring: ic.keys.Keyring(), key: apiKey(ctx), id: id}
+		ss = &revocableStream{ServerStream: ss, keys: ic.keys, keyring: ic.keys.Keyring(), key: apiKey(ctx), id: id, limits: ic.limits}
 	}
 	return ToStatus(handler(srv, ss))
 }
@@ -128,13 +128,15 @@ func (s *identityStream) Context() context.Context { return s.ctx }
 
 // revocableStream ends a stream whose key is taken out of the keyring while it is open: a key that
 // operators rotate out must not keep trading on a stream opened before. The key is looked up again
-// only when the keyring changed, so a message costs one pointer comparison.
+// only when the keyring changed, so a message costs one pointer comparison. Each message received
+// also pays the caller's rate limit (the tap charged only the stream's opening).
 type revocableStream struct {
 	grpc.ServerStream
 	keys    *auth.KeySource
 	keyring *auth.Keyring
 	key     string
 	id      auth.Identity
+	limits  *rateLimiter
 }
 
 func (s *revocableStream) RecvMsg(m any) error {
@@ -144,5 +146,13 @@ func (s *revocableStream) RecvMsg(m any) error {
 		}
 		s.keyring = kr
 	}
-	return s.ServerStream.RecvMsg(m)
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if s.limits != nil {
+		if err := s.limits.wait(s.Context(), s.id); err != nil {
+			return status.FromContextError(err).Err()
+		}
+	}
+	return nil
 }

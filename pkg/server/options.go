@@ -63,7 +63,7 @@ func (o *Options) bind(fs *flag.FlagSet, d Defaults) {
 	fs.StringVar(&o.APIKeys, "api-keys", "", "API keys: key=role:subject,... with role admin, service or account (a key may be sha256:<hex>)")
 	fs.StringVar(&o.APIKeysFile, "api-keys-file", "", "file of API keys, one key=role:subject per line ('#' comments); reloaded on SIGHUP and when it changes")
 	fs.DurationVar(&o.APIKeysReload, "api-keys-reload", 2*time.Second, "how often --api-keys-file is checked for changes (0: only on SIGHUP)")
-	fs.StringVar(&o.RateAccount, "rate-limit-account", "200/s:400", "calls per account identity: <n>/s[:burst] or off (ResourceExhausted beyond it)")
+	fs.StringVar(&o.RateAccount, "rate-limit-account", "200/s:400", "calls and stream messages per account identity: <n>/s[:burst] or off (a call beyond it is ResourceExhausted; a stream slows down to it)")
 	fs.StringVar(&o.RateService, "rate-limit-service", "off", "calls per service identity: <n>/s[:burst] or off")
 	fs.StringVar(&o.RateAdmin, "rate-limit-admin", "off", "calls per admin identity: <n>/s[:burst] or off")
 	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", 1024, "concurrent calls (HTTP/2 streams) one connection may have open")

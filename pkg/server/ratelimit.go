@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -66,9 +67,32 @@ func newRateLimiter(rates map[auth.Role]Rate, now func() time.Time) *rateLimiter
 
 // allow takes one token from id's bucket; it reports false when the bucket is empty.
 func (l *rateLimiter) allow(id auth.Identity) bool {
+	return l.take(id) == 0
+}
+
+// wait takes one token from id's bucket, waiting for it as long as ctx allows. A stream's messages
+// pay this way: the stream of a caller over its rate slows down to it, and nobody else waits.
+func (l *rateLimiter) wait(ctx context.Context, id auth.Identity) error {
+	for {
+		d := l.take(id)
+		if d == 0 {
+			return nil
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// take takes one token from id's bucket and answers 0, or answers how long until a token is there.
+func (l *rateLimiter) take(id auth.Identity) time.Duration {
 	r := l.rates[id.Role]
 	if r.PerSecond == 0 {
-		return true
+		return 0
 	}
 	now := l.now()
 	l.mu.Lock()
@@ -81,8 +105,8 @@ func (l *rateLimiter) allow(id auth.Identity) bool {
 	b.tokens = min(float64(r.Burst), b.tokens+now.Sub(b.at).Seconds()*r.PerSecond)
 	b.at = now
 	if b.tokens < 1 {
-		return false
+		return max(time.Duration((1-b.tokens)/r.PerSecond*float64(time.Second)), time.Microsecond)
 	}
 	b.tokens--
-	return true
+	return 0
 }
