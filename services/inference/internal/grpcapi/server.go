@@ -42,7 +42,20 @@ var Extensions = []string{"model_repository"}
 // Server implements pb.GRPCInferenceServiceServer.
 type Server struct {
 	pb.UnimplementedGRPCInferenceServiceServer
-	repo *repository.Manager
+	repo models
+}
+
+// models is what the server asks of the model repository (a *repository.Manager). Each model call
+// carries its caller, whose access the repository checks in the lookup the call uses.
+type models interface {
+	Ready() bool
+	Explicit() bool
+	ModelReady(caller repository.Caller, name, ver string) (bool, error)
+	Metadata(caller repository.Caller, name, ver string) (repository.Metadata, error)
+	Infer(ctx context.Context, req repository.Request) (repository.Response, error)
+	Index(readyOnly bool) ([]repository.IndexEntry, error)
+	Load(ctx context.Context, name string) error
+	Unload(ctx context.Context, name string) error
 }
 
 // New serves repo.
@@ -63,10 +76,11 @@ func (s *Server) ModelReady(ctx context.Context, req *pb.ModelReadyRequest) (*pb
 	if err := checkModelRef("name", req.GetName(), "version", req.GetVersion()); err != nil {
 		return nil, err
 	}
-	if err := s.authorize(ctx, req.GetName()); err != nil {
+	who, err := caller(ctx)
+	if err != nil {
 		return nil, err
 	}
-	ready, err := s.repo.ModelReady(req.GetName(), req.GetVersion())
+	ready, err := s.repo.ModelReady(who, req.GetName(), req.GetVersion())
 	if err != nil {
 		return nil, err
 	}
@@ -90,10 +104,11 @@ func (s *Server) ModelMetadata(ctx context.Context, req *pb.ModelMetadataRequest
 	if err := checkModelRef("name", req.GetName(), "version", req.GetVersion()); err != nil {
 		return nil, err
 	}
-	if err := s.authorize(ctx, req.GetName()); err != nil {
+	who, err := caller(ctx)
+	if err != nil {
 		return nil, err
 	}
-	md, err := s.repo.Metadata(req.GetName(), req.GetVersion())
+	md, err := s.repo.Metadata(who, req.GetName(), req.GetVersion())
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +128,7 @@ func (s *Server) ModelInfer(ctx context.Context, req *pb.ModelInferRequest) (*pb
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(ctx, r.Model); err != nil {
+	if r.Caller, err = caller(ctx); err != nil {
 		return nil, err
 	}
 	resp, err := s.repo.Infer(ctx, r)

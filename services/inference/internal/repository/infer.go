@@ -18,6 +18,9 @@ type Request struct {
 	Version string // "" = newest ready
 	Inputs  []tensor.Tensor
 	Outputs []string // names wanted; empty = all
+	// Caller is who asks; the model's access rule must admit it (the zero Caller passes only
+	// models without a rule).
+	Caller Caller
 }
 
 // Response is what one request gets back.
@@ -29,9 +32,10 @@ type Response struct {
 }
 
 // Infer validates a request against its model version and runs it, through the response cache
-// when the model enables it.
+// when the model enables it. The model's rule must admit req.Caller; it is checked before the
+// request's tensors, versions or the cache are looked at.
 func (m *Manager) Infer(ctx context.Context, req Request) (Response, error) {
-	v, err := m.resolve(req.Model, req.Version)
+	v, err := m.resolve(req.Caller, req.Model, req.Version)
 	if err != nil {
 		return Response{}, err
 	}

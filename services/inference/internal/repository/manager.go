@@ -206,17 +206,28 @@ func (m *Manager) Unload(_ context.Context, name string) error {
 	return nil
 }
 
-// resolve finds the version a request names ("" = the newest ready one) and takes a reference.
-func (m *Manager) resolve(name, ver string) (*version, error) {
+// resolve finds the version a request names ("" = the newest ready one) and takes a reference,
+// once the model's rule admits caller.
+func (m *Manager) resolve(caller Caller, name, ver string) (*version, error) {
+	v, _, err := m.lookup(caller, name, ver)
+	return v, err
+}
+
+// lookup is resolve that also reports whether the model is loaded. The rule is checked in the
+// same critical section as the lookup whose version the call then uses.
+func (m *Manager) lookup(caller Caller, name, ver string) (*version, bool, error) {
 	number, err := parseVersion(ver)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	md, ok := m.models[name]
 	if !ok {
-		return nil, errs.New(errs.KindNotFound, "model %q is not loaded", name)
+		return nil, false, notLoaded(name)
+	}
+	if !md.allows(caller) {
+		return nil, true, refused(name)
 	}
 	if number == 0 {
 		var best *version
@@ -226,16 +237,16 @@ func (m *Manager) resolve(name, ver string) (*version, error) {
 			}
 		}
 		if best == nil || !best.acquire() {
-			return nil, errs.New(errs.KindUnavailable, "model %q has no ready version", name)
+			return nil, true, errs.New(errs.KindUnavailable, "model %q has no ready version", name)
 		}
-		return best, nil
+		return best, true, nil
 	}
 	v, ok := md.versions[number]
 	if !ok {
-		return nil, errs.New(errs.KindNotFound, "model %q has no version %d loaded", name, number)
+		return nil, true, errs.New(errs.KindNotFound, "model %q has no version %d loaded", name, number)
 	}
 	if !v.acquire() {
-		return nil, errs.New(errs.KindUnavailable, "model %q version %d is not ready: %s", name, number, cmp.Or(v.reason, "unloading"))
+		return nil, true, errs.New(errs.KindUnavailable, "model %q version %d is not ready: %s", name, number, cmp.Or(v.reason, "unloading"))
 	}
-	return v, nil
+	return v, true, nil
 }

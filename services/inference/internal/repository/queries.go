@@ -25,8 +25,9 @@ type TensorMeta struct {
 	Shape    []int64
 }
 
-// Metadata returns a model's metadata; with a version, that version must be loaded.
-func (m *Manager) Metadata(name, ver string) (Metadata, error) {
+// Metadata returns a model's metadata to a caller its rule admits; with a version, that version
+// must be loaded.
+func (m *Manager) Metadata(caller Caller, name, ver string) (Metadata, error) {
 	number, err := parseVersion(ver)
 	if err != nil {
 		return Metadata{}, err
@@ -35,7 +36,10 @@ func (m *Manager) Metadata(name, ver string) (Metadata, error) {
 	defer m.mu.RUnlock()
 	md, ok := m.models[name]
 	if !ok {
-		return Metadata{}, errs.New(errs.KindNotFound, "model %q is not loaded", name)
+		return Metadata{}, notLoaded(name)
+	}
+	if !md.allows(caller) {
+		return Metadata{}, refused(name)
 	}
 	cfg := md.cfg
 	if number != 0 {
@@ -75,19 +79,31 @@ func readyVersions(md *model) []string {
 }
 
 // ModelReady reports whether the model (version) can serve; NotFound if the repository has no such
-// model at all.
-func (m *Manager) ModelReady(name, ver string) (bool, error) {
-	v, err := m.resolve(name, ver)
+// model at all. A caller the model's rule does not admit is refused whether the model is loaded or
+// not: for a model that is not loaded, the rule comes from its config on disk, and a model whose
+// config cannot be read answers like a name the repository does not have.
+func (m *Manager) ModelReady(caller Caller, name, ver string) (bool, error) {
+	v, loaded, err := m.lookup(caller, name, ver)
 	if err == nil {
 		v.release()
 		return true, nil
 	}
-	if errs.KindOf(err) == errs.KindInvalidArgument {
+	if k := errs.KindOf(err); k == errs.KindInvalidArgument || k == errs.KindPermissionDenied {
 		return false, err
+	}
+	if !loaded {
+		allowed, ok := m.allowedOnDisk(name, caller)
+		if !ok {
+			return false, notInRepository(name)
+		}
+		if !allowed {
+			return false, refused(name)
+		}
+		return false, nil
 	}
 	names, lerr := m.listModels()
 	if lerr == nil && !slices.Contains(names, name) {
-		return false, errs.New(errs.KindNotFound, "model %q is not in the repository", name)
+		return false, notInRepository(name)
 	}
 	return false, nil
 }

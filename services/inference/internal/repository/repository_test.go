@@ -210,7 +210,7 @@ func TestNewVersionLoadsWithoutFailingARequest(t *testing.T) {
 	testutil.CopyVersion(t, h.root, "iris", "1", "2")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		md, err := h.m.Metadata("iris", "")
+		md, err := h.m.Metadata(Caller{}, "iris", "")
 		if err == nil && slices.Equal(md.Versions, []string{"2"}) {
 			break
 		}
@@ -258,7 +258,7 @@ func TestUnloadFreesTheSessionAfterTheLastRequest(t *testing.T) {
 	if got := h.metric(t, "inference_sessions_open"); got != 1 {
 		t.Fatalf("sessions open after load: %v", got)
 	}
-	inFlight, err := h.m.resolve("iris", "") // a request that has not finished yet
+	inFlight, err := h.m.resolve(Caller{}, "iris", "") // a request that has not finished yet
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,13 +317,13 @@ func TestCorruptVersionIsNotReadyAndTheRestServes(t *testing.T) {
 	if v2 == nil || v2.State != StateUnavailable || v2.Reason == "" {
 		t.Fatalf("index %+v: want vecsum 2 UNAVAILABLE with a reason", idx)
 	}
-	if ready, err := h.m.ModelReady("vecsum", "2"); ready || err != nil {
+	if ready, err := h.m.ModelReady(Caller{}, "vecsum", "2"); ready || err != nil {
 		t.Fatalf("ModelReady(vecsum, 2) = %v, %v", ready, err)
 	}
-	if ready, err := h.m.ModelReady("vecsum", "1"); !ready || err != nil {
+	if ready, err := h.m.ModelReady(Caller{}, "vecsum", "1"); !ready || err != nil {
 		t.Fatalf("ModelReady(vecsum, 1) = %v, %v", ready, err)
 	}
-	if _, err := h.m.ModelReady("ghost", ""); errs.KindOf(err) != errs.KindNotFound {
+	if _, err := h.m.ModelReady(Caller{}, "ghost", ""); errs.KindOf(err) != errs.KindNotFound {
 		t.Fatalf("ModelReady(ghost) = %v", err)
 	}
 	vec := func(version string) Request {
@@ -375,7 +375,7 @@ func TestPollingUnloadsRemovedModels(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutilWait(t, func() bool {
-		_, err := h.m.Metadata("vecsum", "")
+		_, err := h.m.Metadata(Caller{}, "vecsum", "")
 		return errs.KindOf(err) == errs.KindNotFound
 	})
 	testutilWait(t, func() bool { return h.metric(t, "inference_sessions_open") == 1 })
