@@ -2,6 +2,7 @@ package deploygen_test
 
 import (
 	"context"
+	"encoding/base64"
 	"io/fs"
 	"path/filepath"
 	"slices"
@@ -134,20 +135,7 @@ func checkRendered(t *testing.T, rel string, objs []*unstructured.Unstructured, 
 		}
 	}
 	if rel == filepath.Join("overlays", "dev") {
-		// Generated Secrets get a content hash suffix; the references must follow it.
-		for _, o := range objs {
-			if o.GetKind() != "Deployment" || o.GetName() != "risk" {
-				continue
-			}
-			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
-			env, _, _ := unstructured.NestedSlice(containers[0].(map[string]any), "env")
-			for _, e := range env {
-				name, _, _ := unstructured.NestedString(e.(map[string]any), "valueFrom", "secretKeyRef", "name")
-				if name != "" && !strings.HasPrefix(name, "risk-database-") && !strings.HasPrefix(name, "bourse-api-keys-") {
-					t.Errorf("risk env %v refers to Secret %q, not the generated one", e, name)
-				}
-			}
-		}
+		checkDevSecrets(t, objs, services)
 	}
 	if rel == filepath.Join("overlays", "prod") {
 		for _, o := range objs {
@@ -159,6 +147,87 @@ func checkRendered(t *testing.T, rel string, objs []*unstructured.Unstructured, 
 			if !strings.HasPrefix(img, "registry.example.com/bourse/") {
 				t.Errorf("%s image %q is not from the registry", o.GetName(), img)
 			}
+		}
+	}
+}
+
+// checkDevSecrets: generated Secrets get a content hash suffix, and every reference of every
+// workload (environment and volumes) must follow it to a Secret the overlay renders; each service
+// mounts its own keyring, and matching's key for risk is a service key in risk's keyring.
+func checkDevSecrets(t *testing.T, objs []*unstructured.Unstructured, services []string) {
+	t.Helper()
+	secrets := map[string]bool{}
+	data := map[string]string{} // "<secret without its hash>/<key>" → value
+	for _, o := range objs {
+		if o.GetKind() != "Secret" {
+			continue
+		}
+		secrets[o.GetName()] = true
+		values, _, _ := unstructured.NestedStringMap(o.Object, "data")
+		for k, v := range values {
+			b, err := base64.StdEncoding.DecodeString(v)
+			if err != nil {
+				t.Fatalf("Secret %s key %s: %v", o.GetName(), k, err)
+			}
+			data[o.GetName()[:strings.LastIndex(o.GetName(), "-")]+"/"+k] = string(b)
+		}
+	}
+	riskKey := strings.TrimSpace(data["matching-risk-key/key"])
+	entries := func(keyring string) (out []string) {
+		for line := range strings.SplitSeq(keyring, "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	if riskKey == "" || !slices.Contains(entries(data["risk-api-keys/keys"]), riskKey+"=service:matching") {
+		t.Errorf("matching's key for risk %q is not service:matching in risk's keyring %q", riskKey, data["risk-api-keys/keys"])
+	}
+	for _, s := range services {
+		for _, e := range entries(data[s+"-api-keys/keys"]) {
+			if key, _, _ := strings.Cut(e, "="); key == riskKey && e != riskKey+"=service:matching" {
+				t.Errorf("%s's keyring gives matching's key for risk another identity: %s", s, e)
+			}
+		}
+	}
+	keyrings := map[string]string{}
+	for _, o := range objs {
+		if o.GetKind() != "Deployment" && o.GetKind() != "StatefulSet" {
+			continue
+		}
+		service := o.GetLabels()["app.kubernetes.io/name"]
+		spec, _, _ := unstructured.NestedMap(o.Object, "spec", "template", "spec")
+		var refs []string
+		containers, _, _ := unstructured.NestedSlice(spec, "containers")
+		for _, c := range containers {
+			env, _, _ := unstructured.NestedSlice(c.(map[string]any), "env")
+			for _, e := range env {
+				if name, _, _ := unstructured.NestedString(e.(map[string]any), "valueFrom", "secretKeyRef", "name"); name != "" {
+					refs = append(refs, name)
+				}
+			}
+		}
+		volumes, _, _ := unstructured.NestedSlice(spec, "volumes")
+		for _, v := range volumes {
+			name, _, _ := unstructured.NestedString(v.(map[string]any), "secret", "secretName")
+			if name == "" {
+				continue
+			}
+			refs = append(refs, name)
+			if v.(map[string]any)["name"] == "api-keys" {
+				keyrings[service] = name
+			}
+		}
+		for _, name := range refs {
+			if !secrets[name] {
+				t.Errorf("%s %s refers to Secret %q, not a generated one", o.GetKind(), o.GetName(), name)
+			}
+		}
+	}
+	for _, s := range services {
+		if !strings.HasPrefix(keyrings[s], s+"-api-keys-") {
+			t.Errorf("%s mounts keyring %q, want its own generated %s-api-keys", s, keyrings[s], s)
 		}
 	}
 }

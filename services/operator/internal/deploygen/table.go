@@ -5,8 +5,10 @@ package deploygen
 import (
 	"fmt"
 	"os"
+	"path"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -45,9 +47,12 @@ type Service struct {
 	Stateful  bool       `json:"stateful,omitempty"`
 	Volumes   []Volume   `json:"volumes,omitempty"`
 	Autoscale *Autoscale `json:"autoscale,omitempty"`
-	// Env is plain environment, SecretEnv environment from Secrets.
-	Env       map[string]string `json:"env,omitempty"`
-	SecretEnv []SecretEnv       `json:"secretEnv,omitempty"`
+	// Env is plain environment, SecretEnv environment from Secrets, SecretFiles Secret keys
+	// mounted as files whose paths are passed in the environment. (Every service also mounts its
+	// keyring, the Secret <name>-api-keys; see apiKeysDir.)
+	Env         map[string]string `json:"env,omitempty"`
+	SecretEnv   []SecretEnv       `json:"secretEnv,omitempty"`
+	SecretFiles []SecretFile      `json:"secretFiles,omitempty"`
 	// Idempotent methods are retried by Istio on UNAVAILABLE; Streaming methods get no timeout.
 	Idempotent []string   `json:"idempotent,omitempty"`
 	Streaming  []string   `json:"streaming,omitempty"`
@@ -80,6 +85,20 @@ type SecretEnv struct {
 	Secret string `json:"secret"`
 	Key    string `json:"key"`
 }
+
+// SecretFile is one key of a Secret mounted read-only as the file <mountPath>/<key>, whose path
+// is the environment variable Name. A mounted Secret is updated in place (an atomic symlink swap),
+// so a service that re-reads the file picks up a rotated value without a restart; an environment
+// variable would keep the old value until the pod is replaced.
+type SecretFile struct {
+	Name      string `json:"name"`
+	Secret    string `json:"secret"`
+	Key       string `json:"key"`
+	MountPath string `json:"mountPath"`
+}
+
+// Path is the file the service reads.
+func (f SecretFile) Path() string { return path.Join(f.MountPath, f.Key) }
 
 // Resources are container requests and limits as quantities.
 type Resources struct {
@@ -137,6 +156,9 @@ func (t *Table) validate() error {
 		case s.CanaryWeight < 0 || s.CanaryWeight > 100:
 			return fmt.Errorf("%s: canaryWeight %d not in 0..100", s.Name, s.CanaryWeight)
 		}
+		if err := s.validateMounts(); err != nil {
+			return fmt.Errorf("%s: %w", s.Name, err)
+		}
 		for _, m := range s.Streaming {
 			if slices.Contains(s.Idempotent, m) {
 				return fmt.Errorf("%s: %s is listed as both streaming and idempotent", s.Name, m)
@@ -146,6 +168,76 @@ func (t *Table) validate() error {
 		seenPort[s.GRPCPort], seenPort[s.MetricsPort] = s.Name, s.Name
 	}
 	return nil
+}
+
+var (
+	envName   = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	secretKey = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+)
+
+// validateMounts checks that the service's volumes, secret files and environment collide neither
+// with each other nor with what every workload gets (/tmp, the keyring, the runtime's addresses).
+func (s Service) validateMounts() error {
+	volumes := map[string]bool{"tmp": true, apiKeysVolume: true}
+	var paths []string
+	mount := func(what, p string) error {
+		if !path.IsAbs(p) {
+			return fmt.Errorf("%s: mountPath %q is not absolute", what, p)
+		}
+		for _, q := range append([]string{"/tmp", apiKeysDir}, paths...) {
+			if within(p, q) || within(q, p) {
+				return fmt.Errorf("%s: mountPath %s overlaps %s", what, p, q)
+			}
+		}
+		paths = append(paths, path.Clean(p))
+		return nil
+	}
+	env := map[string]bool{}
+	for _, e := range s.runtimeEnv() {
+		env[e.Name] = true
+	}
+	for k := range s.Env {
+		if env[k] {
+			return fmt.Errorf("env %s is set by the generator", k)
+		}
+		env[k] = true
+	}
+	for _, v := range s.Volumes {
+		if !dnsLabel.MatchString(v.Name) || volumes[v.Name] {
+			return fmt.Errorf("volume name %q is not a DNS label or is taken", v.Name)
+		}
+		if err := mount("volume "+v.Name, v.MountPath); err != nil {
+			return err
+		}
+		volumes[v.Name] = true
+	}
+	for _, e := range s.SecretEnv {
+		if !envName.MatchString(e.Name) || env[e.Name] {
+			return fmt.Errorf("secretEnv %q is not an environment name or is set twice", e.Name)
+		}
+		env[e.Name] = true
+	}
+	for _, f := range s.SecretFiles {
+		switch {
+		case !envName.MatchString(f.Name) || env[f.Name]:
+			return fmt.Errorf("secretFiles %q is not an environment name or is set twice", f.Name)
+		case !dnsLabel.MatchString(f.Secret) || volumes[f.Secret]: // the Secret's name is its volume's
+			return fmt.Errorf("secretFiles %s: secret %q is not a DNS label or is mounted twice", f.Name, f.Secret)
+		case !secretKey.MatchString(f.Key) || strings.Trim(f.Key, ".") == "":
+			return fmt.Errorf("secretFiles %s: key %q is not a Secret key", f.Name, f.Key)
+		}
+		if err := mount("secretFiles "+f.Name, f.MountPath); err != nil {
+			return err
+		}
+		env[f.Name], volumes[f.Secret] = true, true
+	}
+	return nil
+}
+
+// within reports whether p is q or below it.
+func within(p, q string) bool {
+	p, q = path.Clean(p), path.Clean(q)
+	return p == q || strings.HasPrefix(p, strings.TrimSuffix(q, "/")+"/")
 }
 
 // timeout is the service's route timeout.

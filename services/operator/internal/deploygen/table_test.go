@@ -3,11 +3,13 @@ package deploygen
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 const sample = `
@@ -20,7 +22,8 @@ defaults: {timeout: 5s}
 services:
   - {name: a, grpcPort: 7001, metricsPort: 9101, grpcService: x.A, replicas: 2, canaryWeight: 10, idempotent: [Get], streaming: [Watch]}
   - {name: b, grpcPort: 7002, metricsPort: 9102, grpcService: x.B, replicas: 1, stateful: true,
-     volumes: [{name: journal, mountPath: /data, size: 1Gi, accessMode: ReadWriteOnce}]}
+     volumes: [{name: journal, mountPath: /data, size: 1Gi, accessMode: ReadWriteOnce}],
+     secretFiles: [{name: B_PEER_KEY_FILE, secret: b-peer-key, key: key, mountPath: /etc/b/peer}]}
 `
 
 func load(t *testing.T, text string) (*Table, error) {
@@ -42,6 +45,11 @@ func TestTableRejectsMistakes(t *testing.T) {
 		"stream + idempotent": {"streaming: [Watch]", "streaming: [Get]"},
 		"unknown field":       {"replicas: 2", "replicas: 2, replica: 3"},
 		"bad drain timeout":   {"20s", "twenty"},
+		"file in the keyring": {"mountPath: /etc/b/peer", "mountPath: /etc/bourse/api-keys/peer"},
+		"file over a volume":  {"mountPath: /etc/b/peer", "mountPath: /data"},
+		"file env twice":      {"B_PEER_KEY_FILE", "BOURSE_API_KEYS_FILE"},
+		"file key not a name": {"key: key", "key: ../key"},
+		"file named as tmp":   {"secret: b-peer-key", "secret: tmp"},
 	} {
 		if _, err := load(t, strings.Replace(sample, edit[0], edit[1], 1)); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -99,6 +107,53 @@ func TestCanarySplitAndStatefulSet(t *testing.T) {
 	}
 	if len(table.claims(b)) != 0 {
 		t.Error("a StatefulSet's volumes must come from claim templates, not separate claims")
+	}
+}
+
+// Every workload reads its own keyring from a mounted Secret, never from the environment, and a
+// secret file is mounted read-only with its path in the environment.
+func TestKeyringAndSecretFilesAreMounted(t *testing.T) {
+	table, err := load(t, sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range table.Services {
+		for _, w := range table.workloads(s) {
+			var pod corev1.PodSpec
+			switch x := w.(type) {
+			case *appsv1.Deployment:
+				pod = x.Spec.Template.Spec
+			case *appsv1.StatefulSet:
+				pod = x.Spec.Template.Spec
+			}
+			want := map[string][3]string{ // env → Secret, mount directory, file
+				"BOURSE_API_KEYS_FILE": {s.Name + "-api-keys", "/etc/bourse/api-keys", "keys"},
+			}
+			if s.Name == "b" {
+				want["B_PEER_KEY_FILE"] = [3]string{"b-peer-key", "/etc/b/peer", "key"}
+			}
+			c := pod.Containers[0]
+			for _, e := range c.Env {
+				if e.Name == "BOURSE_API_KEYS" || e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && strings.HasSuffix(e.ValueFrom.SecretKeyRef.Name, "-api-keys") {
+					t.Errorf("%s: keys in the environment: %+v", s.Name, e)
+				}
+			}
+			for env, w := range want {
+				if i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == env }); i < 0 || c.Env[i].Value != w[1]+"/"+w[2] {
+					t.Errorf("%s: %s not %s/%s in %+v", s.Name, env, w[1], w[2], c.Env)
+				}
+				m := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == w[1] })
+				if m < 0 || !c.VolumeMounts[m].ReadOnly || c.VolumeMounts[m].SubPath != "" {
+					t.Errorf("%s: %s is not mounted read-only (and without subPath, which would stop updates): %+v", s.Name, w[1], c.VolumeMounts)
+					continue
+				}
+				v := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == c.VolumeMounts[m].Name })
+				if v < 0 || pod.Volumes[v].Secret == nil || pod.Volumes[v].Secret.SecretName != w[0] ||
+					len(pod.Volumes[v].Secret.Items) != 1 || pod.Volumes[v].Secret.Items[0].Key != w[2] || pod.Volumes[v].Secret.Items[0].Path != w[2] {
+					t.Errorf("%s: volume at %s is not key %s of Secret %s: %+v", s.Name, w[1], w[2], w[0], pod.Volumes)
+				}
+			}
+		}
 	}
 }
 

@@ -72,6 +72,12 @@ func (t *Table) podTemplate(s Service, version string) corev1.PodTemplateSpec {
 		VolumeMounts: []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
 	}
 	volumes := []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	v, m := secretVolume(apiKeysVolume, apiKeysFile(s))
+	volumes, c.VolumeMounts = append(volumes, v), append(c.VolumeMounts, m)
+	for _, f := range s.SecretFiles { // each in a volume named after its Secret
+		v, m := secretVolume(f.Secret, f)
+		volumes, c.VolumeMounts = append(volumes, v), append(c.VolumeMounts, m)
+	}
 	for _, v := range s.Volumes {
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: v.MountPath, ReadOnly: v.ReadOnly})
 		if !s.Stateful { // a StatefulSet's volumes come from its claim templates
@@ -119,24 +125,58 @@ func grpcProbe(port int32, delay, period, failures int32) *corev1.Probe {
 	}
 }
 
-// env: gRPC on every interface, metrics and profiles on loopback, advertise the pod IP in Consul,
-// API keys from a Secret, then the service's own variables. Shared settings come from the
-// bourse-config ConfigMap.
-func (t *Table) env(s Service) []corev1.EnvVar {
-	env := []corev1.EnvVar{
+// The keyring: every service mounts its own Secret <name>-api-keys, whose key "keys" holds one
+// key=role:subject per line, and reads it through BOURSE_API_KEYS_FILE. Mounted rather than passed
+// as environment, so a rotated keyring reaches the running service (it re-reads the file) and a
+// service sees only the keys it accepts.
+const (
+	apiKeysVolume = "api-keys"
+	apiKeysDir    = "/etc/bourse/api-keys"
+	apiKeysKey    = "keys"
+)
+
+func apiKeysFile(s Service) SecretFile {
+	return SecretFile{Name: "BOURSE_API_KEYS_FILE", Secret: s.Name + "-api-keys", Key: apiKeysKey, MountPath: apiKeysDir}
+}
+
+// runtimeEnv: gRPC on every interface, metrics and profiles on loopback, advertise the pod IP in
+// Consul, the keyring's path.
+func (s Service) runtimeEnv() []corev1.EnvVar {
+	return []corev1.EnvVar{
 		{Name: "BOURSE_GRPC_ADDR", Value: fmt.Sprintf("0.0.0.0:%d", s.GRPCPort)},
 		{Name: "BOURSE_METRICS_ADDR", Value: fmt.Sprintf("127.0.0.1:%d", s.MetricsPort)},
 		{Name: "BOURSE_ADVERTISE_HOST", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
 		{Name: "OTEL_SERVICE_NAME", Value: s.Name},
-		secretEnv(SecretEnv{Name: "BOURSE_API_KEYS", Secret: "bourse-api-keys", Key: "api-keys"}),
+		{Name: apiKeysFile(s).Name, Value: apiKeysFile(s).Path()},
 	}
+}
+
+// env is the runtime's variables, then the service's own: plain, from Secrets, and the paths of
+// its secret files. Shared settings come from the bourse-config ConfigMap.
+func (t *Table) env(s Service) []corev1.EnvVar {
+	env := s.runtimeEnv()
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		env = append(env, corev1.EnvVar{Name: k, Value: s.Env[k]})
 	}
 	for _, e := range s.SecretEnv {
 		env = append(env, secretEnv(e))
 	}
+	for _, f := range s.SecretFiles {
+		env = append(env, corev1.EnvVar{Name: f.Name, Value: f.Path()})
+	}
 	return env
+}
+
+// secretVolume mounts one key of a Secret read-only at f.MountPath. Listing the key (no subPath)
+// keeps the kubelet's in-place updates, and a Secret without it fails the pod's start with an
+// event naming the key. Files are root-owned, readable by the pod's fsGroup (the runtime's user).
+func secretVolume(volume string, f SecretFile) (corev1.Volume, corev1.VolumeMount) {
+	return corev1.Volume{Name: volume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName:  f.Secret,
+			Items:       []corev1.KeyToPath{{Key: f.Key, Path: f.Key}},
+			DefaultMode: new(int32(0o440)),
+		}}},
+		corev1.VolumeMount{Name: volume, MountPath: f.MountPath, ReadOnly: true}
 }
 
 func secretEnv(e SecretEnv) corev1.EnvVar {
