@@ -171,7 +171,7 @@ func Open(ctx context.Context, cfg Config, risk Risk) (*Exchange, error) {
 	g := x.checker.bump()
 	for _, sh := range x.shards {
 		sh.syncPending.Store(true)
-		if err := sh.enqueue(command{kind: cmdSync, sync: &syncCapture{generation: g, done: func() { sh.syncPending.Store(false) }}}); err != nil {
+		if err := sh.enqueue(command{kind: cmdSync, sync: &syncCapture{generation: g, done: sh.syncDone}}); err != nil {
 			x.closeJournals()
 			return nil, err
 		}

@@ -211,10 +211,12 @@ func (x *Exchange) resyncRound() bool {
 		return false
 	}
 	for _, sh := range x.shards {
+		sh.syncMissed.Store(true)
 		if !sh.syncPending.CompareAndSwap(false, true) {
 			continue
 		}
-		c := &syncCapture{generation: g, done: func() { sh.syncPending.Store(false) }}
+		sh.syncMissed.Store(false)
+		c := &syncCapture{generation: g, done: sh.syncDone}
 		for {
 			err := sh.enqueue(command{kind: cmdSync, sync: c})
 			if err == nil {
@@ -232,6 +234,14 @@ func (x *Exchange) resyncRound() bool {
 		}
 	}
 	return true
+}
+
+// syncDone ends a shard's capture; if a round passed over the shard meanwhile, it asks for another.
+func (sh *shard) syncDone() {
+	sh.syncPending.Store(false)
+	if sh.syncMissed.Swap(false) {
+		sh.x.requestResync("a round passed over a shard whose re-sync was still pending")
+	}
 }
 
 // cancelUncovered cancels the open orders of shard whose reservations risk could not restore (their

@@ -57,6 +57,9 @@ type shard struct {
 	rep         *reporter
 	// syncPending is set while a re-sync capture of this shard is queued or being sent (resync.go).
 	syncPending atomic.Bool
+	// syncMissed is set by a round that passed over the shard because its capture was pending; the
+	// capture's end then asks for another round (the one passed over may be for a later risk start).
+	syncMissed atomic.Bool
 
 	mu      sync.Mutex
 	queue   []command
