@@ -124,6 +124,22 @@ for line in "${SERVICES[@]}"; do
 	wait_for "$name" test -s "$run/$name.ready"
 	echo "run: $name ready: $(cat "$run/$name.ready")"
 done
+# Callers find each other through Consul: wait until every service's health check passes there, or
+# the first calls (matching asking risk, say) find nobody.
+consul_passing() { # service — true once Consul lists a passing instance of it
+	local host=${BOURSE_CONSUL_ADDR%:*} port=${BOURSE_CONSUL_ADDR##*:}
+	exec 3<>"/dev/tcp/$host/$port" || return 1
+	printf 'GET /v1/health/service/%s?passing=1 HTTP/1.0\r\nHost: %s\r\n\r\n' "$1" "$host" >&3
+	local answer
+	answer=$(cat <&3)
+	exec 3<&-
+	local pattern='"ServiceName": ?"'"$1"'"'
+	[[ $answer =~ $pattern ]]
+}
+for line in "${SERVICES[@]}"; do
+	read -r name _ <<<"$line"
+	wait_for "$name in Consul" consul_passing "$name"
+done
 
 cat <<MSG
 
