@@ -285,19 +285,22 @@ func TestRunRefusesUnclassifiedMethods(t *testing.T) {
 	}
 }
 
+// replaceKeyFile swaps path's content in one rename, as a Secret volume or a careful operator does.
+func replaceKeyFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path+".new", []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Keys rotate without a restart: the server picks up a changed --api-keys-file by itself, and a bad
 // file leaves the keys in force.
 func TestKeyFileRotationWithoutRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "guard.keys")
-	write := func(content string) {
-		t.Helper()
-		if err := os.WriteFile(path+".new", []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(path+".new", path); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(content string) { t.Helper(); replaceKeyFile(t, path, content) }
 	write("# guard's callers\nold-key=service:matching\n")
 	conn := runGuard(t, "--api-keys-file="+path, "--api-keys-reload=20ms")
 	until := func(what string, cond func() bool) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -36,28 +35,14 @@ var echoDesc = grpc.ServiceDesc{
 	}}},
 }
 
-// A key taken out of the key file ends the streams opened with it at their next message; streams of
-// keys still in force go on.
-func TestRevokedKeyEndsItsOpenStreams(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "echo.keys")
-	write := func(content string) {
-		t.Helper()
-		if err := os.WriteFile(path+".new", []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(path+".new", path); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("old-key=account:alice\nbob-key=account:bob\n")
-	ready := filepath.Join(dir, "ready.json")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// runEcho serves echoDesc in-process on a loopback port until ctx ends, with args added to the defaults.
+func runEcho(t *testing.T, ctx context.Context, args ...string) *grpc.ClientConn {
+	t.Helper()
+	ready := filepath.Join(t.TempDir(), "ready.json")
 	done := make(chan error, 1)
 	go func() {
 		done <- NewApp("echo", Defaults{GRPCAddr: "127.0.0.1:0"}).Run(ctx,
-			[]string{"--register=false", "--ready-file=" + ready, "--api-keys-file=" + path, "--api-keys-reload=20ms", "--log-level=error"},
+			append([]string{"--register=false", "--ready-file=" + ready, "--log-level=error"}, args...),
 			func(context.Context, *Env) (Service, error) {
 				return Service{Register: func(s grpc.ServiceRegistrar) { s.RegisterService(&echoDesc, struct{}{}) },
 					Policy: auth.Policy{"/test.Echo/Chat": auth.Accounts}}, nil
@@ -67,7 +52,20 @@ func TestRevokedKeyEndsItsOpenStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// A key taken out of the key file ends the streams opened with it at their next message; streams of
+// keys still in force go on.
+func TestRevokedKeyEndsItsOpenStreams(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "echo.keys")
+	write := func(content string) { t.Helper(); replaceKeyFile(t, path, content) }
+	write("old-key=account:alice\nbob-key=account:bob\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conn := runEcho(t, ctx, "--api-keys-file="+path, "--api-keys-reload=20ms")
 	open := func(key string) grpc.ClientStream {
 		t.Helper()
 		sctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)

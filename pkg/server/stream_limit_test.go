@@ -2,12 +2,9 @@ package server
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -40,24 +37,9 @@ func TestTakeAnswersTheWaitForTheNextToken(t *testing.T) {
 // A stream's messages pay the caller's rate limit: past its burst the stream slows down to the rate
 // (it is not cut off), while the tap only charged its opening.
 func TestStreamMessagesPayTheRateLimit(t *testing.T) {
-	dir := t.TempDir()
-	ready := filepath.Join(dir, "ready.json")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- NewApp("echo", Defaults{GRPCAddr: "127.0.0.1:0"}).Run(ctx,
-			[]string{"--register=false", "--ready-file=" + ready, "--api-keys=al=account:alice", "--rate-limit-account=50/s:5", "--log-level=error"},
-			func(context.Context, *Env) (Service, error) {
-				return Service{Register: func(s grpc.ServiceRegistrar) { s.RegisterService(&echoDesc, struct{}{}) },
-					Policy: auth.Policy{"/test.Echo/Chat": auth.Accounts}}, nil
-			})
-	}()
-	conn, err := grpc.NewClient(waitReady(t, ready, done), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := runEcho(t, ctx, "--api-keys=al=account:alice", "--rate-limit-account=50/s:5")
 	s, err := conn.NewStream(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer al"), &echoDesc.Streams[0], "/test.Echo/Chat")
 	if err != nil {
 		t.Fatal(err)
