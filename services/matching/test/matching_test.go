@@ -152,6 +152,10 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	if len(after.GetBidOrders()) != len(before.GetBidOrders()) || len(after.GetAskOrders()) != 1 {
 		t.Fatalf("book changed by refused orders: %v", after)
 	}
+	if _, err := p.admin.ResumeSettlement(ctx, &matchingv1.ResumeSettlementRequest{Shard: 1 << 20}); status.Code(err) != codes.NotFound ||
+		!strings.HasPrefix(status.Convert(err).Message(), "shard") {
+		t.Errorf("ResumeSettlement of a shard that does not exist: %v, want NotFound naming shard", err)
+	}
 }
 
 // TestStreamOrders: many commands in flight on one stream, every one answered.
