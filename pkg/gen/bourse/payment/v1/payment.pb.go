@@ -256,15 +256,22 @@ func (AttemptStatus) EnumDescriptor() ([]byte, []int) {
 	return file_bourse_payment_v1_payment_proto_rawDescGZIP(), []int{3}
 }
 
+// A refund debits the trading balance in risk first (the money leaves the exchange), then asks the
+// processor; a refund the processor refuses is credited back.
 type RefundStatus int32
 
 const (
 	RefundStatus_REFUND_STATUS_UNSPECIFIED RefundStatus = 0
-	RefundStatus_REFUND_STATUS_PENDING     RefundStatus = 1
-	RefundStatus_REFUND_STATUS_SUCCEEDED   RefundStatus = 2
-	RefundStatus_REFUND_STATUS_FAILED      RefundStatus = 3
+	// Accepted; risk not yet debited.
+	RefundStatus_REFUND_STATUS_PENDING   RefundStatus = 1
+	RefundStatus_REFUND_STATUS_SUCCEEDED RefundStatus = 2
+	RefundStatus_REFUND_STATUS_FAILED    RefundStatus = 3
 	// The processor's answer was lost; the janitor looks it up.
 	RefundStatus_REFUND_STATUS_UNKNOWN RefundStatus = 4
+	// The trading balance was debited in risk; the processor is being asked.
+	RefundStatus_REFUND_STATUS_PROCESSING RefundStatus = 5
+	// The processor refused; the debit is being credited back to the trading balance.
+	RefundStatus_REFUND_STATUS_REVERSING RefundStatus = 6
 )
 
 // Enum value maps for RefundStatus.
@@ -275,6 +282,8 @@ var (
 		2: "REFUND_STATUS_SUCCEEDED",
 		3: "REFUND_STATUS_FAILED",
 		4: "REFUND_STATUS_UNKNOWN",
+		5: "REFUND_STATUS_PROCESSING",
+		6: "REFUND_STATUS_REVERSING",
 	}
 	RefundStatus_value = map[string]int32{
 		"REFUND_STATUS_UNSPECIFIED": 0,
@@ -282,6 +291,8 @@ var (
 		"REFUND_STATUS_SUCCEEDED":   2,
 		"REFUND_STATUS_FAILED":      3,
 		"REFUND_STATUS_UNKNOWN":     4,
+		"REFUND_STATUS_PROCESSING":  5,
+		"REFUND_STATUS_REVERSING":   6,
 	}
 )
 
@@ -449,7 +460,11 @@ type Money struct {
 	// Minor units (cents for USD, yen for JPY, fils for KWD). Positive in requests.
 	Amount int64 `protobuf:"varint,1,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Upper-case ISO-4217 code, e.g. "USD".
-	Currency      string `protobuf:"bytes,2,opt,name=currency,proto3" json:"currency,omitempty"`
+	Currency string `protobuf:"bytes,2,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Optional: the number of decimals the client assumes for currency. When set it must equal the
+	// currency's ISO-4217 exponent (2 for USD, 0 for JPY, 3 for KWD), so an amount built for the wrong
+	// exponent is refused instead of being off by a power of ten. Responses always set it.
+	Exponent      *int32 `protobuf:"varint,3,opt,name=exponent,proto3,oneof" json:"exponent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -496,6 +511,13 @@ func (x *Money) GetCurrency() string {
 		return x.Currency
 	}
 	return ""
+}
+
+func (x *Money) GetExponent() int32 {
+	if x != nil && x.Exponent != nil {
+		return *x.Exponent
+	}
+	return 0
 }
 
 type Attempt struct {
@@ -3056,10 +3078,12 @@ var File_bourse_payment_v1_payment_proto protoreflect.FileDescriptor
 
 const file_bourse_payment_v1_payment_proto_rawDesc = "" +
 	"\n" +
-	"\x1fbourse/payment/v1/payment.proto\x12\x11bourse.payment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\";\n" +
+	"\x1fbourse/payment/v1/payment.proto\x12\x11bourse.payment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"i\n" +
 	"\x05Money\x12\x16\n" +
 	"\x06amount\x18\x01 \x01(\x03R\x06amount\x12\x1a\n" +
-	"\bcurrency\x18\x02 \x01(\tR\bcurrency\"\xbe\x02\n" +
+	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x12\x1f\n" +
+	"\bexponent\x18\x03 \x01(\x05H\x00R\bexponent\x88\x01\x01B\v\n" +
+	"\t_exponent\"\xbe\x02\n" +
 	"\aAttempt\x12\x1d\n" +
 	"\n" +
 	"attempt_id\x18\x01 \x01(\tR\tattemptId\x12\x1c\n" +
@@ -3311,13 +3335,15 @@ const file_bourse_payment_v1_payment_proto_rawDesc = "" +
 	"\x15ATTEMPT_STATUS_FAILED\x10\x04\x12\x1a\n" +
 	"\x16ATTEMPT_STATUS_UNKNOWN\x10\x05\x12\x19\n" +
 	"\x15ATTEMPT_STATUS_VOIDED\x10\x06\x12\x1e\n" +
-	"\x1aATTEMPT_STATUS_NOT_REACHED\x10\a*\x9a\x01\n" +
+	"\x1aATTEMPT_STATUS_NOT_REACHED\x10\a*\xd5\x01\n" +
 	"\fRefundStatus\x12\x1d\n" +
 	"\x19REFUND_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15REFUND_STATUS_PENDING\x10\x01\x12\x1b\n" +
 	"\x17REFUND_STATUS_SUCCEEDED\x10\x02\x12\x18\n" +
 	"\x14REFUND_STATUS_FAILED\x10\x03\x12\x19\n" +
-	"\x15REFUND_STATUS_UNKNOWN\x10\x04*\xba\x01\n" +
+	"\x15REFUND_STATUS_UNKNOWN\x10\x04\x12\x1c\n" +
+	"\x18REFUND_STATUS_PROCESSING\x10\x05\x12\x1b\n" +
+	"\x17REFUND_STATUS_REVERSING\x10\x06*\xba\x01\n" +
 	"\fPayoutStatus\x12\x1d\n" +
 	"\x19PAYOUT_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PAYOUT_STATUS_PENDING\x10\x01\x12\x1c\n" +
@@ -3519,6 +3545,7 @@ func file_bourse_payment_v1_payment_proto_init() {
 	if File_bourse_payment_v1_payment_proto != nil {
 		return
 	}
+	file_bourse_payment_v1_payment_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1,0 +1,100 @@
+// Package domain holds the payment service's vocabulary: currencies and amounts, the objects
+// (payments, attempts, refunds, payouts) and the one function per object that says which status
+// changes are legal. It knows nothing of gRPC or SQL.
+package domain
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/bourse-dev/bourse/pkg/errs"
+)
+
+// currencyExponents is the ISO-4217 minor-unit exponent of each currency bourse accepts. A currency
+// missing here is refused: guessing an exponent would misstate amounts by powers of ten.
+var currencyExponents = map[string]int{
+	"USD": 2, "EUR": 2, "GBP": 2, "CHF": 2, "CAD": 2, "AUD": 2, "NZD": 2, "SEK": 2, "NOK": 2, "DKK": 2,
+	"PLN": 2, "CZK": 2, "HUF": 2, "SGD": 2, "HKD": 2, "CNY": 2, "INR": 2, "MXN": 2, "BRL": 2, "ZAR": 2,
+	"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "VND": 0, "XOF": 0, "XAF": 0, "UGX": 0, "PYG": 0,
+	"KWD": 3, "BHD": 3, "JOD": 3, "OMR": 3, "TND": 3, "LYD": 3, "IQD": 3,
+}
+
+// MaxAmount bounds every amount in minor units. It keeps sums of many amounts (ledger balances,
+// refunds against a payment) far from int64 overflow and fits exactly in a float64 for the fraud
+// features.
+const MaxAmount int64 = 1 << 50
+
+// Exponent returns the number of minor-unit decimals of currency (upper case ISO-4217).
+func Exponent(currency string) (int, bool) {
+	e, ok := currencyExponents[currency]
+	return e, ok
+}
+
+// Currencies lists the accepted codes (any order).
+func Currencies() []string {
+	out := make([]string, 0, len(currencyExponents))
+	for c := range currencyExponents {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Money is an amount in integer minor units of a currency.
+type Money struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// ValidateMoney checks an amount given by a client: a known currency, strictly positive, at most
+// MaxAmount. field names the request field ("amount") for the error.
+func ValidateMoney(field string, m Money) error {
+	if _, ok := Exponent(m.Currency); !ok {
+		if m.Currency == "" {
+			return errs.Invalid(field+".currency", "required (ISO-4217, e.g. USD)")
+		}
+		if strings.ToUpper(m.Currency) != m.Currency {
+			return errs.Invalid(field+".currency", "%q must be upper case", m.Currency)
+		}
+		return errs.Invalid(field+".currency", "%q is not a supported ISO-4217 currency", m.Currency)
+	}
+	return ValidateAmount(field+".amount", m.Amount)
+}
+
+// ValidateAmount checks a positive amount of minor units.
+func ValidateAmount(field string, amount int64) error {
+	switch {
+	case amount == 0:
+		return errs.Invalid(field, "must be positive, got 0")
+	case amount < 0:
+		return errs.Invalid(field, "must be positive, got %d", amount)
+	case amount > MaxAmount:
+		return errs.Invalid(field, "%d exceeds the maximum of %d minor units", amount, MaxAmount)
+	}
+	return nil
+}
+
+// Decimal formats minor units as a decimal string in major units ("12345" USD is "123.45"), the form
+// risk takes amounts in.
+func Decimal(m Money) string {
+	exp, _ := Exponent(m.Currency)
+	neg := m.Amount < 0
+	a := m.Amount
+	if neg {
+		a = -a
+	}
+	s := fmt.Sprintf("%0*d", exp+1, a)
+	if exp > 0 {
+		s = s[:len(s)-exp] + "." + s[len(s)-exp:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+// Major returns the amount in major units as a float, for model features only.
+func Major(m Money) float64 {
+	exp, _ := Exponent(m.Currency)
+	return float64(m.Amount) / math.Pow10(exp)
+}
