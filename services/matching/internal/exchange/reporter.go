@@ -217,6 +217,12 @@ func (rp *reporter) send(b SettleBatch) bool {
 		ans, err := rp.x.risk.Settle(ctx, b)
 		cancel()
 		if err == nil {
+			if b.Through > 0 && ans.Watermark > b.Through {
+				// Only a replay after a restart finds risk ahead, and flush skips that before it
+				// sends; ahead of a part it sent means another writer settled this stream.
+				rp.log.Error("risk's watermark of the stream is ahead of the part it was sent: later items up to it are taken as settled",
+					"risk_watermark", ans.Watermark, "after", b.After, "through", b.Through)
+			}
 			rp.riskWM, rp.wmKnown = max(ans.Watermark, b.Through), true
 			rp.x.noteIncarnation(ans.Incarnation)
 			if rp.halt.Swap(nil) != nil {
@@ -255,9 +261,14 @@ func (rp *reporter) sleep(d time.Duration) bool {
 	return true
 }
 
-// resync replaces the shard's reservations in risk with the open orders of capture c, as of risk's
-// watermark — which, every item before c having been settled, is c's position. A failure part way
-// retries the whole sync. It returns false only when close gave up waiting.
+// resync replaces the shard's reservations in risk with the open orders of capture c. The capture
+// is as of the watermark this reporter has settled the stream to when it reaches c — every item
+// before c settled, none after — and only as of that: risk refusing it because its own watermark is
+// another means risk and the journal disagree on what is settled, and re-syncing as of risk's
+// watermark would count fills twice or never, and skip or never resend queued items. So a
+// mismatch halts the shard, naming both positions, until an operator has fixed risk (the sync is
+// retried every haltRetry, or at once on ResumeSettlement). A failure part way retries the whole
+// sync. It returns false only when close gave up waiting.
 func (rp *reporter) resync(c *syncCapture) bool {
 	rp.mu.Lock()
 	rp.syncing = true
@@ -268,17 +279,25 @@ func (rp *reporter) resync(c *syncCapture) bool {
 		rp.mu.Unlock()
 		c.finish()
 	}()
+	if !rp.wmKnown && !rp.probe() {
+		return false
+	}
+	c.watermark = rp.riskWM
 	backoff := 50 * time.Millisecond
 	for refusals := 0; ; {
-		if !rp.wmKnown && !rp.probe() {
-			return false
+		var ans SyncAnswer
+		err := rp.beyondCapture(c)
+		if err == nil {
+			ans, err = rp.syncOnce(c)
 		}
-		ans, err := rp.syncOnce(c)
 		if err == nil {
 			rp.mu.Lock()
 			rp.syncedInc = ans.Incarnation
 			rp.mu.Unlock()
 			rp.x.noteIncarnation(ans.Incarnation)
+			if rp.halt.Swap(nil) != nil {
+				rp.log.Info("risk accepted the re-sync of reservations; shard trading again", "watermark", c.watermark)
+			}
 			if ans.Dropped > 0 || len(ans.Uncovered) > 0 {
 				rp.log.Info("reservations re-synced with risk", "open_orders", len(c.reservations), "orphans_dropped", ans.Dropped,
 					"uncovered", len(ans.Uncovered))
@@ -288,22 +307,61 @@ func (rp *reporter) resync(c *syncCapture) bool {
 			}
 			return true
 		}
-		if permanent(err) {
-			// Most likely our view of the watermark is stale: ask again, and halt if it persists.
-			rp.wmKnown = false
-			if refusals++; refusals >= 3 {
-				reason := fmt.Sprintf("risk refused the re-sync of reservations: %v", err)
-				if rp.halt.Swap(&reason) == nil {
-					rp.log.Error("settlement halted: risk refuses the re-sync of reservations", "err", err)
-				}
-			}
-		} else {
+		wait := backoff
+		switch {
+		case !permanent(err):
 			rp.log.Warn("re-sync of reservations failed; retrying it whole", "err", err, "backoff", backoff)
+			backoff = min(backoff*2, 2*time.Second)
+		case rp.mismatch(c, err):
+			wait = haltRetry
+		default:
+			if refusals++; refusals >= 3 {
+				rp.halted(fmt.Sprintf("risk refused the re-sync of reservations: %v", err),
+					"settlement halted: risk refuses the re-sync of reservations", "err", err)
+			}
+			backoff = min(backoff*2, 2*time.Second)
 		}
-		if !rp.sleep(backoff) {
+		if !rp.sleep(wait) {
 			return false
 		}
-		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// beyondCapture refuses a capture whose watermark is past its own journal position: risk has
+// settled positions this journal does not have (it replayed less than it had reported).
+func (rp *reporter) beyondCapture(c *syncCapture) error {
+	if c.watermark <= c.seq {
+		return nil
+	}
+	return errs.New(errs.KindFailedPrecondition, "stream %v: risk has settled up to position %d, beyond the journal's last position %d",
+		rp.stream, c.watermark, c.seq)
+}
+
+// mismatch reports whether err, a refusal of c's re-sync, is because risk's watermark of the stream
+// is not c's; if so it halts the shard naming both. It asks risk for its watermark without adopting
+// it.
+func (rp *reporter) mismatch(c *syncCapture, err error) bool {
+	risk := c.watermark
+	if c.watermark <= c.seq {
+		ctx, cancel := context.WithTimeout(context.Background(), rp.x.cfg.RiskTimeout)
+		ans, perr := rp.x.risk.Settle(ctx, SettleBatch{Stream: rp.stream})
+		cancel()
+		if perr != nil || ans.Watermark == c.watermark {
+			return false // unknown, or refused for another reason
+		}
+		risk = ans.Watermark
+	}
+	rp.halted(fmt.Sprintf("risk's watermark of the stream is %d but the re-sync captured at journal position %d is as of watermark %d "+
+		"(risk and the journal disagree on what is settled): %v", risk, c.seq, c.watermark, err),
+		"settlement halted: risk's watermark of the stream is not the re-sync's", "risk_watermark", risk,
+		"capture_watermark", c.watermark, "capture_seq", c.seq, "err", err)
+	return true
+}
+
+// halted records why the shard is halted, logging msg the first time.
+func (rp *reporter) halted(reason, msg string, args ...any) {
+	if rp.halt.Swap(&reason) == nil {
+		rp.log.Error(msg, args...)
 	}
 }
 
@@ -314,7 +372,7 @@ func (rp *reporter) syncOnce(c *syncCapture) (SyncAnswer, error) {
 	rs := c.reservations
 	for first := true; first || len(rs) > 0; first = false {
 		n := min(len(rs), maxSyncChunk)
-		b := SyncBatch{Stream: rp.stream, Watermark: rp.riskWM, Session: rp.x.session, Generation: c.generation,
+		b := SyncBatch{Stream: rp.stream, Watermark: c.watermark, Session: rp.x.session, Generation: c.generation,
 			Reservations: rs[:n], Final: n == len(rs)}
 		ctx, cancel := context.WithTimeout(context.Background(), rp.x.cfg.RiskTimeout)
 		ans, err := rp.x.risk.Sync(ctx, b)

@@ -39,6 +39,7 @@ import (
 type syncCapture struct {
 	generation   uint64
 	seq          uint64 // journal position of the capture
+	watermark    uint64 // the stream's position settled before it; set by the reporter
 	reservations []Reservation
 	once         sync.Once
 	done         func()
