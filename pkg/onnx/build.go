@@ -3,7 +3,9 @@ package onnx
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -56,12 +58,17 @@ func (d *Dense) Model() (*onnxpb.ModelProto, error) {
 		g.Node = append(g.Node, d.labelNodes(g, logits)...)
 		g.Output = append(g.Output, tensorInfo(d.LabelName, onnxpb.TensorProto_INT64))
 	}
+	var meta []*onnxpb.StringStringEntryProto
+	for _, k := range slices.Sorted(maps.Keys(d.Metadata)) {
+		meta = append(meta, &onnxpb.StringStringEntryProto{Key: k, Value: d.Metadata[k]})
+	}
 	return &onnxpb.ModelProto{
-		IrVersion:    IRVersion,
-		OpsetImport:  []*onnxpb.OperatorSetIdProto{{Domain: "", Version: Opset}},
-		ProducerName: "bourse",
-		DocString:    d.DocString,
-		Graph:        g,
+		IrVersion:     IRVersion,
+		OpsetImport:   []*onnxpb.OperatorSetIdProto{{Domain: "", Version: Opset}},
+		ProducerName:  "bourse",
+		DocString:     d.DocString,
+		Graph:         g,
+		MetadataProps: meta,
 	}, nil
 }
 

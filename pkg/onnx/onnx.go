@@ -99,6 +99,9 @@ type Dense struct {
 	LabelName string
 	// DocString goes into the model (free text: what it is, how it was made). Optional.
 	DocString string
+	// Metadata goes into the model's metadata_props, in key order (onnxruntime reports it as the
+	// model's custom metadata). Optional.
+	Metadata map[string]string
 }
 
 // Inputs is the network's input width.

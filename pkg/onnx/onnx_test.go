@@ -209,6 +209,21 @@ func TestMarshalIsDeterministic(t *testing.T) {
 	if !bytes.Equal(x, y) {
 		t.Fatal("the same network encoded to different bytes")
 	}
+	// Metadata is written in key order, whatever the map's iteration order.
+	for range 5 {
+		a.Metadata = map[string]string{"seed": "3", "feature_version": "1", "a": "b", "z": "y"}
+		x1, err := a.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		x2, err := a.Marshal()
+		if err != nil || !bytes.Equal(x1, x2) {
+			t.Fatalf("metadata made the encoding vary (%v)", err)
+		}
+	}
+	if keys := decode(t, a).MetadataProps; len(keys) != 4 || keys[0].Key != "a" || keys[1].Key != "feature_version" || keys[3].Value != "y" {
+		t.Fatalf("metadata_props %v", keys)
+	}
 	c := mlp(3)
 	c.Layers[1].B[2] = math.Nextafter32(c.Layers[1].B[2], 10)
 	z, err := c.Marshal()
