@@ -2454,7 +2454,9 @@ type ExchangeRequest struct {
 	// Little-endian float32 values of the segment.
 	Data []byte `protobuf:"bytes,8,opt,name=data,proto3" json:"data,omitempty"`
 	// Why the sender aborted (PHASE_ABORT).
-	Reason        string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Index of data's first value within the segment: a long segment travels in several messages.
+	Offset        uint32 `protobuf:"varint,10,opt,name=offset,proto3" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2550,6 +2552,13 @@ func (x *ExchangeRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *ExchangeRequest) GetOffset() uint32 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
 }
 
 type ExchangeResponse struct {
@@ -2881,7 +2890,7 @@ const file_bourse_training_v1_training_proto_rawDesc = "" +
 	"\x0foptimizer_state\x18\x03 \x01(\fR\x0eoptimizerState\"+\n" +
 	"\fLeaveRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\"\x0f\n" +
-	"\rLeaveResponse\"\x86\x02\n" +
+	"\rLeaveResponse\"\x9e\x02\n" +
 	"\x0fExchangeRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1e\n" +
 	"\n" +
@@ -2893,7 +2902,9 @@ const file_bourse_training_v1_training_proto_rawDesc = "" +
 	"\x05round\x18\x06 \x01(\rR\x05round\x12\x18\n" +
 	"\asegment\x18\a \x01(\rR\asegment\x12\x12\n" +
 	"\x04data\x18\b \x01(\fR\x04data\x12\x16\n" +
-	"\x06reason\x18\t \x01(\tR\x06reason\"\x12\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12\x16\n" +
+	"\x06offset\x18\n" +
+	" \x01(\rR\x06offset\"\x12\n" +
 	"\x10ExchangeResponse\"H\n" +
 	"\x0fGetStateRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1e\n" +
