@@ -261,7 +261,7 @@ func (a *App) Run(parent context.Context, args []string, build BuildFunc) (err e
 	registered := false
 	if o.Register {
 		inst := consul.Instance{
-			ID: instanceID, Name: a.name, Address: host, Port: port, Tags: config.List(o.Tags), Meta: svc.Meta,
+			ID: instanceID, Name: a.name, Address: host, Port: port, Tags: config.List(o.Tags), Meta: withVersion(svc.Meta),
 			Check: consul.Check{Kind: consul.CheckGRPC, Interval: o.CheckInterval, Timeout: o.CheckTimeout, DeregisterAfter: o.DeregisterAfter},
 		}
 		if tlsSource != nil {
