@@ -1,0 +1,12 @@
+package grpcapi
+
+import (
+	"testing"
+
+	"github.com/bourse-dev/bourse/pkg/auth/authtest"
+	acquirerv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/acquirer/v1"
+)
+
+func TestPolicyClassifiesEveryMethod(t *testing.T) {
+	authtest.RequireClassified(t, Policy, &acquirerv1.AcquirerService_ServiceDesc)
+}
