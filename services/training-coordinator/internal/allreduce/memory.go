@@ -7,9 +7,9 @@ import (
 	"sync"
 )
 
-// ErrPeerGone is what Recv returns once the previous rank's link is closed (the in-process
+// ErrPeerGone is what Send and Recv return once the link is broken (the in-process
 // equivalent of a broken stream).
-var ErrPeerGone = errors.New("previous rank is gone")
+var ErrPeerGone = errors.New("peer is gone")
 
 // MemoryRing connects size ranks in one process with bounded channels, for tests and for a
 // single-process trainer. Each link holds at most depth messages; a full link blocks the sender
