@@ -1,0 +1,204 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/bourse-dev/bourse/pkg/sqldb"
+	"github.com/bourse-dev/bourse/services/payment/internal/domain"
+)
+
+// AddEvent appends an event about object (its JSON is the event's data) to the log.
+func (t *Tx) AddEvent(ctx context.Context, typ, account, objectID string, object any) error {
+	data, err := json.Marshal(object)
+	if err != nil {
+		return err
+	}
+	_, err = t.exec(ctx, `INSERT INTO events (id, type, account_id, object_id, data, created_at) VALUES (?,?,?,?,?,?)`,
+		domain.NewID("evt"), typ, account, objectID, string(data), nanos(t.now))
+	return err
+}
+
+// ListEvents returns events after a sequence number, oldest first.
+func (s *Store) ListEvents(ctx context.Context, account, typ string, after int64, limit int) ([]domain.Event, error) {
+	q, args := `SELECT seq, id, type, account_id, object_id, data, created_at FROM events WHERE seq > ?`, []any{after}
+	if account != "" {
+		q, args = q+` AND account_id = ?`, append(args, account)
+	}
+	if typ != "" {
+		q, args = q+` AND type = ?`, append(args, typ)
+	}
+	rows, err := s.query(ctx, q+` ORDER BY seq LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []domain.Event
+	for rows.Next() {
+		var e domain.Event
+		var data string
+		var created int64
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Type, &e.AccountID, &e.ObjectID, &data, &created); err != nil {
+			return nil, err
+		}
+		e.Data, e.CreatedAt = []byte(data), fromNanos(created)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// OutboxItem is one message to deliver to another service, written in the same transaction as the
+// state change that caused it.
+type OutboxItem struct {
+	ID      int64
+	Kind    string // "risk_credit"
+	Ref     string // unique per kind: the risk ref
+	Payload []byte
+	Tries   int
+}
+
+// Enqueue adds an outbox item (once per kind and ref).
+func (t *Tx) Enqueue(ctx context.Context, kind, ref string, payload any) error {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	_, err = t.exec(ctx, `INSERT INTO outbox (kind, ref, payload, next_at, created_at) VALUES (?,?,?,?,?)`,
+		kind, ref, string(b), nanos(t.now), nanos(t.now))
+	return err
+}
+
+// ClaimOutbox takes up to limit due items for lease: they are not due again until the lease passes,
+// so another replica (or this one after a crash) retries only an item whose delivery was not
+// finished in time. On PostgreSQL rows locked by another replica's claim are skipped.
+func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]OutboxItem, error) {
+	var out []OutboxItem
+	skip := ""
+	if s.Dialect() == sqldb.Postgres {
+		skip = " FOR UPDATE SKIP LOCKED"
+	}
+	err := s.InTx(ctx, func(tx *Tx) error {
+		out = out[:0]
+		rows, err := tx.tx.QueryContext(ctx, s.db.Rebind(`SELECT id, kind, ref, payload, tries FROM outbox WHERE next_at <= ? ORDER BY id LIMIT ?`+skip),
+			nanos(tx.now), limit)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var it OutboxItem
+			var p string
+			if err := rows.Scan(&it.ID, &it.Kind, &it.Ref, &p, &it.Tries); err != nil {
+				rows.Close()
+				return err
+			}
+			it.Payload = []byte(p)
+			out = append(out, it)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range out {
+			if _, err := tx.exec(ctx, `UPDATE outbox SET next_at = ?, tries = tries + 1 WHERE id = ?`, nanos(tx.now.Add(lease)), out[i].ID); err != nil {
+				return err
+			}
+			out[i].Tries++
+		}
+		return nil
+	})
+	return out, err
+}
+
+// FinishOutbox deletes a delivered item, running also (in the same transaction) what the delivery
+// completes.
+func (s *Store) FinishOutbox(ctx context.Context, id int64, also func(*Tx) error) error {
+	return s.InTx(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `DELETE FROM outbox WHERE id = ?`, id); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx)
+		}
+		return nil
+	})
+}
+
+// RetryOutbox schedules an item's next try.
+func (s *Store) RetryOutbox(ctx context.Context, id int64, at time.Time, lastErr string) error {
+	if len(lastErr) > 500 {
+		lastErr = lastErr[:500]
+	}
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE outbox SET next_at = ?, last_error = ? WHERE id = ?`), nanos(at), lastErr, id)
+	return err
+}
+
+// OutboxLen counts undelivered items.
+func (s *Store) OutboxLen(ctx context.Context) (int, error) {
+	var n int
+	err := s.queryRow(ctx, `SELECT COUNT(*) FROM outbox`).Scan(&n)
+	return n, err
+}
+
+// InsertEndpoint stores a webhook endpoint.
+func (t *Tx) InsertEndpoint(ctx context.Context, caller string, e *domain.WebhookEndpoint) error {
+	e.CreatedAt = t.now
+	_, err := t.exec(ctx, `INSERT INTO webhook_endpoints (id, caller, account_id, url, event_types, secret, created_at) VALUES (?,?,?,?,?,?,?)`,
+		e.ID, caller, e.AccountID, e.URL, jsonText(e.EventTypes), e.Secret, nanos(e.CreatedAt))
+	return err
+}
+
+// Endpoints lists live endpoints (of one account, or all when account is "").
+func (s *Store) Endpoints(ctx context.Context, account string) ([]domain.WebhookEndpoint, error) {
+	q, args := `SELECT id, account_id, url, event_types, secret, created_at FROM webhook_endpoints WHERE deleted = 0`, []any{}
+	if account != "" {
+		q, args = q+` AND account_id = ?`, append(args, account)
+	}
+	rows, err := s.query(ctx, q+` ORDER BY created_at, id LIMIT 1000`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []domain.WebhookEndpoint
+	for rows.Next() {
+		var e domain.WebhookEndpoint
+		var types string
+		var created int64
+		if err := rows.Scan(&e.ID, &e.AccountID, &e.URL, &types, &e.Secret, &created); err != nil {
+			return nil, err
+		}
+		_ = json.Unmarshal([]byte(types), &e.EventTypes)
+		e.CreatedAt = fromNanos(created)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Endpoint reads one live endpoint.
+func (s *Store) Endpoint(ctx context.Context, id string) (domain.WebhookEndpoint, error) {
+	var e domain.WebhookEndpoint
+	var types string
+	var created int64
+	err := s.queryRow(ctx, `SELECT id, account_id, url, event_types, secret, created_at FROM webhook_endpoints WHERE id = ? AND deleted = 0`, id).
+		Scan(&e.ID, &e.AccountID, &e.URL, &types, &e.Secret, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, notFound("webhook endpoint", id)
+	}
+	_ = json.Unmarshal([]byte(types), &e.EventTypes)
+	e.CreatedAt = fromNanos(created)
+	return e, err
+}
+
+// DeleteEndpoint marks an endpoint deleted.
+func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_endpoints SET deleted = 1 WHERE id = ? AND deleted = 0`), id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound("webhook endpoint", id)
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/bourse-dev/bourse/pkg/errs"
+	"github.com/bourse-dev/bourse/services/payment/internal/idempotency"
+)
+
+// ClaimKey makes rec (State InFlight) the owner of its (caller, key), or returns the record that
+// already owns it (claimed false). The unique key decides between concurrent claims in any replica:
+// on PostgreSQL a second insert waits for the first transaction and then sees its row. A record past
+// retention is replaced.
+func (t *Tx) ClaimKey(ctx context.Context, rec idempotency.Record, retention time.Duration) (existing idempotency.Record, claimed bool, err error) {
+	rec.CreatedAt = t.now
+	for range 2 {
+		n, err := t.exec(ctx, `INSERT INTO idempotency (caller, idem_key, method, fingerprint, state, object_id, created_at)
+			VALUES (?,?,?,?,?,?,?) ON CONFLICT (caller, idem_key) DO NOTHING`,
+			rec.Caller, rec.Key, rec.Method, rec.Fingerprint, rec.State, rec.ObjectID, nanos(rec.CreatedAt))
+		if err != nil {
+			return existing, false, err
+		}
+		if n == 1 {
+			return rec, true, nil
+		}
+		existing, err = t.key(ctx, rec.Caller, rec.Key)
+		if err != nil {
+			return existing, false, err
+		}
+		if !existing.Expired(t.now, retention) {
+			return existing, false, nil
+		}
+		if _, err := t.exec(ctx, `DELETE FROM idempotency WHERE caller = ? AND idem_key = ? AND created_at = ?`,
+			rec.Caller, rec.Key, nanos(existing.CreatedAt)); err != nil {
+			return existing, false, err
+		}
+	}
+	return existing, false, errs.New(errs.KindUnavailable, "idempotency key %q is being replaced concurrently; retry", rec.Key)
+}
+
+func (t *Tx) key(ctx context.Context, caller, key string) (idempotency.Record, error) {
+	r := idempotency.Record{Caller: caller, Key: key}
+	var resp string
+	var created int64
+	err := t.queryRow(ctx, `SELECT method, fingerprint, state, object_id, response, err_kind, err_msg, created_at
+		FROM idempotency WHERE caller = ? AND idem_key = ?`, caller, key).
+		Scan(&r.Method, &r.Fingerprint, &r.State, &r.ObjectID, &resp, &r.ErrKind, &r.ErrMsg, &created)
+	r.Response, r.CreatedAt = []byte(resp), fromNanos(created)
+	return r, err
+}
+
+// CompleteKey stores the result of the request that owns (caller, key), if it is still in flight.
+func (t *Tx) CompleteKey(ctx context.Context, caller, key string, response []byte, fail error) error {
+	kind, msg := errs.Kind(0), ""
+	if fail != nil {
+		kind, msg = errs.KindOf(fail), fail.Error()
+	}
+	_, err := t.exec(ctx, `UPDATE idempotency SET state = ?, response = ?, err_kind = ?, err_msg = ?
+		WHERE caller = ? AND idem_key = ? AND state = ?`, idempotency.Done, string(response), int(kind), msg, caller, key, idempotency.InFlight)
+	return err
+}
+
+// CompleteKeysOf stores response for every in-flight record of the method that acted on objectID:
+// the janitor's way of finishing the record of a request whose process died.
+func (t *Tx) CompleteKeysOf(ctx context.Context, method, objectID string, response []byte) error {
+	_, err := t.exec(ctx, `UPDATE idempotency SET state = ?, response = ? WHERE object_id = ? AND method = ? AND state = ?`,
+		idempotency.Done, string(response), objectID, method, idempotency.InFlight)
+	return err
+}
+
+// PruneKeys deletes finished records created before cutoff and reports how many.
+func (s *Store) PruneKeys(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM idempotency WHERE state = ? AND created_at < ?`), idempotency.Done, nanos(cutoff))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

@@ -1,0 +1,81 @@
+// Package store keeps the payment service's state in SQLite (default) or PostgreSQL: payments,
+// attempts, refunds, payouts, idempotency records, the double-entry ledger, the event log and the
+// outbox. Every state change and the ledger transaction, events and outbox rows it causes commit in
+// one database transaction (Tx), so a crash leaves either all of them or none.
+package store
+
+import "github.com/bourse-dev/bourse/pkg/sqldb"
+
+// migrations are applied in order, once. Times are Unix nanoseconds; amounts integer minor units.
+func migrations(d sqldb.Dialect) []string {
+	serial := "INTEGER PRIMARY KEY AUTOINCREMENT"
+	if d == sqldb.Postgres {
+		serial = "BIGSERIAL PRIMARY KEY"
+	}
+	return []string{
+		`CREATE TABLE payments (
+			id TEXT PRIMARY KEY, caller TEXT NOT NULL, account_id TEXT NOT NULL,
+			amount BIGINT NOT NULL, currency TEXT NOT NULL, method TEXT NOT NULL, capture_method TEXT NOT NULL,
+			status TEXT NOT NULL, captured BIGINT NOT NULL DEFAULT 0, refunded BIGINT NOT NULL DEFAULT 0,
+			refund_reserved BIGINT NOT NULL DEFAULT 0, decline_reason TEXT NOT NULL DEFAULT '',
+			decline_code TEXT NOT NULL DEFAULT '', fraud_score DOUBLE PRECISION NOT NULL DEFAULT 0,
+			metadata TEXT NOT NULL DEFAULT '{}', risk_credited INTEGER NOT NULL DEFAULT 0,
+			created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+			CHECK (refund_reserved <= captured), CHECK (refunded <= refund_reserved))`,
+		`CREATE INDEX payments_account ON payments (account_id, created_at, id)`,
+		`CREATE INDEX payments_created ON payments (created_at, id)`,
+		`CREATE TABLE attempts (
+			id TEXT PRIMARY KEY, payment_id TEXT NOT NULL REFERENCES payments (id), processor TEXT NOT NULL,
+			status TEXT NOT NULL, pending_op TEXT NOT NULL DEFAULT '', processor_ref TEXT NOT NULL DEFAULT '',
+			decline_code TEXT NOT NULL DEFAULT '', lookups INTEGER NOT NULL DEFAULT 0,
+			next_lookup_at BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)`,
+		`CREATE INDEX attempts_payment ON attempts (payment_id, created_at)`,
+		`CREATE INDEX attempts_due ON attempts (pending_op, next_lookup_at)`,
+		`CREATE TABLE refunds (
+			id TEXT PRIMARY KEY, caller TEXT NOT NULL, payment_id TEXT NOT NULL REFERENCES payments (id),
+			account_id TEXT NOT NULL, processor TEXT NOT NULL, attempt_id TEXT NOT NULL,
+			amount BIGINT NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+			processor_ref TEXT NOT NULL DEFAULT '', decline_code TEXT NOT NULL DEFAULT '',
+			lookups INTEGER NOT NULL DEFAULT 0, next_step_at BIGINT NOT NULL DEFAULT 0,
+			created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)`,
+		`CREATE INDEX refunds_payment ON refunds (payment_id)`,
+		`CREATE INDEX refunds_due ON refunds (status, next_step_at)`,
+		`CREATE TABLE payouts (
+			id TEXT PRIMARY KEY, caller TEXT NOT NULL, account_id TEXT NOT NULL,
+			amount BIGINT NOT NULL, currency TEXT NOT NULL, destination TEXT NOT NULL,
+			processor TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, processor_ref TEXT NOT NULL DEFAULT '',
+			decline_reason TEXT NOT NULL DEFAULT '', decline_code TEXT NOT NULL DEFAULT '',
+			metadata TEXT NOT NULL DEFAULT '{}', lookups INTEGER NOT NULL DEFAULT 0,
+			next_step_at BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)`,
+		`CREATE INDEX payouts_due ON payouts (status, next_step_at)`,
+		`CREATE TABLE idempotency (
+			caller TEXT NOT NULL, idem_key TEXT NOT NULL, method TEXT NOT NULL, fingerprint TEXT NOT NULL,
+			state TEXT NOT NULL, object_id TEXT NOT NULL DEFAULT '', response TEXT NOT NULL DEFAULT '',
+			err_kind INTEGER NOT NULL DEFAULT 0, err_msg TEXT NOT NULL DEFAULT '', created_at BIGINT NOT NULL,
+			PRIMARY KEY (caller, idem_key))`,
+		`CREATE INDEX idempotency_object ON idempotency (object_id)`,
+		`CREATE INDEX idempotency_created ON idempotency (created_at)`,
+		`CREATE TABLE ledger_transactions (
+			id ` + serial + `, kind TEXT NOT NULL, ref TEXT NOT NULL, created_at BIGINT NOT NULL,
+			UNIQUE (kind, ref))`,
+		`CREATE TABLE ledger_entries (
+			tx_id BIGINT NOT NULL REFERENCES ledger_transactions (id), account TEXT NOT NULL,
+			currency TEXT NOT NULL, amount BIGINT NOT NULL)`,
+		`CREATE INDEX ledger_entries_tx ON ledger_entries (tx_id)`,
+		`CREATE INDEX ledger_entries_account ON ledger_entries (account, currency)`,
+		`CREATE TABLE events (
+			seq ` + serial + `, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, account_id TEXT NOT NULL,
+			object_id TEXT NOT NULL, data TEXT NOT NULL, created_at BIGINT NOT NULL)`,
+		`CREATE INDEX events_account ON events (account_id, seq)`,
+		`CREATE TABLE outbox (
+			id ` + serial + `, kind TEXT NOT NULL, ref TEXT NOT NULL, payload TEXT NOT NULL,
+			tries INTEGER NOT NULL DEFAULT 0, next_at BIGINT NOT NULL, last_error TEXT NOT NULL DEFAULT '',
+			created_at BIGINT NOT NULL, UNIQUE (kind, ref))`,
+		`CREATE INDEX outbox_due ON outbox (next_at)`,
+		`CREATE TABLE webhook_endpoints (
+			id TEXT PRIMARY KEY, caller TEXT NOT NULL, account_id TEXT NOT NULL, url TEXT NOT NULL,
+			event_types TEXT NOT NULL DEFAULT '[]', secret TEXT NOT NULL, created_at BIGINT NOT NULL,
+			deleted INTEGER NOT NULL DEFAULT 0)`,
+		`CREATE INDEX webhook_endpoints_account ON webhook_endpoints (account_id)`,
+	}
+}

@@ -1,0 +1,172 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bourse-dev/bourse/pkg/errs"
+	"github.com/bourse-dev/bourse/pkg/sqldb"
+	"github.com/bourse-dev/bourse/services/payment/internal/ledger"
+)
+
+// Store is the payment database. It is safe for concurrent use; on PostgreSQL several processes may
+// share one database.
+type Store struct {
+	db  *sqldb.DB
+	now func() time.Time
+}
+
+// Open connects to url (postgres://... or a SQLite file path), applies the schema and checks the
+// ledger invariant.
+func Open(ctx context.Context, url string) (*Store, error) {
+	db, err := sqldb.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.CheckInvariants(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrate applies the schema. On PostgreSQL replicas may start together: an advisory lock makes
+// them take turns, so each migration runs once.
+func (s *Store) migrate(ctx context.Context) error {
+	if s.db.Dialect != sqldb.Postgres {
+		return s.db.Migrate(ctx, migrations(s.db.Dialect))
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	const lockID = 0x7061796d656e74 // "payment"
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, lockID); err != nil {
+		return fmt.Errorf("store: migration lock: %w", err)
+	}
+	defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, lockID) //nolint:errcheck // released with the session anyway
+	return s.db.Migrate(ctx, migrations(s.db.Dialect))
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Dialect is the SQL engine behind the store.
+func (s *Store) Dialect() sqldb.Dialect { return s.db.Dialect }
+
+// SetClock replaces the clock (tests).
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+// Now is the store's clock.
+func (s *Store) Now() time.Time { return s.now() }
+
+// Tx is one database transaction of the payment service.
+type Tx struct {
+	tx  *sql.Tx
+	s   *Store
+	now time.Time
+}
+
+// ErrConflict is returned by a compare-and-set update whose row was no longer in the expected state:
+// another request, replica or the janitor got there first. Callers re-read and carry on from there.
+var ErrConflict = errors.New("store: concurrent change")
+
+// InTx runs fn in a transaction and commits it if fn returns nil.
+func (s *Store) InTx(ctx context.Context, fn func(*Tx) error) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{tx: tx, s: s, now: s.now()}) })
+}
+
+// Now is the transaction's time: every row it writes carries it.
+func (t *Tx) Now() time.Time { return t.now }
+
+func (t *Tx) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, t.s.db.Rebind(q), args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.s.db.Rebind(q), args...)
+}
+
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return s.db.QueryRowContext(ctx, s.db.Rebind(q), args...)
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return s.db.QueryContext(ctx, s.db.Rebind(q), args...)
+}
+
+// forUpdate locks the row read on PostgreSQL; SQLite transactions already hold the database's only
+// write lock (BEGIN IMMEDIATE).
+func (s *Store) forUpdate() string {
+	if s.db.Dialect == sqldb.Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func notFound(what, id string) error {
+	return errs.New(errs.KindNotFound, "%s %q not found", what, id)
+}
+
+// CheckInvariants verifies what must hold after every committed transaction: each ledger transaction
+// and the whole ledger sum to zero per currency, and no payment has refunded more than it captured.
+func (s *Store) CheckInvariants(ctx context.Context) error {
+	rows, err := s.query(ctx, `SELECT tx_id, currency, SUM(amount) FROM ledger_entries GROUP BY tx_id, currency HAVING SUM(amount) <> 0`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if rows.Next() {
+		var id, sum int64
+		var cur string
+		if err := rows.Scan(&id, &cur, &sum); err != nil {
+			return err
+		}
+		return fmt.Errorf("ledger invariant: transaction %d is off by %d %s", id, sum, cur)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	bs, err := s.Balances(ctx, "", "")
+	if err != nil {
+		return err
+	}
+	if _, err := ledger.CheckBalances(bs); err != nil {
+		return err
+	}
+	var bad int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM payments WHERE refunded > captured OR captured > amount`).Scan(&bad); err != nil {
+		return err
+	}
+	if bad > 0 {
+		return fmt.Errorf("payment invariant: %d payments refunded more than captured or captured more than authorized", bad)
+	}
+	return nil
+}
