@@ -88,9 +88,10 @@ func TestChaos(t *testing.T) {
 		t.Helper()
 		load.stop()
 		c.closeRetired()
-		if v := chaosSettle(t, c, reader, ledger, load); len(v) > 0 {
-			t.Fatalf("invariants violated %s (seed %d, repeat with SEED=%d CRASHES=%d):\n%s\nload so far: %s\n%s",
-				label, seed, seed, crashes, formatViolations(v, 15), ledger.summary(), c.logTails())
+		if v, st := chaosSettle(t, c, reader, ledger, load); len(v) > 0 {
+			orders, _, _ := ledger.snapshot()
+			t.Fatalf("invariants violated %s (seed %d, repeat with SEED=%d CRASHES=%d):\n%s\nload so far: %s\n%s\n%s",
+				label, seed, seed, crashes, formatViolations(v, 15), ledger.summary(), settlementEvidence(c, st, orders), c.logTails())
 		}
 		t.Logf("%s: I1–I3 hold (%s)", label, time.Since(start).Round(time.Millisecond))
 	}
@@ -151,8 +152,9 @@ func crashSchedule(rng *rand.Rand, n int) []crashKind {
 }
 
 // chaosSettle polls the services until the invariants hold, or until the violations have not
-// changed for settleStable (settlement is done and they are real), or the deadline passes.
-func chaosSettle(t *testing.T, c *chaosCluster, reader *chaosReader, ledger *chaosLedger, load *chaosLoad) []string {
+// changed for settleStable (settlement is done and they are real), or the deadline passes. It
+// returns the violations with the state they were found in (nil when it could not be read).
+func chaosSettle(t *testing.T, c *chaosCluster, reader *chaosReader, ledger *chaosLedger, load *chaosLoad) ([]string, *chaosState) {
 	t.Helper()
 	const (
 		deadline     = 90 * time.Second
@@ -160,7 +162,7 @@ func chaosSettle(t *testing.T, c *chaosCluster, reader *chaosReader, ledger *cha
 		interval     = 250 * time.Millisecond
 	)
 	if broken := load.unresolvedTransfers(); len(broken) > 0 {
-		return broken
+		return broken, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
@@ -171,11 +173,11 @@ func chaosSettle(t *testing.T, c *chaosCluster, reader *chaosReader, ledger *cha
 	for {
 		st, err := reader.read(ctx, orders)
 		if err != nil {
-			return append(last, fmt.Sprintf("reading the services' state: %v", err))
+			return append(last, fmt.Sprintf("reading the services' state: %v", err)), nil
 		}
 		v := checkInvariants(st, orders, credits, debits)
 		if len(v) == 0 {
-			return nil
+			return nil, nil
 		}
 		if changed := strings.Join(v, "\n") != strings.Join(last, "\n"); changed || st.settling() {
 			// A shard that says it is still settling is not stable however long it takes (a
@@ -187,9 +189,9 @@ func chaosSettle(t *testing.T, c *chaosCluster, reader *chaosReader, ledger *cha
 		}
 		switch {
 		case time.Since(lastChange) >= settleStable:
-			return append(v, fmt.Sprintf("(state unchanged for %v after the load stopped)", time.Since(lastChange).Round(time.Millisecond)))
+			return append(v, fmt.Sprintf("(state unchanged for %v after the load stopped)", time.Since(lastChange).Round(time.Millisecond))), st
 		case ctx.Err() != nil:
-			return append(v, fmt.Sprintf("(still changing or settling %v after the load stopped)", deadline))
+			return append(v, fmt.Sprintf("(still changing or settling %v after the load stopped)", deadline)), st
 		}
 		time.Sleep(interval)
 	}
