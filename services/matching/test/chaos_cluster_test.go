@@ -65,7 +65,8 @@ func startChaosCluster(t *testing.T, where string) *chaosCluster {
 	c.riskBin = testenv.Build(t, riskPkg)
 	c.matchingBin = testenv.Build(t, matchingPkg)
 	common := []string{"--consul-addr=" + c.agent.Addr, "--api-keys=" + apiKeys, "--check-interval=1s", "--log-level=info"}
-	c.riskArgs = append(append([]string{}, common...), "--data-dir="+filepath.Join(c.dir, "risk-data"))
+	// Risk snapshots (and prunes its log) every 200 events, so restarts restore snapshots too.
+	c.riskArgs = append(append([]string{}, common...), "--data-dir="+filepath.Join(c.dir, "risk-data"), "--snapshot-every=200")
 	// A short risk timeout makes timed-out checks (a reservation made, the answer lost) part of the
 	// load; small snapshots make every restart exercise snapshot restore plus journal replay.
 	c.matchArgs = append(append([]string{}, common...), "--risk-addr=consul:///risk", "--risk-api-key="+riskKey,
