@@ -114,16 +114,24 @@ func check[S ~string](what string, table map[S][]S, from, to S) error {
 
 // PaymentTransition reports whether a payment may move from one status to another (FailedPrecondition
 // if not). Every status change of a payment is checked here.
-func PaymentTransition(from, to PaymentStatus) error { return check("payment", paymentTransitions, from, to) }
+func PaymentTransition(from, to PaymentStatus) error {
+	return check("payment", paymentTransitions, from, to)
+}
 
 // AttemptTransition is PaymentTransition for attempts.
-func AttemptTransition(from, to AttemptStatus) error { return check("attempt", attemptTransitions, from, to) }
+func AttemptTransition(from, to AttemptStatus) error {
+	return check("attempt", attemptTransitions, from, to)
+}
 
 // RefundTransition is PaymentTransition for refunds.
-func RefundTransition(from, to RefundStatus) error { return check("refund", refundTransitions, from, to) }
+func RefundTransition(from, to RefundStatus) error {
+	return check("refund", refundTransitions, from, to)
+}
 
 // PayoutTransition is PaymentTransition for payouts.
-func PayoutTransition(from, to PayoutStatus) error { return check("payout", payoutTransitions, from, to) }
+func PayoutTransition(from, to PayoutStatus) error {
+	return check("payout", payoutTransitions, from, to)
+}
 
 // Terminal reports whether no transition leaves s.
 func (s PaymentStatus) Terminal() bool { return len(paymentTransitions[s]) == 0 }

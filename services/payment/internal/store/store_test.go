@@ -212,7 +212,9 @@ func TestOutboxLease(t *testing.T) {
 		now := time.Now()
 		s.SetClock(func() time.Time { return now })
 		for i := range 3 {
-			if err := s.InTx(ctx, func(tx *Tx) error { return tx.Enqueue(ctx, "risk_credit", fmt.Sprint("pay_", i), map[string]int{"i": i}) }); err != nil {
+			if err := s.InTx(ctx, func(tx *Tx) error {
+				return tx.Enqueue(ctx, "risk_credit", fmt.Sprint("pay_", i), map[string]int{"i": i})
+			}); err != nil {
 				t.Fatal(err)
 			}
 		}
