@@ -43,6 +43,10 @@ SERVICES=(
 )
 # The inference demo repository starts as the example models; versions added there are kept.
 mkdir -p "$run/models" && cp -rn services/inference/testdata/models/. "$run/models/"
+# payment's `fraud` model: generated (deterministically, ~2 s) from pkg/fraud's synthetic dataset.
+if [[ ! -s $run/models/fraud/1/model.onnx ]]; then
+	go run ./pkg/cmd/fraudmodel -out "$run/models/fraud"
+fi
 
 export BOURSE_CONSUL_ADDR=${BOURSE_CONSUL_ADDR:-127.0.0.1:8500}
 export OTEL_EXPORTER_OTLP_ENDPOINT=${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:4317}
