@@ -15,6 +15,7 @@ import (
 	"strconv"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
+	"github.com/bourse-dev/bourse/pkg/fraud"
 	"github.com/bourse-dev/bourse/pkg/onnx"
 	"github.com/bourse-dev/bourse/services/training-coordinator/internal/model"
 )
@@ -40,6 +41,9 @@ type Names struct {
 
 // MNISTNames are the tensors of the exported MNIST classifiers.
 var MNISTNames = Names{Input: "pixels", Output: "probabilities", Label: "label"}
+
+// FraudNames are the fraud model's tensors, as payment calls them (pkg/fraud).
+var FraudNames = Names{Input: fraud.InputName, Output: fraud.OutputName}
 
 // Network converts spec's parameters (layout: model.Layout) into a pkg/onnx network.
 func Network(spec model.Spec, params []float32, head Head, names Names, doc string) (onnx.Dense, error) {
