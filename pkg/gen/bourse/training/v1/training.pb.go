@@ -301,8 +301,9 @@ func (Phase) EnumDescriptor() ([]byte, []int) {
 type ModelSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Kind  ModelKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=bourse.training.v1.ModelKind" json:"kind,omitempty"`
-	// Hidden layer width (MLP only).
-	Hidden        uint32 `protobuf:"varint,2,opt,name=hidden,proto3" json:"hidden,omitempty"`
+	// Hidden layer widths (MLP: at least one; logistic regression: none). Inputs and classes come
+	// from the dataset.
+	Hidden        []uint32 `protobuf:"varint,2,rep,packed,name=hidden,proto3" json:"hidden,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -344,11 +345,11 @@ func (x *ModelSpec) GetKind() ModelKind {
 	return ModelKind_MODEL_KIND_UNSPECIFIED
 }
 
-func (x *ModelSpec) GetHidden() uint32 {
+func (x *ModelSpec) GetHidden() []uint32 {
 	if x != nil {
 		return x.Hidden
 	}
-	return 0
+	return nil
 }
 
 type JobSpec struct {
@@ -382,8 +383,10 @@ type JobSpec struct {
 	HeartbeatTimeoutMs uint32 `protobuf:"varint,16,opt,name=heartbeat_timeout_ms,json=heartbeatTimeoutMs,proto3" json:"heartbeat_timeout_ms,omitempty"`
 	// Deadline of every receive in the collective (default 5s).
 	CollectiveTimeoutMs uint32 `protobuf:"varint,17,opt,name=collective_timeout_ms,json=collectiveTimeoutMs,proto3" json:"collective_timeout_ms,omitempty"`
-	// Optimizer: "sgd" (default), "momentum" or "adam".
-	Optimizer     string `protobuf:"bytes,18,opt,name=optimizer,proto3" json:"optimizer,omitempty"`
+	// Optimizer: "sgd" (default) or "adam".
+	Optimizer string `protobuf:"bytes,18,opt,name=optimizer,proto3" json:"optimizer,omitempty"`
+	// SGD heavy-ball momentum in [0, 1).
+	Momentum      float32 `protobuf:"fixed32,19,opt,name=momentum,proto3" json:"momentum,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -542,6 +545,13 @@ func (x *JobSpec) GetOptimizer() string {
 		return x.Optimizer
 	}
 	return ""
+}
+
+func (x *JobSpec) GetMomentum() float32 {
+	if x != nil {
+		return x.Momentum
+	}
+	return 0
 }
 
 type Member struct {
@@ -2716,7 +2726,7 @@ const file_bourse_training_v1_training_proto_rawDesc = "" +
 	"!bourse/training/v1/training.proto\x12\x12bourse.training.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n" +
 	"\tModelSpec\x121\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1d.bourse.training.v1.ModelKindR\x04kind\x12\x16\n" +
-	"\x06hidden\x18\x02 \x01(\rR\x06hidden\"\x8b\x05\n" +
+	"\x06hidden\x18\x02 \x03(\rR\x06hidden\"\xa7\x05\n" +
 	"\aJobSpec\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x123\n" +
 	"\x05model\x18\x02 \x01(\v2\x1d.bourse.training.v1.ModelSpecR\x05model\x12\x1f\n" +
@@ -2741,7 +2751,8 @@ const file_bourse_training_v1_training_proto_rawDesc = "" +
 	"\x0fwait_timeout_ms\x18\x0f \x01(\rR\rwaitTimeoutMs\x120\n" +
 	"\x14heartbeat_timeout_ms\x18\x10 \x01(\rR\x12heartbeatTimeoutMs\x122\n" +
 	"\x15collective_timeout_ms\x18\x11 \x01(\rR\x13collectiveTimeoutMs\x12\x1c\n" +
-	"\toptimizer\x18\x12 \x01(\tR\toptimizer\"S\n" +
+	"\toptimizer\x18\x12 \x01(\tR\toptimizer\x12\x1a\n" +
+	"\bmomentum\x18\x13 \x01(\x02R\bmomentum\"S\n" +
 	"\x06Member\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
