@@ -33,7 +33,8 @@ const ModelVersion = 1
 
 // configJSON is the model's config in the inference repository: one FP32 vector per payment,
 // batched (payment's concurrent deposits share one onnxruntime call), never cached (a score is cheap
-// and the features of two deposits rarely repeat).
+// and the features of two deposits rarely repeat), and usable only by the payment service and admins:
+// a fraudster who could query it would tune an attempt until it scores low.
 var configJSON = `{
   "platform": "onnxruntime_onnx",
   "max_batch_size": 64,
@@ -42,7 +43,8 @@ var configJSON = `{
   "dynamic_batching": {"max_queue_delay": "500us", "preferred_batch_sizes": [16, 32], "max_queue_size": 4096},
   "version_policy": {"latest": 1},
   "response_cache": false,
-  "instances": 1
+  "instances": 1,
+  "allow": ["service:payment", "admin"]
 }
 `
 
