@@ -40,12 +40,15 @@ func run() error {
 	opt := flag.String("optimizer", optim.KindSGD, "optimizer: sgd (with momentum) or adam")
 	lr := flag.Float64("lr", 0.05, "learning rate")
 	momentum := flag.Float64("momentum", 0.9, "sgd momentum")
+	schedule := flag.String("schedule", "cosine", "learning-rate schedule over the run: constant or cosine")
+	weightDecay := flag.Float64("weight-decay", 0, "L2 weight decay")
 	batch := flag.Int("batch", 64, "batch size")
 	epochs := flag.Int("epochs", 5, "epochs")
 	steps := flag.Int64("steps", 0, "steps (overrides --epochs when positive)")
 	seed := flag.Int64("seed", 1, "seed of the initial parameters, the data order and a synthetic dataset")
 	limit := flag.Int("limit", 0, "use only the first N samples of each split (0 = all)")
-	target := flag.Float64("target", 0, "stop at the first evaluation with at least this test accuracy (0 = run every epoch)")
+	target := flag.Float64("target", 0, "report when test accuracy first reaches this (0 = no target)")
+	stopAtTarget := flag.Bool("stop-at-target", false, "end the run when --target is reached")
 	evalEvery := flag.Int64("eval-every", 0, "steps between test evaluations (0 = every epoch)")
 	mnistDir := flag.String("mnist-dir", "", "directory of the MNIST idx .gz files (default: the GoMNIST module's data)")
 	repo := flag.String("export-repo", "", "inference model repository to write the trained model into as a new version")
@@ -74,9 +77,14 @@ func run() error {
 	spec.Inputs, spec.Classes = train.Dim, train.Classes
 	log.Info("dataset loaded", "dataset", *data, "train", train.N, "test", test.N, "took", time.Since(loadStart).Round(time.Millisecond))
 
+	total := *steps
+	if total == 0 && *batch > 0 {
+		total = int64(*epochs) * int64(train.N / *batch)
+	}
 	h := trainer.Hyper{
-		Optimizer: optim.Config{Kind: *opt, LR: float32(*lr), Momentum: float32(*momentum)},
-		BatchSize: *batch, Epochs: *epochs, Steps: *steps, EvalEvery: *evalEvery, TargetAccuracy: *target,
+		Optimizer: optim.Config{Kind: *opt, LR: float32(*lr), Momentum: float32(*momentum), WeightDecay: float32(*weightDecay),
+			Schedule: *schedule, Steps: total},
+		BatchSize: *batch, Epochs: *epochs, Steps: *steps, EvalEvery: *evalEvery, TargetAccuracy: *target, StopAtTarget: *stopAtTarget,
 	}
 	var lossSum float64
 	var lossN int
@@ -96,7 +104,9 @@ func run() error {
 	fmt.Printf("%s %s %v: test accuracy %.4f after %d steps (batch %d) in %v, %.0f samples/s\n",
 		*data, spec.Kind, spec.Hidden, res.Accuracy, res.Steps, *batch, res.Elapsed.Round(time.Millisecond), samples/res.Elapsed.Seconds())
 	if res.Reached > 0 {
-		fmt.Printf("reached %.4f in %v\n", *target, res.Reached.Round(time.Millisecond))
+		fmt.Printf("reached %.4f test accuracy at step %d, %v after the start\n", *target, res.ReachedStep, res.Reached.Round(time.Millisecond))
+	} else if *target > 0 {
+		fmt.Printf("did not reach %.4f test accuracy\n", *target)
 	}
 	if *repo == "" {
 		return nil

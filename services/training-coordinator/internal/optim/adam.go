@@ -21,7 +21,7 @@ func (o *adam) Step(params, grad []float32) {
 	// The bias corrections are computed once per step in float64, so they do not drift with t.
 	c1 := 1 - math.Pow(float64(b1), float64(o.t))
 	c2 := 1 - math.Pow(float64(b2), float64(o.t))
-	step := float32(float64(o.cfg.LR) * math.Sqrt(c2) / c1)
+	step := float32(o.cfg.lrAt(o.t) * math.Sqrt(c2) / c1)
 	epsHat := float32(float64(eps) * math.Sqrt(c2))
 	m, v, g := o.m[:len(params)], o.v[:len(params)], grad[:len(params)]
 	for i := range params {
@@ -35,8 +35,7 @@ func (o *adam) Step(params, grad []float32) {
 
 func (o *adam) State() []float32 {
 	s := make([]float32, 2+len(o.m)+len(o.v))
-	s[0] = math.Float32frombits(uint32(o.t))
-	s[1] = math.Float32frombits(uint32(o.t >> 32))
+	putCount(s, o.t)
 	copy(s[2:], o.m)
 	copy(s[2+len(o.m):], o.v)
 	return s
@@ -55,7 +54,7 @@ func (o *adam) SetState(state []float32) error {
 			return errs.Invalid("optimizer_state", "adam second moment %v is negative", x)
 		}
 	}
-	o.t = uint64(math.Float32bits(state[0])) | uint64(math.Float32bits(state[1]))<<32
+	o.t = getCount(state)
 	copy(o.m, state[2:2+n])
 	copy(o.v, state[2+n:])
 	return nil

@@ -61,7 +61,9 @@ func TestOptimizersConverge(t *testing.T) {
 func TestStateRoundTrip(t *testing.T) {
 	for _, cfg := range []Config{
 		{Kind: KindSGD, LR: 0.01, Momentum: 0.9, WeightDecay: 1e-4},
+		{Kind: KindSGD, LR: 0.01, Momentum: 0.9, Schedule: ScheduleCosine, Steps: 20},
 		{Kind: KindAdam, LR: 0.01, WeightDecay: 1e-4},
+		{Kind: KindAdam, LR: 0.01, Schedule: ScheduleCosine, Steps: 20},
 	} {
 		a := mustNew(t, cfg, 5)
 		p, g := []float32{1, 2, 3, 4, 5}, make([]float32, 5)
@@ -110,8 +112,8 @@ func TestSetStateRejects(t *testing.T) {
 		o     Optimizer
 		state []float32
 	}{
-		"sgd short":     {sgd, []float32{1, 2}},
-		"sgd nan":       {sgd, []float32{1, float32(math.NaN()), 2}},
+		"sgd short":     {sgd, []float32{0, 0, 1, 2}},
+		"sgd nan":       {sgd, []float32{0, 0, 1, float32(math.NaN()), 2}},
 		"adam short":    {adam, make([]float32, 7)},
 		"adam inf":      {adam, []float32{0, 0, 1, 1, float32(math.Inf(1)), 1, 1, 1}},
 		"adam negative": {adam, []float32{0, 0, 1, 1, 1, 1, -1, 1}},
@@ -149,10 +151,26 @@ func TestNewRejects(t *testing.T) {
 		{Config{Kind: KindAdam, LR: 0.1, Beta2: -0.5}, 1, "beta2"},
 		{Config{Kind: KindAdam, LR: 0.1, Epsilon: -1}, 1, "epsilon"},
 		{Config{Kind: KindSGD, LR: 0.1}, 0, "num_params"},
+		{Config{Kind: KindSGD, LR: 0.1, Schedule: "step"}, 1, "schedule"},
+		{Config{Kind: KindSGD, LR: 0.1, Schedule: ScheduleCosine}, 1, "steps"},
 	} {
 		_, err := New(c.cfg, c.n)
 		if errs.KindOf(err) != errs.KindInvalidArgument || !strings.HasPrefix(err.Error(), c.field+":") {
 			t.Errorf("%+v: %v, want InvalidArgument naming %s", c.cfg, err, c.field)
+		}
+	}
+}
+
+// TestCosineSchedule: plain SGD (no momentum) with a unit gradient moves each step by exactly the
+// scheduled rate: LR at the first step, half of it at mid-schedule, nothing after the end.
+func TestCosineSchedule(t *testing.T) {
+	o := mustNew(t, Config{Kind: KindSGD, LR: 1, Schedule: ScheduleCosine, Steps: 4}, 1)
+	want := []float64{1, 0.5 * (1 + math.Cos(math.Pi/4)), 0.5, 0.5 * (1 + math.Cos(3*math.Pi/4)), 0, 0}
+	for i, w := range want {
+		p := []float32{0}
+		o.Step(p, []float32{1})
+		if math.Abs(float64(-p[0])-w) > 1e-6 {
+			t.Fatalf("step %d moved by %v, want %v", i+1, -p[0], w)
 		}
 	}
 }

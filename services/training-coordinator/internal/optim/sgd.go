@@ -7,14 +7,16 @@ import (
 	"github.com/bourse-dev/bourse/pkg/errs"
 )
 
-// sgd is heavy-ball SGD: v ← μv + g + λp, p ← p − ηv. Its state is v.
+// sgd is heavy-ball SGD: v ← μv + g + λp, p ← p − η_t v. Its state is [t low, t high, v...].
 type sgd struct {
 	cfg Config
+	t   uint64
 	vel []float32
 }
 
 func (o *sgd) Step(params, grad []float32) {
-	mu, lr, wd := o.cfg.Momentum, o.cfg.LR, o.cfg.WeightDecay
+	o.t++
+	mu, lr, wd := o.cfg.Momentum, float32(o.cfg.lrAt(o.t)), o.cfg.WeightDecay
 	v := o.vel[:len(params)]
 	g := grad[:len(params)]
 	for i := range params {
@@ -24,16 +26,22 @@ func (o *sgd) Step(params, grad []float32) {
 	}
 }
 
-func (o *sgd) State() []float32 { return append([]float32(nil), o.vel...) }
+func (o *sgd) State() []float32 {
+	s := make([]float32, 2+len(o.vel))
+	putCount(s, o.t)
+	copy(s[2:], o.vel)
+	return s
+}
 
 func (o *sgd) SetState(state []float32) error {
-	if len(state) != len(o.vel) {
-		return errs.Invalid("optimizer_state", "sgd state has %d values, want %d", len(state), len(o.vel))
+	if want := 2 + len(o.vel); len(state) != want {
+		return errs.Invalid("optimizer_state", "sgd state has %d values, want %d", len(state), want)
 	}
-	if err := checkFinite(state); err != nil {
+	if err := checkFinite(state[2:]); err != nil {
 		return err
 	}
-	copy(o.vel, state)
+	o.t = getCount(state)
+	copy(o.vel, state[2:])
 	return nil
 }
 

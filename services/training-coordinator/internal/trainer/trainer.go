@@ -26,8 +26,10 @@ type Hyper struct {
 	// EvalEvery is the number of steps between evaluations on the test split (0: at the end of each
 	// epoch). The last step is always evaluated.
 	EvalEvery int64
-	// TargetAccuracy, when positive, ends the run at the first evaluation that reaches it.
+	// TargetAccuracy, when positive, is watched: Result.Reached records when an evaluation first
+	// reaches it, and StopAtTarget ends the run there.
 	TargetAccuracy float64
+	StopAtTarget   bool
 }
 
 // Progress is reported after every step; Accuracy is set only on steps that were evaluated.
@@ -47,8 +49,10 @@ type Result struct {
 	Steps    int64
 	Accuracy float64 // test accuracy of Params
 	Elapsed  time.Duration
-	// Reached is when TargetAccuracy was first reached (zero if it was not, or none was set).
-	Reached time.Duration
+	// Reached and ReachedStep are when TargetAccuracy was first reached (zero if it was not, or
+	// none was set).
+	Reached     time.Duration
+	ReachedStep int64
 }
 
 // Validate checks hyper-parameters against a training set of n samples; errors name the field.
@@ -154,9 +158,11 @@ func Train(ctx context.Context, spec model.Spec, train, test dataset.Dataset, h 
 		if progress != nil {
 			progress(p)
 		}
-		if p.Evaluated && h.TargetAccuracy > 0 && p.Accuracy >= h.TargetAccuracy {
-			res.Reached = p.Elapsed
-			break
+		if p.Evaluated && h.TargetAccuracy > 0 && p.Accuracy >= h.TargetAccuracy && res.Reached == 0 {
+			res.Reached, res.ReachedStep = p.Elapsed, p.Step
+			if h.StopAtTarget {
+				break
+			}
 		}
 	}
 	return res, nil

@@ -88,12 +88,12 @@ func TestTrainIsReproducible(t *testing.T) {
 func TestTrainStopsAtTargetAndOnCancel(t *testing.T) {
 	train, test := mnist(t, 2000)
 	h := Hyper{Optimizer: optim.Config{Kind: optim.KindSGD, LR: 0.05, Momentum: 0.9}, BatchSize: 50, Epochs: 20,
-		EvalEvery: 10, TargetAccuracy: 0.7}
+		EvalEvery: 10, TargetAccuracy: 0.7, StopAtTarget: true}
 	res, err := Train(context.Background(), mlpSpec, train, test.Slice(0, 500), h, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Accuracy < 0.7 || res.Reached == 0 || res.Steps >= 20*40 || res.Steps%10 != 0 {
+	if res.Accuracy < 0.7 || res.Reached == 0 || res.ReachedStep != res.Steps || res.Steps >= 20*40 || res.Steps%10 != 0 {
 		t.Fatalf("target run: %+v", res)
 	}
 
