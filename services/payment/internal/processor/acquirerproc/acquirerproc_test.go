@@ -340,7 +340,7 @@ func TestRandomFaultsNeverActTwice(t *testing.T) {
 	a := testenv.StartAcquirer(t, testenv.AcquirerOptions{})
 	setFaults(t, a, &acquirerv1.Faults{FailBeforeProbability: 0.3, LoseAnswerProbability: 0.3, Seed: 7,
 		DeclineRules: []*acquirerv1.DeclineRule{{MinAmount: 900}},
-		Latency: durationpb.New(time.Millisecond), LatencyJitter: durationpb.New(4 * time.Millisecond)})
+		Latency:      durationpb.New(time.Millisecond), LatencyJitter: durationpb.New(4 * time.Millisecond)})
 	c := dial(t, a.GRPCAddr, 5*time.Second)
 	ctx := context.Background()
 
