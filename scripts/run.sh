@@ -10,7 +10,8 @@ mkdir -p "$run"
 
 # API keys live in $run/keys (mode 0700), never in flags, the environment or this script's output:
 # the dev keys of the README examples (admin.key = dev-admin, alice.key, bob.key), a generated key per
-# service identity (matching-risk.key: what matching presents to risk), and per service the keyring
+# service identity (matching-risk.key: what matching presents to risk; payment-acquirer.key: what
+# payment presents to the acquirer), and per service the keyring
 # it accepts (<service>.keys, SHA-256 digests only). Each file is created once and kept; edit a
 # keyring while the services run and they reload it (or send SIGHUP).
 keys=$run/keys
@@ -25,6 +26,7 @@ keyfile admin.key dev-admin
 keyfile alice.key dev-alice
 keyfile bob.key dev-bob
 keyfile matching-risk.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+keyfile payment-acquirer.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 people="$(digest admin.key)=admin:ops
 $(digest alice.key)=account:alice
 $(digest bob.key)=account:bob"
@@ -33,6 +35,8 @@ keyfile risk.keys "$people
 $(digest matching-risk.key)=service:matching"
 keyfile matching.keys "$people"
 keyfile inference.keys "$people"
+keyfile acquirer.keys "$people
+$(digest payment-acquirer.key)=service:payment"
 
 # One line per service: name and the flags it runs with. Ports are the services' embedded defaults.
 SERVICES=(
@@ -40,6 +44,7 @@ SERVICES=(
 	"risk --data-dir=$run/data/risk --api-keys-file=$keys/risk.keys"
 	"matching --data-dir=$run/data/matching --api-keys-file=$keys/matching.keys --risk-api-key-file=$keys/matching-risk.key"
 	"inference --model-repository=$run/models --api-keys-file=$keys/inference.keys"
+	"acquirer --data-dir=$run/data/acquirer --api-keys-file=$keys/acquirer.keys"
 )
 # The inference demo repository starts as the example models; versions added there are kept.
 mkdir -p "$run/models" && cp -rn services/inference/testdata/models/. "$run/models/"
@@ -58,7 +63,7 @@ tls=${BOURSE_TLS:-0}
 consul_hcl='ports { dns = -1, grpc = -1, grpc_tls = -1 }'
 grpcurl_tls=-plaintext
 if [[ $tls == 1 ]]; then
-	go run ./pkg/cmd/devcerts -dir "$run/tls" discovery risk matching inference consul client
+	go run ./pkg/cmd/devcerts -dir "$run/tls" discovery risk matching inference acquirer consul client
 	consul_hcl+=" tls { internal_rpc { ca_file = \"$run/tls/ca.crt\", cert_file = \"$run/tls/consul.crt\", key_file = \"$run/tls/consul.key\" } } enable_agent_tls_for_checks = true"
 	grpcurl_tls="-cacert $run/tls/ca.crt -cert $run/tls/client.crt -key $run/tls/client.key"
 fi
@@ -115,7 +120,10 @@ wait_for "jaeger" bash -c 'exec 3<>/dev/tcp/127.0.0.1/4317'
 echo "run: building services"
 for line in "${SERVICES[@]}"; do
 	read -r name flags <<<"$line"
-	go build -o "bin/$name" "./services/$name/cmd/$name"
+	src=./services/$name/cmd/$name
+	# A command kept in another service's module (the simulated acquirer lives in payment's).
+	[[ -d $src ]] || src=$(ls -d ./services/*/cmd/"$name")
+	go build -o "bin/$name" "$src"
 done
 for line in "${SERVICES[@]}"; do
 	read -r name flags <<<"$line"
