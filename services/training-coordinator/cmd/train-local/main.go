@@ -123,6 +123,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if train.Mean != nil {
+		if err := export.FoldStandardization(&net, train.Mean, train.Std); err != nil {
+			return err
+		}
+	}
 	v, err := export.ToRepository(*repo, *name, net, export.Options{})
 	if err != nil {
 		return err

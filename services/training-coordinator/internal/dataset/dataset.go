@@ -15,11 +15,15 @@ const (
 )
 
 // Dataset is a labelled set held in memory: X is N×Dim row-major, Y the N labels in [0, Classes).
+// When Mean and Std are set, X holds standardized features (raw − Mean)/Std: a model trained on it
+// is exported with them folded into its first layer (export.FoldStandardization) so it serves raw
+// features.
 type Dataset struct {
-	X       []float32
-	Y       []int32
-	N, Dim  int
-	Classes int
+	X         []float32
+	Y         []int32
+	N, Dim    int
+	Classes   int
+	Mean, Std []float32
 }
 
 // Options tune Load.
@@ -51,7 +55,7 @@ func (d Dataset) Row(i int) []float32 { return d.X[i*d.Dim : (i+1)*d.Dim : (i+1)
 
 // Slice returns samples [lo, hi) as a view sharing d's arrays.
 func (d Dataset) Slice(lo, hi int) Dataset {
-	return Dataset{X: d.X[lo*d.Dim : hi*d.Dim], Y: d.Y[lo:hi], N: hi - lo, Dim: d.Dim, Classes: d.Classes}
+	return Dataset{X: d.X[lo*d.Dim : hi*d.Dim], Y: d.Y[lo:hi], N: hi - lo, Dim: d.Dim, Classes: d.Classes, Mean: d.Mean, Std: d.Std}
 }
 
 // Shard returns worker rank's contiguous part of d when it is split among world workers (sizes

@@ -255,3 +255,38 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// FoldStandardization makes net, trained on standardized inputs (x − mean)/std, take raw inputs:
+// the first layer becomes W'ᵢⱼ = Wᵢⱼ/stdᵢ and b'ⱼ = bⱼ − Σᵢ meanᵢ·Wᵢⱼ/stdᵢ (sums in float64).
+func FoldStandardization(net *onnx.Dense, mean, std []float32) error {
+	if len(net.Layers) == 0 {
+		return errs.Invalid("layers", "the network has none")
+	}
+	l := &net.Layers[0]
+	if len(mean) != l.In || len(std) != l.In {
+		return errs.Invalid("mean", "%d means and %d deviations for %d inputs", len(mean), len(std), l.In)
+	}
+	for i, s := range std {
+		if !(s > 0) || math.IsInf(float64(s), 0) {
+			return errs.Invalid("std", "deviation %d is %v", i, s)
+		}
+	}
+	w := make([]float32, len(l.W))
+	b := make([]float64, l.Out)
+	for j := range b {
+		b[j] = float64(l.B[j])
+	}
+	for i := range l.In {
+		for j := range l.Out {
+			scaled := float64(l.W[i*l.Out+j]) / float64(std[i])
+			w[i*l.Out+j] = float32(scaled)
+			b[j] -= float64(mean[i]) * scaled
+		}
+	}
+	l.W = w
+	l.B = make([]float32, l.Out)
+	for j, v := range b {
+		l.B[j] = float32(v)
+	}
+	return nil
+}
