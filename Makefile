@@ -52,6 +52,10 @@ fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 chaos: tools ## chaos test of matching + risk: SIGKILL at CRASHES random points (default 500), SEED=n repeats a run
 	cd services/matching && BOURSE_CHAOS=1 CRASHES=$(CRASHES) SEED=$(SEED) go test -race -count=1 -timeout 6h -v -run '^TestChaos$$' ./test/
 
+.PHONY: train-mnist
+train-mnist: ## train the 784-256-128-10 MLP on all of MNIST in one process (time to 97.5% test accuracy) and export it as model `mnist` into .run/models; ARGS= passes train-local flags
+	cd services/training-coordinator && go run ./cmd/train-local --epochs 5 --target 0.975 --export-repo $(CURDIR)/.run/models --export-name mnist $(ARGS)
+
 .PHONY: bench
 bench: $(if $(BASELINE),,tools) ## Go benchmarks (-benchmem) and ghz load on loopback; BASELINE=<ref>: order path, baseline vs working tree
 	@scripts/bench.sh $(BENCHTIME) # BASELINE, BENCHCOUNT, BENCH_FILTER reach it from make's command line
@@ -62,4 +66,4 @@ run: tools ## start Consul, Jaeger and every service locally; Ctrl-C stops them 
 
 .PHONY: build
 build: ## build every service binary into ./bin
-	@for m in $(MODULES); do for c in $$(cd $$m && go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./cmd/... 2>/dev/null); do go build -o bin/ $$c; done; done
+	@for m in $(MODULES); do for c in $$(cd $$m && go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' . ./cmd/... 2>/dev/null); do go build -o bin/ $$c; done; done

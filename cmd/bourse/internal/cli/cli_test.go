@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	matchingv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/matching/v1"
+)
+
+func TestLiveBookAppliesSnapshotThenDeltas(t *testing.T) {
+	b := newLiveBook(2)
+	b.apply(&matchingv1.StreamMarketDataResponse{Update: &matchingv1.StreamMarketDataResponse_Snapshot{Snapshot: &matchingv1.GetBookResponse{
+		Bids: []*matchingv1.PriceLevel{{Price: "99", Quantity: "1"}, {Price: "98", Quantity: "2"}},
+		Asks: []*matchingv1.PriceLevel{{Price: "101", Quantity: "1"}}, LastPrice: "100"}}})
+	b.apply(&matchingv1.StreamMarketDataResponse{Update: &matchingv1.StreamMarketDataResponse_Delta{Delta: &matchingv1.BookDelta{
+		Levels: []*matchingv1.LevelChange{
+			{Side: matchingv1.Side_SIDE_BUY, Price: "99", Quantity: "0"},      // removed
+			{Side: matchingv1.Side_SIDE_BUY, Price: "99.5", Quantity: "3"},    // new best bid
+			{Side: matchingv1.Side_SIDE_BUY, Price: "97", Quantity: "1"},      // beyond depth 2
+			{Side: matchingv1.Side_SIDE_SELL, Price: "100.5", Quantity: "4"}}, // new best ask
+		Trades: []*matchingv1.Trade{{Price: "99"}}}}})
+	got := func(side matchingv1.Side) string {
+		var s []string
+		for _, l := range b.levels(side) {
+			s = append(s, l.GetPrice()+"x"+l.GetQuantity())
+		}
+		return strings.Join(s, " ")
+	}
+	if g := got(matchingv1.Side_SIDE_BUY); g != "99.5x3 98x2" {
+		t.Errorf("bids = %s", g)
+	}
+	if g := got(matchingv1.Side_SIDE_SELL); g != "100.5x4 101x1" {
+		t.Errorf("asks = %s", g)
+	}
+	if b.last != "99" {
+		t.Errorf("last = %s", b.last)
+	}
+}
+
+func TestTensorFromJSON(t *testing.T) {
+	tensor, err := tensorFromJSON("X", "FP32", "[[1,2,3],[4,5,6]]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := tensor.GetShape(); len(s) != 2 || s[0] != 2 || s[1] != 3 || len(tensor.GetContents().GetFp32Contents()) != 6 {
+		t.Errorf("tensor = %v", tensor)
+	}
+	for _, bad := range []string{"[[1,2],[3]]", "[[1],2]", "[1,[2]]", `["a"]`, "nope", "[[1]"} {
+		if _, err := tensorFromJSON("X", "FP32", bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	if _, err := tensorFromJSON("X", "BYTES", "[1]"); err == nil {
+		t.Error("BYTES: no error")
+	}
+}
+
+func TestExplainMapsCodesToExitCodes(t *testing.T) {
+	for code, want := range map[codes.Code]int{
+		codes.InvalidArgument: ExitUsage, codes.Unauthenticated: ExitAuth, codes.PermissionDenied: ExitAuth,
+		codes.NotFound: ExitNotFound, codes.Unavailable: ExitUnreachable, codes.DeadlineExceeded: ExitUnreachable,
+		codes.FailedPrecondition: ExitFailed, codes.Internal: ExitFailed,
+	} {
+		e := explain(status.Error(code, "x"), "matching", "127.0.0.1:7003")
+		if e.code != want {
+			t.Errorf("%v: exit %d, want %d (%s)", code, e.code, want, e.msg)
+		}
+	}
+	if e := explain(errors.New("plain"), "risk", "a"); e.code != ExitFailed {
+		t.Errorf("plain error: %d", e.code)
+	}
+}

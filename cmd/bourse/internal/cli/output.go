@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"sigs.k8s.io/yaml"
+)
+
+var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}
+
+// print writes msg in the chosen format: the table when -o table, the message itself otherwise
+// (field names as in the .proto, like grpcurl shows them).
+// A nil table means a stream's message: JSON is then one line per message.
+func (g *globals) print(msg proto.Message, table func(t *tabwriter.Writer)) error {
+	switch {
+	case g.output == "json" && table == nil:
+		b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(msg)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(g.out, "%s\n", b)
+		return err
+	case g.output == "json", g.output == "yaml":
+		b, err := jsonOut.Marshal(msg)
+		if err != nil {
+			return err
+		}
+		if g.output == "yaml" {
+			if b, err = yaml.JSONToYAML(b); err != nil {
+				return err
+			}
+			if table == nil {
+				b = append([]byte("---\n"), b...)
+			}
+			_, err = g.out.Write(b)
+			return err
+		}
+		_, err = fmt.Fprintf(g.out, "%s\n", b)
+		return err
+	default:
+		t := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+		table(t)
+		return t.Flush()
+	}
+}
+
+// row writes one tab-separated table row.
+func row(w io.Writer, cols ...any) {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = fmt.Sprint(c)
+		if parts[i] == "" {
+			parts[i] = "-"
+		}
+	}
+	fmt.Fprintln(w, strings.Join(parts, "\t"))
+}
+
+// enumName shortens a proto enum value for a table: SIDE_BUY -> buy.
+func enumName(v fmt.Stringer, prefix string) string {
+	return strings.ToLower(strings.TrimPrefix(v.String(), prefix))
+}

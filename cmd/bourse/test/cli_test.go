@@ -1,0 +1,221 @@
+// Package cli_test runs the bourse command line against real processes: Consul, risk and matching.
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bourse-dev/bourse/cmd/bourse/internal/cli"
+	"github.com/bourse-dev/bourse/pkg/client"
+	matchingv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/matching/v1"
+	riskv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/risk/v1"
+	"github.com/bourse-dev/bourse/pkg/testenv"
+)
+
+const (
+	adminKey = "admin-key"
+	aliceKey = "alice-key"
+	bobKey   = "bob-key"
+	riskKey  = "matching-risk-key"
+	apiKeys  = adminKey + "=admin:ops," + aliceKey + "=account:alice," + bobKey + "=account:bob," + riskKey + "=service:matching"
+)
+
+type platform struct {
+	consul   string
+	matching string
+}
+
+func startPlatform(t *testing.T) platform {
+	t.Helper()
+	agent := testenv.StartConsul(t)
+	riskProc := testenv.StartService(t, testenv.Build(t, "github.com/bourse-dev/bourse/services/risk/cmd/risk"), nil,
+		"--consul-addr="+agent.Addr, "--api-keys="+apiKeys, "--check-interval=1s", "--data-dir="+filepath.Join(t.TempDir(), "risk"))
+	conn, err := client.Dial(riskProc.GRPCAddr, client.Options{APIKey: adminKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rc := riskv1.NewRiskServiceClient(conn)
+	ctx := context.Background()
+	for _, a := range []string{"USD", "BTC"} {
+		must(t)(rc.DefineAsset(ctx, &riskv1.DefineAssetRequest{Asset: &riskv1.Asset{AssetId: a, Scale: 8}}))
+	}
+	must(t)(rc.DefineSymbol(ctx, &riskv1.DefineSymbolRequest{Symbol: &riskv1.Symbol{
+		Symbol: "BTC-USD", BaseAsset: "BTC", QuoteAsset: "USD", PriceScale: 2, QtyScale: 4, TakerFeeRate: "0.001"}}))
+	for _, acct := range []string{"alice", "bob"} {
+		must(t)(rc.OpenAccount(ctx, &riskv1.OpenAccountRequest{AccountId: acct}))
+	}
+	must(t)(rc.Credit(ctx, &riskv1.CreditRequest{AccountId: "alice", AssetId: "USD", Amount: "1000000", Ref: "dep-alice"}))
+	must(t)(rc.Credit(ctx, &riskv1.CreditRequest{AccountId: "bob", AssetId: "BTC", Amount: "10", Ref: "dep-bob"}))
+	testenv.WaitFor(t, 20*time.Second, "risk passing", func() bool { return len(agent.Passing(t, "risk")) == 1 })
+	m := testenv.StartService(t, testenv.Build(t, "github.com/bourse-dev/bourse/services/matching/cmd/matching"), nil,
+		"--consul-addr="+agent.Addr, "--api-keys="+apiKeys, "--check-interval=1s", "--risk-addr=consul:///risk",
+		"--risk-api-key="+riskKey, "--data-dir="+filepath.Join(t.TempDir(), "matching"))
+	mc, err := client.Dial(m.GRPCAddr, client.Options{APIKey: adminKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	must(t)(matchingv1.NewMatchingServiceClient(mc).AddSymbol(ctx, &matchingv1.AddSymbolRequest{Symbol: &matchingv1.Symbol{
+		Symbol: "BTC-USD", TickSize: "0.5", LotSize: "0.001", MinQuantity: "0.001", MaxQuantity: "100"}}))
+	testenv.WaitFor(t, 20*time.Second, "matching passing", func() bool { return len(agent.Passing(t, "matching")) == 1 })
+	return platform{consul: agent.Addr, matching: m.GRPCAddr}
+}
+
+func must(t *testing.T) func(any, error) any {
+	return func(v any, err error) any {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+// run calls the command line in process and returns its exit code, stdout and stderr.
+func (p platform) run(key string, args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := cli.Main(append([]string{"--consul", p.consul, "--api-key", key, "--timeout", "20s"}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestTradingThroughTheCLI(t *testing.T) {
+	p := startPlatform(t)
+
+	code, out, errOut := p.run(adminKey, "status")
+	if code != cli.ExitUnreachable || !strings.Contains(errOut, "no passing instance") {
+		t.Errorf("status with discovery and inference down: exit %d (want %d), stderr %q", code, cli.ExitUnreachable, errOut)
+	}
+	for _, want := range []string{"risk", "matching", "passing", "discovery", "not running"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status does not show %q:\n%s", want, out)
+		}
+	}
+
+	if code, out, errOut = p.run(bobKey, "order", "sell", "BTC-USD", "0.5", "--price", "50000", "--account", "bob", "--client-order-id", "ask-1"); code != 0 {
+		t.Fatalf("sell: exit %d: %s%s", code, out, errOut)
+	}
+	code, out, errOut = p.run(aliceKey, "-o", "json", "order", "buy", "BTC-USD", "0.2", "--price", "50100", "--account", "alice")
+	if code != 0 {
+		t.Fatalf("buy: exit %d: %s%s", code, out, errOut)
+	}
+	var bought struct {
+		Order struct{ Status, FilledQuantity string } `json:"order"`
+		Fills []struct{ Price, Quantity string }     `json:"fills"`
+	}
+	if err := json.Unmarshal([]byte(out), &bought); err != nil {
+		t.Fatalf("buy -o json is not JSON: %v\n%s", err, out)
+	}
+	if bought.Order.Status != "ORDER_STATUS_FILLED" || len(bought.Fills) != 1 || bought.Fills[0].Price != "50000" {
+		t.Errorf("buy answered %+v", bought)
+	}
+
+	code, out, _ = p.run(aliceKey, "account", "alice")
+	if code != 0 || !strings.Contains(out, "BTC-USD") || !strings.Contains(out, "0.2") {
+		t.Errorf("account: exit %d:\n%s", code, out)
+	}
+	code, out, _ = p.run(aliceKey, "book", "BTC-USD")
+	if code != 0 || !strings.Contains(out, "ask") || !strings.Contains(out, "50000") || !strings.Contains(out, "0.3") {
+		t.Errorf("book: exit %d:\n%s", code, out)
+	}
+	code, out, _ = p.run(bobKey, "-o", "yaml", "order", "get", "BTC-USD", "--client-order-id", "ask-1", "--account", "bob")
+	if code != 0 || !strings.Contains(out, "remaining_quantity: \"0.3\"") {
+		t.Errorf("order get -o yaml: exit %d:\n%s", code, out)
+	}
+	if code, out, errOut = p.run(bobKey, "order", "cancel", "BTC-USD", "--client-order-id", "ask-1", "--account", "bob"); code != 0 || !strings.Contains(out, "cancelled") {
+		t.Errorf("cancel: exit %d:\n%s%s", code, out, errOut)
+	}
+}
+
+func TestCLIErrorsAreOneLineWithAnExitCode(t *testing.T) {
+	p := startPlatform(t)
+	cases := []struct {
+		name string
+		key  string
+		args []string
+		code int
+		want string
+	}{
+		{"malformed decimal", aliceKey, []string{"order", "buy", "BTC-USD", "0.1", "--price", "5o000", "--account", "alice"}, cli.ExitUsage, `--price "5o000" is not a decimal number`},
+		{"price off the tick (server)", aliceKey, []string{"order", "buy", "BTC-USD", "0.1", "--price", "50000.3", "--account", "alice"}, cli.ExitUsage, "price"},
+		{"unknown symbol", aliceKey, []string{"order", "buy", "DOGE-USD", "1", "--price", "1", "--account", "alice"}, cli.ExitNotFound, "DOGE-USD"},
+		{"unknown key", "nobody", []string{"account", "alice"}, cli.ExitAuth, "BOURSE_API_KEY"},
+		{"another account", bobKey, []string{"account", "alice"}, cli.ExitAuth, "not allowed"},
+		{"unknown command", aliceKey, []string{"ordr"}, cli.ExitUsage, "Did you mean this?"},
+		{"bad side", aliceKey, []string{"order", "short", "BTC-USD", "1"}, cli.ExitUsage, "unknown command"},
+		{"service down", aliceKey, []string{"--addr", "matching=127.0.0.1:1", "symbols"}, cli.ExitUnreachable, "127.0.0.1:1"},
+	}
+	for _, c := range cases {
+		code, _, errOut := p.run(c.key, c.args...)
+		if code != c.code || !strings.Contains(errOut, c.want) {
+			t.Errorf("%s: exit %d (want %d), stderr %q (want it to contain %q)", c.name, code, c.code, errOut, c.want)
+		}
+		if line := strings.TrimSpace(errOut); c.code != cli.ExitUsage && strings.Count(line, "\n") > 0 {
+			t.Errorf("%s: error is more than one line: %q", c.name, errOut)
+		}
+	}
+}
+
+// TestBookWatchStreamsUntilCtrlC runs the real binary: the watch prints updates as they happen and
+// an interrupt ends it with exit code 0.
+func TestBookWatchStreamsUntilCtrlC(t *testing.T) {
+	p := startPlatform(t)
+	bin := testenv.Build(t, "github.com/bourse-dev/bourse/cmd/bourse")
+	cmd := exec.Command(bin, "--consul", p.consul, "--api-key", aliceKey, "-o", "json", "book", "BTC-USD", "--watch")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	next := func(what string) string {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("the watch ended before %s", what)
+			}
+			return l
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no %s within 20s", what)
+		}
+		return ""
+	}
+	if first := next("snapshot"); !strings.Contains(first, `"snapshot"`) {
+		t.Fatalf("first update is not the snapshot: %s", first)
+	}
+	if code, out, errOut := p.run(bobKey, "order", "sell", "BTC-USD", "0.25", "--price", "51000", "--account", "bob"); code != 0 {
+		t.Fatalf("sell: %d %s%s", code, out, errOut)
+	}
+	if delta := next("delta"); !strings.Contains(delta, `"51000"`) || !strings.Contains(delta, `"0.25"`) {
+		t.Errorf("the delta does not show the new level: %s", delta)
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Ctrl-C: %v (want exit 0)", err)
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the watch did not end on Ctrl-C")
+	}
+}
