@@ -117,7 +117,7 @@ func (e *Engine) Apply(ev Event) error {
 	case EventSetTradingState:
 		err = e.setTradingState(*ev.TradingState, check)
 	case EventSettlement:
-		_, _, err = e.applySettlement(ev.Settlement, check, planReplay)
+		_, _, err = e.applySettlement(ev.Settlement, nil, check, planReplay)
 	default:
 		return errs.Invalid("event.kind", "unknown kind %q in event %d", ev.Kind, ev.Seq)
 	}

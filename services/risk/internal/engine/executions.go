@@ -95,7 +95,7 @@ func (e *Engine) applyExecutions(execs []Execution, persist PersistFunc, replay 
 	if replay {
 		mode = planReplay
 	}
-	plan, err := e.planExecutions(fresh, at, byID, mode)
+	plan, err := e.planExecutions(fresh, at, byID, mode, nil)
 	if err != nil {
 		return res, err
 	}
@@ -135,6 +135,9 @@ type plannedBalance struct {
 	balanceKey
 	bal   balance
 	asset *asset
+	// freed is what the part's releases and shrinks will free of bal.reserved once it is
+	// committed (settlement only; see creditFrees).
+	freed int64
 }
 
 type positionKey struct {
@@ -204,7 +207,7 @@ const (
 // planExecutions validates the batch and computes its effect. accts[i] is the account of execs[i]
 // and at[i] its position in the caller's batch, for error fields. The caller holds the commit lock
 // and the locks of every account involved.
-func (e *Engine) planExecutions(execs []Execution, at []int, accts []*account, mode planMode) (*executionPlan, error) {
+func (e *Engine) planExecutions(execs []Execution, at []int, accts []*account, mode planMode, frees []SettlementItem) (*executionPlan, error) {
 	replay := mode == planReplay
 	n := len(execs)
 	plan := &executionPlan{
@@ -294,13 +297,78 @@ func (e *Engine) planExecutions(execs []Execution, at []int, accts []*account, m
 		}
 		plan.marks = append(plan.marks, plannedMark{sym, x.Price})
 	}
+	if len(frees) > 0 && !replay {
+		e.creditFrees(plan, frees)
+	}
 	for _, b := range plan.balances.vals {
-		if b.bal.total < 0 || b.bal.reserved < 0 || b.bal.available() < 0 {
+		if b.bal.total < 0 || b.bal.reserved < 0 || b.bal.available()+b.freed < 0 {
 			return nil, errs.New(errs.KindFailedPrecondition,
 				"executions would leave account %q with %d %s against %d reserved", b.acct.id, b.bal.total, b.asset.ID, b.bal.reserved)
 		}
 	}
 	return plan, nil
+}
+
+// creditFrees counts, on each planned balance, what the part's releases and shrinks will free
+// of it. They apply after the part's trades (reservations are not part of the durable event),
+// but in journal order a release may come before a trade it funds: after a risk restart a leg whose
+// reservation was lost is paid from the free balance, which the release of another order of the
+// account (cancelled, its funds reused by the new one) had made free. Only reservations of accounts
+// the plan holds locked can matter (every planned balance is one of theirs); each free is counted
+// on the reservation as the part's fills leave it, and in order, as Release and shrink will apply
+// them.
+func (e *Engine) creditFrees(plan *executionPlan, frees []SettlementItem) {
+	type left struct{ qty, amount int64 }
+	seen := make(map[uint64]*left, len(frees))
+	locked := make(map[*account]bool, len(plan.balances.vals))
+	for _, b := range plan.balances.vals {
+		locked[b.acct] = true
+	}
+	for _, it := range frees {
+		id := it.Release
+		if id == 0 {
+			id = it.Shrink.ReservationID
+		}
+		var r reservation
+		var acct *account
+		l := seen[id]
+		if pr, ok := plan.reservations.get(id); ok {
+			r, acct = pr.template, pr.acct
+			if l == nil {
+				l = &left{pr.qty, pr.amount}
+			}
+		} else {
+			loc, ok := e.dir.get(id)
+			if !ok {
+				continue
+			}
+			if acct = e.accounts.at(loc.account()); acct == nil || !locked[acct] {
+				continue
+			}
+			slot := loc.slot()
+			if int(slot) >= len(acct.reservations) || !acct.reservations[slot].live || acct.reservations[slot].id != id {
+				continue
+			}
+			r = acct.reservations[slot]
+			if l == nil {
+				l = &left{r.qty, r.amount}
+			}
+		}
+		seen[id] = l
+		pb, ok := plan.balances.get(balanceKey{acct, r.symbol.reservedAsset(r.side).index})
+		if !ok {
+			continue // a balance no trade of the part touches: nothing to check
+		}
+		if it.Release != 0 {
+			pb.freed += l.amount
+			l.qty, l.amount = 0, 0
+			continue
+		}
+		rest := max(l.qty-it.Shrink.Qty, 0)
+		keep, _ := r.symbol.reserveAmount(r.side, r.price, rest, r.feePPM) // the rest needs no more than the whole
+		pb.freed += l.amount - keep
+		l.qty, l.amount = rest, keep
+	}
 }
 
 // planReservation checks a fill against its reservation and plans what the reservation keeps. With

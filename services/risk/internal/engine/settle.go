@@ -252,7 +252,7 @@ func (e *Engine) Settle(b SettleBatch, persist PersistFunc) (SettleResult, error
 		}
 		rec.Executions = append(rec.Executions, buy, sell)
 	}
-	plan, seq, err := e.applySettlement(&rec, persist, planSettle)
+	plan, seq, err := e.applySettlement(&rec, frees, persist, planSettle)
 	if err != nil {
 		return SettleResult{Watermark: wm}, err
 	}
@@ -352,8 +352,9 @@ func tradeExecutions(cat *catalog, t *Trade, i int) (buy, sell Execution, err er
 }
 
 // applySettlement validates and commits one settled part, live (planSettle) or in replay. The
-// caller holds the commit lock. The plan is nil for a part without trades.
-func (e *Engine) applySettlement(rec *SettlementRecord, persist PersistFunc, mode planMode) (*executionPlan, uint64, error) {
+// caller holds the commit lock and applies frees (the part's releases and shrinks) after it; the
+// check of the balances counts what they will free. The plan is nil for a part without trades.
+func (e *Engine) applySettlement(rec *SettlementRecord, frees []SettlementItem, persist PersistFunc, mode planMode) (*executionPlan, uint64, error) {
 	if mode == planReplay {
 		if err := rec.Stream.validate("settlement.stream"); err != nil {
 			return nil, 0, err
@@ -388,7 +389,7 @@ func (e *Engine) applySettlement(rec *SettlementRecord, persist PersistFunc, mod
 	}
 	unlock := lockAccounts(accts)
 	defer unlock()
-	plan, err := e.planExecutions(rec.Executions, at, byID, mode)
+	plan, err := e.planExecutions(rec.Executions, at, byID, mode, frees)
 	if err != nil {
 		return nil, 0, err
 	}
