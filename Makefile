@@ -66,4 +66,4 @@ run: tools ## start Consul, Jaeger and every service locally; Ctrl-C stops them 
 
 .PHONY: build
 build: ## build every service binary into ./bin
-	@for m in $(MODULES); do for c in $$(cd $$m && go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' . ./cmd/... 2>/dev/null); do go build -o bin/ $$c; done; done
+	@for m in $(MODULES); do for c in $$(cd $$m && go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./... 2>/dev/null); do go build -o bin/ $$c; done; done
