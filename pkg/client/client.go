@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/bourse-dev/bourse/pkg/resolver"
+	"github.com/bourse-dev/bourse/pkg/telemetry"
 	"github.com/bourse-dev/bourse/pkg/tlsconfig"
 )
 
@@ -56,7 +57,7 @@ func Dial(target string, o Options, extra ...grpc.DialOption) (*grpc.ClientConn,
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(telemetry.ClientHandlerOptions()...)),
 		grpc.WithDefaultServiceConfig(cfg),
 	}
 	if o.Resolver != nil {

@@ -224,7 +224,7 @@ func (a *App) Run(parent context.Context, args []string, build BuildFunc) (err e
 	serverOpts := []grpc.ServerOption{
 		grpc.InTapHandle(ic.tap),
 		grpc.MaxConcurrentStreams(uint32(min(o.MaxStreams, 1<<31))),
-		grpc.StatsHandler(otelgrpc.NewServerHandler()),
+		grpc.StatsHandler(otelgrpc.NewServerHandler(telemetry.ServerHandlerOptions()...)),
 		grpc.ChainUnaryInterceptor(ic.unary),
 		grpc.ChainStreamInterceptor(ic.stream),
 		grpc.MaxRecvMsgSize(o.MaxMessageBytes),
