@@ -48,7 +48,9 @@ func (s Status) String() string {
 }
 
 // Runnable reports whether workers may take part in a job of this status.
-func (s Status) Runnable() bool { return s == StatusPending || s == StatusRunning || s == StatusWaiting }
+func (s Status) Runnable() bool {
+	return s == StatusPending || s == StatusRunning || s == StatusWaiting
+}
 
 // Limits on a spec, so that one request cannot tie the workers up without bound.
 const (
