@@ -43,7 +43,7 @@ func (g *globals) print(msg proto.Message, table func(t *tabwriter.Writer)) erro
 		_, err = fmt.Fprintf(g.out, "%s\n", b)
 		return err
 	default:
-		t := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+		t := newTable(g.out)
 		table(t)
 		return t.Flush()
 	}
@@ -65,3 +65,8 @@ func row(w io.Writer, cols ...any) {
 func enumName(v fmt.Stringer, prefix string) string {
 	return strings.ToLower(strings.TrimPrefix(v.String(), prefix))
 }
+
+// tabwriterAlias lets callers that never print a table pass a no-op table function.
+type tabwriterAlias = tabwriter.Writer
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }

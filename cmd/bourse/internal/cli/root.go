@@ -23,8 +23,12 @@ type globals struct {
 	apiKey  string
 	output  string
 	timeout time.Duration
-	out     io.Writer
-	errOut  io.Writer
+	jaeger  string
+	trace   bool
+
+	endTrace func() // set when the command is traced
+	out      io.Writer
+	errOut   io.Writer
 
 	conns *conns
 }
@@ -42,6 +46,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	err := root.ExecuteContext(ctx)
 	if g.conns != nil {
 		g.conns.close()
+	}
+	if g.endTrace != nil {
+		g.endTrace()
 	}
 	if err == nil {
 		return ExitOK
@@ -80,6 +87,9 @@ unreachable, 4 API key missing or not allowed, 5 not found.`,
 			default:
 				return usageError("--output %q: want table, json or yaml", g.output)
 			}
+			if err := g.startTracing(cmd); err != nil {
+				return err
+			}
 			conns, err := newConns(g)
 			if err != nil {
 				return err
@@ -97,6 +107,8 @@ unreachable, 4 API key missing or not allowed, 5 not found.`,
 	f.StringVar(&g.apiKey, "api-key", os.Getenv("BOURSE_API_KEY"), "API key (default $BOURSE_API_KEY)")
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
 	f.DurationVar(&g.timeout, "timeout", 10*time.Second, "deadline of each call")
+	f.BoolVar(&g.trace, "trace", false, "trace the command (to make run's Jaeger unless OTEL_EXPORTER_OTLP_ENDPOINT is set) and print its trace id")
+	f.StringVar(&g.jaeger, "jaeger", envOr("BOURSE_JAEGER_URL", "http://127.0.0.1:16686"), "Jaeger query API, for trace and traces")
 	root.SuggestionsMinimumDistance = 2
 
 	root.AddCommand(
@@ -108,6 +120,8 @@ unreachable, 4 API key missing or not allowed, 5 not found.`,
 		newAccountCmd(g),
 		newModelsCmd(g),
 		newInferCmd(g),
+		newTraceCmd(g),
+		newTracesCmd(g),
 	)
 	return root
 }
