@@ -34,9 +34,14 @@ docs: ## rewrite the README's access tables from the services' auth policies
 	@for m in risk matching discovery inference; do (cd services/$$m && UPDATE=1 go test -count=1 -run '^TestReadmeAccessTable$$' ./internal/grpcapi/ >/dev/null) || exit 1; done
 
 .PHONY: lint
-lint: ## go vet, gofmt and buf lint
+lint: ## go vet, gofmt, buf lint and buf breaking (against the previous commit)
 	@scripts/tools.sh buf
 	./bin/buf lint
+	@# Generated clients must keep working: the protos may not break against the previous commit
+	@# (BREAKING_AGAINST=<ref> compares with another), unless the package version changes.
+	@against=$${BREAKING_AGAINST:-HEAD~1}; if git rev-parse -q --verify "$$against^{commit}" >/dev/null; then \
+		./bin/buf breaking --against ".git#ref=$$(git rev-parse "$$against")"; \
+	else echo "lint: buf breaking: $$against is not in this clone; nothing to compare with"; fi
 	@unformatted=$$(gofmt -l $(MODULES)); if [[ -n "$$unformatted" ]]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && go vet ./...); done
 

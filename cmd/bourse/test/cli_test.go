@@ -109,7 +109,7 @@ func TestTradingThroughTheCLI(t *testing.T) {
 	}
 	var bought struct {
 		Order struct{ Status, FilledQuantity string } `json:"order"`
-		Fills []struct{ Price, Quantity string }     `json:"fills"`
+		Fills []struct{ Price, Quantity string }      `json:"fills"`
 	}
 	if err := json.Unmarshal([]byte(out), &bought); err != nil {
 		t.Fatalf("buy -o json is not JSON: %v\n%s", err, out)
