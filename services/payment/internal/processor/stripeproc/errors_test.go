@@ -86,7 +86,9 @@ func TestConnectionRefusedIsNotReached(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	p, err := New(Options{Key: "sk_test_bourse", URL: "http://" + addr, Timeout: 5 * time.Second,
-		Refs: func(context.Context, processor.Operation, string) (string, bool, error) { return "pi_stored", true, nil }})
+		Refs: func(context.Context, processor.Operation, string) (string, bool, error) {
+			return "pi_stored", true, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
