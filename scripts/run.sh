@@ -35,6 +35,9 @@ keyfile risk.keys "$people
 $(digest matching-risk.key)=service:matching"
 keyfile matching.keys "$people"
 keyfile inference.keys "$people"
+# Stripe's secret key, for payment's Stripe connector. stripe-mock takes any sk_test_ key; a real
+# one goes into this file the same way, never into flags or the environment.
+keyfile stripe.key sk_test_bourse_dev
 keyfile acquirer.keys "$people
 $(digest payment-acquirer.key)=service:payment"
 
@@ -116,6 +119,13 @@ start consul ./bin/consul agent -dev -bind=127.0.0.1 -client=127.0.0.1 -hcl "$co
 wait_for "consul" bash -c "./bin/consul info -http-addr=$BOURSE_CONSUL_ADDR | grep -q 'leader = true'"
 start jaeger ./bin/jaeger --config deploy/local/jaeger.yaml
 wait_for "jaeger" bash -c 'exec 3<>/dev/tcp/127.0.0.1/4317' 
+# stripe-mock stands in for Stripe (stateless, answers from its embedded OpenAPI spec): payment's
+# Stripe connector reaches it at BOURSE_PAYMENT_STRIPE_URL. Both listeners are named, or it opens
+# HTTPS on every interface.
+start stripe-mock ./bin/stripe-mock -http-addr 127.0.0.1:12111 -https-addr 127.0.0.1:12112
+wait_for "stripe-mock" bash -c 'exec 3<>/dev/tcp/127.0.0.1/12111'
+export BOURSE_PAYMENT_STRIPE_URL=${BOURSE_PAYMENT_STRIPE_URL:-http://127.0.0.1:12111}
+export BOURSE_PAYMENT_STRIPE_KEY_FILE=${BOURSE_PAYMENT_STRIPE_KEY_FILE:-$keys/stripe.key}
 
 echo "run: building services"
 for line in "${SERVICES[@]}"; do
