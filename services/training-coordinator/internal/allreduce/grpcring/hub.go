@@ -87,7 +87,8 @@ func (h *Hub) Close() {
 	}
 }
 
-func (h *Hub) conn(addr string) (*grpc.ClientConn, error) {
+// Conn returns the hub's connection to a peer, dialling it on first use.
+func (h *Hub) Conn(addr string) (*grpc.ClientConn, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c, ok := h.conns[addr]; ok {

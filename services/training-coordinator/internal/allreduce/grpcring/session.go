@@ -59,7 +59,7 @@ func (s *Session) Send(ctx context.Context, m allreduce.Message) error {
 		return fmt.Errorf("session closed")
 	}
 	if s.out == nil {
-		conn, err := s.hub.conn(s.next)
+		conn, err := s.hub.Conn(s.next)
 		if err != nil {
 			return fmt.Errorf("dial rank %d at %s: %w", (s.rank+1)%s.size, s.next, err)
 		}
