@@ -133,6 +133,31 @@ func TestTradingThroughTheCLI(t *testing.T) {
 	if code, out, errOut = p.run(bobKey, "order", "cancel", "BTC-USD", "--client-order-id", "ask-1", "--account", "bob"); code != 0 || !strings.Contains(out, "cancelled") {
 		t.Errorf("cancel: exit %d:\n%s%s", code, out, errOut)
 	}
+
+	// Limits and the kill switch (admin), and what they do to an order.
+	if code, out, errOut = p.run(adminKey, "limits", "alice", "--set", "max_order_notional=60000", "--set", "order_rate_per_second=100", "--set", "order_rate_burst=200"); code != 0 ||
+		!strings.Contains(out, "60000") || !strings.Contains(out, "100") {
+		t.Errorf("limits --set: exit %d:\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut = p.run(aliceKey, "limits", "alice", "--set", "max_position=9"); code != cli.ExitAuth {
+		t.Errorf("limits --set with a customer key: exit %d (%s), want %d", code, errOut, cli.ExitAuth)
+	}
+	if code, _, errOut = p.run(adminKey, "limits", "alice", "--set", "max_positon=1"); code != cli.ExitUsage || !strings.Contains(errOut, "max_position") {
+		t.Errorf("limits --set with a misspelt name: exit %d (%s)", code, errOut)
+	}
+	if code, _, errOut = p.run(adminKey, "halt", "alice"); code != 0 {
+		t.Fatalf("halt: exit %d (%s)", code, errOut)
+	}
+	if code, _, errOut = p.run(aliceKey, "order", "buy", "BTC-USD", "0.01", "--price", "40000", "--account", "alice"); code != cli.ExitFailed ||
+		!strings.Contains(errOut, "order rejected: risk") {
+		t.Errorf("an order of a halted account: exit %d (%s)", code, errOut)
+	}
+	if code, _, errOut = p.run(adminKey, "resume", "alice"); code != 0 {
+		t.Fatalf("resume: exit %d (%s)", code, errOut)
+	}
+	if code, out, errOut = p.run(aliceKey, "order", "buy", "BTC-USD", "0.01", "--price", "40000", "--account", "alice"); code != 0 {
+		t.Errorf("an order after resume: exit %d: %s%s", code, out, errOut)
+	}
 }
 
 func TestCLIErrorsAreOneLineWithAnExitCode(t *testing.T) {
