@@ -61,8 +61,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -185,3 +187,30 @@ func (g *leveledLogger) Infof(format string, v ...any) {
 }
 func (g *leveledLogger) Warnf(format string, v ...any)  { g.l.Warn(fmt.Sprintf(format, v...)) }
 func (g *leveledLogger) Errorf(format string, v ...any) { g.l.Warn(fmt.Sprintf(format, v...)) }
+
+// maxKeyFile bounds what ReadKeyFile reads: a Stripe key is about a hundred bytes.
+const maxKeyFile = 4 << 10
+
+// ReadKeyFile reads the secret key from the first line of path (make run writes
+// .run/keys/stripe.key), so it is never in a flag or the environment. The error never repeats
+// what the file holds.
+func ReadKeyFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > maxKeyFile {
+		return "", fmt.Errorf("stripeproc: %s is over %d bytes: not a key file", path, maxKeyFile)
+	}
+	key, _, _ := strings.Cut(string(b), "\n")
+	key = strings.TrimSpace(key)
+	if !strings.HasPrefix(key, "sk_") && !strings.HasPrefix(key, "rk_") {
+		return "", fmt.Errorf("stripeproc: the first line of %s is not a secret (sk_...) or restricted (rk_...) key", path)
+	}
+	return key, nil
+}
