@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/stripe/stripe-go/v82"
 
@@ -67,6 +68,22 @@ func metadata(in map[string]string, metaKey, key string) (map[string]string, pro
 	return out, processor.Result{}, true
 }
 
+// descriptor fits a statement descriptor suffix into Stripe's rules: ASCII, at most 22 characters,
+// none of < > \ ' " *, at least one letter. Card networks print it after the account's prefix.
+func descriptor(d string) string {
+	d = strings.Map(func(r rune) rune {
+		if strings.ContainsRune(`<>\'"*`, r) || r > unicode.MaxASCII || unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, d)
+	d = strings.TrimSpace(d[:min(len(d), maxDescriptorLen)])
+	if strings.Trim(d, "0123456789 ") == "" {
+		return "" // Stripe refuses a descriptor without a letter; none is better than a refusal
+	}
+	return d
+}
+
 // Authorize creates and confirms a PaymentIntent (card only), capturing at once when req.Capture.
 // PaymentToken is a Stripe PaymentMethod id (pm_...).
 func (p *Processor) Authorize(ctx context.Context, req processor.AuthorizeRequest) (processor.Result, error) {
@@ -101,14 +118,15 @@ func (p *Processor) Authorize(ctx context.Context, req processor.AuthorizeReques
 		ErrorOnRequiresAction: stripe.Bool(true),
 		Metadata:              md,
 	}
-	if d := req.StatementDescr; d != "" {
-		params.StatementDescriptorSuffix = stripe.String(d[:min(len(d), maxDescriptorLen)])
+	if d := descriptor(req.StatementDescr); d != "" {
+		params.StatementDescriptorSuffix = stripe.String(d)
 	}
 	params.SetIdempotencyKey(req.Key)
 	tctx, st := tracked(ctx)
 	pi, err := p.sc.V1PaymentIntents.Create(tctx, params)
 	if err != nil {
 		res := failure(err, st)
+		res.Money = req.Money
 		p.known.put(processor.OpAuthorize, req.Key, res.ProcessorRef) // a 402 names its PaymentIntent
 		return res, nil
 	}
@@ -142,7 +160,7 @@ func (p *Processor) Capture(ctx context.Context, req processor.CaptureRequest) (
 	pi, err := p.sc.V1PaymentIntents.Capture(tctx, id, params)
 	if err != nil {
 		res := failure(err, st)
-		res.ProcessorRef = id
+		res.ProcessorRef, res.Money = id, req.Money
 		return res, nil
 	}
 	return fromCapture(pi, false), nil
@@ -198,7 +216,9 @@ func (p *Processor) Refund(ctx context.Context, req processor.RefundRequest) (pr
 	tctx, st := tracked(ctx)
 	rf, err := p.sc.V1Refunds.Create(tctx, params)
 	if err != nil {
-		return failure(err, st), nil
+		res := failure(err, st)
+		res.Money = req.Money
+		return res, nil
 	}
 	p.known.put(processor.OpRefund, req.Key, rf.ID)
 	return fromRefund(rf), nil
@@ -229,7 +249,9 @@ func (p *Processor) Payout(ctx context.Context, req processor.PayoutRequest) (pr
 	tctx, st := tracked(ctx)
 	po, err := p.sc.V1Payouts.Create(tctx, params)
 	if err != nil {
-		return failure(err, st), nil
+		res := failure(err, st)
+		res.Money = req.Money
+		return res, nil
 	}
 	p.known.put(processor.OpPayout, req.Key, po.ID)
 	return fromPayout(po), nil

@@ -56,6 +56,9 @@ func testErrorAnswers(t *testing.T, sm *testenv.StripeMock) {
 		if len(reqs) != 1 {
 			t.Errorf("%s: %d requests sent, want 1 (no retries)", tc.name, len(reqs))
 		}
+		if res.Money != usd1000 {
+			t.Errorf("%s: money %+v, want the request's", tc.name, res.Money)
+		}
 		if res.Status != tc.want || res.DeclineCode != tc.code || res.ProcessorRef != tc.ref {
 			t.Errorf("%s: mapped to %v code %q ref %q (%s), want %v code %q ref %q", tc.name, res.Status, res.DeclineCode,
 				res.ProcessorRef, res.Message, tc.want, tc.code, tc.ref)

@@ -81,3 +81,20 @@ func TestReadKeyFile(t *testing.T) {
 		t.Fatal("a missing file was read")
 	}
 }
+
+// A statement descriptor is cut to what Stripe takes rather than failing the payment.
+func TestDescriptor(t *testing.T) {
+	for in, want := range map[string]string{
+		"BOURSE DEPOSIT":                "BOURSE DEPOSIT",
+		"BOURSE DEPOSIT 12345678901234": "BOURSE DEPOSIT 1234567",
+		`Bourse <"dépôt"> *1*`:          "Bourse dpt 1",
+		"1234567":                       "",
+		"":                              "",
+		"  ab\x00c  ":                   "abc",
+		"ééééééééééééééééééééééééééééééééé": "",
+	} {
+		if got := descriptor(in); got != want {
+			t.Errorf("descriptor(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -7,6 +7,11 @@
 //     the customer for (3-D Secure) fails the attempt instead (error_on_requires_action).
 //   - Capture and Void are capture and cancel of that PaymentIntent, Refund creates a refund of it,
 //     Payout creates a payout (Payouts API). Each sends its own Key as the Idempotency-Key.
+//   - Amounts go to Stripe as they are, in ISO-4217 minor units, which are Stripe's too (JPY 0,
+//     USD 2, KWD 3 decimals); Stripe asks three-decimal amounts (BHD, JOD, KWD, OMR, TND) to end
+//     in 0 and refuses others (Declined, invalid_request).
+//   - A retried call must be the same request: Stripe answers an Idempotency-Key reused with other
+//     parameters with idempotency_error, which is Unknown.
 //
 // Finding the PaymentIntent of an AuthorizeKey (for Capture, Void, Refund): this process's memory of
 // its own Authorize answers, then Options.Refs (where payment keeps the ProcessorRef it was given),
