@@ -158,6 +158,23 @@ func TestTradingThroughTheCLI(t *testing.T) {
 	if code, out, errOut = p.run(aliceKey, "order", "buy", "BTC-USD", "0.01", "--price", "40000", "--account", "alice"); code != 0 {
 		t.Errorf("an order after resume: exit %d: %s%s", code, out, errOut)
 	}
+
+	// The load generator: every command answered, the book left as it was.
+	code, out, errOut = p.run(adminKey, "-o", "json", "bench", "orders", "--orders", "2000", "--streams", "2", "--window", "100", "--bid", "30000")
+	var bench struct {
+		Commands, Refused float64
+		P99Us             float64 `json:"p99_us"`
+	}
+	if err := json.Unmarshal([]byte(out), &bench); code != 0 || err != nil || bench.Commands != 2000 || bench.Refused != 0 || bench.P99Us <= 0 {
+		t.Errorf("bench orders: exit %d, %+v (%v):\n%s%s", code, bench, err, out, errOut)
+	}
+	if !strings.Contains(errOut, "100%") {
+		t.Errorf("bench orders: the progress bar did not end at 100%%: %q", errOut)
+	}
+	code, out, _ = p.run(aliceKey, "-o", "json", "book", "BTC-USD")
+	if code != 0 || strings.Contains(out, `"29`) || strings.Contains(out, `"31`) {
+		t.Errorf("bench orders left orders in the book:\n%s", out)
+	}
 }
 
 func TestCLIErrorsAreOneLineWithAnExitCode(t *testing.T) {

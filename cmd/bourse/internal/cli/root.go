@@ -123,6 +123,7 @@ unreachable, 4 API key missing or not allowed, 5 not found.`,
 		newLimitsCmd(g),
 		newTradingStateCmd(g, "halt"),
 		newTradingStateCmd(g, "resume"),
+		newBenchCmd(g),
 		newTraceCmd(g),
 		newTracesCmd(g),
 	)

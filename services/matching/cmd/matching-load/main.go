@@ -8,15 +8,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/bourse-dev/bourse/pkg/client"
 	matchingv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/matching/v1"
+	"github.com/bourse-dev/bourse/pkg/loadgen"
 	"github.com/bourse-dev/bourse/pkg/tlsconfig"
 )
 
@@ -60,128 +57,18 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 
-	run := fmt.Sprintf("%d", time.Now().UnixNano())
-	per := *orders / *streams
-	var done, failed atomic.Int64
-	lat := make([][]time.Duration, *streams)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for s := range *streams {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lat[s] = drive(ctx, mc, s, per, *window, *batch, *cancels, run, *symbol, *buyer, *seller, *bid, *qty, &done, &failed)
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	pct := func(p float64) time.Duration {
-		if len(all) == 0 {
-			return 0
-		}
-		return all[min(len(all)-1, int(float64(len(all))*p))]
-	}
-	fmt.Printf("%-34s commands=%d errors=%d rate=%.0f/s p50=%v p99=%v p99.9=%v streams=%d window=%d batch=%d\n",
-		*label, done.Load(), failed.Load(), float64(done.Load())/elapsed.Seconds(), pct(0.5), pct(0.99), pct(0.999), *streams, *window, *batch)
-	// Leave the book empty for the next run.
-	for _, acct := range []string{*buyer, *seller} {
-		_, _ = mc.CancelAllOrders(context.Background(), &matchingv1.CancelAllOrdersRequest{AccountId: acct, Symbol: *symbol})
-	}
-	if failed.Load() > 0 {
-		os.Exit(1)
-	}
-}
-
-// drive sends n orders on one stream, batch per message, with at most window unanswered, and
-// returns their latencies.
-func drive(ctx context.Context, mc matchingv1.MatchingServiceClient, s, n, window, batch int, cancels bool, run, symbol, buyer, seller string,
-	bid int64, qty string, done, failed *atomic.Int64) []time.Duration {
-	stream, err := mc.StreamOrders(ctx)
+	load := loadgen.Orders{Symbol: *symbol, Buyer: *buyer, Seller: *seller, Streams: *streams, Orders: *orders,
+		Window: *window, Batch: *batch, Cancels: *cancels, Bid: *bid, Qty: *qty,
+		OnRefused: func(msg string) { fmt.Fprintln(os.Stderr, "order refused:", msg) }}
+	res, err := load.Run(ctx, mc)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		failed.Add(int64(n))
-		return nil
 	}
-	sent := make([]time.Time, n+1)
-	var answered atomic.Int64
-	credits := make(chan struct{}, window)
-	lat := make([]time.Duration, 0, n)
-	// Acknowledged resting orders, for the cancels.
-	type resting struct{ account, cid string }
-	open := make(chan resting, window+n)
-	recvDone := make(chan struct{})
-	go func() {
-		defer close(recvDone)
-		for answered.Load() < int64(n) {
-			msg, err := stream.Recv()
-			if err != nil {
-				if err != io.EOF {
-					fmt.Fprintln(os.Stderr, "recv:", err)
-				}
-				return
-			}
-			for _, u := range msg.GetUpdates() {
-				if u.GetRequestId() == 0 {
-					continue // a fill, not an answer
-				}
-				if u.GetErrorCode() != 0 {
-					failed.Add(1)
-					fmt.Fprintln(os.Stderr, "order refused:", u.GetErrorMessage())
-				} else {
-					done.Add(1)
-					if o := u.GetOrder(); o.GetStatus() == matchingv1.OrderStatus_ORDER_STATUS_NEW {
-						open <- resting{o.GetAccountId(), o.GetClientOrderId()}
-					}
-				}
-				answered.Add(1)
-				lat = append(lat, time.Since(sent[u.GetRequestId()]))
-				<-credits
-			}
-		}
-	}()
-	req := &matchingv1.StreamOrdersRequest{}
-	// flush sends the pending commands when the batch is full, the last one is in, or the window is.
-	flush := func(i int) bool {
-		if len(req.Commands) < batch && i < n && len(credits) < cap(credits) {
-			return true
-		}
-		err := stream.Send(req)
-		req.Commands = req.Commands[:0]
-		return err == nil
+	fmt.Printf("%-34s commands=%d errors=%d rate=%.0f/s p50=%v p99=%v p99.9=%v streams=%d window=%d batch=%d\n",
+		*label, res.Done, res.Failed, res.Rate(), res.Percentile(0.5), res.Percentile(0.99), res.Percentile(0.999), *streams, *window, *batch)
+	// Leave the book empty for the next run.
+	load.Cleanup(context.Background(), mc)
+	if res.Failed > 0 || err != nil {
+		os.Exit(1)
 	}
-	for i := 1; i <= n; i++ {
-		select {
-		case credits <- struct{}{}:
-		case <-recvDone:
-			return lat
-		}
-		sent[i] = time.Now()
-		if cancels && i%2 == 0 {
-			select {
-			case o := <-open:
-				req.Commands = append(req.Commands, &matchingv1.OrderCommand{RequestId: uint64(i), Command: &matchingv1.OrderCommand_Cancel{
-					Cancel: &matchingv1.CancelOrderRequest{AccountId: o.account, Symbol: symbol, ClientOrderId: o.cid}}})
-				if !flush(i) {
-					i = n // the stream is gone; recvDone ends the wait
-				}
-				continue
-			default:
-			}
-		}
-		side, acct, price := matchingv1.Side_SIDE_BUY, buyer, bid-int64(i%100)
-		if i%4 >= 2 {
-			side, acct, price = matchingv1.Side_SIDE_SELL, seller, bid+1000+int64(i%100)
-		}
-		req.Commands = append(req.Commands, &matchingv1.OrderCommand{RequestId: uint64(i), Command: &matchingv1.OrderCommand_Submit{Submit: &matchingv1.SubmitOrderRequest{
-			AccountId: acct, Symbol: symbol, ClientOrderId: fmt.Sprintf("load-%s-%d-%d", run, s, i), Side: side,
-			Type: matchingv1.OrderType_ORDER_TYPE_LIMIT, Price: fmt.Sprintf("%d", price), Quantity: qty}}})
-		if !flush(i) {
-			break
-		}
-	}
-	<-recvDone
-	_ = stream.CloseSend()
-	return lat
 }
