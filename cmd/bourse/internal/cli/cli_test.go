@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"github.com/spf13/cobra"
 	"strings"
 	"testing"
 
@@ -72,5 +73,32 @@ func TestExplainMapsCodesToExitCodes(t *testing.T) {
 	}
 	if e := explain(errors.New("plain"), "risk", "a"); e.code != ExitFailed {
 		t.Errorf("plain error: %d", e.code)
+	}
+}
+
+// Every command a person runs shows examples in its --help.
+func TestEveryCommandHasExamples(t *testing.T) {
+	root := newRoot(&globals{})
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		if !c.IsAvailableCommand() || c.HasSubCommands() || c.Name() == "help" || c.Parent() != nil && c.Parent().Name() == "completion" {
+			return
+		}
+		if strings.TrimSpace(c.Example) == "" {
+			t.Errorf("%s has no examples in its --help", c.CommandPath())
+		}
+	}
+	walk(root)
+}
+
+func TestCompletionScripts(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh"} {
+		var out, errOut strings.Builder
+		if code := Main([]string{"completion", shell}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "bourse") {
+			t.Errorf("completion %s: exit %d, %d bytes, %s", shell, code, out.Len(), errOut.String())
+		}
 	}
 }
