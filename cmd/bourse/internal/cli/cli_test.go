@@ -2,10 +2,10 @@ package cli
 
 import (
 	"errors"
-	"github.com/spf13/cobra"
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
