@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -183,5 +184,40 @@ func TestHungServerIsUnknown(t *testing.T) {
 	wantStatus(t, "payout on the context deadline", res, processor.Unknown)
 	if n := h.received(); n != 2 {
 		t.Fatalf("the hung server received %d whole requests, want 2 (Unknown is for requests that arrived)", n)
+	}
+}
+
+// A connection closed after the request arrived, with no answer, is Unknown: the request may have
+// been acted on.
+func TestClosedAfterRequestIsUnknown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	var arrived atomic.Int32
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+				if _, err := io.Copy(io.Discard, req.Body); err == nil {
+					arrived.Add(1)
+				}
+			}
+			c.Close()
+		}
+	})
+	p, err := New(Options{Key: "sk_test_bourse", URL: "http://" + l.Addr().String(), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := p.Authorize(context.Background(), processor.AuthorizeRequest{Key: "att_closed", Money: usd1000, Method: "card", PaymentToken: "pm_card_visa"})
+	wantStatus(t, "authorize", res, processor.Unknown)
+	if arrived.Load() == 0 {
+		t.Fatal("the request never arrived: the test did not test a close after the request")
 	}
 }
