@@ -21,7 +21,7 @@ consul|consul|github.com/hashicorp/consul|~7 min cold, prints progress
 jaeger|jaeger|github.com/jaegertracing/jaeger/cmd/jaeger|~4 min cold, prints progress
 kube-apiserver|kube|k8s.io/kubernetes/cmd/kube-apiserver|5-20 min cold (CPU-bound), prints progress|-X k8s.io/component-base/version.gitVersion=v1.37.0
 etcd|kube|go.etcd.io/etcd/server/v3|~1-2 min cold
-stripe-mock|stripemock|github.com/stripe/stripe-mock|~30 s cold
+stripe-mock|stripemock|github.com/stripe/stripe-mock|~1 min cold
 TABLE
 }
 
