@@ -35,9 +35,10 @@ keyfile risk.keys "$people
 $(digest matching-risk.key)=service:matching"
 keyfile matching.keys "$people"
 keyfile inference.keys "$people"
-# Stripe's secret key, for payment's Stripe connector. stripe-mock takes any sk_test_ key; a real
-# one goes into this file the same way, never into flags or the environment.
-keyfile stripe.key sk_test_bourse_dev
+# Stripe's secret key, for payment's Stripe connector. stripe-mock takes any sk_test_<word> key
+# (exactly three parts); a real one goes into this file the same way, never into flags or the
+# environment.
+keyfile stripe.key sk_test_boursedev
 keyfile acquirer.keys "$people
 $(digest payment-acquirer.key)=service:payment"
 
