@@ -41,6 +41,12 @@ keyfile inference.keys "$people"
 keyfile stripe.key sk_test_boursedev
 keyfile acquirer.keys "$people
 $(digest payment-acquirer.key)=service:payment"
+# Training workers present training-worker.key to the coordinator and to each other.
+keyfile training-worker.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+keyfile training-coordinator.keys "$people
+$(digest training-worker.key)=service:training-worker"
+keyfile training-worker.keys "$people
+$(digest training-worker.key)=service:training-worker"
 
 # One line per service: name and the flags it runs with. Ports are the services' embedded defaults.
 SERVICES=(
@@ -49,6 +55,7 @@ SERVICES=(
 	"matching --data-dir=$run/data/matching --api-keys-file=$keys/matching.keys --risk-api-key-file=$keys/matching-risk.key"
 	"inference --model-repository=$run/models --api-keys-file=$keys/inference.keys"
 	"acquirer --data-dir=$run/data/acquirer --api-keys-file=$keys/acquirer.keys"
+	"training-coordinator --data-dir=$run/data/training-coordinator --api-keys-file=$keys/training-coordinator.keys"
 )
 # The inference demo repository starts as the example models; versions added there are kept.
 mkdir -p "$run/models" && cp -rn services/inference/testdata/models/. "$run/models/"
@@ -67,7 +74,7 @@ tls=${BOURSE_TLS:-0}
 consul_hcl='ports { dns = -1, grpc = -1, grpc_tls = -1 }'
 grpcurl_tls=-plaintext
 if [[ $tls == 1 ]]; then
-	go run ./pkg/cmd/devcerts -dir "$run/tls" discovery risk matching inference acquirer consul client
+	go run ./pkg/cmd/devcerts -dir "$run/tls" discovery risk matching inference acquirer training-coordinator training-worker consul client
 	consul_hcl+=" tls { internal_rpc { ca_file = \"$run/tls/ca.crt\", cert_file = \"$run/tls/consul.crt\", key_file = \"$run/tls/consul.key\" } } enable_agent_tls_for_checks = true"
 	grpcurl_tls="-cacert $run/tls/ca.crt -cert $run/tls/client.crt -key $run/tls/client.key"
 fi
@@ -162,6 +169,15 @@ consul_passing() { # service — true once Consul lists a passing instance of it
 for line in "${SERVICES[@]}"; do
 	read -r name _ <<<"$line"
 	wait_for "$name in Consul" consul_passing "$name"
+done
+# Training workers (BOURSE_TRAINING_WORKERS, default 2) on 127.0.0.1:7101, 7102, ...: they register
+# in Consul as training-worker and take any job started at the coordinator.
+go build -o bin/training-worker ./services/training-coordinator/cmd/training-worker
+for ((i = 1; i <= ${BOURSE_TRAINING_WORKERS:-2}; i++)); do
+	# shellcheck disable=SC2046
+	start "training-worker-$i" bin/training-worker --grpc-addr=127.0.0.1:$((7100 + i)) --metrics-addr=127.0.0.1:0 \
+		--worker-id="training-worker-$i" --api-keys-file="$keys/training-worker.keys" --api-key-file="$keys/training-worker.key" \
+		$(tls_flags training-worker)
 done
 
 cat <<MSG
