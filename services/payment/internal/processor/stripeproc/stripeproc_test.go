@@ -25,6 +25,7 @@ func TestAgainstStripeMock(t *testing.T) {
 		{"RefusedLocally", testRefusedLocally},
 		{"Lookup", testLookup},
 		{"ErrorAnswers", testErrorAnswers},
+		{"KeyRefused", testKeyRefused},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, sm) })
 	}
@@ -305,4 +306,16 @@ func testRefusedLocally(t *testing.T, sm *testenv.StripeMock) {
 	if _, err := p.Lookup(ctx, "settle", "k"); err == nil {
 		t.Fatal("Lookup of an unknown operation: no error")
 	}
+}
+
+// stripe-mock, like Stripe, answers 401 to a key it does not take: Stripe acted on nothing, and the
+// fault is this connector's configuration, so another processor may be tried (NotReached).
+func testKeyRefused(t *testing.T, sm *testenv.StripeMock) {
+	p, rec := connector(t, sm, func(o *Options) { o.Key = "sk_test_not_one" })
+	res := authorize(t, p, "att_key", false)
+	reqs := rec.take()
+	if len(reqs) != 1 || reqs[0].Status != 401 {
+		t.Fatalf("requests %+v, want one answered 401", reqs)
+	}
+	wantStatus(t, "refused key", res, processor.NotReached)
 }
