@@ -48,9 +48,11 @@
 //     (typically under a minute behind writes), so an empty answer is NotFound only for a call made
 //     longer ago than that: a janitor must not look a Stripe attempt up sooner (MinLookupAge says how
 //     long).
-//   - capture, void: the PaymentIntent is found as for Capture (memory, Options.Refs, or the
-//     authorization key from Options.AuthorizeKeyOf), then its status tells: captured, canceled, or
-//     still requires_capture (NotFound: the capture or void never took effect).
+//   - capture: the PaymentIntent the capture was sent to (memory, Options.Refs), else a search
+//     for the capture Key, which capture writes into the PaymentIntent's metadata; its status
+//     tells: captured, canceled, or still requires_capture (NotFound: never took effect).
+//   - void: cancel takes no metadata, so the PaymentIntent comes from memory, Options.Refs, or
+//     the authorization Key Options.AuthorizeKeyOf derives; without them, Unknown.
 //   - refund, payout: retrieved by id when remembered or given by Options.Refs, else listed (a
 //     strongly consistent read) newest first up to Options.MaxLookupScan objects: a listing that
 //     ends is NotFound, one cut short by the bound is Unknown.
@@ -103,7 +105,7 @@ type RefsFunc func(ctx context.Context, op processor.Operation, key string) (ref
 
 // Options configure the connector. Key is required; the rest have defaults.
 type Options struct {
-	// Key is the secret API key (sk_test_... or sk_live_...; stripe-mock accepts any sk_test_).
+	// Key is the secret API key (sk_test_... or sk_live_...; stripe-mock takes any sk_test_<word>).
 	Key string
 	// URL is Stripe's API base URL: empty for api.stripe.com, http://127.0.0.1:<port> for
 	// stripe-mock.
@@ -115,8 +117,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Refs is where payment keeps the ProcessorRef of earlier answers (optional).
 	Refs RefsFunc
-	// AuthorizeKeyOf derives the authorization's Key from a capture or void Key, for Lookup after a
-	// restart (optional; e.g. strip the ":capture" suffix the payment flow adds).
+	// AuthorizeKeyOf derives the authorization's Key from a void Key, for a Lookup of a void this
+	// process did not send (optional; e.g. strip the ":void" suffix the payment flow adds). A capture
+	// needs none: its Key is in its PaymentIntent's metadata.
 	AuthorizeKeyOf func(op processor.Operation, key string) (string, bool)
 	// MaxLookupScan bounds the refunds or payouts one Lookup lists (DefaultMaxLookupScan when 0).
 	MaxLookupScan int
@@ -167,7 +170,8 @@ func New(o Options) (*Processor, error) {
 		}
 		cfg.URL = stripe.String(strings.TrimSuffix(o.URL, "/"))
 	}
-	// Every backend (API, Connect, Uploads, MeterEvents) goes to the one URL: stripe-mock serves all.
+	// With a URL every backend (API, Connect, Uploads, MeterEvents) goes to it: stripe-mock serves
+	// them all. Without one each keeps its Stripe host.
 	backends := stripe.NewBackendsWithConfig(cfg)
 	return &Processor{
 		sc:        stripe.NewClient(o.Key, stripe.WithBackends(backends)),
