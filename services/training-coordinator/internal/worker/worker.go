@@ -57,6 +57,9 @@ type Worker struct {
 	pubWait   chan struct{}
 }
 
+// maxStateWait bounds how long GetState waits for this worker to have the generation's state.
+const maxStateWait = time.Minute
+
 type published struct {
 	job    string
 	gen    uint64
@@ -346,6 +349,9 @@ func (w *Worker) publish(p *published) {
 // GetState serves rank 0's starting state of a generation to the other members, waiting (within
 // the call's deadline) until this worker has it. A request for an older generation is refused.
 func (w *Worker) GetState(ctx context.Context, req *trainingv1.GetStateRequest) (*trainingv1.GetStateResponse, error) {
+	// Bounded here too: a caller without a deadline must not hold a handler forever.
+	ctx, cancel := context.WithTimeout(ctx, maxStateWait)
+	defer cancel()
 	for {
 		w.mu.Lock()
 		p, ch := w.pub, w.pubWait
