@@ -2,7 +2,9 @@ package stripeproc
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +28,7 @@ func TestAgainstStripeMock(t *testing.T) {
 		{"Lookup", testLookup},
 		{"ErrorAnswers", testErrorAnswers},
 		{"KeyRefused", testKeyRefused},
+		{"Concurrent", testConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, sm) })
 	}
@@ -318,4 +321,40 @@ func testKeyRefused(t *testing.T, sm *testenv.StripeMock) {
 		t.Fatalf("requests %+v, want one answered 401", reqs)
 	}
 	wantStatus(t, "refused key", res, processor.NotReached)
+}
+
+// One connector serves concurrent calls (run with -race): each call sends its own request with its
+// own Key, and every authorization is remembered for its capture.
+func testConcurrent(t *testing.T, sm *testenv.StripeMock) {
+	p, rec := connector(t, sm)
+	rec.setRewrite(setFields(map[string]any{"status": "requires_capture"}))
+	const workers, each = 8, 5
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				key := fmt.Sprintf("att_c_%d_%d", w, i)
+				res, err := p.Authorize(context.Background(), processor.AuthorizeRequest{Key: key, Money: usd1000, Method: "card", PaymentToken: "pm_card_visa"})
+				if err != nil || res.Status != processor.Approved {
+					t.Errorf("%s: %+v %v", key, res, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	keys := map[string]bool{}
+	for _, r := range rec.take() {
+		if r.Status != 200 {
+			t.Errorf("%s answered %d", r.IdempotencyKey, r.Status)
+		}
+		keys[r.IdempotencyKey] = true
+	}
+	if len(keys) != workers*each {
+		t.Fatalf("%d distinct Idempotency-Keys sent, want %d", len(keys), workers*each)
+	}
+	for k := range keys {
+		if _, ok := p.known.get(processor.OpAuthorize, k); !ok {
+			t.Fatalf("authorization %s not remembered", k)
+		}
+	}
 }
