@@ -152,6 +152,7 @@ func (c *chaosCluster) logTails() string {
 	var b strings.Builder
 	for _, name := range []string{"risk", "matching"} {
 		fmt.Fprintf(&b, "--- %s: first errors and warnings in %s\n%s\n", name, c.logPath(name), c.problems(name, 20))
+		fmt.Fprintf(&b, "--- %s: last errors\n%s\n", name, c.lastErrors(name, 10))
 	}
 	for _, name := range []string{"risk", "matching"} {
 		fmt.Fprintf(&b, "--- %s: last 40 lines\n%s\n", name, c.tail(name, 40))
@@ -170,6 +171,32 @@ func (c *chaosCluster) problems(name string, n int) string {
 	}
 	if len(lines) == 0 {
 		return "(none)"
+	}
+	return strings.Join(lines, "\n")
+}
+
+// lastErrors returns the last n error lines of a service's log, each after the start banner of its
+// incarnation: a halt's cause is an error that the warnings of later restarts push out of the tail.
+func (c *chaosCluster) lastErrors(name string, n int) string {
+	b, _ := os.ReadFile(c.logPath(name))
+	var lines []string
+	banner := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "===== "):
+			banner = line
+		case strings.Contains(line, "level=ERROR"):
+			if banner != "" {
+				lines, banner = append(lines, banner), ""
+			}
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) == 0 {
+		return "(none)"
+	}
+	if len(lines) > 2*n {
+		lines = lines[len(lines)-2*n:]
 	}
 	return strings.Join(lines, "\n")
 }
