@@ -196,7 +196,9 @@ func TestSilentWorkerThenBelowMinFails(t *testing.T) {
 	if rejoin, _ := c.Heartbeat("a", "j", 1); !rejoin {
 		t.Fatal("a was not told to rejoin after b went silent")
 	}
-	go func() { _, _, _ = c.Join(context.Background(), JoinRequest{WorkerID: "a", Address: "a:1", Wait: time.Second}) }()
+	go func() {
+		_, _, _ = c.Join(context.Background(), JoinRequest{WorkerID: "a", Address: "a:1", Wait: time.Second})
+	}()
 	time.Sleep(50 * time.Millisecond)
 	tick()
 	if j, _ := c.GetJob("j"); j.Status != StatusWaiting {
