@@ -13,7 +13,8 @@ func (d *Dense) Forward(x []float32, batch int) (probs []float32, labels []int64
 	if err := d.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if batch <= 0 || len(x) != batch*d.Inputs() {
+	// batch > len(x) first, so batch*Inputs cannot overflow into a match.
+	if batch <= 0 || batch > len(x) || len(x) != batch*d.Inputs() {
 		return nil, nil, fmt.Errorf("onnx: forward: %d values for %d rows of %d", len(x), batch, d.Inputs())
 	}
 	cur := make([]float64, len(x))

@@ -286,6 +286,11 @@ func TestValidateRejectsMalformedNetworks(t *testing.T) {
 	if _, _, err := d.Forward(make([]float32, 9), 2); err == nil || !strings.Contains(err.Error(), "9 values for 2 rows of 5") {
 		t.Fatalf("Forward with a ragged batch: %v", err)
 	}
+	for _, batch := range []int{0, -1, 6, math.MaxInt/5 + 1} {
+		if _, _, err := d.Forward(make([]float32, 5), batch); err == nil {
+			t.Errorf("Forward of 5 values as %d rows succeeded", batch)
+		}
+	}
 }
 
 func TestForwardByHand(t *testing.T) {
