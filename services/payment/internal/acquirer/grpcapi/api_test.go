@@ -56,7 +56,11 @@ func TestBadInputNamesTheFieldAndStoresNothing(t *testing.T) {
 	okAuth := func() *acquirerv1.AuthorizeRequest {
 		return &acquirerv1.AuthorizeRequest{Key: "k", Money: usd(1), Method: "card", PaymentToken: "tok"}
 	}
-	with := func(f func(r *acquirerv1.AuthorizeRequest)) *acquirerv1.AuthorizeRequest { r := okAuth(); f(r); return r }
+	with := func(f func(r *acquirerv1.AuthorizeRequest)) *acquirerv1.AuthorizeRequest {
+		r := okAuth()
+		f(r)
+		return r
+	}
 	bigMeta := map[string]string{}
 	for i := range 51 {
 		bigMeta[strings.Repeat("m", i+1)] = "v"
@@ -65,20 +69,30 @@ func TestBadInputNamesTheFieldAndStoresNothing(t *testing.T) {
 		field string
 		call  func() (proto.Message, error)
 	}{
-		{"key", func() (proto.Message, error) { return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.Key = "" })) }},
+		{"key", func() (proto.Message, error) {
+			return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.Key = "" }))
+		}},
 		{"key", func() (proto.Message, error) {
 			return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.Key = strings.Repeat("k", 256) }))
 		}},
-		{"money", func() (proto.Message, error) { return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.Money = nil })) }},
-		{"money.amount", func() (proto.Message, error) { return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.Money = usd(0) })) }},
-		{"money.amount", func() (proto.Message, error) { return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.Money = usd(-5) })) }},
+		{"money", func() (proto.Message, error) {
+			return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.Money = nil }))
+		}},
+		{"money.amount", func() (proto.Message, error) {
+			return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.Money = usd(0) }))
+		}},
+		{"money.amount", func() (proto.Message, error) {
+			return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.Money = usd(-5) }))
+		}},
 		{"money.amount", func() (proto.Message, error) {
 			return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.Money = usd(1 << 62) }))
 		}},
 		{"money.currency", func() (proto.Message, error) {
 			return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.Money.Currency = "usd" }))
 		}},
-		{"method", func() (proto.Message, error) { return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.Method = "" })) }},
+		{"method", func() (proto.Message, error) {
+			return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.Method = "" }))
+		}},
 		{"payment_token", func() (proto.Message, error) {
 			return api.Authorize(ctx, with(func(r *acquirerv1.AuthorizeRequest) { r.PaymentToken = "" }))
 		}},
@@ -92,7 +106,9 @@ func TestBadInputNamesTheFieldAndStoresNothing(t *testing.T) {
 			return api.Refund(ctx, &acquirerv1.RefundRequest{Key: "r", AuthorizeKey: "k", Money: &acquirerv1.Money{Amount: 1, Currency: "US"}})
 		}},
 		{"key", func() (proto.Message, error) { return api.Void(ctx, &acquirerv1.VoidRequest{AuthorizeKey: "k"}) }},
-		{"destination", func() (proto.Message, error) { return api.Payout(ctx, &acquirerv1.PayoutRequest{Key: "p", Money: usd(1)}) }},
+		{"destination", func() (proto.Message, error) {
+			return api.Payout(ctx, &acquirerv1.PayoutRequest{Key: "p", Money: usd(1)})
+		}},
 		{"kind", func() (proto.Message, error) { return api.Lookup(ctx, &acquirerv1.LookupRequest{Key: "k"}) }},
 		{"page_size", func() (proto.Message, error) {
 			return api.ListOperations(ctx, &acquirerv1.ListOperationsRequest{PageSize: 1001})
