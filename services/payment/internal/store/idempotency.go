@@ -77,3 +77,33 @@ func (s *Store) PruneKeys(ctx context.Context, cutoff time.Time) (int64, error) 
 	}
 	return res.RowsAffected()
 }
+
+// DeleteKey removes the record of (caller, key): the request it belonged to provably did nothing.
+func (t *Tx) DeleteKey(ctx context.Context, caller, key string) error {
+	_, err := t.exec(ctx, `DELETE FROM idempotency WHERE caller = ? AND idem_key = ? AND state = ?`, caller, key, idempotency.InFlight)
+	return err
+}
+
+// StaleKey is an in-flight record left by a request that did not finish (its process died).
+type StaleKey struct {
+	Caller, Key, Method, ObjectID string
+}
+
+// StaleKeys lists in-flight records created before olderThan.
+func (s *Store) StaleKeys(ctx context.Context, olderThan time.Time, limit int) ([]StaleKey, error) {
+	rows, err := s.query(ctx, `SELECT caller, idem_key, method, object_id FROM idempotency WHERE state = ? AND created_at <= ? LIMIT ?`,
+		idempotency.InFlight, nanos(olderThan), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []StaleKey
+	for rows.Next() {
+		var k StaleKey
+		if err := rows.Scan(&k.Caller, &k.Key, &k.Method, &k.ObjectID); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}

@@ -331,3 +331,28 @@ func (s *Store) StalledPayments(ctx context.Context, olderThan time.Time, limit 
 	}
 	return out, rows.Err()
 }
+
+// Attempts reads a payment's attempts inside the transaction.
+func (t *Tx) Attempts(ctx context.Context, paymentID string) ([]domain.Attempt, error) {
+	rows, err := t.tx.QueryContext(ctx, t.s.db.Rebind(`SELECT `+attemptCols+` FROM attempts WHERE payment_id = ? ORDER BY created_at, id`), paymentID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []domain.Attempt
+	for rows.Next() {
+		a, err := scanAttempt(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// TouchPayment marks a payment as worked on now (the janitor leaves recently touched payments to
+// the request working on them).
+func (t *Tx) TouchPayment(ctx context.Context, id string) error {
+	_, err := t.exec(ctx, `UPDATE payments SET updated_at = ? WHERE id = ?`, nanos(t.now), id)
+	return err
+}

@@ -1,0 +1,402 @@
+package flows
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/bourse-dev/bourse/pkg/errs"
+	"github.com/bourse-dev/bourse/pkg/fraud"
+	"github.com/bourse-dev/bourse/services/payment/internal/domain"
+	"github.com/bourse-dev/bourse/services/payment/internal/ledger"
+	"github.com/bourse-dev/bourse/services/payment/internal/processor"
+	"github.com/bourse-dev/bourse/services/payment/internal/store"
+)
+
+// PaymentInput is a validated CreatePayment request. Its JSON (without the token's value, which only
+// enters as a hash) is the idempotency fingerprint.
+type PaymentInput struct {
+	AccountID     string               `json:"account_id"`
+	Amount        domain.Money         `json:"amount"`
+	Method        domain.Method        `json:"method"`
+	PaymentToken  string               `json:"payment_token"`
+	CaptureMethod domain.CaptureMethod `json:"capture_method"`
+	Metadata      map[string]string    `json:"metadata"`
+}
+
+// RiskCredit is the outbox payload that credits risk for a captured deposit.
+type RiskCredit struct {
+	PaymentID string `json:"payment_id"`
+	AccountID string `json:"account_id"`
+	Asset     string `json:"asset"`
+	Amount    string `json:"amount"`
+}
+
+// OutboxRiskCredit is the outbox kind of RiskCredit.
+const OutboxRiskCredit = "risk_credit"
+
+// CreatePayment runs a deposit as far as it can go now: a payment that ends processing (an UNKNOWN at
+// the processor) is settled later by the janitor.
+func (s *Service) CreatePayment(ctx context.Context, caller, key string, in PaymentInput) (domain.Payment, bool, error) {
+	p := domain.Payment{ID: domain.NewID("pay"), Caller: caller, AccountID: in.AccountID, Amount: in.Amount, Method: in.Method,
+		PaymentToken: in.PaymentToken, CaptureMethod: in.CaptureMethod, Status: domain.PaymentProcessing, Metadata: in.Metadata}
+	if err := domain.PaymentTransition(domain.PaymentRequiresConfirmation, domain.PaymentProcessing); err != nil {
+		return p, false, err
+	}
+	replay, err := s.claim(ctx, caller, key, MethodCreatePayment, in, p.ID, func(tx *store.Tx) error {
+		if err := tx.InsertPayment(ctx, &p); err != nil {
+			return err
+		}
+		return tx.AddEvent(ctx, "payment.created", p.AccountID, p.ID, p)
+	})
+	if err != nil || replay != nil {
+		var got domain.Payment
+		if err == nil {
+			err = json.Unmarshal(replay, &got)
+		}
+		return got, err == nil, err
+	}
+	out, err := s.runPayment(ctx, p)
+	if err != nil {
+		return out, false, err
+	}
+	s.complete(ctx, caller, key, out)
+	return out, false, nil
+}
+
+// runPayment checks fraud, then tries the routed processors in order.
+func (s *Service) runPayment(ctx context.Context, p domain.Payment) (domain.Payment, error) {
+	if s.cfg.Fraud != nil {
+		v, err := s.cfg.Fraud.Check(ctx, s.features(ctx, p), p.Amount)
+		if err != nil {
+			// The checker applies the configured fail-open/closed policy itself; an error here is a
+			// checker that could not decide, and the payment goes on unscored.
+			s.log.Warn("fraud check failed; payment not scored", "payment", p.ID, "err", err)
+		}
+		p.FraudScore = v.Score
+		if v.Decline {
+			return s.failPayment(ctx, p.ID, domain.DeclineFraudSuspected, "", v.Score)
+		}
+	}
+	for _, proc := range s.cfg.Router.Route(p.Method, p.Amount) {
+		a := domain.Attempt{ID: domain.NewID("att"), PaymentID: p.ID, Processor: proc.Name(), Status: domain.AttemptPending,
+			PendingOp: domain.OpAuthorize}
+		cont := false
+		err := s.st.InTx(ctx, func(tx *store.Tx) error {
+			cur, err := tx.Payment(ctx, p.ID)
+			if err != nil {
+				return err
+			}
+			if cur.Status != domain.PaymentProcessing {
+				return nil // the janitor settled it meanwhile
+			}
+			cont = true
+			a.NextLookupAt = tx.Now().Add(s.cfg.SettleAfter)
+			if err := tx.TouchPayment(ctx, p.ID); err != nil {
+				return err
+			}
+			return tx.InsertAttempt(ctx, &a)
+		})
+		if err != nil {
+			return p, err
+		}
+		if !cont {
+			return s.st.GetPayment(ctx, p.ID)
+		}
+		pctx, cancel := s.procCtx(ctx)
+		res, err := proc.Authorize(pctx, processor.AuthorizeRequest{Key: a.ID, Money: processor.Money(p.Amount), Method: string(p.Method),
+			PaymentToken: p.PaymentToken, Capture: p.CaptureMethod != domain.CaptureManual,
+			Metadata: map[string]string{"payment_id": p.ID, "account_id": p.AccountID}})
+		cancel()
+		switch resultStatus(res, err) {
+		case processor.Approved:
+			return s.settleAuthorize(ctx, a, processor.Approved, res)
+		case processor.Declined:
+			return s.settleAuthorize(ctx, a, processor.Declined, res)
+		case processor.NotReached:
+			s.log.Info("processor not reached; trying the next", "payment", p.ID, "processor", proc.Name(), "err", err)
+			if err := s.st.InTx(ctx, func(tx *store.Tx) error {
+				from := a
+				a.Status, a.PendingOp = domain.AttemptNotReached, domain.OpNone
+				return tx.UpdateAttempt(ctx, &a, from.Status, from.PendingOp)
+			}); err != nil && !isConflict(err) {
+				return p, err
+			}
+		default:
+			s.log.Warn("processor outcome unknown; the janitor looks it up", "payment", p.ID, "processor", proc.Name(), "err", err)
+			if err := s.st.InTx(ctx, func(tx *store.Tx) error {
+				from := a
+				a.Status = domain.AttemptUnknown
+				a.NextLookupAt = tx.Now().Add(s.cfg.SettleAfter)
+				return tx.UpdateAttempt(ctx, &a, from.Status, from.PendingOp)
+			}); err != nil && !isConflict(err) {
+				return p, err
+			}
+			return s.st.GetPayment(ctx, p.ID)
+		}
+	}
+	return s.failPayment(ctx, p.ID, domain.DeclineProcessorUnavailable, "", p.FraudScore)
+}
+
+// features computes the fraud model's input from the payment and the account's history.
+func (s *Service) features(ctx context.Context, p domain.Payment) fraud.Features {
+	f := fraud.Features{AmountMajor: domain.Major(p.Amount), Currency: p.Amount.Currency, Method: string(p.Method)}
+	if first, err := s.st.FirstPaymentAt(ctx, p.AccountID); err == nil && !first.IsZero() {
+		f.AccountAgeDays = p.CreatedAt.Sub(first).Hours() / 24
+	}
+	// The payment itself is already stored: leave it out of the counts.
+	if n, _, err := s.st.CountPaymentsSince(ctx, p.AccountID, p.Amount.Currency, p.CreatedAt.Add(-time.Hour)); err == nil {
+		f.DepositsLastHour = max(n-1, 0)
+	}
+	if n, sum, err := s.st.CountPaymentsSince(ctx, p.AccountID, p.Amount.Currency, p.CreatedAt.Add(-24*time.Hour)); err == nil {
+		f.DepositsLastDay = max(n-1, 0)
+		f.AmountLastDayMajor = domain.Major(domain.Money{Amount: max(sum-p.Amount.Amount, 0), Currency: p.Amount.Currency})
+	}
+	return f
+}
+
+// settleAuthorize records the processor's verdict on an authorization (from the request, or from the
+// janitor's lookup) with everything it causes, in one transaction: the attempt and the payment, and
+// for a capture the ledger transaction and the outbox row that credits risk.
+func (s *Service) settleAuthorize(ctx context.Context, a domain.Attempt, verdict processor.Status, res processor.Result) (domain.Payment, error) {
+	err := s.st.InTx(ctx, func(tx *store.Tx) error {
+		cur, err := tx.Attempt(ctx, a.ID)
+		if err != nil {
+			return err
+		}
+		if cur.PendingOp != domain.OpAuthorize {
+			return nil // settled already
+		}
+		p, err := tx.Payment(ctx, a.PaymentID)
+		if err != nil {
+			return err
+		}
+		next := cur
+		next.PendingOp, next.ProcessorRef, next.DeclineCode = domain.OpNone, res.ProcessorRef, res.DeclineCode
+		from := p.Status
+		switch {
+		case verdict == processor.Declined:
+			next.Status = domain.AttemptFailed
+			p.Status, p.DeclineReason, p.DeclineCode = domain.PaymentFailed, domain.ReasonForCode(res.DeclineCode), res.DeclineCode
+		case verdict == processor.NotFound:
+			next.Status = domain.AttemptFailed
+			p.Status, p.DeclineReason = domain.PaymentFailed, domain.DeclineProcessorUnavailable
+		case p.CaptureMethod == domain.CaptureManual:
+			next.Status = domain.AttemptAuthorized
+			p.Status = domain.PaymentRequiresCapture
+		default:
+			next.Status = domain.AttemptCaptured
+			p.Status, p.Captured = domain.PaymentSucceeded, p.Amount.Amount
+		}
+		if err := tx.UpdateAttempt(ctx, &next, cur.Status, cur.PendingOp); err != nil {
+			return err
+		}
+		if err := tx.SetPaymentStatus(ctx, &p, from); err != nil {
+			return err
+		}
+		return s.afterPaymentChange(ctx, tx, p, next.Processor)
+	})
+	if err != nil && !isConflict(err) {
+		return domain.Payment{}, err
+	}
+	return s.st.GetPayment(ctx, a.PaymentID)
+}
+
+// afterPaymentChange writes what a payment's new status causes: its event, and for a capture the
+// ledger transaction and the risk credit.
+func (s *Service) afterPaymentChange(ctx context.Context, tx *store.Tx, p domain.Payment, proc string) error {
+	if p.Status == domain.PaymentSucceeded {
+		m := domain.Money{Amount: p.Captured, Currency: p.Amount.Currency}
+		if err := tx.Post(ctx, ledger.Captured(p.ID, proc, p.AccountID, m)); err != nil {
+			return err
+		}
+		if err := tx.Enqueue(ctx, OutboxRiskCredit, p.ID, RiskCredit{PaymentID: p.ID, AccountID: p.AccountID,
+			Asset: p.Amount.Currency, Amount: domain.Decimal(m)}); err != nil {
+			return err
+		}
+	}
+	return tx.AddEvent(ctx, "payment."+string(p.Status), p.AccountID, p.ID, p)
+}
+
+// failPayment fails a payment still in processing that has no attempt in flight.
+func (s *Service) failPayment(ctx context.Context, id string, reason domain.DeclineReason, code string, score float64) (domain.Payment, error) {
+	err := s.st.InTx(ctx, func(tx *store.Tx) error {
+		p, err := tx.Payment(ctx, id)
+		if err != nil {
+			return err
+		}
+		if p.Status != domain.PaymentProcessing {
+			return nil
+		}
+		atts, err := tx.Attempts(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, a := range atts {
+			if a.PendingOp != domain.OpNone {
+				return nil // an attempt is still open: only its verdict settles the payment
+			}
+		}
+		p.Status, p.DeclineReason, p.DeclineCode, p.FraudScore = domain.PaymentFailed, reason, code, score
+		if err := tx.SetPaymentStatus(ctx, &p, domain.PaymentProcessing); err != nil {
+			return err
+		}
+		return tx.AddEvent(ctx, "payment.failed", p.AccountID, p.ID, p)
+	})
+	if err != nil && !isConflict(err) {
+		return domain.Payment{}, err
+	}
+	return s.st.GetPayment(ctx, id)
+}
+
+// CapturePayment captures amount (0: all) of a payment in requires_capture.
+func (s *Service) CapturePayment(ctx context.Context, caller, key, paymentID string, amount int64) (domain.Payment, bool, error) {
+	return s.captureOrVoid(ctx, caller, key, paymentID, amount, domain.OpCapture)
+}
+
+// CancelPayment voids a payment in requires_capture.
+func (s *Service) CancelPayment(ctx context.Context, caller, key, paymentID string) (domain.Payment, bool, error) {
+	return s.captureOrVoid(ctx, caller, key, paymentID, 0, domain.OpVoid)
+}
+
+func (s *Service) captureOrVoid(ctx context.Context, caller, key, paymentID string, amount int64, op domain.Op) (domain.Payment, bool, error) {
+	method := MethodCapturePayment
+	if op == domain.OpVoid {
+		method = MethodCancelPayment
+	}
+	params := struct {
+		PaymentID string `json:"payment_id"`
+		Amount    int64  `json:"amount"`
+	}{paymentID, amount}
+	var a domain.Attempt
+	replay, err := s.claim(ctx, caller, key, method, params, paymentID, func(tx *store.Tx) error {
+		p, err := tx.Payment(ctx, paymentID)
+		if err != nil {
+			return err
+		}
+		if p.Status != domain.PaymentRequiresCapture {
+			return &errs.Error{Kind: errs.KindFailedPrecondition, Field: "payment_id", Msg: "payment is " + string(p.Status) + ", not requires_capture"}
+		}
+		if amount == 0 {
+			amount = p.Amount.Amount
+		}
+		if amount > p.Amount.Amount {
+			return errs.Invalid("amount_to_capture", "%d exceeds the authorized %d", amount, p.Amount.Amount)
+		}
+		atts, err := tx.Attempts(ctx, paymentID)
+		if err != nil {
+			return err
+		}
+		for _, x := range atts {
+			if x.Status == domain.AttemptAuthorized && x.PendingOp == domain.OpNone {
+				a = x
+			}
+		}
+		if a.ID == "" {
+			return errs.New(errs.KindInternal, "payment %s in requires_capture has no authorized attempt", paymentID)
+		}
+		if op == domain.OpCapture {
+			p.Captured = amount // the amount asked for; it counts once the processor confirms
+		}
+		p.Status = domain.PaymentProcessing
+		if err := tx.SetPaymentStatus(ctx, &p, domain.PaymentRequiresCapture); err != nil {
+			return err
+		}
+		from := a
+		a.PendingOp, a.NextLookupAt = op, tx.Now().Add(s.cfg.SettleAfter)
+		return tx.UpdateAttempt(ctx, &a, from.Status, from.PendingOp)
+	})
+	if err != nil || replay != nil {
+		var got domain.Payment
+		if err == nil {
+			err = json.Unmarshal(replay, &got)
+		}
+		return got, err == nil, err
+	}
+	out, err := s.runCaptureOrVoid(ctx, a, func(tx *store.Tx) error { return s.unclaim(ctx, tx, caller, key) })
+	if err != nil {
+		return out, false, err
+	}
+	s.complete(ctx, caller, key, out)
+	return out, false, nil
+}
+
+// runCaptureOrVoid asks the processor to do the attempt's pending capture or void (again: the key is
+// the same, so a repeat never acts twice) and records the verdict. notReached runs in the transaction
+// that undoes the step when the processor was provably not reached.
+func (s *Service) runCaptureOrVoid(ctx context.Context, a domain.Attempt, notReached func(*store.Tx) error) (domain.Payment, error) {
+	proc := s.procs[a.Processor]
+	if proc == nil {
+		return domain.Payment{}, errs.New(errs.KindUnavailable, "processor %q is not configured", a.Processor)
+	}
+	p, err := s.st.GetPayment(ctx, a.PaymentID)
+	if err != nil {
+		return p, err
+	}
+	pctx, cancel := s.procCtx(ctx)
+	var res processor.Result
+	if a.PendingOp == domain.OpCapture {
+		res, err = proc.Capture(pctx, processor.CaptureRequest{Key: a.OpKey(domain.OpCapture), AuthorizeKey: a.ID,
+			Money: processor.Money{Amount: p.Captured, Currency: p.Amount.Currency}})
+	} else {
+		res, err = proc.Void(pctx, processor.VoidRequest{Key: a.OpKey(domain.OpVoid), AuthorizeKey: a.ID})
+	}
+	cancel()
+	verdict := resultStatus(res, err)
+	if verdict == processor.Unknown {
+		s.log.Warn("processor outcome unknown; the janitor retries", "payment", p.ID, "op", a.PendingOp, "err", err)
+		return p, nil
+	}
+	err = s.st.InTx(ctx, func(tx *store.Tx) error {
+		cur, err := tx.Attempt(ctx, a.ID)
+		if err != nil {
+			return err
+		}
+		if cur.PendingOp != a.PendingOp {
+			return nil
+		}
+		p, err := tx.Payment(ctx, a.PaymentID)
+		if err != nil {
+			return err
+		}
+		next := cur
+		next.PendingOp, next.DeclineCode = domain.OpNone, res.DeclineCode
+		if res.ProcessorRef != "" && next.ProcessorRef == "" {
+			next.ProcessorRef = res.ProcessorRef
+		}
+		switch {
+		case verdict == processor.NotReached:
+			// Nothing happened: back to requires_capture, and the request's key is free again.
+			p.Status, p.Captured = domain.PaymentRequiresCapture, 0
+			if notReached != nil {
+				if err := notReached(tx); err != nil {
+					return err
+				}
+			}
+		case verdict == processor.Approved && cur.PendingOp == domain.OpCapture:
+			next.Status, p.Status = domain.AttemptCaptured, domain.PaymentSucceeded
+		case verdict == processor.Approved:
+			next.Status, p.Status = domain.AttemptVoided, domain.PaymentCanceled
+		default: // declined: the authorization is gone (expired, refused)
+			next.Status, p.Status = domain.AttemptFailed, domain.PaymentFailed
+			p.Captured, p.DeclineReason, p.DeclineCode = 0, domain.ReasonForCode(res.DeclineCode), res.DeclineCode
+		}
+		if err := tx.UpdateAttempt(ctx, &next, cur.Status, cur.PendingOp); err != nil {
+			return err
+		}
+		if err := tx.SetPaymentStatus(ctx, &p, domain.PaymentProcessing); err != nil {
+			return err
+		}
+		if verdict == processor.NotReached {
+			return nil
+		}
+		return s.afterPaymentChange(ctx, tx, p, next.Processor)
+	})
+	if err != nil && !isConflict(err) {
+		return p, err
+	}
+	if verdict == processor.NotReached {
+		return p, errs.New(errs.KindUnavailable, "processor %s not reached; nothing was done, retry", a.Processor)
+	}
+	return s.st.GetPayment(ctx, a.PaymentID)
+}
