@@ -22,6 +22,11 @@ import (
 
 func dial(t *testing.T, target string, timeout time.Duration) *acquirerproc.Client {
 	t.Helper()
+	return dialTB(t, target, timeout)
+}
+
+func dialTB(t testing.TB, target string, timeout time.Duration) *acquirerproc.Client {
+	t.Helper()
 	c, err := acquirerproc.Dial(target, client.Options{APIKey: testenv.AcquirerPaymentKey}, acquirerproc.Config{CallTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
