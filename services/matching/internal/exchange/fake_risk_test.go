@@ -3,6 +3,8 @@ package exchange
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -17,7 +19,9 @@ import (
 //     does not cover it;
 //   - settlement streams: a watermark per stream, parts at or below it skipped, a gap refused, each
 //     part applied all or nothing with both legs of every trade; a leg whose reservation is not
-//     open takes its funds from the free balance; an unknown account refuses the part;
+//     open takes its funds from the free balance, and what that lacks from the shard's other
+//     reservations of the account (dropped whole, counted in the answer); an unknown account
+//     refuses the part;
 //   - re-syncs: refused unless the watermark matches; upserts the named reservations at their
 //     remaining quantity and, on the final chunk, drops the shard's reservations of another session
 //     or a generation <= the sync's;
@@ -37,6 +41,7 @@ type fakeRisk struct {
 	settles     int // Settle calls that applied something
 	syncs       int // final sync chunks applied
 	dropped     int // reservations dropped by syncs
+	reclaimed   int // reservations dropped to pay legs without one
 
 	rejectAll bool
 	down      bool
@@ -94,6 +99,8 @@ func (f *fakeRisk) account(name string) *fakeBalance {
 		switch name {
 		case "broke":
 			b = &fakeBalance{}
+		case "tight2": // two buys of 5 lots at 100.00 and 10.00 to spare
+			b = &fakeBalance{quote: 10000*5*2 + 1000, base: fakeBase}
 		case "tight": // exactly one buy of 5 lots at 100.00
 			b = &fakeBalance{quote: 10000 * 5, base: fakeBase}
 		}
@@ -249,14 +256,31 @@ func (f *fakeRisk) Settle(_ context.Context, b SettleBatch) (SettleAnswer, error
 		f.sold[t.Seller.Account] += t.Qty
 		f.trades++
 	}
-	for name, bal := range f.balances {
+	reclaimed := 0
+	for _, name := range slices.Sorted(maps.Keys(f.balances)) {
+		bal := f.balances[name]
+		// Legs paid from the free balance overdrew it: the shard's other reservations of the
+		// account pay, dropped whole, lowest id first.
+		for _, id := range slices.Sorted(maps.Keys(f.open)) {
+			r := f.open[id]
+			if bal.quote >= bal.quoteReserved && bal.base >= bal.baseReserved {
+				break
+			}
+			q, base := needs(r.check.Side, r.check.Price, r.qty)
+			if r.account != name || !r.owned || r.shard != b.Stream.Shard || (q == 0 || bal.quote >= bal.quoteReserved) && (base == 0 || bal.base >= bal.baseReserved) {
+				continue
+			}
+			f.unreserve(id, r.qty)
+			reclaimed++
+		}
 		if bal.quote < bal.quoteReserved || bal.base < bal.baseReserved {
 			panic(fmt.Sprintf("fake risk: %s is below its reservations: %+v", name, *bal)) // the test's data is wrong
 		}
 	}
 	f.watermarks[b.Stream] = b.Through
 	f.settles++
-	return SettleAnswer{Watermark: b.Through, Incarnation: f.incarnation}, nil
+	f.reclaimed += reclaimed
+	return SettleAnswer{Watermark: b.Through, Incarnation: f.incarnation, Reclaimed: reclaimed}, nil
 }
 
 func (f *fakeRisk) Sync(_ context.Context, b SyncBatch) (SyncAnswer, error) {
@@ -364,6 +388,9 @@ func (f *fakeRisk) conserved() error {
 		case "broke":
 		case "tight":
 			wantQuote += 10000 * 5
+			wantBase += fakeBase
+		case "tight2":
+			wantQuote += 10000*5*2 + 1000
 			wantBase += fakeBase
 		default:
 			wantQuote += fakeQuote

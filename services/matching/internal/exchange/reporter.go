@@ -225,6 +225,9 @@ func (rp *reporter) send(b SettleBatch) bool {
 			}
 			rp.riskWM, rp.wmKnown = max(ans.Watermark, b.Through), true
 			rp.x.noteIncarnation(ans.Incarnation)
+			if ans.Reclaimed > 0 {
+				rp.x.requestResync(fmt.Sprintf("risk paid legs without a reservation from %d reservations of resting orders", ans.Reclaimed))
+			}
 			if rp.halt.Swap(nil) != nil {
 				rp.log.Info("risk accepted the settlement; shard trading again", "through", b.Through)
 			}

@@ -110,6 +110,10 @@ type SettleAnswer struct {
 	Incarnation    uint64
 	HaltedAccounts []string
 	AllHalted      bool
+	// Reclaimed counts reservations of the shard's orders risk dropped to pay legs without a
+	// reservation (orders checked before a risk restart and not yet re-synced): a re-sync restores
+	// them, or cancels the orders it cannot cover.
+	Reclaimed int
 }
 
 // SyncBatch is one chunk of a re-sync of a shard's reservations, as of risk's watermark.

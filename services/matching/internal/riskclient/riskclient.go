@@ -111,7 +111,7 @@ func (c *Client) Settle(ctx context.Context, b exchange.SettleBatch) (exchange.S
 		return exchange.SettleAnswer{}, server.FromStatus(err, "risk.Settle")
 	}
 	return exchange.SettleAnswer{Watermark: resp.GetWatermark(), Incarnation: resp.GetRiskIncarnation(),
-		HaltedAccounts: resp.GetHaltedAccounts(), AllHalted: resp.GetAllHalted()}, nil
+		HaltedAccounts: resp.GetHaltedAccounts(), AllHalted: resp.GetAllHalted(), Reclaimed: int(resp.GetReclaimed())}, nil
 }
 
 // Sync sends one chunk of a re-sync of a shard's reservations.

@@ -110,8 +110,9 @@ func (e *Engine) applyExecutions(execs []Execution, persist PersistFunc, replay 
 // executionPlan is the complete effect of a batch, computed on copies so that applying it cannot
 // fail: new balances, new positions, what is left of each reservation, and the marks.
 type executionPlan struct {
-	// unreserved counts fills (in planSettle mode) whose reservation was not open.
-	unreserved int
+	// unreserved counts fills (in planSettle mode) whose reservation was not open; reclaimed the
+	// owner's reservations dropped to pay for them (see reclaimOwned).
+	unreserved, reclaimed int
 
 	balances     smallIndex[balanceKey, *plannedBalance]
 	positions    smallIndex[positionKey, *plannedPosition]
@@ -207,7 +208,7 @@ const (
 // planExecutions validates the batch and computes its effect. accts[i] is the account of execs[i]
 // and at[i] its position in the caller's batch, for error fields. The caller holds the commit lock
 // and the locks of every account involved.
-func (e *Engine) planExecutions(execs []Execution, at []int, accts []*account, mode planMode, frees []SettlementItem) (*executionPlan, error) {
+func (e *Engine) planExecutions(execs []Execution, at []int, accts []*account, mode planMode, part *settlePart) (*executionPlan, error) {
 	replay := mode == planReplay
 	n := len(execs)
 	plan := &executionPlan{
@@ -297,10 +298,13 @@ func (e *Engine) planExecutions(execs []Execution, at []int, accts []*account, m
 		}
 		plan.marks = append(plan.marks, plannedMark{sym, x.Price})
 	}
-	if len(frees) > 0 && !replay {
-		e.creditFrees(plan, frees)
+	if part != nil && !replay {
+		e.creditFrees(plan, part.frees)
 	}
 	for _, b := range plan.balances.vals {
+		if part != nil && !replay && part.owner > 0 && b.bal.total >= 0 && b.bal.available()+b.freed < 0 {
+			plan.reclaimed += e.reclaimOwned(plan, b, part)
+		}
 		if b.bal.total < 0 || b.bal.reserved < 0 || b.bal.available()+b.freed < 0 {
 			return nil, errs.New(errs.KindFailedPrecondition,
 				"executions would leave account %q with %d %s against %d reserved", b.acct.id, b.bal.total, b.asset.ID, b.bal.reserved)
@@ -318,6 +322,9 @@ func (e *Engine) planExecutions(execs []Execution, at []int, accts []*account, m
 // on the reservation as the part's fills leave it, and in order, as Release and shrink will apply
 // them.
 func (e *Engine) creditFrees(plan *executionPlan, frees []SettlementItem) {
+	if len(frees) == 0 {
+		return
+	}
 	type left struct{ qty, amount int64 }
 	seen := make(map[uint64]*left, len(frees))
 	locked := make(map[*account]bool, len(plan.balances.vals))
@@ -369,6 +376,77 @@ func (e *Engine) creditFrees(plan *executionPlan, frees []SettlementItem) {
 		pb.freed += l.amount - keep
 		l.qty, l.amount = rest, keep
 	}
+}
+
+// settlePart is what a settlement part adds to planning its executions: its releases and
+// shrinks, which apply after its trades, and the owner of its stream.
+type settlePart struct {
+	frees []SettlementItem
+	owner OwnerRef
+}
+
+// reclaimOwned pays what legs without a reservation overdrew on a planned balance (it still has the
+// money: total >= 0, but its reservations hold it) from the account's other reservations of the
+// part's owner, dropping them whole. That happens only after a risk restart, when the owner's
+// re-sync restored reservations for its open orders while orders it had checked with the previous
+// incarnation (and not yet re-synced) filled: the trade happened and must settle, and refusing it
+// would halt the shard for good, since the re-sync that fixes the reservations queues behind it.
+// The owner re-syncs after a restart anyway; an order whose reservation was dropped is then
+// restored if the free balance covers it, or reported uncovered and cancelled. Reservations the
+// part's frees name are left to them (creditFrees counted them). It returns how many it dropped.
+func (e *Engine) reclaimOwned(plan *executionPlan, b *plannedBalance, part *settlePart) int {
+	acct, dropped := b.acct, 0
+	named := make(map[uint64]bool, len(part.frees))
+	for _, it := range part.frees {
+		named[it.Release] = true
+		if it.Shrink != nil {
+			named[it.Shrink.ReservationID] = true
+		}
+	}
+	for slot := range acct.reservations {
+		if b.bal.available()+b.freed >= 0 {
+			break
+		}
+		r := &acct.reservations[slot]
+		if !r.live || r.owner != int32(part.owner) || r.symbol.reservedAsset(r.side).index != b.balanceKey.asset || named[r.id] {
+			continue
+		}
+		qty, amount := r.qty, r.amount
+		if pr, ok := plan.reservations.get(r.id); ok {
+			if pr.qty == 0 {
+				continue
+			}
+			qty, amount = pr.qty, pr.amount
+			pr.qty, pr.amount = 0, 0
+		} else {
+			// Not from reservationBuf: its capacity is the part's fills, and its entries must not move.
+			plan.reservations.put(r.id, &plannedReservation{acct: acct, slot: int32(slot), id: r.id, template: *r})
+		}
+		b.bal.reserved -= amount
+		pos := plan.positionOutsideBuf(acct, r.symbol)
+		if r.side == SideBuy {
+			pos.openBuy -= qty
+		} else {
+			pos.openSell -= qty
+		}
+		dropped++
+	}
+	return dropped
+}
+
+// positionOutsideBuf is position for entries beyond what the buffer was sized for.
+func (p *executionPlan) positionOutsideBuf(acct *account, s *symbol) *position {
+	k := positionKey{acct, s.index}
+	if pp, ok := p.positions.get(k); ok {
+		return &pp.pos
+	}
+	pos := acct.positionOf(s.index)
+	if pos == nil {
+		pos = &zeroPosition
+	}
+	pp := &plannedPosition{positionKey: k, pos: *pos}
+	p.positions.put(k, pp)
+	return &pp.pos
 }
 
 // planReservation checks a fill against its reservation and plans what the reservation keeps. With

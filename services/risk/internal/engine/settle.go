@@ -85,6 +85,7 @@ type SettleResult struct {
 	Applied    int    // items applied (trades and releases)
 	Skipped    int    // items at or below the watermark
 	Unreserved int    // legs whose reservation was not open, paid from free balance
+	Reclaimed  int    // the owner's reservations dropped to pay for such legs (see reclaimOwned)
 }
 
 // SettlementRecord is the durable form of a settled part: the executions it produced (two per trade,
@@ -216,6 +217,10 @@ func (e *Engine) Settle(b SettleBatch, persist PersistFunc) (SettleResult, error
 		}
 		prev = it.Seq
 	}
+	var owner OwnerRef
+	if len(b.Items) > 0 {
+		owner, _ = e.Owner(b.Stream.Owner, b.Stream.Shard) // 0 (nobody's reservations reclaimed) if the table is full
+	}
 
 	e.commitMu.Lock()
 	defer e.commitMu.Unlock()
@@ -252,13 +257,13 @@ func (e *Engine) Settle(b SettleBatch, persist PersistFunc) (SettleResult, error
 		}
 		rec.Executions = append(rec.Executions, buy, sell)
 	}
-	plan, seq, err := e.applySettlement(&rec, frees, persist, planSettle)
+	plan, seq, err := e.applySettlement(&rec, &settlePart{frees: frees, owner: owner}, persist, planSettle)
 	if err != nil {
 		return SettleResult{Watermark: wm}, err
 	}
 	res.Seq, res.Watermark = seq, b.Through
 	if plan != nil {
-		res.Unreserved = plan.unreserved
+		res.Unreserved, res.Reclaimed = plan.unreserved, plan.reclaimed
 	}
 	// Releases follow the trades they close; reservations are not durable, so neither are they.
 	// Ids not open (already released, filled, or lost in a restart) are skipped.
@@ -352,9 +357,9 @@ func tradeExecutions(cat *catalog, t *Trade, i int) (buy, sell Execution, err er
 }
 
 // applySettlement validates and commits one settled part, live (planSettle) or in replay. The
-// caller holds the commit lock and applies frees (the part's releases and shrinks) after it; the
+// caller holds the commit lock and applies the part's frees (releases and shrinks) after it; the
 // check of the balances counts what they will free. The plan is nil for a part without trades.
-func (e *Engine) applySettlement(rec *SettlementRecord, frees []SettlementItem, persist PersistFunc, mode planMode) (*executionPlan, uint64, error) {
+func (e *Engine) applySettlement(rec *SettlementRecord, part *settlePart, persist PersistFunc, mode planMode) (*executionPlan, uint64, error) {
 	if mode == planReplay {
 		if err := rec.Stream.validate("settlement.stream"); err != nil {
 			return nil, 0, err
@@ -389,7 +394,7 @@ func (e *Engine) applySettlement(rec *SettlementRecord, frees []SettlementItem, 
 	}
 	unlock := lockAccounts(accts)
 	defer unlock()
-	plan, err := e.planExecutions(rec.Executions, at, byID, mode, frees)
+	plan, err := e.planExecutions(rec.Executions, at, byID, mode, part)
 	if err != nil {
 		return nil, 0, err
 	}

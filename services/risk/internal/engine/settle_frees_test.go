@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
@@ -68,4 +69,74 @@ func TestSettleCountsTheFreesOfItsPart(t *testing.T) {
 			mustConsistent(t, e)
 		})
 	}
+}
+
+// After a risk restart the owner's re-sync may restore its open orders while orders it checked with
+// the previous incarnation, journaled after the capture, fill: their legs have no reservation and
+// the restored ones hold the account's money. The trade happened: it settles, paid from the owner's
+// other reservations of the account (dropped whole; the owner's next re-sync restores what the free
+// balance covers and reports the rest uncovered), never from reservations of anyone else, and never
+// beyond the account's total.
+func TestSettlePaysALegWithoutReservationFromTheOwnersReservations(t *testing.T) {
+	const lost = 1 << 40
+	for _, tc := range []struct {
+		name   string
+		owned  bool
+		sold   int64
+		ok     bool
+		remain []int64 // bob's reservations after, lots
+	}{
+		{"the owner's reservation pays", true, 5, true, []int64{4}},
+		{"nobody's reservations are not the owner's to take", false, 5, false, []int64{6, 4}},
+		{"never beyond the total", true, 11, false, []int64{6, 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newFixture(t, Config{})
+			fund(t, e, "alice", 1_000_000, 0)
+			fund(t, e, "bob", 0, 10)
+			for _, q := range []int64{6, 4} {
+				c := order("bob", SideSell, 10_000, q)
+				if tc.owned {
+					c = ownedOrder(t, e, "bob", SideSell, 10_000, q, 1)
+				}
+				mustAccept(t, e, c)
+			}
+			buy := mustAccept(t, e, order("alice", SideBuy, 10_000, tc.sold))
+			res, err := e.Settle(SettleBatch{Stream: stream1, Through: 1, Items: []SettlementItem{
+				tradeItem(1, "alice", "bob", buy, lost, 10_000, tc.sold, SideBuy)}}, nil)
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("settle: %v", err)
+			case !tc.ok && errs.KindOf(err) != errs.KindFailedPrecondition:
+				t.Fatalf("settle: %+v, %v; want FailedPrecondition", res, err)
+			case tc.ok && res.Reclaimed != 1:
+				t.Fatalf("settle: %+v, want one reservation reclaimed", res)
+			}
+			bob := view(t, e, "bob")
+			var left []int64
+			var held int64
+			for _, r := range bob.Reservations {
+				left = append(left, r.Qty)
+				held += r.Amount
+			}
+			if fmt.Sprint(left) != fmt.Sprint(tc.remain) {
+				t.Fatalf("bob's reservations hold %v lots, want %v", left, tc.remain)
+			}
+			b := balanceOf(bob, "BTC")
+			if b.Reserved != held || b.Reserved > b.Total {
+				t.Fatalf("bob BTC %+v, his reservations hold %d", b, held)
+			}
+			if p := positionOf(bob, btcUSD); p.OpenSellQty != sum(tc.remain) {
+				t.Fatalf("bob's open sell %d, want %d", p.OpenSellQty, sum(tc.remain))
+			}
+			mustConsistent(t, e)
+		})
+	}
+}
+
+func sum(v []int64) (s int64) {
+	for _, x := range v {
+		s += x
+	}
+	return s
 }

@@ -24,7 +24,7 @@ func (s *Server) Settle(ctx context.Context, req *riskv1.SettleRequest) (*riskv1
 		return nil, err
 	}
 	out := &riskv1.SettleResponse{Watermark: res.Watermark, Applied: uint32(res.Applied), Skipped: uint32(res.Skipped),
-		Unreserved: uint32(res.Unreserved), RiskIncarnation: s.incarnation()}
+		Unreserved: uint32(res.Unreserved), Reclaimed: uint32(res.Reclaimed), RiskIncarnation: s.incarnation()}
 	if len(b.Items) == 0 && b.Through == 0 {
 		out.AllHalted, out.HaltedAccounts = s.eng.Halted(maxHaltedListed)
 	}

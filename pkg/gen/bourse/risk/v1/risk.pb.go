@@ -2309,8 +2309,11 @@ type SettleResponse struct {
 	// At most 1000 accounts, in id order.
 	HaltedAccounts []string `protobuf:"bytes,6,rep,name=halted_accounts,json=haltedAccounts,proto3" json:"halted_accounts,omitempty"`
 	AllHalted      bool     `protobuf:"varint,7,opt,name=all_halted,json=allHalted,proto3" json:"all_halted,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Reservations of the stream's owner dropped to pay for unreserved legs the free balance could
+	// not cover (after a risk restart, before the owner's re-sync caught up): the owner re-syncs.
+	Reclaimed     uint32 `protobuf:"varint,8,opt,name=reclaimed,proto3" json:"reclaimed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SettleResponse) Reset() {
@@ -2390,6 +2393,13 @@ func (x *SettleResponse) GetAllHalted() bool {
 		return x.AllHalted
 	}
 	return false
+}
+
+func (x *SettleResponse) GetReclaimed() uint32 {
+	if x != nil {
+		return x.Reclaimed
+	}
+	return 0
 }
 
 type SyncReservationsRequest struct {
@@ -3829,7 +3839,7 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x06stream\x18\x01 \x01(\v2 .bourse.risk.v1.SettlementStreamR\x06stream\x12\x14\n" +
 	"\x05after\x18\x02 \x01(\x04R\x05after\x12\x18\n" +
 	"\athrough\x18\x03 \x01(\x04R\athrough\x124\n" +
-	"\x05items\x18\x04 \x03(\v2\x1e.bourse.risk.v1.SettlementItemR\x05items\"\xf5\x01\n" +
+	"\x05items\x18\x04 \x03(\v2\x1e.bourse.risk.v1.SettlementItemR\x05items\"\x93\x02\n" +
 	"\x0eSettleResponse\x12\x1c\n" +
 	"\twatermark\x18\x01 \x01(\x04R\twatermark\x12\x18\n" +
 	"\aapplied\x18\x02 \x01(\rR\aapplied\x12\x18\n" +
@@ -3840,7 +3850,8 @@ const file_bourse_risk_v1_risk_proto_rawDesc = "" +
 	"\x10risk_incarnation\x18\x05 \x01(\x04R\x0friskIncarnation\x12'\n" +
 	"\x0fhalted_accounts\x18\x06 \x03(\tR\x0ehaltedAccounts\x12\x1d\n" +
 	"\n" +
-	"all_halted\x18\a \x01(\bR\tallHalted\"\x82\x02\n" +
+	"all_halted\x18\a \x01(\bR\tallHalted\x12\x1c\n" +
+	"\treclaimed\x18\b \x01(\rR\treclaimed\"\x82\x02\n" +
 	"\x17SyncReservationsRequest\x128\n" +
 	"\x06stream\x18\x01 \x01(\v2 .bourse.risk.v1.SettlementStreamR\x06stream\x12\x1c\n" +
 	"\twatermark\x18\x02 \x01(\x04R\twatermark\x12\x18\n" +
