@@ -30,6 +30,10 @@ type jobCtx struct {
 	vec         []float32 // gradient, then the loss, as one vector for the allreduce
 }
 
+// loadDataset is dataset.Load (a variable so that tests building many workers in one process can
+// share one load).
+var loadDataset = dataset.Load
+
 func limit(n, l uint32) int {
 	if l > 0 && int(l) < int(n) {
 		return int(l)
@@ -46,7 +50,7 @@ func newJobCtx(j *trainingv1.Job, mnistDir string) (*jobCtx, error) {
 	if spec.GetTrainLimit() > 0 && spec.GetTestLimit() > 0 {
 		lim = int(max(spec.GetTrainLimit(), spec.GetTestLimit()))
 	}
-	train, test, err := dataset.Load(spec.GetDataset(), dataset.Options{Limit: lim, Seed: int64(spec.GetSeed()), MNISTDir: mnistDir})
+	train, test, err := loadDataset(spec.GetDataset(), dataset.Options{Limit: lim, Seed: int64(spec.GetSeed()), MNISTDir: mnistDir})
 	if err != nil {
 		return nil, fmt.Errorf("load dataset %s: %w", spec.GetDataset(), err)
 	}
