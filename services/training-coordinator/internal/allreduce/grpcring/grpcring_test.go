@@ -228,3 +228,24 @@ func BenchmarkGRPCRing(b *testing.B) {
 		})
 	}
 }
+
+// viewFloats reads the same values as DecodeFloats, aligned or not, and refuses the same lengths.
+func TestViewFloatsEqualsDecode(t *testing.T) {
+	v := []float32{1, -2.5, float32(math.Inf(1)), 3e-38, 0}
+	raw := EncodeFloats(nil, v)
+	buf := make([]byte, len(raw)+1)
+	for _, b := range [][]byte{raw, append(buf[:1], raw...)[1:]} {
+		got, err := viewFloats(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range v {
+			if math.Float32bits(got[i]) != math.Float32bits(v[i]) {
+				t.Fatalf("[%d] %v != %v", i, got[i], v[i])
+			}
+		}
+	}
+	if _, err := viewFloats([]byte{1, 2, 3, 4, 5}); err == nil {
+		t.Fatal("5 bytes viewed as floats")
+	}
+}

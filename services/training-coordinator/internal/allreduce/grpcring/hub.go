@@ -182,7 +182,9 @@ func decode(m *trainingv1.ExchangeRequest) (allreduce.Message, error) {
 		Gen: m.GetGeneration(), Step: m.GetStep(), Phase: allreduce.Phase(m.GetPhase()),
 		Round: m.GetRound(), Segment: m.GetSegment(), Offset: m.GetOffset(), Reason: m.GetReason(),
 	}
-	data, err := DecodeFloats(m.GetData())
+	// The ring adds or copies each chunk into its own vector and keeps nothing, so the values may
+	// alias the message's bytes instead of being copied once more.
+	data, err := viewFloats(m.GetData())
 	if err != nil {
 		return out, fmt.Errorf("data: %w", err)
 	}
