@@ -1,0 +1,165 @@
+// Command payment serves bourse.payment.v1.PaymentService: deposits, refunds and withdrawals for
+// trading accounts, through the routed processors, with idempotency keys, a double-entry ledger and
+// an outbox that credits risk, in SQLite (default) or PostgreSQL (several replicas may share one).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/bourse-dev/bourse/pkg/auth"
+	"github.com/bourse-dev/bourse/pkg/client"
+	paymentv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/payment/v1"
+	riskv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/risk/v1"
+	"github.com/bourse-dev/bourse/pkg/server"
+	"github.com/bourse-dev/bourse/services/payment/internal/flows"
+	"github.com/bourse-dev/bourse/services/payment/internal/grpcapi"
+	"github.com/bourse-dev/bourse/services/payment/internal/idempotency"
+	"github.com/bourse-dev/bourse/services/payment/internal/processor"
+	"github.com/bourse-dev/bourse/services/payment/internal/processor/acquirerproc"
+	"github.com/bourse-dev/bourse/services/payment/internal/processor/instant"
+	"github.com/bourse-dev/bourse/services/payment/internal/store"
+)
+
+func main() {
+	app := server.NewApp("payment", server.Defaults{GRPCAddr: "127.0.0.1:7005", MetricsAddr: "127.0.0.1:9105"})
+	fs := app.Flags()
+	dataDir := fs.String("data-dir", "data/payment", "directory of the SQLite database (when --database-url is empty)")
+	dbURL := fs.String("database-url", "", "postgres://... for PostgreSQL (replicas may share it), or a SQLite file path (default <data-dir>/payment.db)")
+	procList := fs.String("processors", "acquirer", "routing order of the processors, comma-separated: acquirer, instant (in-process, tests and benchmarks)")
+	acquirerAddr := fs.String("acquirer-addr", "consul:///acquirer", "the acquirer: consul:///acquirer or host:port")
+	acquirerKeyFile := fs.String("acquirer-api-key-file", "", "file holding the key payment presents to the acquirer (service:payment in its keyring)")
+	riskAddr := fs.String("risk-addr", "consul:///risk", "the risk service: consul:///risk or host:port")
+	riskKeyFile := fs.String("risk-api-key-file", "", "file holding the key payment presents to risk (service:payment in risk's keyring); re-read when it changes")
+	procTimeout := fs.Duration("processor-timeout", 10*time.Second, "deadline of each processor call; past it the outcome is UNKNOWN and the janitor looks it up")
+	riskTimeout := fs.Duration("risk-timeout", 5*time.Second, "deadline of each call to risk")
+	settleAfter := fs.Duration("settle-after", 0, "how long an open operation is left to its request before the janitor takes it over (default 3 × --processor-timeout)")
+	janitorEvery := fs.Duration("janitor-interval", time.Second, "how often the janitor looks for open operations")
+	outboxEvery := fs.Duration("outbox-interval", 200*time.Millisecond, "how often the outbox dispatcher looks for due items")
+	retention := fs.Duration("idempotency-retention", idempotency.DefaultRetention, "how long idempotency keys are kept")
+
+	os.Exit(app.Main(func(ctx context.Context, env *server.Env) (server.Service, error) {
+		url := *dbURL
+		if url == "" {
+			if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+				return server.Service{}, err
+			}
+			url = filepath.Join(*dataDir, "payment.db")
+		}
+		st, err := store.Open(ctx, url)
+		if err != nil {
+			return server.Service{}, fmt.Errorf("open store: %w", err)
+		}
+		var closers []func() error
+		closeAll := func() {
+			for _, c := range closers {
+				_ = c()
+			}
+			st.Close()
+		}
+		riskCreds, err := keyFile(*riskKeyFile, env, "risk")
+		if err != nil {
+			closeAll()
+			return server.Service{}, err
+		}
+		riskConn, err := env.Dial(*riskAddr, client.Options{Credentials: riskCreds, ServerName: "risk",
+			// Credit and Debit are idempotent by ref: a retry is harmless.
+			Idempotent: []string{riskv1.RiskService_Credit_FullMethodName, riskv1.RiskService_Debit_FullMethodName}})
+		if err != nil {
+			closeAll()
+			return server.Service{}, fmt.Errorf("dial risk: %w", err)
+		}
+		closers = append(closers, riskConn.Close)
+
+		var procs []processor.Processor
+		for name := range strings.SplitSeq(*procList, ",") {
+			switch name = strings.TrimSpace(name); name {
+			case "acquirer":
+				creds, err := keyFile(*acquirerKeyFile, env, "the acquirer")
+				if err != nil {
+					closeAll()
+					return server.Service{}, err
+				}
+				o := client.Options{Credentials: creds, ServerName: "acquirer", Resolver: env.Resolver}
+				if o.TLS == nil {
+					o.TLS = env.TLS
+				}
+				c, err := acquirerproc.Dial(*acquirerAddr, o, acquirerproc.Config{CallTimeout: *procTimeout})
+				if err != nil {
+					closeAll()
+					return server.Service{}, err
+				}
+				closers = append(closers, c.Close)
+				procs = append(procs, c)
+			case "instant":
+				procs = append(procs, instant.New("instant"))
+			default:
+				closeAll()
+				return server.Service{}, fmt.Errorf("--processors: unknown processor %q (acquirer, instant)", name)
+			}
+		}
+		if len(procs) == 0 {
+			closeAll()
+			return server.Service{}, fmt.Errorf("--processors: none given")
+		}
+
+		svc := flows.New(flows.Config{Store: st, Router: flows.Static(procs), Risk: riskClient{riskv1.NewRiskServiceClient(riskConn)},
+			Logger: env.Logger, ProcessorTimeout: *procTimeout, RiskTimeout: *riskTimeout, SettleAfter: *settleAfter, Retention: *retention})
+
+		// The janitor and the outbox dispatcher are owned here: started now, stopped by Close (they
+		// block only on the database, the processors and risk, each call with its deadline).
+		bg, stopBG := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { svc.RunJanitor(bg, *janitorEvery) })
+		wg.Go(func() { svc.RunOutbox(bg, *outboxEvery) })
+
+		api := grpcapi.New(svc)
+		return server.Service{
+			Register: func(s grpc.ServiceRegistrar) { paymentv1.RegisterPaymentServiceServer(s, api) },
+			Policy:   grpcapi.Policy,
+			Meta:     map[string]string{"store": st.Dialect().String(), "processors": *procList},
+			Close: func(context.Context) error {
+				stopBG()
+				wg.Wait()
+				closeAll()
+				return nil
+			},
+		}, nil
+	}))
+}
+
+// keyFile is payment's credential for a dependency: its own service identity, read from a file that
+// is re-read when it changes.
+func keyFile(path string, env *server.Env, what string) (credentials.PerRPCCredentials, error) {
+	if path == "" {
+		env.Logger.Warn("no API key for " + what + ": its calls will be refused")
+		return nil, nil
+	}
+	f, err := auth.OpenKeyFile(path, time.Second, env.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("key file for %s: %w", what, err)
+	}
+	return f, nil
+}
+
+// riskClient adapts risk's gRPC API to flows.Risk: errors become domain kinds (a refusal stays
+// FailedPrecondition/NotFound/InvalidArgument; no answer is Unavailable).
+type riskClient struct{ c riskv1.RiskServiceClient }
+
+func (r riskClient) Credit(ctx context.Context, account, asset, amount, ref string) error {
+	_, err := r.c.Credit(ctx, &riskv1.CreditRequest{AccountId: account, AssetId: asset, Amount: amount, Ref: ref})
+	return server.FromStatus(err, "risk Credit")
+}
+
+func (r riskClient) Debit(ctx context.Context, account, asset, amount, ref string) error {
+	_, err := r.c.Debit(ctx, &riskv1.DebitRequest{AccountId: account, AssetId: asset, Amount: amount, Ref: ref})
+	return server.FromStatus(err, "risk Debit")
+}

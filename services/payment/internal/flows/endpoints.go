@@ -1,0 +1,45 @@
+package flows
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+
+	"github.com/bourse-dev/bourse/services/payment/internal/domain"
+	"github.com/bourse-dev/bourse/services/payment/internal/store"
+)
+
+// EndpointInput is a validated CreateWebhookEndpoint request.
+type EndpointInput struct {
+	AccountID  string   `json:"account_id"`
+	URL        string   `json:"url"`
+	EventTypes []string `json:"event_types"`
+}
+
+// CreateWebhookEndpoint registers an endpoint with a new signing secret. The replay of the same
+// request returns the same secret: it is the same endpoint.
+func (s *Service) CreateWebhookEndpoint(ctx context.Context, caller, key string, in EndpointInput) (domain.WebhookEndpoint, bool, error) {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	e := domain.WebhookEndpoint{ID: domain.NewID("we"), AccountID: in.AccountID, URL: in.URL, EventTypes: in.EventTypes,
+		Secret: "whsec_" + hex.EncodeToString(b[:])}
+	replay, err := s.claim(ctx, caller, key, MethodCreateEndpoint, in, e.ID, func(tx *store.Tx) error {
+		if err := tx.InsertEndpoint(ctx, caller, &e); err != nil {
+			return err
+		}
+		resp, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return tx.CompleteKey(ctx, caller, key, resp, nil)
+	})
+	if err != nil || replay != nil {
+		var got domain.WebhookEndpoint
+		if err == nil {
+			err = json.Unmarshal(replay, &got)
+		}
+		return got, err == nil, err
+	}
+	return e, false, nil
+}
