@@ -446,5 +446,3 @@ func (s *Server) ListLedgerEntries(ctx context.Context, req *paymentv1.ListLedge
 	}
 	return out, nil
 }
-
-
