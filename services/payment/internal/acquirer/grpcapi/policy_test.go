@@ -10,3 +10,8 @@ import (
 func TestPolicyClassifiesEveryMethod(t *testing.T) {
 	authtest.RequireClassified(t, Policy, &acquirerv1.AcquirerService_ServiceDesc)
 }
+
+// The README's "Security model" table for the acquirer is rendered from Policy (make docs rewrites it).
+func TestReadmeAccessTable(t *testing.T) {
+	authtest.CheckReadme(t, "acquirer", Policy, &acquirerv1.AcquirerService_ServiceDesc)
+}
