@@ -386,7 +386,11 @@ type JobSpec struct {
 	// Optimizer: "sgd" (default) or "adam".
 	Optimizer string `protobuf:"bytes,18,opt,name=optimizer,proto3" json:"optimizer,omitempty"`
 	// SGD heavy-ball momentum in [0, 1).
-	Momentum      float32 `protobuf:"fixed32,19,opt,name=momentum,proto3" json:"momentum,omitempty"`
+	Momentum float32 `protobuf:"fixed32,19,opt,name=momentum,proto3" json:"momentum,omitempty"`
+	// When set, the final model of a job that succeeds is exported as ONNX into the coordinator's
+	// inference model repository under this name (a new version) and loaded with
+	// RepositoryModelLoad.
+	ExportModel   string `protobuf:"bytes,20,opt,name=export_model,json=exportModel,proto3" json:"export_model,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -554,6 +558,13 @@ func (x *JobSpec) GetMomentum() float32 {
 	return 0
 }
 
+func (x *JobSpec) GetExportModel() string {
+	if x != nil {
+		return x.ExportModel
+	}
+	return ""
+}
+
 type Member struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	WorkerId string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
@@ -634,8 +645,13 @@ type Job struct {
 	CheckpointPath string                 `protobuf:"bytes,12,opt,name=checkpoint_path,json=checkpointPath,proto3" json:"checkpoint_path,omitempty"`
 	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt      *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The inference model and version the final model was exported as (spec.export_model), or why
+	// the export failed.
+	ExportedModel   string `protobuf:"bytes,15,opt,name=exported_model,json=exportedModel,proto3" json:"exported_model,omitempty"`
+	ExportedVersion uint64 `protobuf:"varint,16,opt,name=exported_version,json=exportedVersion,proto3" json:"exported_version,omitempty"`
+	ExportError     string `protobuf:"bytes,17,opt,name=export_error,json=exportError,proto3" json:"export_error,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -764,6 +780,27 @@ func (x *Job) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Job) GetExportedModel() string {
+	if x != nil {
+		return x.ExportedModel
+	}
+	return ""
+}
+
+func (x *Job) GetExportedVersion() uint64 {
+	if x != nil {
+		return x.ExportedVersion
+	}
+	return 0
+}
+
+func (x *Job) GetExportError() string {
+	if x != nil {
+		return x.ExportError
+	}
+	return ""
 }
 
 type StartJobRequest struct {
@@ -1473,9 +1510,14 @@ type StatusEvent struct {
 	Status JobStatus              `protobuf:"varint,1,opt,name=status,proto3,enum=bourse.training.v1.JobStatus" json:"status,omitempty"`
 	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Where the final parameters are (a checkpoint path on the coordinator), once the job succeeded.
-	ModelPath     string `protobuf:"bytes,3,opt,name=model_path,json=modelPath,proto3" json:"model_path,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ModelPath string `protobuf:"bytes,3,opt,name=model_path,json=modelPath,proto3" json:"model_path,omitempty"`
+	// Set on the event that reports the export (spec.export_model): the model version written and
+	// loaded, or why it failed.
+	ExportedModel   string `protobuf:"bytes,4,opt,name=exported_model,json=exportedModel,proto3" json:"exported_model,omitempty"`
+	ExportedVersion uint64 `protobuf:"varint,5,opt,name=exported_version,json=exportedVersion,proto3" json:"exported_version,omitempty"`
+	ExportError     string `protobuf:"bytes,6,opt,name=export_error,json=exportError,proto3" json:"export_error,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *StatusEvent) Reset() {
@@ -1525,6 +1567,27 @@ func (x *StatusEvent) GetReason() string {
 func (x *StatusEvent) GetModelPath() string {
 	if x != nil {
 		return x.ModelPath
+	}
+	return ""
+}
+
+func (x *StatusEvent) GetExportedModel() string {
+	if x != nil {
+		return x.ExportedModel
+	}
+	return ""
+}
+
+func (x *StatusEvent) GetExportedVersion() uint64 {
+	if x != nil {
+		return x.ExportedVersion
+	}
+	return 0
+}
+
+func (x *StatusEvent) GetExportError() string {
+	if x != nil {
+		return x.ExportError
 	}
 	return ""
 }
@@ -2726,7 +2789,7 @@ const file_bourse_training_v1_training_proto_rawDesc = "" +
 	"!bourse/training/v1/training.proto\x12\x12bourse.training.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n" +
 	"\tModelSpec\x121\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1d.bourse.training.v1.ModelKindR\x04kind\x12\x16\n" +
-	"\x06hidden\x18\x02 \x03(\rR\x06hidden\"\xa7\x05\n" +
+	"\x06hidden\x18\x02 \x03(\rR\x06hidden\"\xca\x05\n" +
 	"\aJobSpec\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x123\n" +
 	"\x05model\x18\x02 \x01(\v2\x1d.bourse.training.v1.ModelSpecR\x05model\x12\x1f\n" +
@@ -2752,11 +2815,12 @@ const file_bourse_training_v1_training_proto_rawDesc = "" +
 	"\x14heartbeat_timeout_ms\x18\x10 \x01(\rR\x12heartbeatTimeoutMs\x122\n" +
 	"\x15collective_timeout_ms\x18\x11 \x01(\rR\x13collectiveTimeoutMs\x12\x1c\n" +
 	"\toptimizer\x18\x12 \x01(\tR\toptimizer\x12\x1a\n" +
-	"\bmomentum\x18\x13 \x01(\x02R\bmomentum\"S\n" +
+	"\bmomentum\x18\x13 \x01(\x02R\bmomentum\x12!\n" +
+	"\fexport_model\x18\x14 \x01(\tR\vexportModel\"S\n" +
 	"\x06Member\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
-	"\x04rank\x18\x03 \x01(\rR\x04rank\"\xb1\x04\n" +
+	"\x04rank\x18\x03 \x01(\rR\x04rank\"\xa6\x05\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12/\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1b.bourse.training.v1.JobSpecR\x04spec\x125\n" +
@@ -2777,7 +2841,10 @@ const file_bourse_training_v1_training_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"Y\n" +
+	"updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12%\n" +
+	"\x0eexported_model\x18\x0f \x01(\tR\rexportedModel\x12)\n" +
+	"\x10exported_version\x18\x10 \x01(\x04R\x0fexportedVersion\x12!\n" +
+	"\fexport_error\x18\x11 \x01(\tR\vexportError\"Y\n" +
 	"\x0fStartJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12/\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1b.bourse.training.v1.JobSpecR\x04spec\"[\n" +
@@ -2817,12 +2884,15 @@ const file_bourse_training_v1_training_proto_rawDesc = "" +
 	"generation\x18\x01 \x01(\x04R\n" +
 	"generation\x124\n" +
 	"\amembers\x18\x02 \x03(\v2\x1a.bourse.training.v1.MemberR\amembers\x12\x12\n" +
-	"\x04step\x18\x03 \x01(\x04R\x04step\"{\n" +
+	"\x04step\x18\x03 \x01(\x04R\x04step\"\xf0\x01\n" +
 	"\vStatusEvent\x125\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1d.bourse.training.v1.JobStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
-	"model_path\x18\x03 \x01(\tR\tmodelPath\"\xd2\x02\n" +
+	"model_path\x18\x03 \x01(\tR\tmodelPath\x12%\n" +
+	"\x0eexported_model\x18\x04 \x01(\tR\rexportedModel\x12)\n" +
+	"\x10exported_version\x18\x05 \x01(\x04R\x0fexportedVersion\x12!\n" +
+	"\fexport_error\x18\x06 \x01(\tR\vexportError\"\xd2\x02\n" +
 	"\x19StreamJobProgressResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x123\n" +
