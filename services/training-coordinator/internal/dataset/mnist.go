@@ -108,14 +108,15 @@ func locateMNIST() (string, error) {
 }
 
 // ReadMNIST reads a pair of gzipped idx files (images, labels) into a Dataset with pixels scaled to
-// [0, 1]. Both files are read and checked to the end (magic numbers, dimensions, lengths, gzip
-// checksums, labels < 10, equal counts) even when limit > 0 keeps only the first limit samples.
+// [0, 1]. Without a limit both files are read and checked to the end: magic numbers, dimensions,
+// lengths, gzip checksums, labels < 10, equal counts. With limit > 0 only the headers and the first
+// limit samples are read (a quick subset for tests and short runs): damage past them goes unseen.
 func ReadMNIST(imagesPath, labelsPath string, limit int) (Dataset, error) {
-	pixels, dims, err := readIdx(imagesPath, idxImagesMagic, 3)
+	pixels, dims, err := readIdx(imagesPath, idxImagesMagic, 3, limit)
 	if err != nil {
 		return Dataset{}, err
 	}
-	labels, ldims, err := readIdx(labelsPath, idxLabelsMagic, 1)
+	labels, ldims, err := readIdx(labelsPath, idxLabelsMagic, 1, limit)
 	if err != nil {
 		return Dataset{}, err
 	}
@@ -135,15 +136,20 @@ func ReadMNIST(imagesPath, labelsPath string, limit int) (Dataset, error) {
 		}
 		d.Y[i] = int32(l)
 	}
+	var scale [256]float32
+	for i := range scale {
+		scale[i] = float32(i) / 255
+	}
 	for i, p := range pixels[:n*dim] {
-		d.X[i] = float32(p) / 255
+		d.X[i] = scale[p]
 	}
 	return d, nil
 }
 
 // readIdx reads a gzipped idx file of unsigned bytes with the given magic and number of dimensions,
-// returning the data and the dimensions.
-func readIdx(path string, magic uint32, ndims int) ([]byte, []int, error) {
+// returning the data and the dimensions from the header. With 0 < limit < the item count it reads
+// only the first limit items and does not look further.
+func readIdx(path string, magic uint32, ndims int, limit int) ([]byte, []int, error) {
 	name := filepath.Base(path)
 	bad := func(format string, args ...any) error {
 		return errs.New(errs.KindFailedPrecondition, "mnist: %s: %s", name, fmt.Sprintf(format, args...))
@@ -183,9 +189,16 @@ func readIdx(path string, magic uint32, ndims int) ([]byte, []int, error) {
 	if size > maxIdxBytes {
 		return nil, nil, bad("%d bytes of data, at most %d", size, maxIdxBytes)
 	}
+	prefix := limit > 0 && limit < dims[0]
+	if prefix {
+		size = size / dims[0] * limit
+	}
 	data := make([]byte, size)
 	if n, err := io.ReadFull(zr, data); err != nil {
 		return nil, nil, bad("%d of %d data bytes: %v", n, size, truncated(err))
+	}
+	if prefix {
+		return data, dims, nil
 	}
 	// Past the data the stream must end, and end cleanly: this is where gzip checks its CRC and length.
 	var extra [1]byte

@@ -15,6 +15,8 @@ import (
 	"github.com/bourse-dev/bourse/pkg/errs"
 )
 
+const corruptN = 1000
+
 var (
 	realOnce  sync.Once
 	realDir   string
@@ -33,7 +35,15 @@ func realMNIST(t *testing.T) string {
 		if rawImages, realErr = gunzipFile(filepath.Join(realDir, MNISTTestImages)); realErr != nil {
 			return
 		}
-		rawLabels, realErr = gunzipFile(filepath.Join(realDir, MNISTTestLabels))
+		if rawLabels, realErr = gunzipFile(filepath.Join(realDir, MNISTTestLabels)); realErr != nil {
+			return
+		}
+		// The damaged copies start from the first corruptN real test images: the loader's checks
+		// do not depend on the count, and a smaller file keeps the cases quick under -race.
+		rawImages = bytes.Clone(rawImages[:16+corruptN*784])
+		binary.BigEndian.PutUint32(rawImages[4:], corruptN)
+		rawLabels = bytes.Clone(rawLabels[:8+corruptN])
+		binary.BigEndian.PutUint32(rawLabels[4:], corruptN)
 	})
 	if realErr != nil {
 		t.Fatalf("the real MNIST files: %v", realErr)
@@ -103,7 +113,7 @@ func TestLoadRealMNIST(t *testing.T) {
 			}
 		}
 		var lo, hi float32 = 1, 0
-		for _, v := range d.X {
+		for _, v := range d.X[:min(d.N, 10000)*d.Dim] {
 			lo, hi = min(lo, v), max(hi, v)
 		}
 		if lo != 0 || hi != 1 {
@@ -149,9 +159,9 @@ func TestCorruptedMNIST(t *testing.T) {
 		{"wrong magic", gz(t, wrongMagic), goodLabels, "magic number 0x00000801", MNISTTestImages},
 		{"labels magic", goodImages, goodImages, "magic number 0x00000803", MNISTTestLabels},
 		{"not gzip", rawImages, goodLabels, "not a gzip file", MNISTTestImages},
-		{"mismatched counts", goodImages, gz(t, withCount(rawLabels, 9999)[:8+9999]), "holds 10000 images but", MNISTTestImages},
-		{"count beyond data", goodImages, gz(t, withCount(rawLabels, 10001)), "truncated", MNISTTestLabels},
-		{"count below data", goodImages, gz(t, withCount(rawLabels, 9999)), "data continues past", MNISTTestLabels},
+		{"mismatched counts", goodImages, gz(t, withCount(rawLabels, corruptN-1)[:8+corruptN-1]), "holds 1000 images but", MNISTTestImages},
+		{"count beyond data", goodImages, gz(t, withCount(rawLabels, corruptN+1)), "truncated", MNISTTestLabels},
+		{"count below data", goodImages, gz(t, withCount(rawLabels, corruptN-1)), "data continues past", MNISTTestLabels},
 		{"zero rows", gz(t, withCount(rawImages[:16], 0)), goodLabels, "dimension 0 is 0", MNISTTestImages},
 		{"label not a digit", goodImages, gz(t, badLabel), "label 10 of sample 17", MNISTTestLabels},
 		{"empty file", nil, goodLabels, "not a gzip file", MNISTTestImages},
@@ -188,11 +198,23 @@ func TestCorruptedMNIST(t *testing.T) {
 	if err := os.WriteFile(lp, goodLabels, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if d, err := ReadMNIST(ip, lp, 0); err != nil || d.N != 10000 {
+	if d, err := ReadMNIST(ip, lp, 0); err != nil || d.N != corruptN {
 		t.Fatalf("intact copy: %d samples, %v", d.N, err)
 	}
 	if _, err := ReadMNIST(filepath.Join(dir, "missing.gz"), lp, 0); errs.KindOf(err) != errs.KindFailedPrecondition {
 		t.Fatalf("missing file: %v", err)
+	}
+
+	// With a limit only the prefix is read: damage inside it is still an error, damage past it is
+	// not looked at (documented on ReadMNIST).
+	if err := os.WriteFile(ip, gz(t, rawImages[:16+100*784+5]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadMNIST(ip, lp, 101); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("limit 101 of a file cut in image 100: %v", err)
+	}
+	if d, err := ReadMNIST(ip, lp, 100); err != nil || d.N != 100 || d.Y[99] != int32(rawLabels[8+99]) {
+		t.Fatalf("limit 100 of a file cut in image 100: %d samples, %v", d.N, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
@@ -13,14 +14,24 @@ import (
 	"github.com/bourse-dev/bourse/services/training-coordinator/internal/optim"
 )
 
+// mnist loads the first 6000 samples of each MNIST split once for every test, and returns the first
+// limit of them (read-only views).
 func mnist(t *testing.T, limit int) (dataset.Dataset, dataset.Dataset) {
 	t.Helper()
-	train, test, err := dataset.Load(dataset.MNIST, dataset.Options{Limit: limit})
-	if err != nil {
-		t.Fatal(err)
+	mnistOnce.Do(func() {
+		mnistTrain, mnistTest, mnistErr = dataset.Load(dataset.MNIST, dataset.Options{Limit: 6000})
+	})
+	if mnistErr != nil {
+		t.Fatal(mnistErr)
 	}
-	return train, test
+	return mnistTrain.Slice(0, limit), mnistTest.Slice(0, min(limit, mnistTest.N))
 }
+
+var (
+	mnistOnce             sync.Once
+	mnistTrain, mnistTest dataset.Dataset
+	mnistErr              error
+)
 
 var mlpSpec = model.Spec{Kind: model.KindMLP, Inputs: 784, Hidden: []int{64}, Classes: 10}
 
