@@ -317,3 +317,26 @@ func TestListPages(t *testing.T) {
 		t.Fatalf("by key: %+v", ops)
 	}
 }
+
+// A full log refuses new operations before acting (the caller may go elsewhere) and still answers
+// the keys it holds.
+func TestFullLogRefusesBeforeActing(t *testing.T) {
+	st, err := OpenStore(context.Background(), filepath.Join(t.TempDir(), "acquirer.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := New(context.Background(), st, Config{MaxOperations: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	act(t, a, auth("1", 1, "tok"))
+	act(t, a, auth("2", 1, "tok"))
+	_, _, err = a.Act(context.Background(), auth("3", 1, "tok"))
+	if _, ok := errors.AsType[*NotActedError](err); !ok || errs.KindOf(err) != errs.KindResourceExhausted {
+		t.Fatalf("third operation in a log of two: %v, want NotActedError of kind ResourceExhausted", err)
+	}
+	if _, replayed := act(t, a, auth("2", 1, "tok")); !replayed {
+		t.Fatal("a held key was not replayed")
+	}
+}

@@ -150,6 +150,9 @@ func TestAcquirerDownIsNotReached(t *testing.T) {
 	want(t, "authorize while up", res, err, processor.Approved)
 
 	a.Kill(t)
+	// A call that races the client noticing the dropped connection may be written to it, and is then
+	// rightly Unknown; give the client a moment to see the connection close.
+	time.Sleep(200 * time.Millisecond)
 	for i := range 3 { // the first call after the drop, and calls while reconnecting
 		res, err := c.Authorize(ctx, authorize(fmt.Sprint("down-", i), 1, "tok"))
 		want(t, fmt.Sprintf("authorize %d while down", i), res, err, processor.NotReached)
