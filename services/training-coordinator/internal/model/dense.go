@@ -19,6 +19,7 @@ type dense struct {
 	delta     []float32
 	deltaPrev []float32
 	xt        []float32 // a layer input transposed (In×n), for the weight gradient
+	nz        sparse
 }
 
 func newDense(spec Spec) *dense {
@@ -70,7 +71,7 @@ func (d *dense) forward(params, x []float32, n int) {
 		d.acts[li+1] = out
 		w := params[l.WOffset : l.WOffset+l.In*l.Out]
 		b := params[l.BOffset : l.BOffset+l.Out]
-		matMulBias(d.acts[li], w, b, out, n, l.In, l.Out)
+		matMulBias(d.acts[li], w, b, out, n, l.In, l.Out, &d.nz)
 		if li < len(d.layers)-1 {
 			for i, v := range out {
 				if v < 0 {
@@ -121,7 +122,7 @@ func (d *dense) LossAndGrad(params, x []float32, y []int32, grad []float32) floa
 		in := d.acts[li]
 		d.xt = grow(d.xt, n*l.In)
 		transpose(in, d.xt, n, l.In)
-		weightGrad(d.xt, d.delta, grad[l.WOffset:l.WOffset+l.In*l.Out], n, l.In, l.Out)
+		weightGrad(d.xt, d.delta, grad[l.WOffset:l.WOffset+l.In*l.Out], n, l.In, l.Out, &d.nz)
 		biasGrad(d.delta, grad[l.BOffset:l.BOffset+l.Out], n, l.Out)
 		if li == 0 {
 			break
