@@ -9,16 +9,8 @@ import (
 	"strings"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
+	"github.com/bourse-dev/bourse/pkg/money"
 )
-
-// currencyExponents is the ISO-4217 minor-unit exponent of each currency bourse accepts. A currency
-// missing here is refused: guessing an exponent would misstate amounts by powers of ten.
-var currencyExponents = map[string]int{
-	"USD": 2, "EUR": 2, "GBP": 2, "CHF": 2, "CAD": 2, "AUD": 2, "NZD": 2, "SEK": 2, "NOK": 2, "DKK": 2,
-	"PLN": 2, "CZK": 2, "HUF": 2, "SGD": 2, "HKD": 2, "CNY": 2, "INR": 2, "MXN": 2, "BRL": 2, "ZAR": 2,
-	"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "VND": 0, "XOF": 0, "XAF": 0, "UGX": 0, "PYG": 0,
-	"KWD": 3, "BHD": 3, "JOD": 3, "OMR": 3, "TND": 3, "LYD": 3, "IQD": 3,
-}
 
 // MaxAmount bounds every amount in minor units. It keeps sums of many amounts (ledger balances,
 // refunds against a payment) far from int64 overflow and fits exactly in a float64 for the fraud
@@ -26,19 +18,10 @@ var currencyExponents = map[string]int{
 const MaxAmount int64 = 1 << 50
 
 // Exponent returns the number of minor-unit decimals of currency (upper case ISO-4217).
-func Exponent(currency string) (int, bool) {
-	e, ok := currencyExponents[currency]
-	return e, ok
-}
+func Exponent(currency string) (int, bool) { return money.CurrencyExponent(currency) }
 
-// Currencies lists the accepted codes (any order).
-func Currencies() []string {
-	out := make([]string, 0, len(currencyExponents))
-	for c := range currencyExponents {
-		out = append(out, c)
-	}
-	return out
-}
+// Currencies lists the accepted codes, sorted.
+func Currencies() []string { return money.Currencies() }
 
 // Money is an amount in integer minor units of a currency.
 type Money struct {
