@@ -34,11 +34,16 @@ type cluster struct {
 	// asWorker calls the coordinator with a worker's identity (checkpoints).
 	asWorker trainingv1.TrainingCoordinatorServiceClient
 	workers  []*testenv.Process
+	// extra are more coordinator flags.
+	extra []string
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t *testing.T, coordinatorFlags ...func(*cluster) []string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, agent: testenv.StartConsul(t), dataDir: t.TempDir(), port: testenv.FreePort(t)}
+	for _, f := range coordinatorFlags {
+		c.extra = append(c.extra, f(c)...)
+	}
 	c.startCoordinator()
 	c.admin = trainingv1.NewTrainingCoordinatorServiceClient(c.dial(adminKey))
 	c.asWorker = trainingv1.NewTrainingCoordinatorServiceClient(c.dial(workerKey))
@@ -57,10 +62,10 @@ func (c *cluster) dial(key string) *grpc.ClientConn {
 // startCoordinator starts the coordinator on the cluster's fixed port and data directory, so a
 // restart is the same service to the workers.
 func (c *cluster) startCoordinator() {
-	c.coord = testenv.StartService(c.t, testenv.Build(c.t, coordinatorPkg), nil,
-		"--consul-addr="+c.agent.Addr, "--api-keys="+apiKeys, "--check-interval=1s",
-		fmt.Sprintf("--grpc-addr=127.0.0.1:%d", c.port), "--data-dir="+filepath.Join(c.dataDir, "coordinator"),
-		"--heartbeat-interval=250ms")
+	args := append([]string{"--consul-addr=" + c.agent.Addr, "--api-keys=" + apiKeys, "--check-interval=1s",
+		fmt.Sprintf("--grpc-addr=127.0.0.1:%d", c.port), "--data-dir=" + filepath.Join(c.dataDir, "coordinator"),
+		"--heartbeat-interval=250ms"}, c.extra...)
+	c.coord = testenv.StartService(c.t, testenv.Build(c.t, coordinatorPkg), nil, args...)
 }
 
 // startWorker starts one worker process on a port of its own, advertised explicitly.

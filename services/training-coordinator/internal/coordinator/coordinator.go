@@ -28,6 +28,8 @@ type Config struct {
 	Now func() time.Time
 	// HeartbeatInterval is what workers are told to use (default 500ms).
 	HeartbeatInterval time.Duration
+	// Export, when set, exports the final model of jobs that ask for it (Spec.ExportModel).
+	Export ExportFunc
 }
 
 // Member is a worker's place in a generation.
@@ -49,6 +51,10 @@ type Job struct {
 // generations on a timer.
 type Coordinator struct {
 	cfg Config
+
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup // exports in flight
 
 	mu      sync.Mutex
 	changed chan struct{}
@@ -72,6 +78,7 @@ type job struct {
 	failures   int   // generations failed in a row at failedAt
 	lastError  string
 	events     eventLog
+	exporting  bool
 }
 
 type worker struct {
@@ -98,6 +105,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		cfg.Log = slog.Default()
 	}
 	c := &Coordinator{cfg: cfg, changed: make(chan struct{}), jobs: map[string]*job{}, workers: map[string]*worker{}}
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	recs, err := cfg.Store.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -116,6 +124,12 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		c.jobs[r.ID] = j
 		c.order = append(c.order, r.ID)
 	}
+	c.mu.Lock()
+	for _, j := range c.jobs {
+		// An export the previous process did not finish.
+		c.startExport(j)
+	}
+	c.mu.Unlock()
 	cfg.Log.Info("jobs loaded", "jobs", len(recs))
 	return c, nil
 }
@@ -172,6 +186,9 @@ func (c *Coordinator) StartJob(id string, spec Spec) (Job, bool, error) {
 	sh, err := spec.Validate(c.cfg.DataInfo)
 	if err != nil {
 		return Job{}, false, err
+	}
+	if spec.ExportModel != "" && c.cfg.Export == nil {
+		return Job{}, false, errs.New(errs.KindFailedPrecondition, "spec.export_model: this coordinator exports nowhere (start it with --model-repository)")
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -296,6 +313,7 @@ func (c *Coordinator) finish(j *job, st Status, reason string) {
 	}
 	j.events.add(now, Event{Status: ev})
 	c.cfg.Log.Info("job ended", "job", j.ID, "status", st.String(), "reason", reason, "step", j.Step, "accuracy", j.LastAccuracy)
+	c.startExport(j)
 	c.notify()
 }
 
@@ -309,7 +327,7 @@ func (c *Coordinator) Watch(ctx context.Context, id string, seq uint64, fn func(
 			c.mu.Unlock()
 			return errs.New(errs.KindNotFound, "job %q not found", id)
 		}
-		evs, done, ch := j.events.since(seq), !j.Status.Runnable(), c.changed
+		evs, done, ch := j.events.since(seq), !j.Status.Runnable() && !j.exporting, c.changed
 		c.mu.Unlock()
 		for _, e := range evs {
 			if err := fn(e); err != nil {

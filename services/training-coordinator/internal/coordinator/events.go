@@ -44,6 +44,10 @@ type StatusEvent struct {
 	Status    Status
 	Reason    string
 	ModelPath string
+	// Set on the event reporting an export.
+	ExportedModel   string
+	ExportedVersion int64
+	ExportError     string
 }
 
 // eventLog is a ring of a job's latest events. Guarded by the coordinator's mutex.

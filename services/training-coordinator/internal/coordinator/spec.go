@@ -84,6 +84,8 @@ type Spec struct {
 	WaitTimeout     time.Duration `json:"wait_timeout"`
 	Heartbeat       time.Duration `json:"heartbeat_timeout"`
 	Collective      time.Duration `json:"collective_timeout"`
+	// ExportModel names the inference model a succeeded job is exported as ("" no export).
+	ExportModel string `json:"export_model,omitempty"`
 }
 
 // Shape is what a spec resolves to once its dataset is known.
@@ -98,7 +100,11 @@ type Shape struct {
 // caches it.
 type DataInfo func(name string, limit int, seed int64) (n, dim, classes int, err error)
 
-var jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var (
+	jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	// modelPattern is what inference accepts as a model directory name.
+	modelPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+)
 
 // ValidJobID reports whether id may name a job (it is also a directory name).
 func ValidJobID(id string) error {
@@ -174,6 +180,9 @@ func (s Spec) Validate(info DataInfo) (Shape, error) {
 	case !(s.TargetAccuracy >= 0 && s.TargetAccuracy <= 1):
 		return sh, errs.Invalid("spec.target_accuracy", "%v is outside [0, 1]", s.TargetAccuracy)
 	}
+	if s.ExportModel != "" && !modelPattern.MatchString(s.ExportModel) {
+		return sh, errs.Invalid("spec.export_model", "%q is not a model name (letters, digits, _ . -, at most 128)", s.ExportModel)
+	}
 	for field, d := range map[string]time.Duration{"spec.wait_timeout_ms": s.WaitTimeout, "spec.heartbeat_timeout_ms": s.Heartbeat, "spec.collective_timeout_ms": s.Collective} {
 		if d < 0 || d > MaxTimeout {
 			return sh, errs.Invalid(field, "%v is outside 0-%v", d, MaxTimeout)
@@ -220,4 +229,14 @@ func limitN(n, limit int) int {
 		return limit
 	}
 	return n
+}
+
+// LoadLimit is the limit a worker loads the dataset with (the standardization of the fraud set
+// depends on it, so an export must load the same): the larger of the two limits when both are set,
+// else everything.
+func LoadLimit(trainLimit, testLimit int) int {
+	if trainLimit > 0 && testLimit > 0 {
+		return max(trainLimit, testLimit)
+	}
+	return 0
 }

@@ -26,6 +26,7 @@ func SpecFromProto(p *trainingv1.JobSpec) (coordinator.Spec, error) {
 		WaitTimeout:    time.Duration(p.GetWaitTimeoutMs()) * time.Millisecond,
 		Heartbeat:      time.Duration(p.GetHeartbeatTimeoutMs()) * time.Millisecond,
 		Collective:     time.Duration(p.GetCollectiveTimeoutMs()) * time.Millisecond,
+		ExportModel:    p.GetExportModel(),
 	}
 	if p.GetSteps() > coordinator.MaxSteps {
 		return s, errs.Invalid("spec.steps", "%d is more than %d", p.GetSteps(), coordinator.MaxSteps)
@@ -61,7 +62,7 @@ func SpecToProto(s coordinator.Spec) *trainingv1.JobSpec {
 		CheckpointInterval: uint64(s.CheckpointEvery), EvalInterval: uint64(s.EvalEvery), TargetAccuracy: float32(s.TargetAccuracy),
 		WaitTimeoutMs: uint32(s.WaitTimeout.Milliseconds()), HeartbeatTimeoutMs: uint32(s.Heartbeat.Milliseconds()),
 		CollectiveTimeoutMs: uint32(s.Collective.Milliseconds()), Optimizer: s.Optimizer, Momentum: s.Momentum,
-		Model: &trainingv1.ModelSpec{},
+		Model: &trainingv1.ModelSpec{}, ExportModel: s.ExportModel,
 	}
 	switch s.ModelKind {
 	case model.KindMLP:
@@ -77,12 +78,17 @@ func SpecToProto(s coordinator.Spec) *trainingv1.JobSpec {
 
 // JobToProto converts a job.
 func JobToProto(j coordinator.Job) *trainingv1.Job {
-	return &trainingv1.Job{
+	out := &trainingv1.Job{
 		JobId: j.ID, Spec: SpecToProto(j.Spec), Status: trainingv1.JobStatus(j.Status), Reason: j.Reason,
 		Step: uint64(j.Step), TotalSteps: uint64(j.TotalSteps), Generation: j.Generation, Members: membersToProto(j.Members),
 		LastLoss: j.LastLoss, LastAccuracy: float32(j.LastAccuracy), CheckpointStep: uint64(j.CheckpointStep),
 		CheckpointPath: j.CheckpointPath, CreatedAt: timestamppb.New(j.Created), UpdatedAt: timestamppb.New(j.Updated),
+		ExportedVersion: uint64(j.ExportedVersion), ExportError: j.ExportError,
 	}
+	if j.ExportedVersion > 0 {
+		out.ExportedModel = j.Spec.ExportModel
+	}
+	return out
 }
 
 func membersToProto(ms []coordinator.Member) []*trainingv1.Member {
@@ -111,6 +117,7 @@ func EventToProto(e coordinator.Event) *trainingv1.StreamJobProgressResponse {
 	case e.Status != nil:
 		out.Event = &trainingv1.StreamJobProgressResponse_Status{Status: &trainingv1.StatusEvent{
 			Status: trainingv1.JobStatus(e.Status.Status), Reason: e.Status.Reason, ModelPath: e.Status.ModelPath,
+			ExportedModel: e.Status.ExportedModel, ExportedVersion: uint64(e.Status.ExportedVersion), ExportError: e.Status.ExportError,
 		}}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	trainingv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/training/v1"
+	"github.com/bourse-dev/bourse/services/training-coordinator/internal/coordinator"
 	"github.com/bourse-dev/bourse/services/training-coordinator/internal/dataset"
 	"github.com/bourse-dev/bourse/services/training-coordinator/internal/model"
 	"github.com/bourse-dev/bourse/services/training-coordinator/internal/optim"
@@ -46,10 +47,7 @@ func limit(n, l uint32) int {
 // would) and builds its model.
 func newJobCtx(j *trainingv1.Job, mnistDir string) (*jobCtx, error) {
 	spec := j.GetSpec()
-	lim := 0
-	if spec.GetTrainLimit() > 0 && spec.GetTestLimit() > 0 {
-		lim = int(max(spec.GetTrainLimit(), spec.GetTestLimit()))
-	}
+	lim := coordinator.LoadLimit(int(spec.GetTrainLimit()), int(spec.GetTestLimit()))
 	train, test, err := loadDataset(spec.GetDataset(), dataset.Options{Limit: lim, Seed: int64(spec.GetSeed()), MNISTDir: mnistDir})
 	if err != nil {
 		return nil, fmt.Errorf("load dataset %s: %w", spec.GetDataset(), err)
