@@ -34,7 +34,12 @@ keyfile discovery.keys "$people"
 keyfile risk.keys "$people
 $(digest matching-risk.key)=service:matching"
 keyfile matching.keys "$people"
-keyfile inference.keys "$people"
+# The training coordinator presents training-inference.key to inference to load exported models.
+keyfile training-inference.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+keyfile inference.keys "$people
+$(digest training-inference.key)=service:training"
+# A keyring from before the coordinator exported models gets its key added once.
+grep -q '=service:training$' "$keys/inference.keys" || echo "$(digest training-inference.key)=service:training" >>"$keys/inference.keys"
 # Stripe's secret key, for payment's Stripe connector. stripe-mock takes any sk_test_<word> key
 # (exactly three parts); a real one goes into this file the same way, never into flags or the
 # environment.
@@ -55,7 +60,7 @@ SERVICES=(
 	"matching --data-dir=$run/data/matching --api-keys-file=$keys/matching.keys --risk-api-key-file=$keys/matching-risk.key"
 	"inference --model-repository=$run/models --api-keys-file=$keys/inference.keys"
 	"acquirer --data-dir=$run/data/acquirer --api-keys-file=$keys/acquirer.keys"
-	"training-coordinator --data-dir=$run/data/training-coordinator --api-keys-file=$keys/training-coordinator.keys"
+	"training-coordinator --data-dir=$run/data/training-coordinator --api-keys-file=$keys/training-coordinator.keys --model-repository=$run/models --inference-api-key-file=$keys/training-inference.key"
 )
 # The inference demo repository starts as the example models; versions added there are kept.
 mkdir -p "$run/models" && cp -rn services/inference/testdata/models/. "$run/models/"
