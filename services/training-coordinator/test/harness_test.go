@@ -69,13 +69,13 @@ func (c *cluster) startCoordinator() {
 }
 
 // startWorker starts one worker process on a port of its own, advertised explicitly.
-func (c *cluster) startWorker() *testenv.Process {
+func (c *cluster) startWorker(extra ...string) *testenv.Process {
 	c.t.Helper()
 	port := testenv.FreePort(c.t)
-	w := testenv.StartService(c.t, testenv.Build(c.t, workerPkg), nil,
-		"--consul-addr="+c.agent.Addr, "--api-keys="+apiKeys, "--api-key="+workerKey, "--check-interval=1s",
+	args := append([]string{"--consul-addr=" + c.agent.Addr, "--api-keys=" + apiKeys, "--api-key=" + workerKey, "--check-interval=1s",
 		fmt.Sprintf("--grpc-addr=127.0.0.1:%d", port), "--advertise-host=127.0.0.1",
-		fmt.Sprintf("--coordinator=127.0.0.1:%d", c.port), fmt.Sprintf("--worker-id=w%d", len(c.workers)+1))
+		fmt.Sprintf("--coordinator=127.0.0.1:%d", c.port), fmt.Sprintf("--worker-id=w%d", len(c.workers)+1)}, extra...)
+	w := testenv.StartService(c.t, testenv.Build(c.t, workerPkg), nil, args...)
 	c.workers = append(c.workers, w)
 	return w
 }

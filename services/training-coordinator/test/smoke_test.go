@@ -17,7 +17,8 @@ func TestTwoWorkersTrainToTheEnd(t *testing.T) {
 	c.start("smoke", spec)
 	evs := c.progress("smoke")
 	c.startWorker()
-	c.startWorker()
+	// This one is for the job only, and stops (exit 0, deregistered) once it has ended.
+	once := c.startWorker("--job=smoke", "--exit-when-done")
 	j := c.waitJob("smoke", 2*time.Minute, "the end", ended)
 	if j.GetStatus() != trainingv1.JobStatus_JOB_STATUS_SUCCEEDED {
 		t.Fatalf("job ended %v: %s", j.GetStatus(), j.GetReason())
@@ -35,5 +36,11 @@ func TestTwoWorkersTrainToTheEnd(t *testing.T) {
 	}
 	if steps != 100 {
 		t.Fatalf("%d step events, want 100", steps)
+	}
+	if !once.WaitExit(30 * time.Second) {
+		t.Fatal("the --exit-when-done worker still runs after its job ended")
+	}
+	if err := once.ExitErr(); err != nil || !once.LogContains("deregistered from consul") {
+		t.Fatalf("the --exit-when-done worker exited with %v:\n%s", err, once.Log())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -79,8 +80,10 @@ func main() {
 		go func() {
 			defer close(done)
 			_ = w.Run(runCtx)
-			if *exitWhenDone {
-				env.Fail(fmt.Errorf("job %s ended", *job))
+			if *exitWhenDone && runCtx.Err() == nil {
+				// The job ended: stop like an operator would (drain, deregister, exit 0).
+				env.Logger.Info("job ended: stopping", "job", *job)
+				_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
 			}
 		}()
 		return server.Service{
