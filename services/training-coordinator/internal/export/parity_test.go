@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bourse-dev/bourse/pkg/client"
+	"github.com/bourse-dev/bourse/pkg/fraud"
 	pb "github.com/bourse-dev/bourse/pkg/gen/inference"
 	"github.com/bourse-dev/bourse/pkg/testenv"
 	"github.com/bourse-dev/bourse/services/training-coordinator/internal/dataset"
@@ -93,7 +94,8 @@ func infer(t *testing.T, ctx context.Context, c pb.GRPCInferenceServiceClient, n
 // repository, loads it into the real inference binary with RepositoryModelLoad, and checks that
 // ModelInfer over the first 2000 MNIST test images predicts exactly the classes the Go model
 // predicts, with probabilities equal to float32 rounding. A second export becomes version 2 beside
-// the first, and each version answers with its own parameters.
+// the first, and each version answers with its own parameters. Then the same for an exported fraud
+// model (sigmoid head, standardization folded in) on raw payment features.
 func TestExportedMNISTModelServesTheSamePredictions(t *testing.T) {
 	train, test, err := dataset.Load(dataset.MNIST, dataset.Options{Limit: 6000})
 	if err != nil {
@@ -186,4 +188,61 @@ func TestExportedMNISTModelServesTheSamePredictions(t *testing.T) {
 		}
 	}
 	t.Logf("parity on %d images; version 2 disagrees with version 1 on %d of the first %d", test.N, differ, batch)
+
+	// The fraud model through the same server: trained on standardized features, exported with a
+	// sigmoid head and the standardization folded in, it scores the raw vectors payment sends as the
+	// Go network does.
+	ftrain, ftest, err := dataset.Load(dataset.Fraud, dataset.Options{Seed: 5, Limit: 20000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fspec := model.Spec{Kind: model.KindLogReg, Inputs: fraud.NumFeatures, Classes: 2}
+	fres, err := trainer.Train(context.Background(), fspec, ftrain, ftest, trainer.Hyper{
+		Optimizer: optim.Config{Kind: optim.KindAdam, LR: 0.01}, BatchSize: 256, Epochs: 2}, 5, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fnet, err := export.Network(fspec, fres.Params, export.Sigmoid, export.FraudNames, "parity test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := export.FoldStandardization(&fnet, ftrain.Mean, ftrain.Std); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := export.ToRepository(repo, fraud.ModelName, fnet, export.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RepositoryModelLoad(ctx, &pb.RepositoryModelLoadRequest{ModelName: fraud.ModelName}); err != nil {
+		t.Fatalf("RepositoryModelLoad fraud: %v", err)
+	}
+	raw := make([]float32, 0, 200*fraud.NumFeatures)
+	for i := range 200 {
+		for j, v := range ftest.Row(i) {
+			raw = append(raw, v*ftest.Std[j]+ftest.Mean[j])
+		}
+	}
+	goScores, _, err := fnet.Forward(raw, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.ModelInfer(ctx, &pb.ModelInferRequest{ModelName: fraud.ModelName,
+		Inputs: []*pb.ModelInferRequest_InferInputTensor{{Name: fraud.InputName, Datatype: "FP32", Shape: []int64{200, fraud.NumFeatures}}},
+		RawInputContents: [][]byte{rawFloats(raw)}})
+	if err != nil {
+		t.Fatalf("ModelInfer fraud: %v", err)
+	}
+	if len(resp.RawOutputContents) != 1 || len(resp.RawOutputContents[0]) != 4*200 {
+		t.Fatalf("fraud answer: %d raw outputs", len(resp.RawOutputContents))
+	}
+	spread := map[bool]int{}
+	for i := range 200 {
+		got := math.Float32frombits(binary.LittleEndian.Uint32(resp.RawOutputContents[0][4*i:]))
+		if math.Abs(float64(got-goScores[i])) > 1e-5 {
+			t.Fatalf("payment %d: served fraud probability %v, Go %v", i, got, goScores[i])
+		}
+		spread[got > 0.5]++
+	}
+	if spread[true] == 0 || spread[false] == 0 {
+		t.Fatalf("every score on one side of 0.5 (%v): the comparison proves little", spread)
+	}
 }
