@@ -226,7 +226,7 @@ func TestExportedMNISTModelServesTheSamePredictions(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, err := c.ModelInfer(ctx, &pb.ModelInferRequest{ModelName: fraud.ModelName,
-		Inputs: []*pb.ModelInferRequest_InferInputTensor{{Name: fraud.InputName, Datatype: "FP32", Shape: []int64{200, fraud.NumFeatures}}},
+		Inputs:           []*pb.ModelInferRequest_InferInputTensor{{Name: fraud.InputName, Datatype: "FP32", Shape: []int64{200, fraud.NumFeatures}}},
 		RawInputContents: [][]byte{rawFloats(raw)}})
 	if err != nil {
 		t.Fatalf("ModelInfer fraud: %v", err)
