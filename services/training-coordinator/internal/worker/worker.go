@@ -195,6 +195,14 @@ func (w *Worker) generation(ctx context.Context, a *trainingv1.JoinResponse) err
 	w.cfg.Log.Info("generation started", "job", jc.id, "generation", gen, "rank", rank, "world", world, "step", step)
 	ring := &allreduce.Ring{Rank: rank, Size: world, T: sess, Timeout: jc.collective}
 	p := jc.m.NumParams()
+	if step >= jc.total {
+		// The previous generation applied the last step but its rank 0 never committed it (it died
+		// between the two): finish the job from here, evaluating and checkpointing again.
+		_, err := w.commit(gctx, jc, job, &trainingv1.CommitStepRequest{
+			JobId: jc.id, WorkerId: w.cfg.ID, Generation: gen, Rank: uint32(rank), Step: uint64(step), Loss: job.GetLastLoss(),
+		}, time.Now())
+		return err
+	}
 	for step < jc.total {
 		if err := gctx.Err(); err != nil {
 			return fmt.Errorf("generation cancelled: %w", err)
@@ -208,42 +216,51 @@ func (w *Worker) generation(ctx context.Context, a *trainingv1.JoinResponse) err
 		w.opt.Step(w.params, jc.vec[:p])
 		step++
 		w.stateJob, w.stateStep = jc.id, step
-		req := &trainingv1.CommitStepRequest{
+		more, err := w.commit(gctx, jc, job, &trainingv1.CommitStepRequest{
 			JobId: jc.id, WorkerId: w.cfg.ID, Generation: gen, Rank: uint32(rank), Step: uint64(step),
 			Loss: jc.vec[p], Samples: uint32(n), AllreduceBytes: st.BytesSent, AllreduceSeconds: st.Duration.Seconds(),
-		}
-		if rank == 0 {
-			final := step == jc.total
-			if final || step%jc.evalEvery == 0 {
-				req.Evaluated, req.Accuracy = true, float32(jc.eval.Accuracy(w.params))
-			}
-			target := job.GetSpec().GetTargetAccuracy()
-			every := int64(job.GetSpec().GetCheckpointInterval())
-			if final || (every > 0 && step%every == 0) || (req.Evaluated && target > 0 && req.Accuracy >= target) {
-				if err := w.upload(gctx, gen, step); err != nil {
-					return fmt.Errorf("checkpoint at step %d: %w", step, err)
-				}
-			}
-		}
-		req.StepSeconds = time.Since(t0).Seconds()
-		cctx, ccancel := context.WithTimeout(gctx, jc.collective+5*time.Second)
-		resp, err := w.cfg.Coordinator.CommitStep(cctx, req)
-		ccancel()
-		if err != nil {
-			return fmt.Errorf("commit step %d: %w", step, err)
-		}
-		switch resp.GetAction() {
-		case trainingv1.StepAction_STEP_ACTION_CONTINUE:
-		case trainingv1.StepAction_STEP_ACTION_REJOIN:
-			return nil
-		case trainingv1.StepAction_STEP_ACTION_LEAVE:
-			w.cfg.Log.Info("job over", "job", jc.id, "step", step)
-			return nil
-		default:
-			return fmt.Errorf("commit step %d: unknown action %v", step, resp.GetAction())
+		}, t0)
+		if err != nil || !more {
+			return err
 		}
 	}
 	return nil
+}
+
+// commit reports an applied step (rank 0 first evaluates and checkpoints when the step calls for
+// it) and says whether the generation goes on.
+func (w *Worker) commit(ctx context.Context, jc *jobCtx, job *trainingv1.Job, req *trainingv1.CommitStepRequest, t0 time.Time) (bool, error) {
+	step := int64(req.GetStep())
+	if req.GetRank() == 0 {
+		final := step == jc.total
+		if final || step%jc.evalEvery == 0 {
+			req.Evaluated, req.Accuracy = true, float32(jc.eval.Accuracy(w.params))
+		}
+		target := job.GetSpec().GetTargetAccuracy()
+		every := int64(job.GetSpec().GetCheckpointInterval())
+		if final || (every > 0 && step%every == 0) || (req.Evaluated && target > 0 && req.Accuracy >= target) {
+			if err := w.upload(ctx, req.GetGeneration(), step); err != nil {
+				return false, fmt.Errorf("checkpoint at step %d: %w", step, err)
+			}
+		}
+	}
+	req.StepSeconds = time.Since(t0).Seconds()
+	cctx, cancel := context.WithTimeout(ctx, jc.collective+5*time.Second)
+	resp, err := w.cfg.Coordinator.CommitStep(cctx, req)
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("commit step %d: %w", step, err)
+	}
+	switch resp.GetAction() {
+	case trainingv1.StepAction_STEP_ACTION_CONTINUE:
+		return true, nil
+	case trainingv1.StepAction_STEP_ACTION_REJOIN:
+		return false, nil
+	case trainingv1.StepAction_STEP_ACTION_LEAVE:
+		w.cfg.Log.Info("job over", "job", jc.id, "step", step)
+		return false, nil
+	}
+	return false, fmt.Errorf("commit step %d: unknown action %v", step, resp.GetAction())
 }
 
 func (w *Worker) upload(ctx context.Context, gen uint64, step int64) error {
