@@ -128,11 +128,15 @@ func (s *Server) payment(ctx context.Context, id string) (domain.Payment, error)
 
 // CreatePayment implements the RPC.
 func (s *Server) CreatePayment(ctx context.Context, req *paymentv1.CreatePaymentRequest) (*paymentv1.CreatePaymentResponse, error) {
-	in, err := validateCreatePayment(req)
+	// The account first: a caller learns nothing about a request for an account not its own.
+	if err := validateAccount(req.GetAccountId()); err != nil {
+		return nil, toStatus(err)
+	}
+	id, err := own(ctx, req.GetAccountId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	id, err := own(ctx, in.AccountID)
+	in, err := validateCreatePayment(req)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -277,11 +281,15 @@ func (s *Server) GetRefund(ctx context.Context, req *paymentv1.GetRefundRequest)
 
 // CreatePayout implements the RPC.
 func (s *Server) CreatePayout(ctx context.Context, req *paymentv1.CreatePayoutRequest) (*paymentv1.CreatePayoutResponse, error) {
-	in, err := validateCreatePayout(req)
+	// The account first: a caller learns nothing about a request for an account not its own.
+	if err := validateAccount(req.GetAccountId()); err != nil {
+		return nil, toStatus(err)
+	}
+	id, err := own(ctx, req.GetAccountId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	id, err := own(ctx, in.AccountID)
+	in, err := validateCreatePayout(req)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -340,11 +348,15 @@ func (s *Server) ListEvents(ctx context.Context, req *paymentv1.ListEventsReques
 
 // CreateWebhookEndpoint implements the RPC.
 func (s *Server) CreateWebhookEndpoint(ctx context.Context, req *paymentv1.CreateWebhookEndpointRequest) (*paymentv1.CreateWebhookEndpointResponse, error) {
-	in, err := validateEndpoint(req)
+	// The account first: a caller learns nothing about a request for an account not its own.
+	if err := validateAccount(req.GetAccountId()); err != nil {
+		return nil, toStatus(err)
+	}
+	id, err := own(ctx, req.GetAccountId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	id, err := own(ctx, in.AccountID)
+	in, err := validateEndpoint(req)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -1,0 +1,68 @@
+package grpcapi
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/bourse-dev/bourse/pkg/auth/authtest"
+	"github.com/bourse-dev/bourse/pkg/errs"
+	paymentv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/payment/v1"
+	"github.com/bourse-dev/bourse/services/payment/internal/domain"
+)
+
+func TestPolicyClassifiesEveryMethod(t *testing.T) {
+	authtest.RequireClassified(t, Policy, &paymentv1.PaymentService_ServiceDesc)
+}
+
+// Whatever the request, validation never panics, refuses with InvalidArgument naming a field, and
+// what it accepts is within the domain's limits.
+func FuzzValidateCreatePayment(f *testing.F) {
+	f.Add("alice", int64(100), "USD", int32(-1), int32(1), "tok", int32(1), "key", "k", "v")
+	f.Add("", int64(0), "", int32(2), int32(0), "", int32(0), "", "", "")
+	f.Add("a:b", int64(-1), "usd", int32(0), int32(7), "t\x00", int32(9), string(make([]byte, 300)), "\xff", "v")
+	f.Add("bob", int64(1)<<62, "JPY", int32(0), int32(2), "tok", int32(2), "k2", "kk", "vv")
+	f.Fuzz(func(t *testing.T, account string, amount int64, currency string, exp int32, method int32, token string, capture int32, key, mk, mv string) {
+		m := &paymentv1.Money{Amount: amount, Currency: currency}
+		if exp >= 0 {
+			m.Exponent = &exp
+		}
+		req := &paymentv1.CreatePaymentRequest{AccountId: account, Amount: m, Method: paymentv1.PaymentMethod(method), PaymentToken: token,
+			CaptureMethod: paymentv1.CaptureMethod(capture), IdempotencyKey: key, Metadata: map[string]string{mk: mv}}
+		in, err := validateCreatePayment(req)
+		if err != nil {
+			e, ok := errors.AsType[*errs.Error](err)
+			if !ok || e.Kind != errs.KindInvalidArgument || e.Field == "" {
+				t.Fatalf("refusal %v is not InvalidArgument naming a field", err)
+			}
+			return
+		}
+		if in.Amount.Amount <= 0 || in.Amount.Amount > domain.MaxAmount {
+			t.Fatalf("accepted amount %d", in.Amount.Amount)
+		}
+		e, ok := domain.Exponent(in.Amount.Currency)
+		if !ok || (m.Exponent != nil && int32(e) != exp) {
+			t.Fatalf("accepted currency %q exponent %d", in.Amount.Currency, exp)
+		}
+		if in.AccountID == "" || len(key) == 0 || len(key) > domain.MaxIdempotencyKey || in.PaymentToken == "" {
+			t.Fatalf("accepted %+v with key %q", in, key)
+		}
+		if in.Method != domain.MethodCard && in.Method != domain.MethodBankTransfer {
+			t.Fatalf("accepted method %q", in.Method)
+		}
+	})
+}
+
+func FuzzParsePageToken(f *testing.F) {
+	f.Add(pageToken(123, "pay_abc"))
+	f.Add("")
+	f.Add("!!!")
+	f.Fuzz(func(t *testing.T, tok string) {
+		n, id, err := parsePageToken(tok)
+		if err != nil {
+			return
+		}
+		if n < 0 || validateID("page_token", id, "pay_") != nil || pageToken(n, id) == "" {
+			t.Fatalf("accepted %q as (%d, %q)", tok, n, id)
+		}
+	})
+}
