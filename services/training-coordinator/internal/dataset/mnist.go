@@ -150,16 +150,20 @@ func ReadMNIST(imagesPath, labelsPath string, limit int) (Dataset, error) {
 // returning the data and the dimensions from the header. With 0 < limit < the item count it reads
 // only the first limit items and does not look further.
 func readIdx(path string, magic uint32, ndims int, limit int) ([]byte, []int, error) {
-	name := filepath.Base(path)
-	bad := func(format string, args ...any) error {
-		return errs.New(errs.KindFailedPrecondition, "mnist: %s: %s", name, fmt.Sprintf(format, args...))
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, errs.Wrap(errs.KindFailedPrecondition, err, "mnist")
 	}
 	defer f.Close()
-	zr, err := gzip.NewReader(bufio.NewReader(f))
+	return decodeIdx(bufio.NewReader(f), filepath.Base(path), magic, ndims, limit)
+}
+
+// decodeIdx is readIdx over the file's bytes; name goes into the errors.
+func decodeIdx(r io.Reader, name string, magic uint32, ndims int, limit int) ([]byte, []int, error) {
+	bad := func(format string, args ...any) error {
+		return errs.New(errs.KindFailedPrecondition, "mnist: %s: %s", name, fmt.Sprintf(format, args...))
+	}
+	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, nil, bad("not a gzip file: %v", err)
 	}
