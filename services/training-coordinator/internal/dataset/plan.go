@@ -10,7 +10,10 @@ import (
 // epoch is a permutation of [0, N) drawn from (Seed, epoch), cut into StepsPerEpoch batches (the
 // last short one is dropped so every step has exactly Batch samples). Step s is batch
 // s % StepsPerEpoch of epoch s / StepsPerEpoch. With N workers, rank r takes ShardRange(Batch, r, N)
-// of each global batch; the workers together see exactly the samples one worker would.
+// of each global batch; the workers together see exactly the samples one worker would. LossAndGrad
+// returns a mean over the rows it is given, so rank r scales its gradient by len(local)/Batch before
+// the allreduce sums them: the sum is the global batch's mean gradient (equal to one worker's up to
+// float rounding, since the additions happen in another order).
 type Plan struct {
 	N, Batch int
 	Seed     int64
