@@ -5,6 +5,15 @@ go 1.26.7
 require (
 	github.com/bourse-dev/bourse/pkg v0.0.0
 	github.com/stripe/stripe-go/v82 v82.5.1
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc
+	google.golang.org/grpc v1.85.0
+	google.golang.org/protobuf v1.36.12
+)
+
+require (
+	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
 )
 
 replace github.com/bourse-dev/bourse/pkg => ../../pkg
