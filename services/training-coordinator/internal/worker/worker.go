@@ -13,6 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -21,6 +25,10 @@ import (
 	"github.com/bourse-dev/bourse/services/training-coordinator/internal/allreduce/grpcring"
 	"github.com/bourse-dev/bourse/services/training-coordinator/internal/optim"
 )
+
+// tracer spans what a step's time goes to on the gradient path (the allreduce) and a generation's
+// state transfer; the rest of a step is local computation.
+var tracer = otel.Tracer("bourse/training-worker")
 
 // Config wires a Worker.
 type Config struct {
@@ -188,7 +196,15 @@ func (w *Worker) generation(ctx context.Context, a *trainingv1.JoinResponse) err
 	sess := w.Open(job.GetJobId(), gen, rank, world, members[(rank+1)%world].GetAddress())
 	defer sess.Close()
 
-	if err := w.startState(gctx, a, jc); err != nil {
+	sctx, span := tracer.Start(gctx, "generation state", trace.WithAttributes(attribute.String("job", jc.id),
+		attribute.Int64("generation", int64(gen)), attribute.Int("rank", rank), attribute.String("source", a.GetSource().String())))
+	err := w.startState(sctx, a, jc)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(otelcodes.Error, "no starting state")
+	}
+	span.End()
+	if err != nil {
 		return err
 	}
 	step := int64(a.GetStartStep())
@@ -209,7 +225,15 @@ func (w *Worker) generation(ctx context.Context, a *trainingv1.JoinResponse) err
 		}
 		t0 := time.Now()
 		n := jc.gradient(w.params, step, rank, world)
-		st, err := ring.AllReduce(gctx, gen, uint64(step), jc.vec)
+		actx, span := tracer.Start(gctx, "allreduce", trace.WithAttributes(attribute.String("job", jc.id),
+			attribute.Int64("generation", int64(gen)), attribute.Int64("step", step), attribute.Int("rank", rank), attribute.Int("world", world)))
+		st, err := ring.AllReduce(actx, gen, uint64(step), jc.vec)
+		span.SetAttributes(attribute.Int64("bytes_sent", int64(st.BytesSent)))
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(otelcodes.Error, "collective failed")
+		}
+		span.End()
 		if err != nil {
 			return err
 		}
