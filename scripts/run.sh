@@ -27,12 +27,17 @@ keyfile alice.key dev-alice
 keyfile bob.key dev-bob
 keyfile matching-risk.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 keyfile payment-acquirer.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+keyfile payment-risk.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 people="$(digest admin.key)=admin:ops
 $(digest alice.key)=account:alice
 $(digest bob.key)=account:bob"
 keyfile discovery.keys "$people"
 keyfile risk.keys "$people
-$(digest matching-risk.key)=service:matching"
+$(digest matching-risk.key)=service:matching
+$(digest payment-risk.key)=service:payment"
+# A risk keyring from before payment existed gets payment's identity added once.
+grep -q '=service:payment$' "$keys/risk.keys" || echo "$(digest payment-risk.key)=service:payment" >>"$keys/risk.keys"
+keyfile payment.keys "$people"
 keyfile matching.keys "$people"
 # The training coordinator presents training-inference.key to inference to load exported models.
 keyfile training-inference.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -60,6 +65,7 @@ SERVICES=(
 	"matching --data-dir=$run/data/matching --api-keys-file=$keys/matching.keys --risk-api-key-file=$keys/matching-risk.key"
 	"inference --model-repository=$run/models --api-keys-file=$keys/inference.keys"
 	"acquirer --data-dir=$run/data/acquirer --api-keys-file=$keys/acquirer.keys"
+	"payment --data-dir=$run/data/payment --api-keys-file=$keys/payment.keys --risk-api-key-file=$keys/payment-risk.key --acquirer-api-key-file=$keys/payment-acquirer.key --processors=acquirer,stripe"
 	"training-coordinator --data-dir=$run/data/training-coordinator --api-keys-file=$keys/training-coordinator.keys --model-repository=$run/models --inference-api-key-file=$keys/training-inference.key"
 )
 # The inference demo repository starts as the example models; versions added there are kept.
@@ -79,7 +85,7 @@ tls=${BOURSE_TLS:-0}
 consul_hcl='ports { dns = -1, grpc = -1, grpc_tls = -1 }'
 grpcurl_tls=-plaintext
 if [[ $tls == 1 ]]; then
-	go run ./pkg/cmd/devcerts -dir "$run/tls" discovery risk matching inference acquirer training-coordinator training-worker consul client
+	go run ./pkg/cmd/devcerts -dir "$run/tls" discovery risk matching inference acquirer payment training-coordinator training-worker consul client
 	consul_hcl+=" tls { internal_rpc { ca_file = \"$run/tls/ca.crt\", cert_file = \"$run/tls/consul.crt\", key_file = \"$run/tls/consul.key\" } } enable_agent_tls_for_checks = true"
 	grpcurl_tls="-cacert $run/tls/ca.crt -cert $run/tls/client.crt -key $run/tls/client.key"
 fi

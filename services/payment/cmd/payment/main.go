@@ -26,6 +26,7 @@ import (
 	"github.com/bourse-dev/bourse/services/payment/internal/processor"
 	"github.com/bourse-dev/bourse/services/payment/internal/processor/acquirerproc"
 	"github.com/bourse-dev/bourse/services/payment/internal/processor/instant"
+	"github.com/bourse-dev/bourse/services/payment/internal/processor/stripeproc"
 	"github.com/bourse-dev/bourse/services/payment/internal/store"
 )
 
@@ -34,9 +35,11 @@ func main() {
 	fs := app.Flags()
 	dataDir := fs.String("data-dir", "data/payment", "directory of the SQLite database (when --database-url is empty)")
 	dbURL := fs.String("database-url", "", "postgres://... for PostgreSQL (replicas may share it), or a SQLite file path (default <data-dir>/payment.db)")
-	procList := fs.String("processors", "acquirer", "routing order of the processors, comma-separated: acquirer, instant (in-process, tests and benchmarks)")
+	procList := fs.String("processors", "acquirer", "routing order of the processors, comma-separated: acquirer, stripe, instant (in-process, tests and benchmarks)")
 	acquirerAddr := fs.String("acquirer-addr", "consul:///acquirer", "the acquirer: consul:///acquirer or host:port")
 	acquirerKeyFile := fs.String("acquirer-api-key-file", "", "file holding the key payment presents to the acquirer (service:payment in its keyring)")
+	stripeURL := fs.String("stripe-url", "", "Stripe's API base URL (empty: api.stripe.com; http://127.0.0.1:12111 for stripe-mock)")
+	stripeKeyFile := fs.String("stripe-key-file", "", "file holding Stripe's secret key (sk_...), first line")
 	riskAddr := fs.String("risk-addr", "consul:///risk", "the risk service: consul:///risk or host:port")
 	riskKeyFile := fs.String("risk-api-key-file", "", "file holding the key payment presents to risk (service:payment in risk's keyring); re-read when it changes")
 	procTimeout := fs.Duration("processor-timeout", 10*time.Second, "deadline of each processor call; past it the outcome is UNKNOWN and the janitor looks it up")
@@ -99,11 +102,26 @@ func main() {
 				}
 				closers = append(closers, c.Close)
 				procs = append(procs, c)
+			case "stripe":
+				key, err := os.ReadFile(*stripeKeyFile)
+				if err != nil {
+					closeAll()
+					return server.Service{}, fmt.Errorf("--stripe-key-file: %w", err)
+				}
+				first, _, _ := strings.Cut(string(key), "\n")
+				sp, err := stripeproc.New(stripeproc.Options{Key: strings.TrimSpace(first), URL: *stripeURL, Timeout: *procTimeout, Logger: env.Logger,
+					// The flows key a void as "<attempt id>:void" (domain.Attempt.OpKey).
+					AuthorizeKeyOf: func(_ processor.Operation, key string) (string, bool) { return strings.CutSuffix(key, ":void") }})
+				if err != nil {
+					closeAll()
+					return server.Service{}, err
+				}
+				procs = append(procs, sp)
 			case "instant":
 				procs = append(procs, instant.New("instant"))
 			default:
 				closeAll()
-				return server.Service{}, fmt.Errorf("--processors: unknown processor %q (acquirer, instant)", name)
+				return server.Service{}, fmt.Errorf("--processors: unknown processor %q (acquirer, stripe, instant)", name)
 			}
 		}
 		if len(procs) == 0 {
