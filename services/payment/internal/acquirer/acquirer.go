@@ -7,8 +7,15 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/bourse-dev/bourse/pkg/errs"
 )
+
+var tracer = otel.Tracer("bourse/acquirer")
 
 // maxFieldLen bounds keys, tokens and other free-text fields (Stripe's idempotency key limit).
 const maxFieldLen = 255
@@ -210,11 +217,17 @@ func (a *Acquirer) Act(ctx context.Context, req Request) (Operation, bool, error
 	}
 	a.mu.Unlock()
 
-	// Once decided, the outcome is written whatever happens to ctx; wait for it.
+	// Once decided, the outcome is written whatever happens to ctx; wait for it. The span shows the
+	// time spent in the group commit (or waiting for the first call's, on a replay).
+	_, span := tracer.Start(ctx, "acquirer commit", trace.WithAttributes(attribute.String("acquirer.kind", string(req.Kind)),
+		attribute.Bool("acquirer.replayed", replayed), attribute.Int64("acquirer.seq", int64(e.op.Seq))))
 	<-e.done
 	if e.err != nil {
+		span.SetStatus(codes.Error, "store failed")
+		span.End()
 		return Operation{}, false, errs.Wrap(errs.KindInternal, e.err, "acquirer store failed")
 	}
+	span.End()
 	if faulty {
 		if err := sleep(ctx, f.AnswerDelay); err != nil {
 			return Operation{}, false, err
