@@ -25,7 +25,7 @@ const (
 
 // cluster is a Consul agent, one coordinator and the workers a test starts.
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	agent   *testenv.ConsulAgent
 	dataDir string
 	port    int
@@ -38,7 +38,7 @@ type cluster struct {
 	extra []string
 }
 
-func newCluster(t *testing.T, coordinatorFlags ...func(*cluster) []string) *cluster {
+func newCluster(t testing.TB, coordinatorFlags ...func(*cluster) []string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, agent: testenv.StartConsul(t), dataDir: t.TempDir(), port: testenv.FreePort(t)}
 	for _, f := range coordinatorFlags {
