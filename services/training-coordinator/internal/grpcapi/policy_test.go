@@ -15,7 +15,7 @@ func TestPolicyClassifiesEveryMethod(t *testing.T) {
 
 // The README's "Security model" tables for the coordinator and the workers are rendered from the
 // policies (make docs rewrites them).
-func TestReadmeAccessTables(t *testing.T) {
+func TestReadmeAccessTable(t *testing.T) {
 	authtest.CheckReadme(t, "training-coordinator", Policy, &trainingv1.TrainingCoordinatorService_ServiceDesc)
 	authtest.CheckReadme(t, "training-worker", WorkerPolicy, &trainingv1.WorkerService_ServiceDesc)
 }
