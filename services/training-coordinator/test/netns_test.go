@@ -11,12 +11,12 @@ import (
 )
 
 // hostDelay is the one-way latency added into every host in the delayed run.
-const hostDelay = 3 * time.Millisecond
+const hostDelay = 5 * time.Millisecond
 
 // Three workers, each in a network namespace of its own on a private bridge, train a job over
 // the ring: each advertises its namespace's address (the root namespace's loopback is not
 // reachable from there), the job succeeds, and the bytes per step stay at the ring optimum. Then
-// the same with 3ms of latency into every host: netem on the bridge ports where the kernel has
+// the same with 5ms of latency into every host: netem on the bridge ports where the kernel has
 // it, otherwise a relay inside each namespace that delays every byte. The allreduce time per step
 // grows by at least the latency of the dependent rounds, and the job still succeeds.
 func TestWorkersInSeparateNetworkNamespaces(t *testing.T) {
@@ -72,7 +72,7 @@ func TestWorkersInSeparateNetworkNamespaces(t *testing.T) {
 			return
 		}
 		addr := net.JoinHostPort(h.Addr, fmt.Sprint(port))
-		relays = append(relays, startRelay(t, h, addr, net.JoinHostPort("127.0.0.1", fmt.Sprint(port)), 0))
+		relays = append(relays, startRelay(t, h, addr, net.JoinHostPort("127.0.0.1", fmt.Sprint(port)), hostDelay))
 		hc.startWorkerOn(h, id, "127.0.0.1", port)
 	})
 	t.Logf("%v one-way latency into each host: %v", hostDelay, delayed)
@@ -96,6 +96,12 @@ func TestWorkersInSeparateNetworkNamespaces(t *testing.T) {
 	if floor := float64(world-1) * hostDelay.Seconds(); delayed.AllreduceMedian < floor {
 		t.Fatalf("median allreduce %.2fms with %v per hop, below the floor of %.2fms: the latency is not on the ring's path",
 			1000*delayed.AllreduceMedian, hostDelay, 1000*floor)
+	}
+	// Over many steps the ring is a chain of 2(N−1) dependent hops per step (a rank's next step
+	// starts after its last receive), so no step can take less than 2(N−1) latencies on average.
+	if period, floor := 1/delayed.StepsPerSecond, 2*float64(world-1)*hostDelay.Seconds(); period < 0.9*floor {
+		t.Fatalf("%.2fms per step with %v per hop, below the ring's floor of %.2fms: the latency is not on the ring's path",
+			1000*period, hostDelay, 1000*floor)
 	}
 	if delayed.AllreduceMedian <= direct.AllreduceMedian {
 		t.Fatalf("median allreduce %.2fms with %v latency is not above %.2fms without", 1000*delayed.AllreduceMedian, hostDelay, 1000*direct.AllreduceMedian)
