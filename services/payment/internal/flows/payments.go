@@ -43,9 +43,23 @@ func (s *Service) CreatePayment(ctx context.Context, caller, key string, in Paym
 	if err := domain.PaymentTransition(domain.PaymentRequiresConfirmation, domain.PaymentProcessing); err != nil {
 		return p, false, err
 	}
+	// Without a fraud check the first attempt is known at once: it is written with the payment, in
+	// the transaction that claims the key (one commit fewer on the common path).
+	procs := s.cfg.Router.Route(p.Method, p.Amount)
+	var first *domain.Attempt
+	if s.cfg.Fraud == nil && len(procs) > 0 {
+		first = &domain.Attempt{ID: domain.NewID("att"), PaymentID: p.ID, Processor: procs[0].Name(), Status: domain.AttemptPending,
+			PendingOp: domain.OpAuthorize}
+	}
 	replay, err := s.claim(ctx, caller, key, MethodCreatePayment, in, p.ID, func(tx *store.Tx) error {
 		if err := tx.InsertPayment(ctx, &p); err != nil {
 			return err
+		}
+		if first != nil {
+			first.NextLookupAt = tx.Now().Add(s.cfg.SettleAfter)
+			if err := tx.InsertAttempt(ctx, first); err != nil {
+				return err
+			}
 		}
 		return tx.AddEvent(ctx, "payment.created", p.AccountID, p.ID, p)
 	})
@@ -56,16 +70,20 @@ func (s *Service) CreatePayment(ctx context.Context, caller, key string, in Paym
 		}
 		return got, err == nil, err
 	}
-	out, err := s.runPayment(ctx, p)
+	out, err := s.runPayment(ctx, p, procs, first)
 	if err != nil {
 		return out, false, err
 	}
-	s.complete(ctx, caller, key, out)
+	if out.Status == domain.PaymentProcessing {
+		// Settled payments completed the record in their settling transaction; an UNKNOWN one
+		// answers its processing state.
+		s.complete(ctx, caller, key, out)
+	}
 	return out, false, nil
 }
 
 // runPayment checks fraud, then tries the routed processors in order.
-func (s *Service) runPayment(ctx context.Context, p domain.Payment) (domain.Payment, error) {
+func (s *Service) runPayment(ctx context.Context, p domain.Payment, procs []processor.Processor, first *domain.Attempt) (domain.Payment, error) {
 	if s.cfg.Fraud != nil {
 		v, err := s.cfg.Fraud.Check(ctx, s.features(ctx, p), p.Amount)
 		if err != nil {
@@ -78,7 +96,13 @@ func (s *Service) runPayment(ctx context.Context, p domain.Payment) (domain.Paym
 			return s.failPayment(ctx, p.ID, domain.DeclineFraudSuspected, "", v.Score)
 		}
 	}
-	for _, proc := range s.cfg.Router.Route(p.Method, p.Amount) {
+	for i, proc := range procs {
+		if i == 0 && first != nil {
+			if res, done, err := s.authorize(ctx, p, proc, *first); done {
+				return res, err
+			}
+			continue
+		}
 		a := domain.Attempt{ID: domain.NewID("att"), PaymentID: p.ID, Processor: proc.Name(), Status: domain.AttemptPending,
 			PendingOp: domain.OpAuthorize}
 		cont := false
@@ -103,39 +127,51 @@ func (s *Service) runPayment(ctx context.Context, p domain.Payment) (domain.Paym
 		if !cont {
 			return s.st.GetPayment(ctx, p.ID)
 		}
-		pctx, cancel := s.procCtx(ctx)
-		res, err := proc.Authorize(pctx, processor.AuthorizeRequest{Key: a.ID, Money: processor.Money(p.Amount), Method: string(p.Method),
-			PaymentToken: p.PaymentToken, Capture: p.CaptureMethod != domain.CaptureManual,
-			Metadata: map[string]string{"payment_id": p.ID, "account_id": p.AccountID}})
-		cancel()
-		switch resultStatus(res, err) {
-		case processor.Approved:
-			return s.settleAuthorize(ctx, a, processor.Approved, res)
-		case processor.Declined:
-			return s.settleAuthorize(ctx, a, processor.Declined, res)
-		case processor.NotReached:
-			s.log.Info("processor not reached; trying the next", "payment", p.ID, "processor", proc.Name(), "err", err)
-			if err := s.st.InTx(ctx, func(tx *store.Tx) error {
-				from := a
-				a.Status, a.PendingOp = domain.AttemptNotReached, domain.OpNone
-				return tx.UpdateAttempt(ctx, &a, from.Status, from.PendingOp)
-			}); err != nil && !isConflict(err) {
-				return p, err
-			}
-		default:
-			s.log.Warn("processor outcome unknown; the janitor looks it up", "payment", p.ID, "processor", proc.Name(), "err", err)
-			if err := s.st.InTx(ctx, func(tx *store.Tx) error {
-				from := a
-				a.Status = domain.AttemptUnknown
-				a.NextLookupAt = tx.Now().Add(s.cfg.SettleAfter)
-				return tx.UpdateAttempt(ctx, &a, from.Status, from.PendingOp)
-			}); err != nil && !isConflict(err) {
-				return p, err
-			}
-			return s.st.GetPayment(ctx, p.ID)
+		if res, done, err := s.authorize(ctx, p, proc, a); done {
+			return res, err
 		}
 	}
 	return s.failPayment(ctx, p.ID, domain.DeclineProcessorUnavailable, "", p.FraudScore)
+}
+
+// authorize runs one attempt at one processor. done is false when the processor was provably not
+// reached and the next one may be tried.
+func (s *Service) authorize(ctx context.Context, p domain.Payment, proc processor.Processor, a domain.Attempt) (_ domain.Payment, done bool, _ error) {
+	pctx, cancel := s.procCtx(ctx)
+	res, err := proc.Authorize(pctx, processor.AuthorizeRequest{Key: a.ID, Money: processor.Money(p.Amount), Method: string(p.Method),
+		PaymentToken: p.PaymentToken, Capture: p.CaptureMethod != domain.CaptureManual,
+		Metadata: map[string]string{"payment_id": p.ID, "account_id": p.AccountID}})
+	cancel()
+	switch resultStatus(res, err) {
+	case processor.Approved:
+		p, err := s.settleAuthorize(ctx, a, processor.Approved, res)
+		return p, true, err
+	case processor.Declined:
+		p, err := s.settleAuthorize(ctx, a, processor.Declined, res)
+		return p, true, err
+	case processor.NotReached:
+		s.log.Info("processor not reached; trying the next", "payment", p.ID, "processor", proc.Name(), "err", err)
+		if err := s.st.InTx(ctx, func(tx *store.Tx) error {
+			from := a
+			a.Status, a.PendingOp = domain.AttemptNotReached, domain.OpNone
+			return tx.UpdateAttempt(ctx, &a, from.Status, from.PendingOp)
+		}); err != nil && !isConflict(err) {
+			return p, true, err
+		}
+		return p, false, nil
+	default:
+		s.log.Warn("processor outcome unknown; the janitor looks it up", "payment", p.ID, "processor", proc.Name(), "err", err)
+		if err := s.st.InTx(ctx, func(tx *store.Tx) error {
+			from := a
+			a.Status = domain.AttemptUnknown
+			a.NextLookupAt = tx.Now().Add(s.cfg.SettleAfter)
+			return tx.UpdateAttempt(ctx, &a, from.Status, from.PendingOp)
+		}); err != nil && !isConflict(err) {
+			return p, true, err
+		}
+		p, err := s.st.GetPayment(ctx, p.ID)
+		return p, true, err
+	}
 }
 
 // features computes the fraud model's input from the payment and the account's history.
@@ -194,7 +230,10 @@ func (s *Service) settleAuthorize(ctx context.Context, a domain.Attempt, verdict
 		if err := tx.SetPaymentStatus(ctx, &p, from); err != nil {
 			return err
 		}
-		return s.afterPaymentChange(ctx, tx, p, next.Processor)
+		if err := s.afterPaymentChange(ctx, tx, p, next.Processor); err != nil {
+			return err
+		}
+		return completeIn(ctx, tx, MethodCreatePayment, p)
 	})
 	if err != nil && !isConflict(err) {
 		return domain.Payment{}, err
@@ -317,7 +356,9 @@ func (s *Service) captureOrVoid(ctx context.Context, caller, key, paymentID stri
 	if err != nil {
 		return out, false, err
 	}
-	s.complete(ctx, caller, key, out)
+	if out.Status == domain.PaymentProcessing {
+		s.complete(ctx, caller, key, out) // UNKNOWN: the settling transaction completes nothing yet
+	}
 	return out, false, nil
 }
 
@@ -390,7 +431,14 @@ func (s *Service) runCaptureOrVoid(ctx context.Context, a domain.Attempt, notRea
 		if verdict == processor.NotReached {
 			return nil
 		}
-		return s.afterPaymentChange(ctx, tx, p, next.Processor)
+		if err := s.afterPaymentChange(ctx, tx, p, next.Processor); err != nil {
+			return err
+		}
+		method := MethodCapturePayment
+		if cur.PendingOp == domain.OpVoid {
+			method = MethodCancelPayment
+		}
+		return completeIn(ctx, tx, method, p)
 	})
 	if err != nil && !isConflict(err) {
 		return p, err
@@ -399,4 +447,19 @@ func (s *Service) runCaptureOrVoid(ctx context.Context, a domain.Attempt, notRea
 		return p, errs.New(errs.KindUnavailable, "processor %s not reached; nothing was done, retry", a.Processor)
 	}
 	return s.st.GetPayment(ctx, a.PaymentID)
+}
+
+// completeIn saves p (with its attempts as this transaction sees them) as the result of every
+// in-flight request of method on it: the request's own, or that of a request whose process died.
+func completeIn(ctx context.Context, tx *store.Tx, method string, p domain.Payment) error {
+	atts, err := tx.Attempts(ctx, p.ID)
+	if err != nil {
+		return err
+	}
+	p.Attempts = atts
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return tx.CompleteKeysOf(ctx, method, p.ID, b)
 }
