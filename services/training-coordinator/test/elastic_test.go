@@ -1,6 +1,7 @@
 package training_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,8 @@ func running(world int, minStep uint64) func(*trainingv1.Job) bool {
 }
 
 func workerByID(c *cluster, id string) *testenv.Process {
-	return c.workers[int(id[1]-'1')]
+	n, _ := strconv.Atoi(id[1:])
+	return c.workers[n-1]
 }
 
 // Three workers; one is SIGKILLed mid-job. The collective fails on the survivors, a generation of

@@ -28,7 +28,7 @@ type hostCluster struct {
 	coordAddr  string
 }
 
-func newHostCluster(t *testing.T, nw *testenv.Network) *hostCluster {
+func newHostCluster(t testing.TB, nw *testenv.Network) *hostCluster {
 	t.Helper()
 	agent := testenv.StartConsul(t, fmt.Sprintf(`client_addr = "127.0.0.1 %s"`, nw.Gateway))
 	_, httpPort, _ := net.SplitHostPort(agent.Addr)
@@ -63,15 +63,21 @@ func (hc *hostCluster) startWorkerOn(h *testenv.Host, id, listenHost string, por
 
 // stopWorkers stops every worker started so far and waits for them to exit.
 func (hc *hostCluster) stopWorkers() {
-	for _, w := range hc.workers {
-		w.Signal(syscall.SIGTERM)
+	stopAll(hc.t, hc.workers)
+	hc.workers = nil
+}
+
+// stopAll stops the processes (SIGTERM) and waits for them to exit.
+func stopAll(t testing.TB, ps []*testenv.Process) {
+	t.Helper()
+	for _, p := range ps {
+		p.Signal(syscall.SIGTERM)
 	}
-	for _, w := range hc.workers {
-		if !w.WaitExit(15 * time.Second) {
-			hc.t.Fatalf("a worker did not stop in 15s:\n%s", w.Log())
+	for _, p := range ps {
+		if !p.WaitExit(15 * time.Second) {
+			t.Fatalf("a worker did not stop in 15s:\n%s", p.Log())
 		}
 	}
-	hc.workers = nil
 }
 
 // relay serves listen inside h's namespace and forwards every connection to target there,
@@ -87,7 +93,7 @@ type relay struct {
 // maxQueued bounds the chunks held for delivery per direction (64 KiB each).
 const maxQueued = 1024
 
-func startRelay(t *testing.T, h *testenv.Host, listen, target string, delay time.Duration) *relay {
+func startRelay(t testing.TB, h *testenv.Host, listen, target string, delay time.Duration) *relay {
 	t.Helper()
 	lis, err := h.Listen(listen)
 	if err != nil {
