@@ -57,6 +57,10 @@ fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 chaos: tools ## chaos test of matching + risk: SIGKILL at CRASHES random points (default 500), SEED=n repeats a run
 	cd services/matching && BOURSE_CHAOS=1 CRASHES=$(CRASHES) SEED=$(SEED) go test -race -count=1 -timeout 6h -v -run '^TestChaos$$' ./test/
 
+.PHONY: train-chaos
+train-chaos: tools ## elastic training under chaos: SIGKILL a worker ROUNDS times (default 30) through one job, a fresh one after each
+	cd services/training-coordinator && BOURSE_TRAINING_CHAOS_ROUNDS=$(or $(ROUNDS),30) go test -race -count=1 -timeout 1h -v -run '^TestElasticChaosKillsAndJoins$$' ./test/
+
 .PHONY: train-mnist
 train-mnist: ## train the 784-256-128-10 MLP on all of MNIST in one process (time to 97.5% test accuracy) and export it as model `mnist` into .run/models; ARGS= passes train-local flags
 	cd services/training-coordinator && go run ./cmd/train-local --epochs 5 --target 0.975 --export-repo $(CURDIR)/.run/models --export-name mnist $(ARGS)
