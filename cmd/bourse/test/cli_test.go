@@ -261,3 +261,44 @@ func TestBookWatchStreamsUntilCtrlC(t *testing.T) {
 		t.Fatal("the watch did not end on Ctrl-C")
 	}
 }
+
+// An operator opens a market and funds an account from the CLI; then it trades.
+func TestOpeningAMarketFromTheCLI(t *testing.T) {
+	p := startPlatform(t)
+	steps := [][]string{
+		{"symbols", "add", "ETH-USD", "--tick", "0.05", "--lot", "0.01", "--reference-price", "3000"},
+		{"symbols", "add", "ETH-USD", "--tick", "0.05", "--lot", "0.01", "--reference-price", "3000"}, // the same again: idempotent
+		{"symbols", "add", "ETH-USD", "--tick", "0.1", "--lot", "0.01", "--reference-price", "3000"},  // another tick: refused
+		{"accounts", "open", "bob", "alice"},
+		{"accounts", "credit", "bob", "ETH", "5", "--ref", "eth-bob-1"},
+	}
+	for i, args := range steps {
+		code, out, errOut := p.run(adminKey, args...)
+		if i == 2 {
+			if code == 0 {
+				t.Errorf("redefining a market with another tick: exit 0 (%s%s)", out, errOut)
+			}
+			continue
+		}
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s%s", args, code, out, errOut)
+		}
+	}
+	code, out, _ := p.run(adminKey, "-o", "json", "accounts", "credit", "bob", "ETH", "5", "--ref", "eth-bob-1")
+	if code != 0 || !strings.Contains(out, `"duplicate": true`) {
+		t.Errorf("the same credit again: exit %d, %s (want a duplicate)", code, out)
+	}
+	if code, out, _ = p.run(aliceKey, "symbols"); code != 0 || !strings.Contains(out, "ETH-USD") || !strings.Contains(out, "0.05") {
+		t.Errorf("symbols: exit %d:\n%s", code, out)
+	}
+	if code, out, errOut := p.run(bobKey, "order", "sell", "ETH-USD", "1.5", "--price", "3000.05", "--account", "bob"); code != 0 {
+		t.Fatalf("sell ETH: exit %d: %s%s", code, out, errOut)
+	}
+	code, out, _ = p.run(bobKey, "account", "bob")
+	if code != 0 || !strings.Contains(out, "ETH") || !strings.Contains(out, "1.5") {
+		t.Errorf("bob's ETH is not reserved for his order:\n%s", out)
+	}
+	if code, _, errOut := p.run(aliceKey, "symbols", "add", "XRP-USD"); code != cli.ExitAuth {
+		t.Errorf("a customer adding a market: exit %d (%s)", code, errOut)
+	}
+}

@@ -18,7 +18,7 @@ import (
 )
 
 func newSymbolsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "symbols",
 		Short:   "The symbols matching trades, with tick and lot sizes",
 		Example: "  bourse symbols\n  bourse symbols -o json",
@@ -40,6 +40,8 @@ func newSymbolsCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	cmd.AddCommand(newSymbolAddCmd(g))
+	return cmd
 }
 
 // orderRef is how a command names an existing order: by id or by client order id.
