@@ -61,6 +61,10 @@ chaos: tools ## chaos test of matching + risk: SIGKILL at CRASHES random points 
 train-chaos: tools ## elastic training under chaos: SIGKILL a worker ROUNDS times (default 30) through one job, a fresh one after each
 	cd services/training-coordinator && BOURSE_TRAINING_CHAOS_ROUNDS=$(or $(ROUNDS),30) go test -race -count=1 -timeout 1h -v -run '^TestElasticChaosKillsAndJoins$$' ./test/
 
+.PHONY: acquirer-faults
+acquirer-faults: tools ## the acquirer under random faults: RUNS keys (default 5000), each acted on exactly once
+	cd services/payment && ACQUIRER_RUNS=$(or $(RUNS),5000) go test -race -count=1 -timeout 1h -v -run '^TestRandomFaultsNeverActTwice$$' ./internal/processor/acquirerproc/
+
 .PHONY: train-mnist
 train-mnist: ## train the 784-256-128-10 MLP on all of MNIST in one process (time to 97.5% test accuracy) and export it as model `mnist` into .run/models; ARGS= passes train-local flags
 	cd services/training-coordinator && go run ./cmd/train-local --epochs 5 --target 0.975 --export-repo $(CURDIR)/.run/models --export-name mnist $(ARGS)
