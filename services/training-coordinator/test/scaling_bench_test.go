@@ -108,7 +108,7 @@ func BenchmarkTrainingAcrossHosts(b *testing.B) {
 			name  string
 			relay bool
 			delay time.Duration
-		}{{"bridge", false, 0}, {"relay+0ms", true, 0}, {"relay+5ms", true, 5 * time.Millisecond}} {
+		}{{"bridge", false, 0}, {"relay-0ms", true, 0}, {"relay-5ms", true, 5 * time.Millisecond}} {
 			b.Run(fmt.Sprintf("workers=%d/path=%s", world, path.name), func(sub *testing.B) {
 				hc.t = sub
 				defer func() { hc.t = b }()
