@@ -186,7 +186,9 @@ func (e *Engine) StreamWatermarks() map[StreamID]uint64 {
 // receives the base, the seller the reverse, and the taker pays price × qty × the symbol's current
 // taker rate (truncated) to the fee account. Each leg consumes its order's reservation when it is
 // open; when it is not (risk restarted since the order was checked) the leg's funds come from the
-// free balance. Releases free what their reservations still hold; ids not open are skipped.
+// free balance, as the part's releases and shrinks leave it, and what that lacks from the stream
+// owner's other reservations of the account (reclaimOwned; the result counts them). Releases free
+// what their reservations still hold; ids not open are skipped.
 //
 // It fails, changing nothing, when b.After is above the watermark (the stream has a gap: risk has
 // not seen what came before), when an item is malformed or out of order, or when the trades cannot
