@@ -118,3 +118,7 @@ done
 # inference: in-process vs served (ghz) for the iris model, dynamic batching on and off.
 echo
 scripts/bench-inference.sh "$benchtime"
+
+echo
+echo "== training: an MNIST job with real worker processes (BENCH_TRAIN=1: longer runs)"
+scripts/bench-training.sh
