@@ -7,15 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/bourse-dev/bourse/pkg/errs"
 )
-
-var tracer = otel.Tracer("bourse/acquirer")
 
 // maxFieldLen bounds keys, tokens and other free-text fields (Stripe's idempotency key limit).
 const maxFieldLen = 255
@@ -154,6 +147,7 @@ func (a *Acquirer) Act(ctx context.Context, req Request) (Operation, bool, error
 	if !req.Kind.Valid() {
 		return Operation{}, false, errs.Invalid("kind", "unknown kind %q", req.Kind)
 	}
+	fingerprint := req.Fingerprint() // outside the lock: it is the costliest part of a replay
 	a.mu.Lock()
 	f := a.faults
 	faulty := f.applies(req.Kind)
@@ -176,7 +170,6 @@ func (a *Acquirer) Act(ctx context.Context, req Request) (Operation, bool, error
 		a.mu.Unlock()
 		return Operation{}, false, &NotActedError{Err: errs.New(errs.KindUnavailable, "technical failure before acting (injected)")}
 	}
-	fingerprint := req.Fingerprint()
 	e, replayed := a.ops[opKey{req.Kind, req.Key}]
 	switch {
 	case replayed && e.op.Fingerprint != fingerprint:
@@ -217,17 +210,11 @@ func (a *Acquirer) Act(ctx context.Context, req Request) (Operation, bool, error
 	}
 	a.mu.Unlock()
 
-	// Once decided, the outcome is written whatever happens to ctx; wait for it. The span shows the
-	// time spent in the group commit (or waiting for the first call's, on a replay).
-	_, span := tracer.Start(ctx, "acquirer commit", trace.WithAttributes(attribute.String("acquirer.kind", string(req.Kind)),
-		attribute.Bool("acquirer.replayed", replayed), attribute.Int64("acquirer.seq", int64(e.op.Seq))))
+	// Once decided, the outcome is written whatever happens to ctx; wait for it.
 	<-e.done
 	if e.err != nil {
-		span.SetStatus(codes.Error, "store failed")
-		span.End()
 		return Operation{}, false, errs.Wrap(errs.KindInternal, e.err, "acquirer store failed")
 	}
-	span.End()
 	if faulty {
 		if err := sleep(ctx, f.AnswerDelay); err != nil {
 			return Operation{}, false, err
