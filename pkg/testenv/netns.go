@@ -8,8 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,6 +54,7 @@ func NewNetwork(t testing.TB, n int) *Network {
 	if _, err := exec.LookPath("tc"); err != nil {
 		aptInstall(t, "iproute2")
 	}
+	sweepNetworks(t)
 	id := randomHex(t, 3)
 	nw := &Network{bridge: "bt" + id}
 	subnet := freeSubnet(t)
@@ -63,10 +67,13 @@ func NewNetwork(t testing.TB, n int) *Network {
 		_, _ = run("ip", "link", "del", nw.bridge)
 	})
 	must(t, "ip", "link", "add", nw.bridge, "type", "bridge")
+	// The owner's pid, so that a later run can remove what a killed test process left behind.
+	owner := fmt.Sprintf("bourse-%d", os.Getpid())
+	must(t, "ip", "link", "set", "dev", nw.bridge, "alias", owner)
 	must(t, "ip", "addr", "add", nw.Gateway+"/24", "dev", nw.bridge)
 	must(t, "ip", "link", "set", nw.bridge, "up")
 	for i := range n {
-		h := &Host{Name: fmt.Sprintf("bourse-%s-h%d", id, i+1), Addr: fmt.Sprintf("%s.%d", subnet, 10+i+1),
+		h := &Host{Name: fmt.Sprintf("%s-%s-h%d", owner, id, i+1), Addr: fmt.Sprintf("%s.%d", subnet, 10+i+1),
 			HostLink: fmt.Sprintf("bt%sv%d", id, i+1)}
 		peer := fmt.Sprintf("bt%sp%d", id, i+1)
 		must(t, "ip", "netns", "add", h.Name)
@@ -83,6 +90,37 @@ func NewNetwork(t testing.TB, n int) *Network {
 	}
 	nw.waitConnected(t)
 	return nw
+}
+
+var (
+	staleNetns  = regexp.MustCompile(`^bourse-(\d+)-[0-9a-f]{6}-h\d+$`)
+	staleBridge = regexp.MustCompile(`^\d+: (bt[0-9a-f]{6}):.* alias bourse-(\d+)`)
+)
+
+// sweepNetworks removes the namespaces and bridges of test processes that died without their
+// cleanup (SIGKILL, a timeout): their names carry the owner's pid.
+func sweepNetworks(t testing.TB) {
+	t.Helper()
+	dead := func(pid string) bool {
+		n, err := strconv.Atoi(pid)
+		return err == nil && n > 0 && syscall.Kill(n, 0) == syscall.ESRCH
+	}
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		if m := staleNetns.FindStringSubmatch(e.Name()); m != nil && dead(m[1]) {
+			if out, err := run("ip", "netns", "del", e.Name()); err != nil {
+				t.Logf("testenv: stale namespace %s: %v: %s", e.Name(), err, out)
+			}
+		}
+	}
+	out, _ := run("ip", "-o", "link", "show", "type", "bridge")
+	for _, line := range strings.Split(out, "\n") {
+		if m := staleBridge.FindStringSubmatch(line); m != nil && dead(m[2]) {
+			if out, err := run("ip", "link", "del", m[1]); err != nil {
+				t.Logf("testenv: stale bridge %s: %v: %s", m[1], err, out)
+			}
+		}
+	}
 }
 
 // waitConnected waits until every host reaches the gateway over TCP: a bridge forwards only once

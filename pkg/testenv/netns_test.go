@@ -1,8 +1,11 @@
 package testenv
 
 import (
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -58,5 +61,35 @@ func TestNetworkIsolatesHostsAndJoinsThemByAddress(t *testing.T) {
 	}
 	if _, err := run("ip", "link", "show", nw.bridge); err == nil {
 		t.Fatalf("bridge %s left behind", nw.bridge)
+	}
+}
+
+// What a killed test process left behind (its pid is in the names) is removed by the next
+// NewNetwork; a live process's network is left alone.
+func TestNewNetworkSweepsWhatDeadProcessesLeft(t *testing.T) {
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := gone.Process.Pid
+	stale := fmt.Sprintf("bourse-%d-abcdef-h1", pid)
+	bridge := "bt" + randomHex(t, 3)
+	t.Cleanup(func() { _, _ = run("ip", "netns", "del", stale); _, _ = run("ip", "link", "del", bridge) })
+	must(t, "ip", "netns", "add", stale)
+	must(t, "ip", "link", "add", bridge, "type", "bridge")
+	must(t, "ip", "link", "set", "dev", bridge, "alias", fmt.Sprintf("bourse-%d", pid))
+	live := NewNetwork(t, 1)
+	if _, err := os.Stat("/run/netns/" + stale); err == nil {
+		t.Fatalf("stale namespace %s of dead pid %d is still there", stale, pid)
+	}
+	if _, err := run("ip", "link", "show", bridge); err == nil {
+		t.Fatalf("stale bridge %s of dead pid %d is still there", bridge, pid)
+	}
+	NewNetwork(t, 1) // a second network: the live first one must survive its sweep
+	if _, err := os.Stat("/run/netns/" + live.Hosts[0].Name); err != nil {
+		t.Fatalf("the live network's namespace was swept: %v", err)
+	}
+	if _, err := run("ip", "link", "show", live.bridge); err != nil {
+		t.Fatalf("the live network's bridge was swept: %v", err)
 	}
 }
