@@ -4,6 +4,7 @@ go 1.26.7
 
 require (
 	github.com/bourse-dev/bourse/pkg v0.0.0
+	github.com/prometheus/client_golang v1.25.0
 	github.com/stripe/stripe-go/v82 v82.5.1
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc
 	google.golang.org/grpc v1.85.0

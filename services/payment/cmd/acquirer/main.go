@@ -81,6 +81,10 @@ func main() {
 		}
 		faults, _ := protojson.Marshal(grpcapi.FaultsPB(f))
 		env.Logger.Info("acquirer ready", "operations", st.Durable(), "faults", string(faults))
+		if err := env.Metrics.Register(newStatsCollector(acq)); err != nil {
+			st.Close()
+			return server.Service{}, err
+		}
 		api := grpcapi.New(acq)
 		return server.Service{
 			Register: func(s grpc.ServiceRegistrar) { acquirerv1.RegisterAcquirerServiceServer(s, api) },

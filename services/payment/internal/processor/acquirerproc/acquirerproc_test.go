@@ -3,9 +3,12 @@ package acquirerproc_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -333,6 +336,28 @@ func TestDeclinesAndBounds(t *testing.T) {
 	res, err = c.Authorize(ctx, processor.AuthorizeRequest{Key: "bad", Money: usd(1), Method: "card"})
 	if err == nil || res.Status != processor.NotReached {
 		t.Fatalf("authorize without a token: %+v %v, want NotReached and an error", res, err)
+	}
+
+	// The same counts on /metrics.
+	resp, err := http.Get("http://" + a.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		`acquirer_operations_total{kind="authorize",outcome="approved"} 1`,
+		`acquirer_operations_total{kind="authorize",outcome="declined"} 2`,
+		`acquirer_operations_total{kind="capture",outcome="declined"} 2`,
+		`acquirer_key_conflicts_total{kind="authorize"} 1`,
+		`acquirer_lookups_total 1`,
+	} {
+		if !strings.Contains(string(body), line+"\n") {
+			t.Errorf("/metrics lacks %s", line)
+		}
 	}
 }
 
