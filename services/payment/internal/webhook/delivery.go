@@ -95,9 +95,10 @@ type Result struct {
 
 // Store is the durable side of deliveries, implemented by the payment service's database.
 //
-// Due returns up to limit deliveries that are not final and whose next attempt is at or before now,
+// Due returns up to q.Limit deliveries that are not final, whose next attempt is at or before q.Now
+// and whose endpoint is not in q.SkipEndpoints (those this dispatcher cannot take more of now),
 // oldest due first, and claims them: none of them is returned again (to this or any other
-// dispatcher, on any replica) until now+lease, unless Record reschedules it first. The dispatcher's
+// dispatcher, on any replica) until q.Now+q.Lease, unless Record reschedules it first. The dispatcher's
 // lease always exceeds its request timeout, so a claimed delivery is recorded before the claim
 // lapses unless the process dies, in which case the delivery is simply due again.
 //
@@ -105,8 +106,16 @@ type Result struct {
 // to Result.Attempt and its next attempt to Result.NextAttempt; Deferred only moves its next attempt.
 // Every Result except Deferred is also an entry of the delivery's attempt log.
 type Store interface {
-	Due(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
+	Due(ctx context.Context, q DueQuery) ([]Delivery, error)
 	Record(ctx context.Context, r Result) error
+}
+
+// DueQuery is what Store.Due is asked.
+type DueQuery struct {
+	Now           time.Time
+	Lease         time.Duration
+	Limit         int
+	SkipEndpoints []string // endpoint ids; at most Config.Concurrency of them
 }
 
 // MaxURL bounds an endpoint URL.

@@ -32,8 +32,6 @@ type Config struct {
 	// PollInterval is how often the store is asked for due deliveries when nothing woke the
 	// dispatcher (default 1 s); Kick wakes it at once.
 	PollInterval time.Duration
-	// DeferDelay is how far a delivery is pushed back when its endpoint is at PerEndpoint (default 1 s).
-	DeferDelay time.Duration
 	// Client sends the requests (default: a client of its own). Redirects are never followed: a
 	// 3xx is a failed attempt, as with Stripe.
 	Client *http.Client
@@ -63,9 +61,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
-	}
-	if c.DeferDelay <= 0 {
-		c.DeferDelay = time.Second
 	}
 	if c.Client == nil {
 		c.Client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -122,68 +117,155 @@ func (d *Dispatcher) lease() time.Duration { return d.cfg.RequestTimeout + 30*ti
 // Run delivers until ctx ends, then waits for the attempts in flight (each bounded by
 // RequestTimeout, and canceled by ctx) and returns ctx's error. The workers it starts block only on
 // their HTTP request and on Store.Record.
+//
+// Run claims up to twice Concurrency deliveries: those running, and for each endpoint at its
+// PerEndpoint share a short local queue (PerEndpoint long) that starts as its workers free up.
+// An endpoint whose queue is full is skipped when asking the store, and a delivery past it in one
+// batch is handed back (Deferred), so that a slow endpoint's backlog never fills the claims the
+// other endpoints need. A queued delivery waits for at most one request of its
+// endpoint, well inside its lease.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	done := make(chan Delivery, d.cfg.Concurrency)
-	inflight := make(map[string]bool, d.cfg.Concurrency) // delivery ids
-	perEndpoint := make(map[string]int)
+	s := &runState{
+		d:       d,
+		ctx:     ctx,
+		wg:      &wg,
+		done:    make(chan Delivery, d.cfg.Concurrency),
+		claimed: make(map[string]bool, 2*d.cfg.Concurrency),
+		running: make(map[string]int),
+		queued:  make(map[string][]Delivery),
+	}
+	defer s.handBack()
 	tick := time.NewTicker(d.cfg.PollInterval)
 	defer tick.Stop()
-
-	finish := func(dl Delivery) {
-		delete(inflight, dl.ID)
-		if perEndpoint[dl.Endpoint.ID]--; perEndpoint[dl.Endpoint.ID] <= 0 {
-			delete(perEndpoint, dl.Endpoint.ID)
-		}
-	}
 	for {
-		// Ask for as many as there are free workers; a full batch means more may be due.
-		more := false
-		if free := d.cfg.Concurrency - len(inflight); free > 0 {
-			batch, err := d.store.Due(ctx, d.cfg.Now(), d.lease(), free)
-			if err != nil && ctx.Err() == nil {
-				d.cfg.Log.WarnContext(ctx, "webhook: reading due deliveries", "err", err)
-			}
-			more = err == nil && len(batch) == free
-			for _, dl := range batch {
-				switch {
-				case inflight[dl.ID]:
-					// Claimed again while still in flight here (a store whose lease ran out): the
-					// running attempt will record it.
-				case perEndpoint[dl.Endpoint.ID] >= d.cfg.PerEndpoint:
-					d.deferDelivery(ctx, dl)
-				default:
-					inflight[dl.ID] = true
-					perEndpoint[dl.Endpoint.ID]++
-					wg.Go(func() {
-						d.attempt(ctx, dl)
-						done <- dl // never blocks: done holds Concurrency and at most that many run
-					})
-				}
-			}
-		}
-		if more && len(inflight) < d.cfg.Concurrency {
+		more := s.poll()
+		if more && len(s.claimed) < 2*d.cfg.Concurrency {
 			continue
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err() // the deferred Wait lets the attempts in flight finish and record
-		case dl := <-done:
-			finish(dl)
+			return ctx.Err()
+		case dl := <-s.done:
+			s.finish(dl)
 		case <-d.kick:
 		case <-tick.C:
 		}
 		// Collect every worker that finished meanwhile before asking again.
 		for drained := false; !drained; {
 			select {
-			case dl := <-done:
-				finish(dl)
+			case dl := <-s.done:
+				s.finish(dl)
 			default:
 				drained = true
 			}
 		}
 	}
+}
+
+// runState is Run's bookkeeping; only Run's goroutine touches it.
+type runState struct {
+	d       *Dispatcher
+	ctx     context.Context
+	wg      *sync.WaitGroup
+	done    chan Delivery         // workers report here; holds Concurrency, so a send never blocks
+	claimed map[string]bool       // delivery ids running or queued here
+	total   int                   // running
+	running map[string]int        // endpoint id -> running
+	queued  map[string][]Delivery // endpoint id -> waiting for one of its workers
+}
+
+// poll claims due deliveries for the free capacity and reports whether the store may hold more.
+func (s *runState) poll() bool {
+	free := 2*s.d.cfg.Concurrency - len(s.claimed)
+	if free <= 0 {
+		return false
+	}
+	var skip []string
+	for ep, q := range s.queued {
+		if len(q) >= s.d.cfg.PerEndpoint {
+			skip = append(skip, ep)
+		}
+	}
+	batch, err := s.d.store.Due(s.ctx, DueQuery{Now: s.d.cfg.Now(), Lease: s.d.lease(), Limit: free, SkipEndpoints: skip})
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.d.cfg.Log.WarnContext(s.ctx, "webhook: reading due deliveries", "err", err)
+		}
+		return false
+	}
+	for _, dl := range batch {
+		ep := dl.Endpoint.ID
+		switch {
+		case s.claimed[dl.ID]:
+			// Claimed again while still held here (a store whose lease ran out): the attempt in
+			// flight or queued will record it.
+		case s.total < s.d.cfg.Concurrency && s.running[ep] < s.d.cfg.PerEndpoint:
+			s.start(dl)
+		case len(s.queued[ep]) < s.d.cfg.PerEndpoint:
+			s.claimed[dl.ID] = true
+			s.queued[ep] = append(s.queued[ep], dl)
+		default:
+			// Due again at once: its endpoint is skipped from the next poll until it has room.
+			s.d.deferDelivery(s.ctx, dl, s.d.cfg.Now())
+		}
+	}
+	return len(batch) == free
+}
+
+func (s *runState) start(dl Delivery) {
+	s.claimed[dl.ID] = true
+	s.total++
+	s.running[dl.Endpoint.ID]++
+	s.wg.Go(func() {
+		s.d.attempt(s.ctx, dl)
+		s.done <- dl
+	})
+}
+
+// finish books a finished attempt and starts queued deliveries on the freed workers.
+func (s *runState) finish(dl Delivery) {
+	ep := dl.Endpoint.ID
+	delete(s.claimed, dl.ID)
+	s.total--
+	if s.running[ep]--; s.running[ep] <= 0 {
+		delete(s.running, ep)
+	}
+	if s.ctx.Err() != nil {
+		return
+	}
+	// Its own endpoint first (it just freed a slot there), then any other with room.
+	for _, e := range append([]string{ep}, mapKeys(s.queued)...) {
+		for s.total < s.d.cfg.Concurrency && s.running[e] < s.d.cfg.PerEndpoint && len(s.queued[e]) > 0 {
+			next := s.queued[e][0]
+			s.queued[e] = s.queued[e][1:]
+			delete(s.claimed, next.ID)
+			s.start(next)
+		}
+		if len(s.queued[e]) == 0 {
+			delete(s.queued, e)
+		}
+	}
+}
+
+// handBack returns the queued deliveries to the store as due now, so that another replica, or this
+// one restarted, takes them without waiting for their lease.
+func (s *runState) handBack() {
+	now := s.d.cfg.Now()
+	for _, q := range s.queued {
+		for _, dl := range q {
+			s.d.deferDelivery(s.ctx, dl, now)
+		}
+	}
+}
+
+func mapKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // recordCtx lets a result be written even as the dispatcher stops: an attempt that was made should
@@ -192,11 +274,10 @@ func recordCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 }
 
-func (d *Dispatcher) deferDelivery(ctx context.Context, dl Delivery) {
+func (d *Dispatcher) deferDelivery(ctx context.Context, dl Delivery, next time.Time) {
 	rctx, cancel := recordCtx(ctx)
 	defer cancel()
-	now := d.cfg.Now()
-	r := Result{DeliveryID: dl.ID, Outcome: Deferred, Attempt: dl.Attempts, At: now, NextAttempt: now.Add(d.cfg.DeferDelay)}
+	r := Result{DeliveryID: dl.ID, Outcome: Deferred, Attempt: dl.Attempts, At: d.cfg.Now(), NextAttempt: next}
 	if err := d.store.Record(rctx, r); err != nil {
 		d.cfg.Log.WarnContext(ctx, "webhook: deferring a delivery", "delivery", dl.ID, "err", err)
 	}
