@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -54,6 +55,9 @@ func NewNetwork(t testing.TB, n int) *Network {
 	if _, err := exec.LookPath("tc"); err != nil {
 		aptInstall(t, "iproute2")
 	}
+	// One test process at a time picks a subnet and claims it on its bridge, so two never pick the
+	// same; the sweep runs under the same lock.
+	unlock := lockFile(t, filepath.Join(os.TempDir(), "bourse-netns.lock"))
 	sweepNetworks(t)
 	id := randomHex(t, 3)
 	nw := &Network{bridge: "bt" + id}
@@ -72,6 +76,7 @@ func NewNetwork(t testing.TB, n int) *Network {
 	must(t, "ip", "link", "set", "dev", nw.bridge, "alias", owner)
 	must(t, "ip", "addr", "add", nw.Gateway+"/24", "dev", nw.bridge)
 	must(t, "ip", "link", "set", nw.bridge, "up")
+	unlock()
 	for i := range n {
 		h := &Host{Name: fmt.Sprintf("%s-%s-h%d", owner, id, i+1), Addr: fmt.Sprintf("%s.%d", subnet, 10+i+1),
 			HostLink: fmt.Sprintf("bt%sv%d", id, i+1)}
@@ -234,6 +239,24 @@ func (h *Host) do(f func() error) error {
 
 func setns(f *os.File) error {
 	return unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
+}
+
+// lockFile takes an exclusive lock on path and returns its release (also run at cleanup, should
+// the test fail while holding it).
+func lockFile(t testing.TB, path string) func() {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }) }
+	t.Cleanup(release)
+	return release
 }
 
 // freeSubnet picks a 10.213.x.0/24 that no interface of the root namespace is in.
