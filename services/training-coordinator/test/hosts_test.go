@@ -1,6 +1,7 @@
 package training_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bourse-dev/bourse/pkg/client"
+	"github.com/bourse-dev/bourse/pkg/consul"
 	trainingv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/training/v1"
 	"github.com/bourse-dev/bourse/pkg/testenv"
 )
@@ -186,5 +188,28 @@ func checkAddresses(t *testing.T, evs []*trainingv1.StreamJobProgressResponse, w
 	}
 	if seen == 0 {
 		t.Fatal("no membership event named any member")
+	}
+}
+
+// checkRegistered waits until Consul, in the root namespace, passes the health check of every
+// worker of want (it reaches each one at its advertised address), then fails the test unless each
+// is registered at its namespace's address.
+func checkRegistered(t *testing.T, hc *hostCluster, want map[string]string) {
+	t.Helper()
+	var insts []consul.Instance
+	testenv.WaitFor(t, 30*time.Second, "the workers passing in Consul", func() bool {
+		res, err := consul.Instances(context.Background(), hc.agent.Client, consul.Query{Name: "training-worker"}, 0, 0)
+		insts = res.Instances
+		return err == nil && len(insts) == len(want)
+	})
+	hosts := map[string]bool{}
+	for _, a := range want {
+		hosts[a] = true
+	}
+	for _, in := range insts {
+		if !hosts[in.Address] || in.Meta["address"] != net.JoinHostPort(in.Address, fmt.Sprint(in.Port)) {
+			t.Fatalf("worker %s registered at %s:%d (meta address %s), want one of %v", in.ID, in.Address, in.Port, in.Meta["address"], want)
+		}
+		delete(hosts, in.Address)
 	}
 }

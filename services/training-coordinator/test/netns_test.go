@@ -42,6 +42,7 @@ func TestWorkersInSeparateNetworkNamespaces(t *testing.T) {
 		}
 		all := <-evs
 		checkAddresses(t, all, want)
+		checkRegistered(t, hc, want)
 		f := figures(all)
 		if f.Steps != int(spec.Steps) {
 			t.Fatalf("job %s: %d step events, want %d", id, f.Steps, spec.Steps)
