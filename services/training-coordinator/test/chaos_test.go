@@ -24,7 +24,7 @@ func TestElasticChaosKillsAndJoins(t *testing.T) {
 		rounds = n
 	}
 	c := newCluster(t)
-	spec := mnistSpec(uint64(120+40*rounds), 1, 3)
+	spec := mnistSpec(uint64(300+100*rounds), 1, 3)
 	spec.TargetAccuracy = 0.85
 	spec.EvalInterval = spec.Steps
 	c.start("chaos", spec)

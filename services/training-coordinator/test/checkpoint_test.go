@@ -19,7 +19,7 @@ import (
 // resume, a corrupted checkpoint is refused with FailedPrecondition and changes nothing.
 func TestCheckpointResumeEquivalence(t *testing.T) {
 	c := newCluster(t)
-	spec := mnistSpec(100, 2, 2)
+	spec := mnistSpec(300, 2, 2)
 	spec.WaitTimeoutMs = 2000
 	ctx := context.Background()
 
@@ -94,8 +94,8 @@ func TestCheckpointResumeEquivalence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.GetStep() != 100 || b.GetStep() != 100 {
-		t.Fatalf("final checkpoints at steps %d and %d, want 100", a.GetStep(), b.GetStep())
+	if a.GetStep() != 300 || b.GetStep() != 300 {
+		t.Fatalf("final checkpoints at steps %d and %d, want 300", a.GetStep(), b.GetStep())
 	}
 	if !bytes.Equal(a.GetParams(), b.GetParams()) || !bytes.Equal(a.GetOptimizerState(), b.GetOptimizerState()) {
 		t.Fatal("the resumed job's final parameters differ from the uninterrupted run's")

@@ -33,16 +33,17 @@ func workerByID(c *cluster, id string) *testenv.Process {
 // two forms, the step is redone, and the job still reaches its accuracy target.
 func TestElasticKillOneWorkerFinishesWithTwo(t *testing.T) {
 	c := newCluster(t)
-	spec := mnistSpec(200, 2, 3)
+	spec := mnistSpec(400, 2, 3)
 	spec.TargetAccuracy = 0.85
-	spec.EvalInterval = 200
-	c.start("kill-one", spec)
-	evs := c.progress("kill-one")
+	spec.EvalInterval = 400
 	for range 3 {
 		c.startWorker()
 	}
-	// Each worker registers itself in Consul at the address it advertises.
+	// Each worker registers itself in Consul at the address it advertises, having asked the
+	// coordinator for a job: the first generation has all three.
 	testenv.WaitFor(t, 30*time.Second, "3 workers passing in Consul", func() bool { return len(c.agent.Passing(t, "training-worker")) == 3 })
+	c.start("kill-one", spec)
+	evs := c.progress("kill-one")
 	j := c.waitJob("kill-one", time.Minute, "3 members past step 30", running(3, 30))
 	// Kill rank 0: the new generation must take the most advanced state from a survivor.
 	victim := j.GetMembers()[0].GetWorkerId()
@@ -54,8 +55,8 @@ func TestElasticKillOneWorkerFinishesWithTwo(t *testing.T) {
 	if j.GetStatus() != trainingv1.JobStatus_JOB_STATUS_SUCCEEDED {
 		t.Fatalf("job ended %v: %s", j.GetStatus(), j.GetReason())
 	}
-	if j.GetLastAccuracy() < spec.TargetAccuracy || j.GetStep() != 200 {
-		t.Fatalf("accuracy %.4f at step %d, want ≥ %.2f at 200", j.GetLastAccuracy(), j.GetStep(), spec.TargetAccuracy)
+	if j.GetLastAccuracy() < spec.TargetAccuracy || j.GetStep() != 400 {
+		t.Fatalf("accuracy %.4f at step %d, want ≥ %.2f at 400", j.GetLastAccuracy(), j.GetStep(), spec.TargetAccuracy)
 	}
 	var last *trainingv1.MembershipEvent
 	for _, e := range <-evs {
@@ -78,7 +79,7 @@ func TestElasticKillOneWorkerFinishesWithTwo(t *testing.T) {
 // state, the generation grows to three, and the job carries on from where it was.
 func TestElasticAddWorkerMidJob(t *testing.T) {
 	c := newCluster(t)
-	spec := mnistSpec(160, 1, 3)
+	spec := mnistSpec(1000, 1, 3)
 	c.start("grow", spec)
 	evs := c.progress("grow")
 	c.startWorker()
@@ -147,7 +148,7 @@ func TestElasticBelowMinWaitsThenFails(t *testing.T) {
 // there, the workers rejoin, and training continues from their state to the end.
 func TestCoordinatorRestartMidJob(t *testing.T) {
 	c := newCluster(t)
-	spec := mnistSpec(200, 2, 2)
+	spec := mnistSpec(500, 2, 2)
 	c.start("restart", spec)
 	c.startWorker()
 	c.startWorker()
@@ -156,12 +157,12 @@ func TestCoordinatorRestartMidJob(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	c.startCoordinator()
 	j := c.waitJob("restart", 30*time.Second, "the job after the restart", func(*trainingv1.Job) bool { return true })
-	if j.GetSpec().GetSteps() != 200 || j.GetStep() == 0 {
+	if j.GetSpec().GetSteps() != 500 || j.GetStep() == 0 {
 		t.Fatalf("after the restart the job is %v", j)
 	}
 	evs := c.progress("restart")
 	j = c.waitJob("restart", 2*time.Minute, "the end", ended)
-	if j.GetStatus() != trainingv1.JobStatus_JOB_STATUS_SUCCEEDED || j.GetStep() != 200 {
+	if j.GetStatus() != trainingv1.JobStatus_JOB_STATUS_SUCCEEDED || j.GetStep() != 500 {
 		t.Fatalf("job ended %v at step %d: %s", j.GetStatus(), j.GetStep(), j.GetReason())
 	}
 	if j.GetGeneration() <= before.GetGeneration() {

@@ -3,6 +3,7 @@ package training_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -75,9 +76,18 @@ func (c *cluster) startWorker(extra ...string) *testenv.Process {
 	args := append([]string{"--consul-addr=" + c.agent.Addr, "--api-keys=" + apiKeys, "--api-key=" + workerKey, "--check-interval=1s",
 		fmt.Sprintf("--grpc-addr=127.0.0.1:%d", port), "--advertise-host=127.0.0.1",
 		fmt.Sprintf("--coordinator=127.0.0.1:%d", c.port), fmt.Sprintf("--worker-id=w%d", len(c.workers)+1)}, extra...)
-	w := testenv.StartService(c.t, testenv.Build(c.t, workerPkg), nil, args...)
+	w := testenv.StartService(c.t, workerBinary(c.t), nil, args...)
 	c.workers = append(c.workers, w)
 	return w
+}
+
+// workerBinary is the worker built from this tree, or BOURSE_TRAINING_WORKER_BIN (a build of
+// another commit, to compare two in one benchmark run).
+func workerBinary(t testing.TB) string {
+	if bin := os.Getenv("BOURSE_TRAINING_WORKER_BIN"); bin != "" {
+		return bin
+	}
+	return testenv.Build(t, workerPkg)
 }
 
 func (c *cluster) start(id string, spec *trainingv1.JobSpec) *trainingv1.Job {

@@ -68,6 +68,12 @@ func newJobCtx(j *trainingv1.Job, mnistDir string) (*jobCtx, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Evaluation runs next to the next step's gradient (see Worker.generation), and a model's
+	// scratch is not shared: the evaluator has its own instance.
+	em, err := model.New(ms)
+	if err != nil {
+		return nil, err
+	}
 	plan, err := dataset.NewPlan(train.N, int(spec.GetBatchSize()), int64(spec.GetSeed()))
 	if err != nil {
 		return nil, err
@@ -81,7 +87,7 @@ func newJobCtx(j *trainingv1.Job, mnistDir string) (*jobCtx, error) {
 	}
 	jc := &jobCtx{
 		id: j.GetJobId(), spec: spec, total: int64(j.GetTotalSteps()), train: train, test: test, m: m, optCfg: cfg, plan: plan,
-		eval: trainer.NewEvaluator(m, test), evalEvery: int64(spec.GetEvalInterval()), permEpoch: -1,
+		eval: trainer.NewEvaluator(em, test), evalEvery: int64(spec.GetEvalInterval()), permEpoch: -1,
 		collective: time.Duration(spec.GetCollectiveTimeoutMs()) * time.Millisecond,
 		x:          make([]float32, plan.Batch*train.Dim), y: make([]int32, plan.Batch), vec: make([]float32, m.NumParams()+1),
 	}

@@ -219,12 +219,29 @@ func (w *Worker) generation(ctx context.Context, a *trainingv1.JoinResponse) err
 		}, time.Now())
 		return err
 	}
+	// The commit of step s runs while step s+1's gradient is computed (it only reads the
+	// parameters); its answer is awaited before the allreduce, so a rejoin or leave still takes
+	// effect at the same step on every member, and the gradient computed meanwhile is dropped. The
+	// commit goroutine is always waited for before the generation returns.
+	var pending chan commitResult
+	defer func() {
+		if pending != nil {
+			<-pending
+		}
+	}()
 	for step < jc.total {
 		if err := gctx.Err(); err != nil {
 			return fmt.Errorf("generation cancelled: %w", err)
 		}
 		t0 := time.Now()
 		n := jc.gradient(w.params, step, rank, world)
+		if pending != nil {
+			r := <-pending
+			pending = nil
+			if r.err != nil || !r.more {
+				return r.err
+			}
+		}
 		actx, span := tracer.Start(gctx, "allreduce", trace.WithAttributes(attribute.String("job", jc.id),
 			attribute.Int64("generation", int64(gen)), attribute.Int64("step", step), attribute.Int("rank", rank), attribute.Int("world", world)))
 		st, err := ring.AllReduce(actx, gen, uint64(step), jc.vec)
@@ -240,15 +257,27 @@ func (w *Worker) generation(ctx context.Context, a *trainingv1.JoinResponse) err
 		w.opt.Step(w.params, jc.vec[:p])
 		step++
 		w.stateJob, w.stateStep = jc.id, step
-		more, err := w.commit(gctx, jc, job, &trainingv1.CommitStepRequest{
+		req := &trainingv1.CommitStepRequest{
 			JobId: jc.id, WorkerId: w.cfg.ID, Generation: gen, Rank: uint32(rank), Step: uint64(step),
 			Loss: jc.vec[p], Samples: uint32(n), AllreduceBytes: st.BytesSent, AllreduceSeconds: st.Duration.Seconds(),
-		}, t0)
-		if err != nil || !more {
-			return err
 		}
+		pending = make(chan commitResult, 1)
+		go func(ch chan<- commitResult) {
+			more, err := w.commit(gctx, jc, job, req, t0)
+			ch <- commitResult{more, err}
+		}(pending)
+	}
+	if pending != nil {
+		r := <-pending
+		pending = nil
+		return r.err
 	}
 	return nil
+}
+
+type commitResult struct {
+	more bool
+	err  error
 }
 
 // commit reports an applied step (rank 0 first evaluates and checkpoints when the step calls for
