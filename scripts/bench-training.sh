@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Training figures as one table: an MNIST job (MLP 784-128-10, 128 samples per worker per step)
 # with 1, 2 and 4 real worker processes on loopback, then with 2 and 4 workers each in a network
-# namespace of its own (root only): over a bridge, and through a relay in each namespace adding 0
-# and 5 ms of one-way latency into every host. Columns: steps/s and samples/s between the first and
+# namespace of its own (root only): over a bridge, and through a relay in each namespace adding 0,
+# 1 and 5 ms of one-way latency into every host. Columns: steps/s and samples/s between the first and
 # the last step, weak-scaling efficiency against one worker, rank 0's bytes per step against the
 # ring optimum 2(N-1)/N x |theta| x 4, and rank 0's allreduce time per step. Every run is a fixed
 # number of steps. Figures only, no asserts.

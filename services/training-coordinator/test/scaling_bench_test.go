@@ -105,7 +105,7 @@ func BenchmarkTrainingScaling(b *testing.B) {
 }
 
 // BenchmarkTrainingAcrossHosts is the same job with 2 and 4 workers each in a network namespace
-// of its own (root only): over the bridge, then through a relay in each namespace with 0 and 5 ms
+// of its own (root only): over the bridge, then through a relay in each namespace with 0, 1 and 5 ms
 // of one-way latency into every host (the relay is what stands in for netem on kernels without
 // it; its 0 ms run is what the relay itself costs).
 func BenchmarkTrainingAcrossHosts(b *testing.B) {
@@ -116,7 +116,7 @@ func BenchmarkTrainingAcrossHosts(b *testing.B) {
 			name  string
 			relay bool
 			delay time.Duration
-		}{{"bridge", false, 0}, {"relay-0ms", true, 0}, {"relay-5ms", true, 5 * time.Millisecond}} {
+		}{{"bridge", false, 0}, {"relay-0ms", true, 0}, {"relay-1ms", true, time.Millisecond}, {"relay-5ms", true, 5 * time.Millisecond}} {
 			b.Run(fmt.Sprintf("workers=%d/path=%s", world, path.name), func(sub *testing.B) {
 				hc.t = sub
 				defer func() { hc.t = b }()
