@@ -66,6 +66,9 @@ func NewNetwork(t testing.TB, n int) *Network {
 	// Registered first, so it runs last: after the processes started in the namespaces stopped.
 	t.Cleanup(func() {
 		for _, h := range nw.Hosts {
+			// A namespace is torn down asynchronously once unmounted; deleting its veth pair
+			// first removes both ends now.
+			_, _ = run("ip", "link", "del", h.HostLink)
 			_, _ = run("ip", "netns", "del", h.Name)
 		}
 		_, _ = run("ip", "link", "del", nw.bridge)
@@ -172,14 +175,6 @@ func (nw *Network) Netem(t testing.TB, delay time.Duration) (bool, string) {
 		}
 	}
 	return true, ""
-}
-
-// ClearNetem removes the netem qdiscs Netem set.
-func (nw *Network) ClearNetem(t testing.TB) {
-	t.Helper()
-	for _, h := range nw.Hosts {
-		_, _ = run("tc", "qdisc", "del", "dev", h.HostLink, "root")
-	}
 }
 
 // Wrap returns an executable that runs bin inside the host's namespace with the arguments it is

@@ -151,11 +151,11 @@ func (r *relay) pump(src, dst net.Conn, delay time.Duration) {
 		}
 	}()
 	defer close(q)
+	buf := make([]byte, 64<<10)
 	for {
-		buf := make([]byte, 64<<10)
 		n, err := src.Read(buf)
 		if n > 0 {
-			q <- chunk{due: time.Now().Add(delay), data: buf[:n]}
+			q <- chunk{due: time.Now().Add(delay), data: append([]byte(nil), buf[:n]...)}
 		}
 		if err != nil {
 			if err != io.EOF {
