@@ -77,6 +77,10 @@ bench: $(if $(BASELINE),,tools) ## Go benchmarks (-benchmem) and ghz load on loo
 run: tools ## start Consul, Jaeger and every service locally; Ctrl-C stops them all
 	@scripts/run.sh
 
+.PHONY: demo
+demo: ## on a running make run: the whole story with the bourse CLI (deposit, trade, withdraw, train, serve, infer)
+	@scripts/demo.sh
+
 .PHONY: build
 build: ## build every service binary into ./bin
 	@for m in $(MODULES); do for c in $$(cd $$m && go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./... 2>/dev/null); do go build -o bin/ $$c; done; done

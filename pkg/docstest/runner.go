@@ -44,7 +44,7 @@ const marker = "::docstest::"
 
 // Run runs the blocks (those not skipped) in one bash process in dir, in order, so functions and
 // state carry from one block to the next as they would for a reader, and reports every command.
-func Run(ctx context.Context, dir string, blocks []Block) ([]Result, error) {
+func Run(ctx context.Context, dir string, blocks []Block, env ...string) ([]Result, error) {
 	var script strings.Builder
 	script.WriteString("exec 2>&1\nstreams=()\n")
 	var cmds []Command
@@ -77,7 +77,7 @@ func Run(ctx context.Context, dir string, blocks []Block) ([]Result, error) {
 	defer os.RemoveAll(tmp)
 	cmd := exec.CommandContext(ctx, "bash", "--noprofile", "--norc")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "DOCSTEST_TMP="+tmp)
+	cmd.Env = append(append(os.Environ(), env...), "DOCSTEST_TMP="+tmp)
 	cmd.Stdin = strings.NewReader(script.String())
 	var out bytes.Buffer
 	cmd.Stdout = &out

@@ -36,7 +36,7 @@ type trainOptions struct {
 	trainLimit, testLimit                    uint32
 	steps, seed, checkpointEvery, evalEvery  uint64
 	workers                                  int
-	workerBin, workerKeyFile, plot           string
+	workerBin, workerKeyFile, plot, export   string
 	detach                                   bool
 }
 
@@ -59,7 +59,7 @@ func (o *trainOptions) spec() (*trainingv1.JobSpec, error) {
 	return &trainingv1.JobSpec{Dataset: o.dataset, Model: &trainingv1.ModelSpec{Kind: kind, Hidden: hidden},
 		TrainLimit: o.trainLimit, TestLimit: o.testLimit, LearningRate: o.lr, BatchSize: o.batch, Steps: o.steps,
 		Epochs: o.epochs, Seed: o.seed, MinWorkers: o.minWorkers, MaxWorkers: o.maxWorkers, CheckpointInterval: o.checkpointEvery,
-		EvalInterval: o.evalEvery, TargetAccuracy: o.target, Optimizer: o.optimizer, Momentum: o.momentum}, nil
+		EvalInterval: o.evalEvery, TargetAccuracy: o.target, Optimizer: o.optimizer, Momentum: o.momentum, ExportModel: o.export}, nil
 }
 
 func newTrainCmd(g *globals) *cobra.Command {
@@ -137,6 +137,7 @@ it has (bourse train watch JOB follows it again, bourse train stop JOB stops it)
 	f.StringVar(&o.workerKeyFile, "worker-api-key-file", ".run/keys/training-worker.key", "key file local workers present to the coordinator")
 	f.StringVar(&o.plot, "plot", "", "PNG of loss and accuracy per step (default <job>.png; \"-\" for none)")
 	f.BoolVar(&o.detach, "detach", false, "start the job and exit without following it")
+	f.StringVar(&o.export, "export", "", "serve the final model in inference under this name (a new version, loaded at once)")
 
 	stopCmd := &cobra.Command{
 		Use: "stop JOB", Short: "Stop a training job", Example: "  bourse train stop mnist-mlp-1a2b3c4d", Args: cobra.ExactArgs(1),
@@ -256,7 +257,7 @@ func (g *globals) followJob(cmd *cobra.Command, job *trainingv1.Job, plotPath st
 				fmt.Fprintf(g.errOut, "\r\x1b[2Kgeneration %d at step %d: %d workers\n", e.Membership.GetGeneration(), e.Membership.GetStep(), workers)
 			}
 		case *trainingv1.StreamJobProgressResponse_Status:
-			if isFinal(e.Status.GetStatus()) {
+			if isFinal(e.Status.GetStatus()) && !awaitingExport(job, e.Status) {
 				final = e.Status
 			}
 		}
@@ -288,10 +289,23 @@ func (g *globals) followJob(cmd *cobra.Command, job *trainingv1.Job, plotPath st
 		fmt.Fprintf(g.errOut, "; model %s", final.GetModelPath())
 	}
 	fmt.Fprintln(g.errOut)
+	if final.GetExportedModel() != "" {
+		fmt.Fprintf(g.errOut, "serving %s version %d in inference (bourse infer %s --input ...)\n", final.GetExportedModel(), final.GetExportedVersion(), final.GetExportedModel())
+	}
+	if final.GetExportError() != "" {
+		return &exitError{ExitFailed, fmt.Sprintf("job %s succeeded but its export failed: %s", job.GetJobId(), final.GetExportError())}
+	}
 	if final.GetStatus() != trainingv1.JobStatus_JOB_STATUS_SUCCEEDED {
 		return &exitError{ExitFailed, fmt.Sprintf("job %s %s: %s", job.GetJobId(), enumName(final.GetStatus(), "JOB_STATUS_"), final.GetReason())}
 	}
 	return nil
+}
+
+// awaitingExport: a job that succeeded and asked for an export reports the export on a later status
+// event (or the same one); follow until it does.
+func awaitingExport(job *trainingv1.Job, s *trainingv1.StatusEvent) bool {
+	return job.GetSpec().GetExportModel() != "" && s.GetStatus() == trainingv1.JobStatus_JOB_STATUS_SUCCEEDED &&
+		s.GetExportedModel() == "" && s.GetExportError() == ""
 }
 
 func isFinal(s trainingv1.JobStatus) bool {
