@@ -19,13 +19,16 @@ import (
 // SQLite and PostgreSQL: new keys (the whole flow) and replays of one key (the idempotent path).
 // Reports p50/p99 besides ns/op.
 func BenchmarkCreatePayment(b *testing.B) {
-	for _, db := range []string{"sqlite", "postgres"} {
+	for _, db := range []string{"sqlite", "sqlite-no-group-commit", "postgres"} {
 		b.Run(db, func(b *testing.B) {
-			arg := "--data-dir=" + b.TempDir()
-			if db == "postgres" {
+			arg, gc := "--data-dir="+b.TempDir(), "--group-commit=true"
+			switch db {
+			case "postgres":
 				arg = "--database-url=" + testenv.StartPostgres(b)
+			case "sqlite-no-group-commit":
+				gc = "--group-commit=false"
 			}
-			p := testenv.StartService(b, testenv.Build(b, paymentPkg), nil, "--register=false", "--api-keys="+keyring, arg,
+			p := testenv.StartService(b, testenv.Build(b, paymentPkg), nil, "--register=false", "--api-keys="+keyring, arg, gc,
 				"--processors=instant", "--risk-addr=127.0.0.1:1", "--rate-limit-account=off", "--outbox-interval=1h")
 			c := paymentv1.NewPaymentServiceClient(dialB(b, p.GRPCAddr, aliceKey))
 			ctx := context.Background()

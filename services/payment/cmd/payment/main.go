@@ -47,6 +47,7 @@ func main() {
 	settleAfter := fs.Duration("settle-after", 0, "how long an open operation is left to its request before the janitor takes it over (default 3 × --processor-timeout)")
 	janitorEvery := fs.Duration("janitor-interval", time.Second, "how often the janitor looks for open operations")
 	outboxEvery := fs.Duration("outbox-interval", 200*time.Millisecond, "how often the outbox dispatcher looks for due items")
+	groupCommit := fs.Bool("group-commit", true, "SQLite: commit concurrent requests' transactions together (one fsync per batch); false commits each alone")
 	retention := fs.Duration("idempotency-retention", idempotency.DefaultRetention, "how long idempotency keys are kept")
 
 	os.Exit(app.Main(func(ctx context.Context, env *server.Env) (server.Service, error) {
@@ -57,7 +58,7 @@ func main() {
 			}
 			url = filepath.Join(*dataDir, "payment.db")
 		}
-		st, err := store.Open(ctx, url)
+		st, err := store.OpenWith(ctx, url, store.Options{NoGroupCommit: !*groupCommit})
 		if err != nil {
 			return server.Service{}, fmt.Errorf("open store: %w", err)
 		}

@@ -94,7 +94,7 @@ func (e *env) advance(d time.Duration) {
 	e.mu.Unlock()
 }
 
-func newEnv(t *testing.T, procs ...*instant.Processor) *env {
+func newEnv(t testing.TB, procs ...*instant.Processor) *env {
 	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "payment.db"))
 	if err != nil {
@@ -125,7 +125,7 @@ func deposit(amount int64, token string) PaymentInput {
 		PaymentToken: token, CaptureMethod: domain.CaptureAutomatic}
 }
 
-func balance(t *testing.T, st *store.Store, account string) int64 {
+func balance(t testing.TB, st *store.Store, account string) int64 {
 	t.Helper()
 	bs, err := st.Balances(context.Background(), account, "USD")
 	if err != nil {

@@ -16,12 +16,25 @@ import (
 // share one database.
 type Store struct {
 	db  *sqldb.DB
+	rdb *sqldb.DB // SQLite: a read connection beside the writer's; nil on PostgreSQL
 	now func() time.Time
+	// batch is group commit (SQLite only: PostgreSQL commits concurrently on its pool, and a batch
+	// there could deadlock against another replica's).
+	batch *batcher
+}
+
+// Options tune a Store.
+type Options struct {
+	// NoGroupCommit commits every SQLite transaction on its own (for comparison in benchmarks).
+	NoGroupCommit bool
 }
 
 // Open connects to url (postgres://... or a SQLite file path), applies the schema and checks the
 // ledger invariant.
-func Open(ctx context.Context, url string) (*Store, error) {
+func Open(ctx context.Context, url string) (*Store, error) { return OpenWith(ctx, url, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, url string, o Options) (*Store, error) {
 	db, err := sqldb.Open(ctx, url)
 	if err != nil {
 		return nil, err
@@ -34,6 +47,14 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err := s.CheckInvariants(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if db.Dialect == sqldb.SQLite && !o.NoGroupCommit {
+		rdb, err := sqldb.Open(ctx, url)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		s.rdb, s.batch = rdb, newBatcher(s)
 	}
 	return s, nil
 }
@@ -57,8 +78,14 @@ func (s *Store) migrate(ctx context.Context) error {
 	return s.db.Migrate(ctx, migrations(s.db.Dialect))
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close writes what is queued and closes the database.
+func (s *Store) Close() error {
+	if s.batch != nil {
+		s.batch.close()
+		s.rdb.Close()
+	}
+	return s.db.Close()
+}
 
 // Dialect is the SQL engine behind the store.
 func (s *Store) Dialect() sqldb.Dialect { return s.db.Dialect }
@@ -82,6 +109,9 @@ var ErrConflict = errors.New("store: concurrent change")
 
 // InTx runs fn in a transaction and commits it if fn returns nil.
 func (s *Store) InTx(ctx context.Context, fn func(*Tx) error) error {
+	if s.batch != nil {
+		return s.batch.submit(ctx, fn)
+	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{tx: tx, s: s, now: s.now()}) })
 }
 
@@ -101,11 +131,11 @@ func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 }
 
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return s.db.QueryRowContext(ctx, s.db.Rebind(q), args...)
+	return s.readDB().QueryRowContext(ctx, s.db.Rebind(q), args...)
 }
 
 func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return s.db.QueryContext(ctx, s.db.Rebind(q), args...)
+	return s.readDB().QueryContext(ctx, s.db.Rebind(q), args...)
 }
 
 // forUpdate locks the row read on PostgreSQL; SQLite transactions already hold the database's only
