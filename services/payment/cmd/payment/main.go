@@ -17,16 +17,21 @@ import (
 
 	"github.com/bourse-dev/bourse/pkg/auth"
 	"github.com/bourse-dev/bourse/pkg/client"
+	pkgfraud "github.com/bourse-dev/bourse/pkg/fraud"
+	inferencepb "github.com/bourse-dev/bourse/pkg/gen/inference"
 	paymentv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/payment/v1"
 	riskv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/risk/v1"
 	"github.com/bourse-dev/bourse/pkg/server"
+	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 	"github.com/bourse-dev/bourse/services/payment/internal/flows"
+	"github.com/bourse-dev/bourse/services/payment/internal/fraud"
 	"github.com/bourse-dev/bourse/services/payment/internal/grpcapi"
 	"github.com/bourse-dev/bourse/services/payment/internal/idempotency"
 	"github.com/bourse-dev/bourse/services/payment/internal/processor"
 	"github.com/bourse-dev/bourse/services/payment/internal/processor/acquirerproc"
 	"github.com/bourse-dev/bourse/services/payment/internal/processor/instant"
 	"github.com/bourse-dev/bourse/services/payment/internal/processor/stripeproc"
+	"github.com/bourse-dev/bourse/services/payment/internal/routing"
 	"github.com/bourse-dev/bourse/services/payment/internal/store"
 )
 
@@ -42,6 +47,13 @@ func main() {
 	stripeKeyFile := fs.String("stripe-key-file", "", "file holding Stripe's secret key (sk_...), first line")
 	riskAddr := fs.String("risk-addr", "consul:///risk", "the risk service: consul:///risk or host:port")
 	riskKeyFile := fs.String("risk-api-key-file", "", "file holding the key payment presents to risk (service:payment in risk's keyring); re-read when it changes")
+	routingRules := fs.String("routing", "", "routing rules (see internal/routing: '<method> <currency> <amount> <processor>,...' per line or ';'); empty: every payment tries --processors in order")
+	fraudModel := fs.String("fraud-model", "", "inference model that scores deposits before authorization (e.g. fraud); empty: no fraud check")
+	inferenceAddr := fs.String("inference-addr", "consul:///inference", "the inference service: consul:///inference or host:port")
+	inferenceKeyFile := fs.String("inference-api-key-file", "", "file holding the key payment presents to inference")
+	fraudThreshold := fs.Float64("fraud-threshold", 0.9, "a score above it declines with fraud_suspected")
+	fraudTimeout := fs.Duration("fraud-timeout", 150*time.Millisecond, "deadline of the fraud score; past it the fail-open policy decides")
+	fraudFailOpen := fs.String("fraud-fail-open", "", "per currency, the largest amount (minor units) that goes on unscored when inference does not answer, e.g. USD:50000,EUR:50000; others are declined")
 	procTimeout := fs.Duration("processor-timeout", 10*time.Second, "deadline of each processor call; past it the outcome is UNKNOWN and the janitor looks it up")
 	riskTimeout := fs.Duration("risk-timeout", 5*time.Second, "deadline of each call to risk")
 	settleAfter := fs.Duration("settle-after", 0, "how long an open operation is left to its request before the janitor takes it over (default 3 × --processor-timeout)")
@@ -130,7 +142,43 @@ func main() {
 			return server.Service{}, fmt.Errorf("--processors: none given")
 		}
 
-		svc := flows.New(flows.Config{Store: st, Router: flows.Static(procs), Risk: riskClient{riskv1.NewRiskServiceClient(riskConn)},
+		var router flows.Router = flows.Static(procs)
+		if *routingRules != "" {
+			rules, err := routing.ParseRules(*routingRules)
+			if err == nil {
+				var r *routing.Router
+				if r, err = routing.New(rules, procs, nil, env.Logger); err == nil {
+					router = routed{r}
+				}
+			}
+			if err != nil {
+				closeAll()
+				return server.Service{}, fmt.Errorf("--routing: %w", err)
+			}
+		}
+		var checker flows.Fraud
+		if *fraudModel != "" {
+			failOpen, err := fraud.ParseFailOpen(*fraudFailOpen)
+			if err != nil {
+				closeAll()
+				return server.Service{}, fmt.Errorf("--fraud-fail-open: %w", err)
+			}
+			creds, err := keyFile(*inferenceKeyFile, env, "inference")
+			if err != nil {
+				closeAll()
+				return server.Service{}, err
+			}
+			conn, err := env.Dial(*inferenceAddr, client.Options{Credentials: creds, ServerName: "inference"})
+			if err != nil {
+				closeAll()
+				return server.Service{}, fmt.Errorf("dial inference: %w", err)
+			}
+			closers = append(closers, conn.Close)
+			checker = fraudCheck{fraud.New(inferencepb.NewGRPCInferenceServiceClient(conn), fraud.Config{Model: *fraudModel,
+				Threshold: *fraudThreshold, Timeout: *fraudTimeout, FailOpenMax: failOpen}, env.Logger)}
+		}
+
+		svc := flows.New(flows.Config{Store: st, Router: router, Processors: procs, Fraud: checker, Risk: riskClient{riskv1.NewRiskServiceClient(riskConn)},
 			Logger: env.Logger, ProcessorTimeout: *procTimeout, RiskTimeout: *riskTimeout, SettleAfter: *settleAfter, Retention: *retention})
 
 		// The janitor and the outbox dispatcher are owned here: started now, stopped by Close (they
@@ -181,4 +229,29 @@ func (r riskClient) Credit(ctx context.Context, account, asset, amount, ref stri
 func (r riskClient) Debit(ctx context.Context, account, asset, amount, ref string) error {
 	_, err := r.c.Debit(ctx, &riskv1.DebitRequest{AccountId: account, AssetId: asset, Amount: amount, Ref: ref})
 	return server.FromStatus(err, "risk Debit")
+}
+
+// routed adapts the rule-based router to flows.Router.
+type routed struct{ r *routing.Router }
+
+func (r routed) Route(method domain.Method, m domain.Money) ([]processor.Processor, error) {
+	names, err := r.r.Route(string(method), m.Currency, m.Amount)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]processor.Processor, 0, len(names))
+	for _, n := range names {
+		if p, ok := r.r.Processor(n); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// fraudCheck adapts the inference fraud checker to flows.Fraud.
+type fraudCheck struct{ c *fraud.Checker }
+
+func (f fraudCheck) Check(ctx context.Context, feat pkgfraud.Features, m domain.Money) (flows.FraudVerdict, error) {
+	v, err := f.c.Check(ctx, feat, m)
+	return flows.FraudVerdict{Score: v.Score, Decline: v.Decline}, err
 }

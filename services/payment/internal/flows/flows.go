@@ -32,16 +32,17 @@ type Risk interface {
 	Debit(ctx context.Context, account, asset, amount, ref string) error
 }
 
-// Router gives the ordered processors to try for a payment or payout.
+// Router gives the ordered processors to try for a payment or payout; an error (InvalidArgument
+// naming the field) when no processor takes it.
 type Router interface {
-	Route(method domain.Method, m domain.Money) []processor.Processor
+	Route(method domain.Method, m domain.Money) ([]processor.Processor, error)
 }
 
 // Static routes everything to the same ordered list.
 type Static []processor.Processor
 
 // Route returns the list.
-func (s Static) Route(domain.Method, domain.Money) []processor.Processor { return s }
+func (s Static) Route(domain.Method, domain.Money) ([]processor.Processor, error) { return s, nil }
 
 // FraudVerdict is a fraud check's answer.
 type FraudVerdict struct {

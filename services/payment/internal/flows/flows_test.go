@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
+	"github.com/bourse-dev/bourse/pkg/fraud"
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 	"github.com/bourse-dev/bourse/services/payment/internal/idempotency"
 	"github.com/bourse-dev/bourse/services/payment/internal/ledger"
@@ -380,5 +381,50 @@ func TestPayoutSaga(t *testing.T) {
 	got, _ := e.st.GetPayout(ctx, x.ID)
 	if got.Status != domain.PayoutSucceeded || e.risk.get("alice") != 2500 {
 		t.Fatalf("after janitor: %s, risk %d", got.Status, e.risk.get("alice"))
+	}
+}
+
+type fraudAbove struct{ limit int64 }
+
+func (f fraudAbove) Check(_ context.Context, feat fraud.Features, m domain.Money) (FraudVerdict, error) {
+	if m.Amount > f.limit {
+		return FraudVerdict{Score: 0.97, Decline: true}, nil
+	}
+	return FraudVerdict{Score: 0.1}, nil
+}
+
+// A fraud decline fails the payment with fraud_suspected and its score, before any processor call.
+func TestFraudDeclineBeforeProcessor(t *testing.T) {
+	e := newEnv(t)
+	e.svc.cfg.Fraud = fraudAbove{limit: 1000}
+	p, _, err := e.svc.CreatePayment(context.Background(), "account:alice", "f1", deposit(5000, "tok"))
+	if err != nil || p.Status != domain.PaymentFailed || p.DeclineReason != domain.DeclineFraudSuspected || p.FraudScore != 0.97 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	if e.proc.Calls() != 0 {
+		t.Fatal("the processor was called for a payment the fraud check declined")
+	}
+	p, _, err = e.svc.CreatePayment(context.Background(), "account:alice", "f2", deposit(500, "tok"))
+	if err != nil || p.Status != domain.PaymentSucceeded || p.FraudScore != 0.1 {
+		t.Fatalf("%+v %v", p, err)
+	}
+}
+
+type noRoute struct{}
+
+func (noRoute) Route(domain.Method, domain.Money) ([]processor.Processor, error) {
+	return nil, errs.Invalid("method", "no processor takes it")
+}
+
+// A payment no processor takes is refused like bad input: nothing written, the key stays free.
+func TestNoRouteWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.svc.cfg.Router = noRoute{}
+	_, _, err := e.svc.CreatePayment(context.Background(), "account:alice", "n1", deposit(500, "tok"))
+	if ee, ok := errors.AsType[*errs.Error](err); !ok || ee.Field != "method" {
+		t.Fatalf("%v, want InvalidArgument naming method", err)
+	}
+	if ps, _ := e.st.ListPayments(context.Background(), store.PaymentFilter{Limit: 10}); len(ps) != 0 {
+		t.Fatalf("%d payments written", len(ps))
 	}
 }

@@ -45,7 +45,10 @@ func (s *Service) CreatePayment(ctx context.Context, caller, key string, in Paym
 	}
 	// Without a fraud check the first attempt is known at once: it is written with the payment, in
 	// the transaction that claims the key (one commit fewer on the common path).
-	procs := s.cfg.Router.Route(p.Method, p.Amount)
+	procs, err := s.cfg.Router.Route(p.Method, p.Amount)
+	if err != nil {
+		return p, false, err // like a validation failure: nothing written, the key stays free
+	}
 	var first *domain.Attempt
 	if s.cfg.Fraud == nil && len(procs) > 0 {
 		first = &domain.Attempt{ID: domain.NewID("att"), PaymentID: p.ID, Processor: procs[0].Name(), Status: domain.AttemptPending,
@@ -118,6 +121,11 @@ func (s *Service) runPayment(ctx context.Context, p domain.Payment, procs []proc
 			a.NextLookupAt = tx.Now().Add(s.cfg.SettleAfter)
 			if err := tx.TouchPayment(ctx, p.ID); err != nil {
 				return err
+			}
+			if p.FraudScore != 0 && cur.FraudScore != p.FraudScore {
+				if err := tx.SetFraudScore(ctx, p.ID, p.FraudScore); err != nil {
+					return err
+				}
 			}
 			return tx.InsertAttempt(ctx, &a)
 		})

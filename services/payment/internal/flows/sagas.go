@@ -249,8 +249,8 @@ func (s *Service) advancePayout(ctx context.Context, x domain.Payout) (domain.Pa
 			if x.Processor == "" {
 				// Choose the processor durably before calling it: after a crash the saga must ask
 				// the same one again, never fall back to another one that might pay out twice.
-				procs := s.cfg.Router.Route(domain.MethodBankTransfer, x.Amount)
-				if len(procs) == 0 {
+				procs, err := s.cfg.Router.Route(domain.MethodBankTransfer, x.Amount)
+				if err != nil || len(procs) == 0 {
 					x.Status, x.DeclineReason = domain.PayoutReversing, domain.DeclineProcessorUnavailable
 					break
 				}
@@ -277,7 +277,7 @@ func (s *Service) advancePayout(ctx context.Context, x domain.Payout) (domain.Pa
 			case processor.NotReached:
 				// Provably not there: the next routed processor, or a reversal once none is left.
 				next := ""
-				procs := s.cfg.Router.Route(domain.MethodBankTransfer, x.Amount)
+				procs, _ := s.cfg.Router.Route(domain.MethodBankTransfer, x.Amount)
 				for i, p := range procs {
 					if p.Name() == x.Processor && i+1 < len(procs) {
 						next = procs[i+1].Name()

@@ -356,3 +356,9 @@ func (t *Tx) TouchPayment(ctx context.Context, id string) error {
 	_, err := t.exec(ctx, `UPDATE payments SET updated_at = ? WHERE id = ?`, nanos(t.now), id)
 	return err
 }
+
+// SetFraudScore records the fraud model's score of a payment.
+func (t *Tx) SetFraudScore(ctx context.Context, id string, score float64) error {
+	_, err := t.exec(ctx, `UPDATE payments SET fraud_score = ? WHERE id = ?`, score, id)
+	return err
+}
