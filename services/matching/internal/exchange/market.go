@@ -241,8 +241,10 @@ func (m *market) process(now int64, primary *Order, out *output, md *mdItem) (fi
 				continue // unreachable: every book order has a record
 			}
 			taker.Filled += e.Qty
+			taker.FilledNotional.add(e.Price, e.Qty)
 			taker.Remaining = e.Remaining
 			maker.Filled += e.Qty
+			maker.FilledNotional.add(e.Price, e.Qty)
 			maker.Remaining = e.MakerRemaining
 			fill(taker, e, false)
 			fill(maker, e, true)

@@ -101,17 +101,19 @@ type Order struct {
 	TriggerPrice  int64
 	Qty           int64
 	Filled        int64
-	Remaining     int64
-	DisplayQty    int64
-	PostOnly      bool
-	STP           book.STPMode
-	Status        Status
-	Reject        RejectReason
-	RiskReject    string
-	Cancel        book.Reason
-	ExpireAt      int64
-	Created       int64
-	Updated       int64
+	// FilledNotional is Σ price × quantity over the order's fills, in ticks × lots.
+	FilledNotional Notional
+	Remaining      int64
+	DisplayQty     int64
+	PostOnly       bool
+	STP            book.STPMode
+	Status         Status
+	Reject         RejectReason
+	RiskReject     string
+	Cancel         book.Reason
+	ExpireAt       int64
+	Created        int64
+	Updated        int64
 
 	// reservation is the risk service's reservation held for the open quantity, at reservePrice.
 	reservation  uint64

@@ -30,7 +30,12 @@ type marketState struct {
 	Book     []byte       `json:"-"`
 }
 
-const snapshotMagic = "MSNAP1"
+// snapshotMagic names the format: version 2 adds each order's filled notional. Version 1 snapshots
+// are still read; their orders' notional starts at zero (it was never recorded).
+const (
+	snapshotMagic   = "MSNAP2"
+	snapshotMagicV1 = "MSNAP1"
+)
 
 // orderState is Order with its unexported fields, for snapshots.
 type orderState struct {
@@ -42,12 +47,15 @@ type orderState struct {
 
 func (sh *shard) encodeState() ([]byte, error) { return sh.captureState().encode() }
 
-func (st *shardState) encode() ([]byte, error) {
+func (st *shardState) encode() ([]byte, error) { return st.encodeAs(snapshotMagic) }
+
+// encodeAs writes the state in the format magic names (tests write version 1 to prove it is read).
+func (st *shardState) encodeAs(magic string) ([]byte, error) {
 	size := len(snapshotMagic)
 	for i := range st.Markets {
 		size += len(st.Markets[i].Book) + 64*len(st.Markets[i].Orders) + 10*len(st.Markets[i].Closed) + 1024
 	}
-	out := append(make([]byte, 0, size), snapshotMagic...)
+	out := append(make([]byte, 0, size), magic...)
 	out = binary.AppendUvarint(out, uint64(len(st.Markets)))
 	for i := range st.Markets {
 		ms := &st.Markets[i]
@@ -57,7 +65,7 @@ func (st *shardState) encode() ([]byte, error) {
 		}
 		out = wire.AppendBytes(out, header)
 		out = wire.AppendBytes(out, ms.Book)
-		out = appendOrders(out, ms.Orders)
+		out = appendOrders(out, ms.Orders, magic != snapshotMagicV1)
 		out = binary.AppendUvarint(out, uint64(len(ms.Closed)))
 		for _, id := range ms.Closed {
 			out = binary.AppendUvarint(out, id)
@@ -67,7 +75,15 @@ func (st *shardState) encode() ([]byte, error) {
 }
 
 func decodeShardState(data []byte) (*shardState, error) {
-	if len(data) < len(snapshotMagic) || string(data[:len(snapshotMagic)]) != snapshotMagic {
+	if len(data) < len(snapshotMagic) {
+		return nil, errors.New("snapshot: not a matching snapshot")
+	}
+	var withNotional bool
+	switch string(data[:len(snapshotMagic)]) {
+	case snapshotMagic:
+		withNotional = true
+	case snapshotMagicV1:
+	default:
 		return nil, errors.New("snapshot: not a matching snapshot")
 	}
 	r := wire.NewReader(data[len(snapshotMagic):])
@@ -80,7 +96,7 @@ func decodeShardState(data []byte) (*shardState, error) {
 		}
 		ms.Book = r.Bytes()
 		var err error
-		if ms.Orders, err = readOrders(r, ms.Spec.Symbol); err != nil {
+		if ms.Orders, err = readOrders(r, ms.Spec.Symbol, withNotional); err != nil {
 			return nil, err
 		}
 		ms.Closed = make([]uint64, r.Count())

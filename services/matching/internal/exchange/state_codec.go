@@ -10,7 +10,7 @@ import (
 // Order records dominate a snapshot (every open order plus the retained closed ones), so they are
 // encoded as varints rather than JSON: several times faster to write and to read back.
 
-func appendOrders(dst []byte, orders []orderState) []byte {
+func appendOrders(dst []byte, orders []orderState, withNotional bool) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(orders)))
 	for i := range orders {
 		o := &orders[i]
@@ -24,6 +24,10 @@ func appendOrders(dst []byte, orders []orderState) []byte {
 		dst = wire.AppendString(dst, o.RiskReject)
 		dst = binary.AppendUvarint(dst, o.Reservation)
 		dst = binary.AppendUvarint(dst, uint64(o.Acct))
+		if withNotional {
+			dst = binary.AppendUvarint(dst, o.FilledNotional.Hi)
+			dst = binary.AppendUvarint(dst, o.FilledNotional.Lo)
+		}
 	}
 	return dst
 }
@@ -35,7 +39,7 @@ func boolByte(b bool) byte {
 	return 0
 }
 
-func readOrders(r *wire.Reader, symbol string) ([]orderState, error) {
+func readOrders(r *wire.Reader, symbol string, withNotional bool) ([]orderState, error) {
 	n := r.Count()
 	out := make([]orderState, 0, n)
 	for range n {
@@ -56,6 +60,9 @@ func readOrders(r *wire.Reader, symbol string) ([]orderState, error) {
 		o.RiskReject = r.String()
 		o.Reservation = r.Uvarint()
 		o.Acct = uint32(r.Uvarint())
+		if withNotional {
+			o.FilledNotional.Hi, o.FilledNotional.Lo = r.Uvarint(), r.Uvarint()
+		}
 		if r.Err() != nil {
 			return nil, r.Err()
 		}

@@ -129,6 +129,7 @@ func orderToProto(spec *exchange.Spec, o *exchange.Order) *matchingv1.Order {
 		DisplayQuantity: optional(o.DisplayQty, spec.FormatQty), PostOnly: o.PostOnly, SelfTradePrevention: stpsOut[o.STP],
 		Status: statuses[o.Status], RejectReason: rejects[o.Reject], RiskRejectReason: o.RiskReject,
 		CancelReason: cancels[o.Cancel], ExpireTime: ts(o.ExpireAt), CreatedTime: ts(o.Created), UpdatedTime: ts(o.Updated),
+		FilledNotional: spec.FormatNotional(o.FilledNotional),
 	}
 	if o.Status == exchange.StatusRejected {
 		p.RemainingQuantity = spec.FormatQty(0)
