@@ -33,6 +33,7 @@ import (
 	"github.com/bourse-dev/bourse/services/payment/internal/processor/stripeproc"
 	"github.com/bourse-dev/bourse/services/payment/internal/routing"
 	"github.com/bourse-dev/bourse/services/payment/internal/store"
+	"github.com/bourse-dev/bourse/services/payment/internal/webhook"
 )
 
 func main() {
@@ -60,6 +61,8 @@ func main() {
 	janitorEvery := fs.Duration("janitor-interval", time.Second, "how often the janitor looks for open operations")
 	outboxEvery := fs.Duration("outbox-interval", 200*time.Millisecond, "how often the outbox dispatcher looks for due items")
 	groupCommit := fs.Bool("group-commit", true, "SQLite: commit concurrent requests' transactions together (one fsync per batch); false commits each alone")
+	webhookMaxAge := fs.Duration("webhook-max-age", 24*time.Hour, "how long a webhook delivery is retried (exponential backoff)")
+	webhookBackoff := fs.Duration("webhook-initial-backoff", 30*time.Second, "wait after a webhook delivery's first failure; doubles up to an hour")
 	retention := fs.Duration("idempotency-retention", idempotency.DefaultRetention, "how long idempotency keys are kept")
 
 	os.Exit(app.Main(func(ctx context.Context, env *server.Env) (server.Service, error) {
@@ -187,6 +190,8 @@ func main() {
 		var wg sync.WaitGroup
 		wg.Go(func() { svc.RunJanitor(bg, *janitorEvery) })
 		wg.Go(func() { svc.RunOutbox(bg, *outboxEvery) })
+		hooks := webhook.NewDispatcher(st.Webhooks(), webhook.Config{MaxAge: *webhookMaxAge, InitialBackoff: *webhookBackoff, Log: env.Logger})
+		wg.Go(func() { _ = hooks.Run(bg) })
 
 		api := grpcapi.New(svc)
 		return server.Service{

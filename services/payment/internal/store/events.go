@@ -17,9 +17,12 @@ func (t *Tx) AddEvent(ctx context.Context, typ, account, objectID string, object
 	if err != nil {
 		return err
 	}
-	_, err = t.exec(ctx, `INSERT INTO events (id, type, account_id, object_id, data, created_at) VALUES (?,?,?,?,?,?)`,
-		domain.NewID("evt"), typ, account, objectID, string(data), nanos(t.now))
-	return err
+	id := domain.NewID("evt")
+	if _, err = t.exec(ctx, `INSERT INTO events (id, type, account_id, object_id, data, created_at) VALUES (?,?,?,?,?,?)`,
+		id, typ, account, objectID, string(data), nanos(t.now)); err != nil {
+		return err
+	}
+	return t.addDeliveries(ctx, id, typ, account)
 }
 
 // ListEvents returns events after a sequence number, oldest first.

@@ -77,5 +77,15 @@ func migrations(d sqldb.Dialect) []string {
 			event_types TEXT NOT NULL DEFAULT '[]', secret TEXT NOT NULL, created_at BIGINT NOT NULL,
 			deleted INTEGER NOT NULL DEFAULT 0)`,
 		`CREATE INDEX webhook_endpoints_account ON webhook_endpoints (account_id)`,
+		// One row per (event, endpoint), written with the event; the dispatcher claims due ones.
+		`CREATE TABLE webhook_deliveries (
+			id TEXT PRIMARY KEY, event_id TEXT NOT NULL, endpoint_id TEXT NOT NULL,
+			attempts INTEGER NOT NULL DEFAULT 0, next_at BIGINT NOT NULL, final TEXT NOT NULL DEFAULT '',
+			created_at BIGINT NOT NULL)`,
+		`CREATE INDEX webhook_deliveries_due ON webhook_deliveries (final, next_at)`,
+		`CREATE TABLE webhook_attempts (
+			delivery_id TEXT NOT NULL, attempt INTEGER NOT NULL, outcome TEXT NOT NULL, at BIGINT NOT NULL,
+			duration_ns BIGINT NOT NULL, status_code INTEGER NOT NULL, error TEXT NOT NULL, response TEXT NOT NULL)`,
+		`CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id)`,
 	}
 }
