@@ -31,7 +31,7 @@ check-generated: ## fail if the committed generated code is stale
 
 .PHONY: docs
 docs: ## rewrite the README's access tables from the services' auth policies
-	@for m in risk matching discovery inference training-coordinator; do (cd services/$$m && UPDATE=1 go test -count=1 -run '^TestReadmeAccessTable$$' ./internal/grpcapi/ >/dev/null) || exit 1; done
+	@for m in risk matching discovery inference training-coordinator payment; do (cd services/$$m && UPDATE=1 go test -count=1 -run '^TestReadmeAccessTable$$' ./internal/grpcapi/ >/dev/null) || exit 1; done
 
 .PHONY: lint
 lint: ## go vet, gofmt, buf lint and buf breaking (against the previous commit)

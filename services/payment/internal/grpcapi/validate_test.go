@@ -66,3 +66,8 @@ func FuzzParsePageToken(f *testing.F) {
 		}
 	})
 }
+
+// The README's access table for payment is rendered from Policy (make docs rewrites it).
+func TestReadmeAccessTable(t *testing.T) {
+	authtest.CheckReadme(t, "payment", Policy, &paymentv1.PaymentService_ServiceDesc)
+}
