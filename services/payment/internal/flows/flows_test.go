@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -426,5 +427,130 @@ func TestNoRouteWritesNothing(t *testing.T) {
 	}
 	if ps, _ := e.st.ListPayments(context.Background(), store.PaymentFilter{Limit: 10}); len(ps) != 0 {
 		t.Fatalf("%d payments written", len(ps))
+	}
+}
+
+// loseOnce applies a risk call and then answers as if the connection broke, once, for refs with the
+// given suffix: the same as payment crashing after the call and before its commit.
+type loseOnce struct {
+	*fakeRisk
+	suffix string
+	lost   bool
+}
+
+func (l *loseOnce) lose(ref string) bool {
+	if !l.lost && strings.HasSuffix(ref, l.suffix) {
+		l.lost = true
+		return true
+	}
+	return false
+}
+
+func (l *loseOnce) Credit(ctx context.Context, account, asset, amount, ref string) error {
+	err := l.fakeRisk.Credit(ctx, account, asset, amount, ref)
+	if err == nil && l.lose(ref) {
+		return errs.New(errs.KindUnavailable, "answer lost")
+	}
+	return err
+}
+
+func (l *loseOnce) Debit(ctx context.Context, account, asset, amount, ref string) error {
+	err := l.fakeRisk.Debit(ctx, account, asset, amount, ref)
+	if err == nil && l.lose(ref) {
+		return errs.New(errs.KindUnavailable, "answer lost")
+	}
+	return err
+}
+
+// Each step of the payout saga acts and loses its answer once (as a crash between the call and the
+// commit would): the janitor runs the step again, and risk and the processor each act once.
+func TestPayoutSagaResumesAfterEachStep(t *testing.T) {
+	for _, c := range []struct {
+		name, dest string
+		step       string // "debit", "payout", "reversal"
+		want       domain.PayoutStatus
+		riskAfter  int64
+	}{
+		{"debit lost", "ba_ok", "debit", domain.PayoutSucceeded, 600},
+		{"payout lost", "ba_ok", "payout", domain.PayoutSucceeded, 600},
+		{"reversal lost", "ba_bad", "reversal", domain.PayoutFailed, 1000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			proc := instant.New("instant", instant.WithDeclines(instant.Decline{Token: "ba_bad", Code: "do_not_honor"}))
+			e := newEnv(t, proc)
+			risk := &loseOnce{fakeRisk: e.risk}
+			switch c.step {
+			case "debit":
+				risk.suffix = "" // the payout id itself: the first debit
+			case "reversal":
+				risk.suffix = ":reversal"
+			case "payout":
+				risk.lost = true
+				lostPayout := false
+				proc.SetFaults(func(call instant.Call) instant.Fault {
+					if call.Op == processor.OpPayout && !call.Lookup && !lostPayout {
+						lostPayout = true
+						return instant.FaultUnknownAfter
+					}
+					return instant.FaultNone
+				})
+			}
+			e.svc.cfg.Risk = risk
+			e.risk.balance["alice"] = 1000
+			ctx := context.Background()
+			x, _, err := e.svc.CreatePayout(ctx, "account:alice", "p", PayoutInput{AccountID: "alice",
+				Amount: domain.Money{Amount: 400, Currency: "USD"}, Destination: c.dest})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if x.Status == c.want {
+				t.Fatalf("finished without the janitor (%s): the lost answer was not lost", x.Status)
+			}
+			for range 5 {
+				e.advance(time.Minute)
+				e.svc.JanitorPass(ctx)
+			}
+			got, _ := e.st.GetPayout(ctx, x.ID)
+			if got.Status != c.want || e.risk.get("alice") != c.riskAfter {
+				t.Fatalf("payout %s, risk %d; want %s, %d", got.Status, e.risk.get("alice"), c.want, c.riskAfter)
+			}
+			if n := proc.Acted(processor.OpPayout); n != 1 {
+				t.Fatalf("the processor acted on %d payouts, want 1", n)
+			}
+			// The client's retry gets the final payout.
+			again, replayed, err := e.svc.CreatePayout(ctx, "account:alice", "p", PayoutInput{AccountID: "alice",
+				Amount: domain.Money{Amount: 400, Currency: "USD"}, Destination: c.dest})
+			if err != nil || !replayed || again.ID != x.ID {
+				t.Fatalf("retry: %+v %v %v", again, replayed, err)
+			}
+		})
+	}
+}
+
+// A refund whose processor answer was lost is UNKNOWN until the janitor asks again with the same
+// key: refunded once, risk debited once.
+func TestRefundUnknownSettledOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p, _, _ := e.svc.CreatePayment(ctx, "account:alice", "k", deposit(1000, "tok"))
+	e.svc.OutboxPass(ctx)
+	lost := false
+	e.proc.SetFaults(func(c instant.Call) instant.Fault {
+		if c.Op == processor.OpRefund && !lost {
+			lost = true
+			return instant.FaultUnknownAfter
+		}
+		return instant.FaultNone
+	})
+	r, _, err := e.svc.RefundPayment(ctx, "account:alice", "r", p.ID, 400, "")
+	if err != nil || r.Status != domain.RefundUnknown {
+		t.Fatalf("%+v %v", r, err)
+	}
+	e.advance(time.Minute)
+	e.svc.JanitorPass(ctx)
+	got, _ := e.st.GetRefund(ctx, r.ID)
+	pay, _ := e.st.GetPayment(ctx, p.ID)
+	if got.Status != domain.RefundSucceeded || e.proc.Acted(processor.OpRefund) != 1 || e.risk.get("alice") != 600 || pay.Refunded != 400 {
+		t.Fatalf("refund %s, %d refunds at the processor, risk %d, refunded %d", got.Status, e.proc.Acted(processor.OpRefund), e.risk.get("alice"), pay.Refunded)
 	}
 }
