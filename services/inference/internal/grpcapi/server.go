@@ -218,8 +218,10 @@ func (s *Server) RepositoryIndex(_ context.Context, req *pb.RepositoryIndexReque
 }
 
 // RepositoryModelLoad implements the RPC.
+// In polling mode it loads the model from the directory now instead of at the next scan (what a
+// publisher that just renamed a version into place wants); the scan would do the same.
 func (s *Server) RepositoryModelLoad(ctx context.Context, req *pb.RepositoryModelLoadRequest) (*pb.RepositoryModelLoadResponse, error) {
-	if err := s.checkRepositoryChange(req.GetRepositoryName(), req.GetModelName()); err != nil {
+	if err := s.checkRepositoryChange(req.GetRepositoryName(), req.GetModelName(), true); err != nil {
 		return nil, err
 	}
 	if err := s.repo.Load(ctx, req.GetModelName()); err != nil {
@@ -230,7 +232,7 @@ func (s *Server) RepositoryModelLoad(ctx context.Context, req *pb.RepositoryMode
 
 // RepositoryModelUnload implements the RPC.
 func (s *Server) RepositoryModelUnload(ctx context.Context, req *pb.RepositoryModelUnloadRequest) (*pb.RepositoryModelUnloadResponse, error) {
-	if err := s.checkRepositoryChange(req.GetRepositoryName(), req.GetModelName()); err != nil {
+	if err := s.checkRepositoryChange(req.GetRepositoryName(), req.GetModelName(), false); err != nil {
 		return nil, err
 	}
 	if err := s.repo.Unload(ctx, req.GetModelName()); err != nil {
@@ -239,15 +241,16 @@ func (s *Server) RepositoryModelUnload(ctx context.Context, req *pb.RepositoryMo
 	return &pb.RepositoryModelUnloadResponse{}, nil
 }
 
-func (s *Server) checkRepositoryChange(repo, model string) error {
+func (s *Server) checkRepositoryChange(repo, model string, load bool) error {
 	if err := checkRepository(repo); err != nil {
 		return err
 	}
 	if err := checkModelRef("model_name", model, "", ""); err != nil {
 		return err
 	}
-	if !s.repo.Explicit() {
-		return errs.New(errs.KindFailedPrecondition, "the server polls its model repository: start it with --model-control=explicit to load and unload by call")
+	if !s.repo.Explicit() && !load {
+		// The next scan would load it again: remove it from the directory instead.
+		return errs.New(errs.KindFailedPrecondition, "the server polls its model repository: remove the model's directory to unload it, or start it with --model-control=explicit to unload by call")
 	}
 	return nil
 }
