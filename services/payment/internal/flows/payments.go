@@ -145,6 +145,8 @@ func (s *Service) runPayment(ctx context.Context, p domain.Payment, procs []proc
 // authorize runs one attempt at one processor. done is false when the processor was provably not
 // reached and the next one may be tried.
 func (s *Service) authorize(ctx context.Context, p domain.Payment, proc processor.Processor, a domain.Attempt) (_ domain.Payment, done bool, _ error) {
+	// Past the processor or risk call the outcome must be recorded even if the client has gone.
+	ctx = context.WithoutCancel(ctx)
 	pctx, cancel := s.procCtx(ctx)
 	res, err := proc.Authorize(pctx, processor.AuthorizeRequest{Key: a.ID, Money: processor.Money(p.Amount), Method: string(p.Method),
 		PaymentToken: p.PaymentToken, Capture: p.CaptureMethod != domain.CaptureManual,
@@ -203,6 +205,8 @@ func (s *Service) features(ctx context.Context, p domain.Payment) fraud.Features
 // janitor's lookup) with everything it causes, in one transaction: the attempt and the payment, and
 // for a capture the ledger transaction and the outbox row that credits risk.
 func (s *Service) settleAuthorize(ctx context.Context, a domain.Attempt, verdict processor.Status, res processor.Result) (domain.Payment, error) {
+	// Past the processor or risk call the outcome must be recorded even if the client has gone.
+	ctx = context.WithoutCancel(ctx)
 	err := s.st.InTx(ctx, func(tx *store.Tx) error {
 		cur, err := tx.Attempt(ctx, a.ID)
 		if err != nil {
@@ -374,6 +378,8 @@ func (s *Service) captureOrVoid(ctx context.Context, caller, key, paymentID stri
 // the same, so a repeat never acts twice) and records the verdict. notReached runs in the transaction
 // that undoes the step when the processor was provably not reached.
 func (s *Service) runCaptureOrVoid(ctx context.Context, a domain.Attempt, notReached func(*store.Tx) error) (domain.Payment, error) {
+	// Past the processor or risk call the outcome must be recorded even if the client has gone.
+	ctx = context.WithoutCancel(ctx)
 	proc := s.procs[a.Processor]
 	if proc == nil {
 		return domain.Payment{}, errs.New(errs.KindUnavailable, "processor %q is not configured", a.Processor)

@@ -83,6 +83,8 @@ func (s *Service) RefundPayment(ctx context.Context, caller, key, paymentID stri
 
 // advanceRefund runs the refund saga's steps until it ends or a step must wait.
 func (s *Service) advanceRefund(ctx context.Context, r domain.Refund) (domain.Refund, error) {
+	// Past the processor or risk call the outcome must be recorded even if the client has gone.
+	ctx = context.WithoutCancel(ctx)
 	for range 4 {
 		from := r
 		var post *ledger.Transaction
@@ -225,6 +227,8 @@ func (s *Service) CreatePayout(ctx context.Context, caller, key string, in Payou
 
 // advancePayout runs the payout saga's steps until it ends or a step must wait.
 func (s *Service) advancePayout(ctx context.Context, x domain.Payout) (domain.Payout, error) {
+	// Past the processor or risk call the outcome must be recorded even if the client has gone.
+	ctx = context.WithoutCancel(ctx)
 	for range 6 {
 		from := x
 		var post *ledger.Transaction
