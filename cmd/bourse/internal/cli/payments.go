@@ -223,7 +223,7 @@ func newPaymentsCmd(g *globals) *cobra.Command {
 			}
 			return g.print(resp, func(t *tabwriter.Writer) {
 				paymentTable(t, resp.GetPayment())
-				row(t, "")
+				fmt.Fprintln(t)
 				row(t, "ATTEMPT", "PROCESSOR", "STATUS", "PROCESSOR REF", "DECLINE CODE")
 				for _, a := range resp.GetPayment().GetAttempts() {
 					row(t, a.GetAttemptId(), a.GetProcessor(), enumName(a.GetStatus(), "ATTEMPT_STATUS_"), a.GetProcessorRef(), a.GetDeclineCode())

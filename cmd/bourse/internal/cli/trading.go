@@ -237,7 +237,7 @@ func newPlaceCmd(g *globals, verb string, side matchingv1.Side) *cobra.Command {
 			if err := g.print(resp, func(t *tabwriter.Writer) {
 				orderTable(t, resp.GetOrder())
 				if len(resp.GetFills()) > 0 {
-					row(t, "")
+					fmt.Fprintln(t)
 					row(t, "FILL PRICE", "QUANTITY", "ROLE")
 					for _, f := range resp.GetFills() {
 						role := "taker"
@@ -307,13 +307,13 @@ func newAccountCmd(g *globals) *cobra.Command {
 			a := resp.GetAccount()
 			return g.print(resp, func(t *tabwriter.Writer) {
 				row(t, "ACCOUNT", a.GetAccountId(), "trading "+enumName(a.GetTradingState(), "TRADING_STATE_"))
-				row(t, "")
+				fmt.Fprintln(t)
 				row(t, "ASSET", "TOTAL", "RESERVED", "AVAILABLE")
 				for _, b := range a.GetBalances() {
 					row(t, b.GetAssetId(), b.GetTotal(), b.GetReserved(), b.GetAvailable())
 				}
 				if len(a.GetPositions()) > 0 {
-					row(t, "")
+					fmt.Fprintln(t)
 					row(t, "SYMBOL", "POSITION", "AVG PRICE", "REALISED", "UNREALISED", "FEES")
 					for _, p := range a.GetPositions() {
 						row(t, p.GetSymbol(), p.GetQuantity(), p.GetAveragePrice(), p.GetRealisedPnl(), p.GetUnrealisedPnl(), p.GetFeesPaid())
