@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/bourse-dev/bourse/services/payment/internal/store"
 )
 
@@ -50,6 +52,9 @@ func (s *Service) deliver(ctx context.Context, it store.OutboxItem) {
 	if err := json.Unmarshal(it.Payload, &c); err != nil {
 		s.log.Error("outbox: unreadable item; left in place", "id", it.ID, "err", err)
 		return
+	}
+	if len(c.Trace) > 0 {
+		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier(c.Trace))
 	}
 	rctx, cancel := s.riskCtx(ctx)
 	err := s.cfg.Risk.Credit(rctx, c.AccountID, c.Asset, c.Amount, c.PaymentID)

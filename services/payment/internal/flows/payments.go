@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/bourse-dev/bourse/pkg/errs"
 	"github.com/bourse-dev/bourse/pkg/fraud"
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
@@ -30,6 +32,9 @@ type RiskCredit struct {
 	AccountID string `json:"account_id"`
 	Asset     string `json:"asset"`
 	Amount    string `json:"amount"`
+	// Trace carries the W3C trace context of the request that captured the deposit, so risk's Credit
+	// shows in that request's trace although the dispatcher sends it later.
+	Trace map[string]string `json:"trace,omitempty"`
 }
 
 // OutboxRiskCredit is the outbox kind of RiskCredit.
@@ -261,8 +266,10 @@ func (s *Service) afterPaymentChange(ctx context.Context, tx *store.Tx, p domain
 		if err := tx.Post(ctx, ledger.Captured(p.ID, proc, p.AccountID, m)); err != nil {
 			return err
 		}
+		trace := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(ctx, trace)
 		if err := tx.Enqueue(ctx, OutboxRiskCredit, p.ID, RiskCredit{PaymentID: p.ID, AccountID: p.AccountID,
-			Asset: p.Amount.Currency, Amount: domain.Decimal(m)}); err != nil {
+			Asset: p.Amount.Currency, Amount: domain.Decimal(m), Trace: trace}); err != nil {
 			return err
 		}
 	}
