@@ -37,8 +37,12 @@ type Config struct {
 	// Shards is the number of symbol groups (goroutines and journals) for new symbols; existing
 	// shard directories are always opened.
 	Shards int
-	// Retain is how many closed orders per symbol stay readable and keep their client order id.
+	// Retain is how many closed orders per symbol stay readable (GetOrder) in full.
 	Retain int
+	// IDWindow is how long a closed order's client order id stays taken (a repeat answers
+	// "duplicate"); IDCap bounds, per symbol, the ids kept past the Retain full records.
+	IDWindow time.Duration
+	IDCap    int
 	// SnapshotEvery is the number of journaled commands between snapshots of a shard; 0 disables.
 	SnapshotEvery int
 	// NoSync skips fsync (benchmarks only): records survive a process crash, not a power loss.
@@ -64,6 +68,12 @@ func (c *Config) defaults() {
 	}
 	if c.Retain <= 0 {
 		c.Retain = 100_000
+	}
+	if c.IDWindow <= 0 {
+		c.IDWindow = time.Hour
+	}
+	if c.IDCap <= 0 {
+		c.IDCap = 1_000_000
 	}
 	if c.RiskTimeout <= 0 {
 		c.RiskTimeout = 5 * time.Second
@@ -338,6 +348,9 @@ func (x *Exchange) Submit(ctx context.Context, req OrderRequest, done func(Resul
 	key := clientKey(req.Account, req.ClientOrderID)
 	m.mu.Lock()
 	id, seen := m.clientIDs[key]
+	if seen && id != 0 && m.expiredClient(id, x.cfg.Now()) {
+		seen = false // closed before the window: the id is free again
+	}
 	if !seen {
 		m.clientIDs[key] = 0
 	}
@@ -500,7 +513,7 @@ func (x *Exchange) answerDuplicate(m *market, id uint64, done func(Result)) {
 		if o := m.orders[id]; o != nil {
 			out.reply(done, Result{Order: *o, Duplicate: true})
 		} else {
-			out.reply(done, Result{Err: errs.New(errs.KindAlreadyExists, "client_order_id: already used by an order that is no longer retained")})
+			out.reply(done, Result{Err: errs.New(errs.KindAlreadyExists, "client_order_id: used by order %d, closed within the id window; its record is no longer kept", id)})
 		}
 	}})
 	if err != nil {

@@ -14,7 +14,9 @@ type market struct {
 	spec   Spec
 	book   *book.Book
 	shard  *shard
-	retain int // closed orders kept for GetOrder and idempotency
+	retain int   // closed orders kept for GetOrder and idempotency
+	window int64 // nanoseconds a closed order's client id stays taken (0: while its record is kept)
+	idCap  int   // client ids of dropped records kept at most
 
 	orders    map[uint64]*Order
 	closed    []uint64 // closed order ids, oldest first, from closedHead
@@ -30,14 +32,17 @@ type market struct {
 	// between its risk check and the book. Request goroutines read it to answer repeats.
 	mu        sync.Mutex
 	clientIDs map[string]uint64
+	closedAt  map[uint64]int64 // close time of every closed order whose client id is still taken
+	gone      []goneID         // oldest first, from goneHd
+	goneHd    int
 
 	bestBid, bestAsk atomic.Int64 // 0 when the side is empty; published after every batch
 }
 
-func newMarket(spec Spec, sh *shard, retain int) *market {
+func newMarket(spec Spec, sh *shard, cfg *Config) *market {
 	return &market{
-		spec: spec, book: book.New(spec.Instrument()), shard: sh, retain: retain,
-		orders: map[uint64]*Order{}, accts: map[string]uint32{}, clientIDs: map[string]uint64{},
+		spec: spec, book: book.New(spec.Instrument()), shard: sh, retain: cfg.Retain, window: int64(cfg.IDWindow), idCap: cfg.IDCap,
+		orders: map[uint64]*Order{}, accts: map[string]uint32{}, clientIDs: map[string]uint64{}, closedAt: map[uint64]int64{},
 	}
 }
 
@@ -291,18 +296,17 @@ func (m *market) close(o *Order, status Status, out *output) {
 		out.release(o.reservation)
 	}
 	m.closed = append(m.closed, o.ID)
+	m.mu.Lock()
+	m.noteClosed(o)
 	for len(m.closed)-m.closedHd > m.retain {
 		old := m.orders[m.closed[m.closedHd]]
 		m.closedHd++
 		if old != nil {
-			delete(m.orders, old.ID)
-			m.mu.Lock()
-			if m.clientIDs[clientKey(old.Account, old.ClientOrderID)] == old.ID {
-				delete(m.clientIDs, clientKey(old.Account, old.ClientOrderID))
-			}
-			m.mu.Unlock()
+			m.forgetRecord(old)
 		}
 	}
+	m.pruneGone(o.Updated)
+	m.mu.Unlock()
 	if m.closedHd > 4096 && m.closedHd*2 > len(m.closed) {
 		m.closed = append(m.closed[:0], m.closed[m.closedHd:]...)
 		m.closedHd = 0

@@ -366,7 +366,7 @@ func (sh *shard) writeSnapshots() {
 }
 
 func (sh *shard) addMarket(spec Spec) *market {
-	m := newMarket(spec, sh, sh.x.cfg.Retain)
+	m := newMarket(spec, sh, &sh.x.cfg)
 	sh.markets = append(sh.markets, m)
 	sh.marketCount.Add(1)
 	sh.x.publishMarket(m)

@@ -27,11 +27,13 @@ type marketState struct {
 	Accounts []string     `json:"accounts"`
 	Orders   []orderState `json:"-"`
 	Closed   []uint64     `json:"-"` // oldest first
+	Gone     []goneID     `json:"-"` // client ids still taken by dropped records, oldest first
 	Book     []byte       `json:"-"`
 }
 
-// snapshotMagic names the format: version 2 adds each order's filled notional. Version 1 snapshots
-// are still read; their orders' notional starts at zero (it was never recorded).
+// snapshotMagic names the format: version 2 adds each order's filled notional and the client ids
+// still taken by dropped records. Version 1 snapshots are still read; their orders' notional starts
+// at zero (it was never recorded) and they have no dropped ids (version 1 freed them).
 const (
 	snapshotMagic   = "MSNAP2"
 	snapshotMagicV1 = "MSNAP1"
@@ -70,6 +72,9 @@ func (st *shardState) encodeAs(magic string) ([]byte, error) {
 		for _, id := range ms.Closed {
 			out = binary.AppendUvarint(out, id)
 		}
+		if magic != snapshotMagicV1 {
+			out = appendGone(out, ms.Gone)
+		}
 	}
 	return out, nil
 }
@@ -103,6 +108,9 @@ func decodeShardState(data []byte) (*shardState, error) {
 		for i := range ms.Closed {
 			ms.Closed[i] = r.Uvarint()
 		}
+		if withNotional {
+			ms.Gone = readGone(r)
+		}
 		if r.Err() != nil {
 			return nil, fmt.Errorf("snapshot of %s: %w", ms.Spec.Symbol, r.Err())
 		}
@@ -119,7 +127,7 @@ func (sh *shard) captureState() *shardState {
 	st := &shardState{}
 	for _, m := range sh.markets {
 		ms := marketState{Spec: m.spec, LastID: m.lastID, MDSeq: m.mdSeq, Accounts: slices.Clone(m.acctNames),
-			Closed: slices.Clone(m.closed[m.closedHd:]), Book: m.book.AppendSnapshot(nil), Orders: make([]orderState, 0, len(m.orders))}
+			Closed: slices.Clone(m.closed[m.closedHd:]), Gone: slices.Clone(m.gone[m.goneHd:]), Book: m.book.AppendSnapshot(nil), Orders: make([]orderState, 0, len(m.orders))}
 		for _, o := range m.orders {
 			ms.Orders = append(ms.Orders, orderState{Order: *o, Reservation: o.reservation, ReservePrice: o.reservePrice, Acct: o.acct})
 		}
@@ -143,13 +151,20 @@ func (sh *shard) decodeState(data []byte) error {
 		for _, a := range ms.Accounts {
 			m.acctNum(a)
 		}
+		// Dropped records first: a retained order that took one of their ids after the window wins.
+		for _, g := range ms.Gone {
+			m.clientIDs[g.key], m.closedAt[g.id] = g.id, g.closedAt
+		}
 		for _, os := range ms.Orders {
 			o := os.Order
 			o.reservation, o.reservePrice, o.acct = os.Reservation, os.ReservePrice, os.Acct
 			m.orders[o.ID] = &o
 			m.clientIDs[clientKey(o.Account, o.ClientOrderID)] = o.ID
+			if o.Status.closed() {
+				m.closedAt[o.ID] = o.Updated
+			}
 		}
-		m.closed = ms.Closed
+		m.closed, m.gone = ms.Closed, ms.Gone
 		m.publishTop()
 	}
 	return nil

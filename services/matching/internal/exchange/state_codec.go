@@ -70,3 +70,26 @@ func readOrders(r *wire.Reader, symbol string, withNotional bool) ([]orderState,
 	}
 	return out, nil
 }
+
+func appendGone(dst []byte, gone []goneID) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(gone)))
+	for i := range gone {
+		dst = wire.AppendString(dst, gone[i].key)
+		dst = binary.AppendUvarint(dst, gone[i].id)
+		dst = binary.AppendVarint(dst, gone[i].closedAt)
+	}
+	return dst
+}
+
+func readGone(r *wire.Reader) []goneID {
+	n := r.Count()
+	out := make([]goneID, 0, n)
+	for range n {
+		g := goneID{key: r.String(), id: r.Uvarint(), closedAt: r.Varint()}
+		if r.Err() != nil {
+			return nil
+		}
+		out = append(out, g)
+	}
+	return out
+}
