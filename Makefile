@@ -61,6 +61,10 @@ chaos: tools ## chaos test of matching + risk: SIGKILL at CRASHES random points 
 train-chaos: tools ## elastic training under chaos: SIGKILL a worker ROUNDS times (default 30) through one job, a fresh one after each
 	cd services/training-coordinator && BOURSE_TRAINING_CHAOS_ROUNDS=$(or $(ROUNDS),30) go test -race -count=1 -timeout 1h -v -run '^TestElasticChaosKillsAndJoins$$' ./test/
 
+.PHONY: payment-faults
+payment-faults: tools ## deposits through payment against an acquirer that refuses and loses answers: RUNS deposits (default 1000), none charged twice
+	cd services/payment && BOURSE_PAYMENT_FAULT_RUNS=$(or $(RUNS),1000) go test -race -count=1 -timeout 1h -v -run '^TestRandomFaultsNeverChargeTwice$$' ./test/
+
 .PHONY: acquirer-faults
 acquirer-faults: tools ## the acquirer under random faults: RUNS keys (default 5000), each acted on exactly once
 	cd services/payment && ACQUIRER_RUNS=$(or $(RUNS),5000) go test -race -count=1 -timeout 1h -v -run '^TestRandomFaultsNeverActTwice$$' ./internal/processor/acquirerproc/
