@@ -28,6 +28,7 @@ keyfile bob.key dev-bob
 keyfile matching-risk.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 keyfile payment-acquirer.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 keyfile payment-risk.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+keyfile payment-inference.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 people="$(digest admin.key)=admin:ops
 $(digest alice.key)=account:alice
 $(digest bob.key)=account:bob"
@@ -45,6 +46,8 @@ keyfile inference.keys "$people
 $(digest training-inference.key)=service:training"
 # A keyring from before the coordinator exported models gets its key added once.
 grep -q '=service:training$' "$keys/inference.keys" || echo "$(digest training-inference.key)=service:training" >>"$keys/inference.keys"
+# payment scores deposits with the fraud model (which admits service:payment) with its own key.
+grep -q '=service:payment$' "$keys/inference.keys" || echo "$(digest payment-inference.key)=service:payment" >>"$keys/inference.keys"
 # Stripe's secret key, for payment's Stripe connector. stripe-mock takes any sk_test_<word> key
 # (exactly three parts); a real one goes into this file the same way, never into flags or the
 # environment.
@@ -65,7 +68,7 @@ SERVICES=(
 	"matching --data-dir=$run/data/matching --api-keys-file=$keys/matching.keys --risk-api-key-file=$keys/matching-risk.key"
 	"inference --model-repository=$run/models --api-keys-file=$keys/inference.keys"
 	"acquirer --data-dir=$run/data/acquirer --api-keys-file=$keys/acquirer.keys"
-	"payment --data-dir=$run/data/payment --api-keys-file=$keys/payment.keys --risk-api-key-file=$keys/payment-risk.key --acquirer-api-key-file=$keys/payment-acquirer.key --processors=acquirer,stripe"
+	"payment --data-dir=$run/data/payment --api-keys-file=$keys/payment.keys --risk-api-key-file=$keys/payment-risk.key --acquirer-api-key-file=$keys/payment-acquirer.key --processors=acquirer,stripe --fraud-model=fraud --inference-api-key-file=$keys/payment-inference.key --fraud-fail-open=USD:50000,EUR:50000,GBP:50000,CHF:50000,JPY:5000000"
 	"training-coordinator --data-dir=$run/data/training-coordinator --api-keys-file=$keys/training-coordinator.keys --model-repository=$run/models --inference-api-key-file=$keys/training-inference.key"
 )
 # The inference demo repository starts as the example models; versions added there are kept.
