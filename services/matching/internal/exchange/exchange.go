@@ -413,7 +413,7 @@ func (x *Exchange) Submit(ctx context.Context, req OrderRequest, done func(Resul
 		}
 		jc := journal.Command{Kind: journal.CommandSubmit, Symbol: m.spec.Symbol, ClientOrderID: req.ClientOrderID,
 			AccountID: req.Account, ReservationID: d.ReservationID, Order: no, ClientType: uint8(req.Type)}
-		if err := m.shard.enqueue(command{kind: cmdSubmit, m: m, jc: jc, done: done}); err != nil {
+		if err := m.shard.enqueue(command{kind: cmdSubmit, m: m, jc: jc, trace: trace.SpanContextFromContext(ctx), done: done}); err != nil {
 			forget()
 			x.releaseNow(d.ReservationID)
 			done(Result{Err: err})

@@ -211,9 +211,11 @@ func (rp *reporter) probe() bool {
 // send delivers one part, retrying until risk has applied it. A refusal halts the shard until a
 // retry succeeds. It returns false only when close gave up waiting.
 func (rp *reporter) send(b SettleBatch) bool {
+	sctx, span := settleSpan(&b)
+	defer span.End()
 	backoff := 10 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), rp.x.cfg.RiskTimeout)
+		ctx, cancel := context.WithTimeout(sctx, rp.x.cfg.RiskTimeout)
 		ans, err := rp.x.risk.Settle(ctx, b)
 		cancel()
 		if err == nil {

@@ -83,6 +83,7 @@ type SettleItem struct {
 	Release  uint64
 	ShrinkID uint64
 	Shrink   int64
+	origin   traceRef // the trace of the command that produced it, in memory only (tracelinks.go)
 }
 
 // Trade is one fill, both legs: risk applies it whole or not at all, and charges the taker's fee

@@ -38,7 +38,7 @@ type command struct {
 	reservation          uint64
 	checkPrice, checkQty int64
 	spec                 Spec              // cmdAddSymbol
-	trace                trace.SpanContext // cmdAmend: the caller's trace, for its risk check
+	trace                trace.SpanContext // the caller's trace: an amend's risk check, settlement links
 	query                func(out *output)
 	sync                 *syncCapture // cmdSync
 	done                 func(Result)
@@ -128,7 +128,9 @@ func (sh *shard) run() {
 		sh.queue, sh.spare = sh.spare[:0], nil
 		sh.mu.Unlock()
 		for i := range batch {
+			start := len(out.settle)
 			sh.execute(&batch[i], &out)
+			stampTrace(out.settle[start:], batch[i].trace)
 		}
 		sh.expire(&out)
 		sh.finish(&out)
