@@ -22,6 +22,7 @@ import (
 	riskv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/risk/v1"
 	inferencepb "github.com/bourse-dev/bourse/pkg/gen/inference"
 	"github.com/bourse-dev/bourse/pkg/server"
+	"github.com/bourse-dev/bourse/services/payment/internal/breaker"
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 	"github.com/bourse-dev/bourse/services/payment/internal/flows"
 	"github.com/bourse-dev/bourse/services/payment/internal/fraud"
@@ -55,6 +56,7 @@ func main() {
 	fraudThreshold := fs.Float64("fraud-threshold", 0.9, "a score above it declines with fraud_suspected")
 	fraudTimeout := fs.Duration("fraud-timeout", 150*time.Millisecond, "deadline of the fraud score; past it the fail-open policy decides")
 	fraudFailOpen := fs.String("fraud-fail-open", "", "per currency, the largest amount (minor units) that goes on unscored when inference does not answer, e.g. USD:50000,EUR:50000; others are declined")
+	breakers := fs.Bool("circuit-breakers", true, "put each processor behind a circuit breaker (open after half the calls of 30 s fail technically; 10 s cool-down)")
 	procTimeout := fs.Duration("processor-timeout", 10*time.Second, "deadline of each processor call; past it the outcome is UNKNOWN and the janitor looks it up")
 	riskTimeout := fs.Duration("risk-timeout", 5*time.Second, "deadline of each call to risk")
 	settleAfter := fs.Duration("settle-after", 0, "how long an open operation is left to its request before the janitor takes it over (default 3 × --processor-timeout)")
@@ -143,6 +145,14 @@ func main() {
 		if len(procs) == 0 {
 			closeAll()
 			return server.Service{}, fmt.Errorf("--processors: none given")
+		}
+		if *breakers {
+			set := breaker.NewSet(breaker.Config{OnChange: func(name string, from, to breaker.State) {
+				env.Logger.Warn("processor circuit", "processor", name, "from", from.String(), "to", to.String())
+			}})
+			for i, p := range procs {
+				procs[i] = guarded{p, set}
+			}
 		}
 
 		var router flows.Router = flows.Static(procs)
