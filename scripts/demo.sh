@@ -17,7 +17,7 @@ go build -o bin/bourse ./cmd/bourse
 admin=$(head -n1 "$keys/admin.key")
 alice=$(head -n1 "$keys/alice.key")
 bob=$(head -n1 "$keys/bob.key")
-tag=$(date +%H%M%S)-$$
+tag=${BOURSE_DEMO_TAG:-$(date +%H%M%S)-$$} # names this telling of the story (ids, keys, the job)
 traces=()
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
