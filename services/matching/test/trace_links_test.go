@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 
+	matchingv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/matching/v1"
 	"github.com/bourse-dev/bourse/pkg/telemetry"
 	"github.com/bourse-dev/bourse/pkg/testenv"
 )
@@ -43,8 +44,8 @@ func settleSpans(t *testing.T, j *testenv.Jaeger) []testenv.Span {
 }
 
 // TestSettlementLinksToTheOrdersTrace: the reporter's Settle of a trade runs in a trace of its own,
-// and its span links to the trace of the order command whose fill it settles — the crossing order
-// and, for the release that closing an order causes, the same command.
+// and its span links to the trace of the order command whose items it settles: the crossing order's
+// trade, and a cancel's release.
 func TestSettlementLinksToTheOrdersTrace(t *testing.T) {
 	jaeger := testenv.StartJaeger(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.OTLPEndpoint)
@@ -62,23 +63,30 @@ func TestSettlementLinksToTheOrdersTrace(t *testing.T) {
 	traceID := root.SpanContext().TraceID().String()
 	must(t)(p.alice.SubmitOrder(tctx, limitOrder("alice", "cross", buy, "40000", "0.01")))
 	root.End()
+	// A cancel's release is settled too, and links to the cancel's trace.
+	must(t)(p.alice.SubmitOrder(ctx, limitOrder("alice", "rest", buy, "39000", "0.01")))
+	cctx, croot := otel.Tracer("test").Start(ctx, "cancel")
+	cancelID := croot.SpanContext().TraceID().String()
+	must(t)(p.alice.CancelOrder(cctx, &matchingv1.CancelOrderRequest{AccountId: "alice", Symbol: "BTC-USD", ClientOrderId: "rest"}))
+	croot.End()
 	if err := shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
 	var seen []testenv.Span
-	testenv.WaitFor(t, 30*time.Second, "a settle span linked to the crossing order's trace", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "settle spans linked to the crossing order's and the cancel's traces", func() bool {
 		seen = settleSpans(t, jaeger)
+		linked := map[string]bool{}
 		for _, s := range seen {
-			if s.TraceID == traceID {
-				t.Fatalf("settlement span is inside the order's trace instead of linking to it: %+v", s)
+			if s.TraceID == traceID || s.TraceID == cancelID {
+				t.Fatalf("settlement span is inside a request's trace instead of linking to it: %+v", s)
 			}
 			for _, r := range s.References {
-				if r.TraceID == traceID && r.RefType == "FOLLOWS_FROM" {
-					return true
+				if r.RefType == "FOLLOWS_FROM" {
+					linked[r.TraceID] = true
 				}
 			}
 		}
-		return false
+		return linked[traceID] && linked[cancelID]
 	})
 }

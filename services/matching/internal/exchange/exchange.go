@@ -526,6 +526,11 @@ func (x *Exchange) Cancel(ref OrderRef, done func(Result)) {
 	x.onOrder(context.Background(), cmdCancel, ref, AmendRequest{}, done)
 }
 
+// CancelTraced is Cancel on behalf of a traced request: the settlement of its release links to it.
+func (x *Exchange) CancelTraced(ctx context.Context, ref OrderRef, done func(Result)) {
+	x.onOrder(ctx, cmdCancel, ref, AmendRequest{}, done)
+}
+
 // Amend changes an open order of ref.Account.
 func (x *Exchange) Amend(ctx context.Context, req AmendRequest, done func(Result)) {
 	x.onOrder(ctx, cmdAmend, req.OrderRef, req, done)

@@ -125,7 +125,7 @@ func (s *Server) onOrder(ctx context.Context, req orderRefRequest, call func(exc
 }
 
 func (s *Server) CancelOrder(ctx context.Context, req *matchingv1.CancelOrderRequest) (*matchingv1.CancelOrderResponse, error) {
-	o, err := s.onOrder(ctx, req, s.x.Cancel)
+	o, err := s.onOrder(ctx, req, func(ref exchange.OrderRef, done func(exchange.Result)) { s.x.CancelTraced(ctx, ref, done) })
 	if err != nil {
 		return nil, err
 	}

@@ -210,7 +210,7 @@ func (s *Server) dispatch(stream matchingv1.MatchingService_StreamOrdersServer, 
 			fail(err)
 			return
 		}
-		s.x.Cancel(exchange.OrderRef{Account: req.GetAccountId(), Symbol: req.GetSymbol(), OrderID: req.GetOrderId(), ClientOrderID: req.GetClientOrderId()}, reply(spec))
+		s.x.CancelTraced(ctx, exchange.OrderRef{Account: req.GetAccountId(), Symbol: req.GetSymbol(), OrderID: req.GetOrderId(), ClientOrderID: req.GetClientOrderId()}, reply(spec))
 	case *matchingv1.OrderCommand_Amend:
 		if err := auth.RequireAccess(ctx, c.Amend.GetAccountId()); err != nil {
 			fail(err)
