@@ -43,15 +43,17 @@ trace_of() { # label who args... — run with --trace and remember "label trace-
 step "The platform: every service registered and passing in Consul"
 as admin status
 
-step "A market: BTC-USD in risk and matching; accounts alice and bob"
-as admin symbols add BTC-USD --tick 0.5 --lot 0.001 --max-qty 100 --fee 0.001 --reference-price 50000
+step "A market: ETH-USD in risk and matching; accounts alice and bob"
+as admin symbols add ETH-USD --tick 0.05 --lot 0.01 --fee 0.001 --reference-price 3000
 as admin accounts open alice bob
-as admin accounts credit bob BTC 2 --ref "demo-bob-btc-$tag"
+as admin accounts credit bob ETH 5 --ref "demo-bob-eth-$tag"
 
 step "Deposits by card: fraud-scored by inference, charged at the acquirer, credited in risk"
-trace_of "deposit (client → payment → inference → acquirer → risk)" alice deposit 100000 USD --account alice --token tok_visa \
+# (A first card deposit of 100,000 USD from a new account scores about 0.98 and is declined:
+# fraud_suspected. These are ordinary.)
+trace_of "deposit (client → payment → inference → acquirer → risk)" alice deposit 2000 USD --account alice --token tok_visa \
 	--idempotency-key "demo-dep-alice-$tag"
-as bob deposit 5000 USD --account bob --token tok_visa --idempotency-key "demo-dep-bob-$tag"
+as bob deposit 500 USD --account bob --token tok_visa --idempotency-key "demo-dep-bob-$tag"
 # The credit reaches risk from payment's outbox right after the payment succeeds.
 for _ in $(seq 1 50); do
 	if ./bin/bourse --api-key "$alice" -o json account alice | grep -q '"asset_id": "USD"'; then break; fi
@@ -60,18 +62,18 @@ done
 as alice account alice
 
 step "Trading: bob offers, alice buys (fills), a resting bid, a market order"
-as bob order sell BTC-USD 0.5 --price 50000 --account bob --client-order-id "demo-ask-$tag"
-trace_of "order (client → matching → risk)" alice order buy BTC-USD 0.2 --price 50100 --account alice --client-order-id "demo-bid-$tag"
-as alice order buy BTC-USD 0.1 --price 49000 --account alice --client-order-id "demo-rest-$tag"
-as alice order buy BTC-USD 0.1 --account alice --client-order-id "demo-mkt-$tag"
+as bob order sell ETH-USD 0.5 --price 3000 --account bob --client-order-id "demo-ask-$tag"
+trace_of "order (client → matching → risk)" alice order buy ETH-USD 0.2 --price 3005 --account alice --client-order-id "demo-bid-$tag"
+as alice order buy ETH-USD 0.1 --price 2900 --account alice --client-order-id "demo-rest-$tag"
+as alice order buy ETH-USD 0.1 --account alice --client-order-id "demo-mkt-$tag"
 
 step "The book and the positions"
-as alice book BTC-USD
+as alice book ETH-USD
 as alice account alice
 as bob account bob
 
 step "A withdrawal: taken from risk first, then paid out by the acquirer"
-as alice withdraw 1000 USD --account alice --destination ba_alice --idempotency-key "demo-wd-alice-$tag"
+as alice withdraw 100 USD --account alice --destination ba_alice --idempotency-key "demo-wd-alice-$tag"
 
 step "Training: a fraud model on the workers (2 run under make run), served by inference"
 job="demo-fraud-$tag"

@@ -25,13 +25,17 @@ digest() { # key file -> sha256:<hex>
 keyfile admin.key dev-admin
 keyfile alice.key dev-alice
 keyfile bob.key dev-bob
+keyfile carol.key dev-carol
+keyfile dave.key dev-dave
 keyfile matching-risk.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 keyfile payment-acquirer.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 keyfile payment-risk.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 keyfile payment-inference.key "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 people="$(digest admin.key)=admin:ops
 $(digest alice.key)=account:alice
-$(digest bob.key)=account:bob"
+$(digest bob.key)=account:bob
+$(digest carol.key)=account:carol
+$(digest dave.key)=account:dave"
 keyfile discovery.keys "$people"
 keyfile risk.keys "$people
 $(digest matching-risk.key)=service:matching
@@ -198,7 +202,7 @@ cat <<MSG
 
 bourse is up.
   Consul UI      http://$BOURSE_CONSUL_ADDR/ui
-  Jaeger UI      http://127.0.0.1:16686  (traces of every call)
+  Traces         ./bin/bourse traces --service matching   (Jaeger query API http://127.0.0.1:16686/api; its web UI is not in this build)
   API keys       $keys/ (admin.key, alice.key, bob.key; <service>.keys are what each service accepts)
   try            ./bin/grpcurl $grpcurl_tls -H "authorization: Bearer \$(cat $keys/admin.key)" -d '{"name":"discovery"}' 127.0.0.1:7001 bourse.discovery.v1.DiscoveryService/Discover
 Ctrl-C stops everything.

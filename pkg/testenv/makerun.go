@@ -18,7 +18,8 @@ import (
 // MakeRunAddrs are the addresses make run listens on (Consul, Jaeger, the services): README examples
 // and the demo are written for them, so they must be free.
 var MakeRunAddrs = []string{"127.0.0.1:8500", "127.0.0.1:4317", "127.0.0.1:16686",
-	"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003", "127.0.0.1:7004", "127.0.0.1:7005", "127.0.0.1:7006", "127.0.0.1:7015"}
+	"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003", "127.0.0.1:7004", "127.0.0.1:7005", "127.0.0.1:7006", "127.0.0.1:7015",
+	"127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:12111", "127.0.0.1:12112"}
 
 // MakeRun is the platform as `make run` starts it, on a fresh run directory.
 type MakeRun struct {
