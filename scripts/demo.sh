@@ -44,7 +44,7 @@ step "The platform: every service registered and passing in Consul"
 as admin status
 
 step "A market: ETH-USD in risk and matching; accounts alice and bob"
-as admin symbols add ETH-USD --tick 0.05 --lot 0.01 --fee 0.001 --reference-price 3000
+as admin symbols add ETH-USD --tick 0.05 --lot 0.0001 --reference-price 3000
 as admin accounts open alice bob
 as admin accounts credit bob ETH 5 --ref "demo-bob-eth-$tag"
 
@@ -54,11 +54,6 @@ step "Deposits by card: fraud-scored by inference, charged at the acquirer, cred
 trace_of "deposit (client → payment → inference → acquirer → risk)" alice deposit 2000 USD --account alice --token tok_visa \
 	--idempotency-key "demo-dep-alice-$tag"
 as bob deposit 500 USD --account bob --token tok_visa --idempotency-key "demo-dep-bob-$tag"
-# The credit reaches risk from payment's outbox right after the payment succeeds.
-for _ in $(seq 1 50); do
-	if ./bin/bourse --api-key "$alice" -o json account alice | grep -q '"asset_id": "USD"'; then break; fi
-	sleep 0.2
-done
 as alice account alice
 
 step "Trading: bob offers, alice buys (fills), a resting bid, a market order"

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -59,7 +60,7 @@ func paymentTable(t *tabwriter.Writer, ps ...*paymentv1.Payment) {
 
 func newDepositCmd(g *globals) *cobra.Command {
 	var account, method, token, key string
-	var manual bool
+	var manual, noWait bool
 	cmd := &cobra.Command{
 		Use:   "deposit AMOUNT CURRENCY --account ACCOUNT",
 		Short: "Pay money into a trading account (fraud-checked; buying power in risk once it succeeds)",
@@ -94,6 +95,16 @@ func newDepositCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(g.errOut, "idempotency key %s%s\n", key, map[bool]string{true: " (replayed: the first answer to this key)"}[resp.GetReplayed()])
+			p := resp.GetPayment()
+			if !noWait && p.GetStatus() == paymentv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED && !p.GetRiskCredited() {
+				// The credit reaches risk from payment's outbox just after the answer: wait for it, so
+				// the money can be traded with when the command returns.
+				credited, err := g.waitRiskCredit(ctx, p.GetPaymentId())
+				if err != nil {
+					return err
+				}
+				resp.Payment = credited
+			}
 			if err := g.print(resp, func(t *tabwriter.Writer) { paymentTable(t, resp.GetPayment()) }); err != nil {
 				return err
 			}
@@ -106,6 +117,7 @@ func newDepositCmd(g *globals) *cobra.Command {
 	f.StringVar(&token, "token", "tok_visa", "payment token from the processor (never card data)")
 	f.StringVar(&key, "idempotency-key", "", "makes a retry safe: the same key answers the first result (default: a new one, printed)")
 	f.BoolVar(&manual, "manual-capture", false, "authorize only; capture later")
+	f.BoolVar(&noWait, "no-wait", false, "return when the payment succeeds, before risk has the credit")
 	return cmd
 }
 
@@ -343,4 +355,24 @@ func newWebhooksCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(create, list, del)
 	return cmd
+}
+
+// waitRiskCredit polls the payment until risk has its credit, within the call's deadline.
+func (g *globals) waitRiskCredit(ctx context.Context, id string) (*paymentv1.Payment, error) {
+	for {
+		resp, err := call(g, "payment", func(cc *grpc.ClientConn) (*paymentv1.GetPaymentResponse, error) {
+			return paymentv1.NewPaymentServiceClient(cc).GetPayment(ctx, &paymentv1.GetPaymentRequest{PaymentId: id})
+		})
+		if err != nil {
+			return nil, err
+		}
+		if resp.GetPayment().GetRiskCredited() {
+			return resp.GetPayment(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, &exitError{ExitFailed, fmt.Sprintf("payment %s succeeded but risk has not had its credit within --timeout; it will (the outbox retries): bourse payments get %s", id, id)}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
