@@ -69,5 +69,15 @@ func addLine(p *plot.Plot, xs, ys []float64, c color.Color) error {
 	line.Color = c
 	line.Width = vg.Points(1.5)
 	p.Add(line)
+	if len(pts) <= 50 {
+		// Few points (evaluations): mark each, so even a single one shows.
+		dots, err := plotter.NewScatter(pts)
+		if err != nil {
+			return err
+		}
+		dots.Color = c
+		dots.Radius = vg.Points(2.5)
+		p.Add(dots)
+	}
 	return nil
 }
