@@ -168,8 +168,11 @@ func newWithdrawCmd(g *globals) *cobra.Command {
 			}); err != nil {
 				return err
 			}
-			if p.GetStatus() == paymentv1.PayoutStatus_PAYOUT_STATUS_FAILED {
-				return &exitError{ExitFailed, fmt.Sprintf("payout %s failed: %s", p.GetPayoutId(), enumName(p.GetDeclineReason(), "DECLINE_REASON_"))}
+			// REVERSING is refused too: the processor said no and the debit is on its way back.
+			switch p.GetStatus() {
+			case paymentv1.PayoutStatus_PAYOUT_STATUS_FAILED, paymentv1.PayoutStatus_PAYOUT_STATUS_REVERSING:
+				return &exitError{ExitFailed, fmt.Sprintf("payout %s %s: %s", p.GetPayoutId(), enumName(p.GetStatus(), "PAYOUT_STATUS_"),
+					enumName(p.GetDeclineReason(), "DECLINE_REASON_"))}
 			}
 			return nil
 		},
@@ -277,11 +280,24 @@ func newPaymentsCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.errOut, "idempotency key %s\n", key)
 			r := resp.GetRefund()
-			return g.print(resp, func(t *tabwriter.Writer) {
+			if err := g.print(resp, func(t *tabwriter.Writer) {
 				row(t, "REFUND", "PAYMENT", "AMOUNT", "STATUS", "PAYMENT STATUS", "REFUNDED IN ALL")
 				row(t, r.GetRefundId(), r.GetPaymentId(), showMoney(r.GetAmount()), enumName(r.GetStatus(), "REFUND_STATUS_"),
 					enumName(resp.GetPayment().GetStatus(), "PAYMENT_STATUS_"), showMoney(resp.GetPayment().GetAmountRefunded()))
-			})
+			}); err != nil {
+				return err
+			}
+			// A refund risk or the processor refused gives nothing back (REVERSING is the processor's
+			// no, its debit on the way back): a script must not read it as done.
+			switch r.GetStatus() {
+			case paymentv1.RefundStatus_REFUND_STATUS_FAILED, paymentv1.RefundStatus_REFUND_STATUS_REVERSING:
+				reason := r.GetDeclineCode()
+				if reason == "" {
+					reason = "refused"
+				}
+				return &exitError{ExitFailed, fmt.Sprintf("refund %s %s: %s", r.GetRefundId(), enumName(r.GetStatus(), "REFUND_STATUS_"), reason)}
+			}
+			return nil
 		},
 	}
 	refund.Flags().StringVar(&refundKey, "idempotency-key", "", "makes a retry safe (default: a new one, printed)")
