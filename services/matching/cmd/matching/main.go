@@ -34,7 +34,7 @@ func main() {
 	shards := fs.Int("shards", max(1, runtime.GOMAXPROCS(0)), "symbol groups, each with its own goroutine and journal")
 	retain := fs.Int("retain-closed", 100_000, "closed orders kept in full per symbol for GetOrder")
 	idWindow := fs.Duration("client-id-window", time.Hour, "how long a closed order's client_order_id stays taken (a repeat answers duplicate)")
-	idCap := fs.Int("client-id-cap", 1_000_000, "client order ids of closed orders kept per symbol past --retain-closed (bounds the window's memory)")
+	idCap := fs.Int("client-id-cap", 250_000, "client order ids of closed orders kept per symbol past --retain-closed (bounds the window's memory)")
 	snapshotEvery := fs.Int("snapshot-every", 1_000_000, "journaled commands between snapshots of a symbol group (0: never); replay after a crash covers at most this many")
 	dayEnd := fs.Duration("day-end", 0, "when DAY orders expire, as an offset from 00:00 UTC (e.g. 22h)")
 	noSync := fs.Bool("unsafe-no-fsync", false, "skip fsync of the journal (benchmarks only: a power loss can lose acknowledged orders)")

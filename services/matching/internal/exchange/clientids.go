@@ -2,7 +2,7 @@ package exchange
 
 // A client order id stays taken for the id window after its order closes, however many orders
 // close meanwhile: the full record of a closed order is kept for the Retain most recent ones (for
-// GetOrder), and past those only its key, close time and id (a few dozen bytes), up to
+// GetOrder), and past those only its key, close time and id (about 130 bytes with short ids), up to
 // IDCap keys per symbol. Eviction runs in close(), on journal time, so replay rebuilds the same
 // set; a repeat is compared with the wall clock at Submit, so a quiet symbol frees an id on time too.
 

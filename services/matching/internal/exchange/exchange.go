@@ -73,7 +73,7 @@ func (c *Config) defaults() {
 		c.IDWindow = time.Hour
 	}
 	if c.IDCap <= 0 {
-		c.IDCap = 1_000_000
+		c.IDCap = 250_000
 	}
 	if c.RiskTimeout <= 0 {
 		c.RiskTimeout = 5 * time.Second
