@@ -59,7 +59,6 @@ func (o Orders) Run(ctx context.Context, mc matchingv1.MatchingServiceClient) (R
 	if o.RunID == "" {
 		o.RunID = fmt.Sprint(time.Now().UnixNano())
 	}
-	per := o.Orders / o.Streams
 	var done, failed atomic.Int64
 	lat := make([][]time.Duration, o.Streams)
 	errs := make([]error, o.Streams)
@@ -91,7 +90,16 @@ func (o Orders) Run(ctx context.Context, mc matchingv1.MatchingServiceClient) (R
 	var wg sync.WaitGroup
 	start := time.Now()
 	for s := range o.Streams {
-		wg.Go(func() { lat[s], errs[s] = o.drive(ctx, mc, s, per, &done, &failed) })
+		// The remainder goes to the first streams: a run sends exactly Orders commands (progress is
+		// reported against Orders, and fewer orders than streams must still send them).
+		n := o.Orders / o.Streams
+		if s < o.Orders%o.Streams {
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		wg.Go(func() { lat[s], errs[s] = o.drive(ctx, mc, s, n, &done, &failed) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
