@@ -222,8 +222,9 @@ func (r Result) Histogram(width int) []string {
 	if len(r.Latencies) == 0 {
 		return nil
 	}
-	var bounds []time.Duration
-	for b := 16 * time.Microsecond; b < r.Latencies[len(r.Latencies)-1]*2; b *= 2 {
+	// At least one bucket: latencies all under 8 µs would otherwise leave none to count into.
+	bounds := []time.Duration{16 * time.Microsecond}
+	for b := 32 * time.Microsecond; b < r.Latencies[len(r.Latencies)-1]*2; b *= 2 {
 		bounds = append(bounds, b)
 	}
 	counts := make([]int, len(bounds))

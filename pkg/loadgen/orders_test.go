@@ -80,3 +80,13 @@ func TestRunSendsEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+// The histogram draws any latencies, even ones below its first bucket, without panicking.
+func TestHistogramOfTinyLatencies(t *testing.T) {
+	for _, lats := range [][]time.Duration{{0}, {time.Microsecond, 5 * time.Microsecond}, {7 * time.Microsecond}, {8 * time.Microsecond, time.Millisecond}} {
+		lines := Result{Latencies: lats}.Histogram(10)
+		if len(lines) == 0 {
+			t.Errorf("%v: no lines", lats)
+		}
+	}
+}
