@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,30 +39,18 @@ var migrations = []string{
 }
 
 // Store keeps one row per operation, keyed by (kind, key), and writes concurrent appends in shared
-// transactions (group commit): each append's callback runs once its transaction is on disk.
+// transactions (a fail-stop sqldb.GroupCommitter): each append's callback runs once its transaction
+// is on disk, in append order.
 //
 // Fail-stop: once a commit fails, nothing queued after it is written (the log never has a hole: a
 // capture is never durable without its authorization), every later append fails, and OnFail runs
 // once so the process can exit and rebuild from what is durable.
 //
-// The writer goroutine is started by OpenStore and stopped by Close; it blocks only on the database.
+// The committer's writer goroutine is started by OpenStore and stopped by Close.
 type Store struct {
-	db     *sqldb.DB
-	onFail func(error)
-	queue  chan pendingOp
-
-	mu     sync.RWMutex // Append holds it shared while enqueuing, Close exclusively
-	closed bool
-	stop   chan struct{}
-	done   chan struct{}
-
-	err     atomic.Pointer[error]
+	db      *sqldb.DB
+	commit  *sqldb.GroupCommitter[Operation]
 	durable atomic.Uint64 // highest committed seq
-}
-
-type pendingOp struct {
-	op   Operation
-	done func(error)
 }
 
 // maxBatch bounds one transaction; the queue holds a few batches, then Append waits (backpressure).
@@ -80,12 +67,8 @@ func OpenStore(ctx context.Context, url string, onFail func(error)) (*Store, err
 		db.Close()
 		return nil, err
 	}
-	if onFail == nil {
-		onFail = func(error) {}
-	}
-	s := &Store{db: db, onFail: onFail, queue: make(chan pendingOp, 4*maxBatch),
-		stop: make(chan struct{}), done: make(chan struct{})}
-	go s.loop()
+	s := &Store{db: db}
+	s.commit = sqldb.NewGroupCommitterWith(db, sqldb.Options{MaxBatch: maxBatch, FailStop: true, OnFail: onFail}, s.write)
 	return s, nil
 }
 
@@ -124,123 +107,63 @@ func (s *Store) Load(ctx context.Context) ([]Operation, error) {
 }
 
 // Append queues op (callers append in seq order) and returns at once; done runs with the commit's
-// outcome. It waits only when the queue is full.
+// outcome and must not block. It waits only when the queue is full, and fails (done never runs)
+// after Close or after a failed commit.
 func (s *Store) Append(op Operation, done func(error)) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
+	err := s.commit.EnqueueFunc(context.Background(), op, func(err error) {
+		if err == nil {
+			s.durable.Store(op.Seq) // answers come in append order, so this only grows
+		}
+		done(err)
+	})
+	if errors.Is(err, sqldb.ErrClosed) {
 		return ErrStoreClosed
 	}
-	s.queue <- pendingOp{op: op, done: done}
-	return nil
+	return err
 }
 
 // Durable is the highest seq on disk.
 func (s *Store) Durable() uint64 { return s.durable.Load() }
 
 // Err is the commit failure that stopped the store, or nil.
-func (s *Store) Err() error {
-	if p := s.err.Load(); p != nil {
-		return *p
+func (s *Store) Err() error { return s.commit.Err() }
+
+func (s *Store) write(ctx context.Context, tx *sql.Tx, ops []Operation) error {
+	if err := s.insert(ctx, tx, ops); err != nil {
+		return fmt.Errorf("commit operations %d-%d: %w", ops[0].Seq, ops[len(ops)-1].Seq, err)
 	}
 	return nil
 }
 
-func (s *Store) loop() {
-	defer close(s.done)
-	batch := make([]pendingOp, 0, maxBatch)
-	for {
-		select {
-		case p := <-s.queue:
-			batch = append(batch[:0], p)
-		case <-s.stop:
-			// Close holds no more appends: write what is queued.
-			for {
-				batch = batch[:0]
-			drain:
-				for len(batch) < maxBatch {
-					select {
-					case p := <-s.queue:
-						batch = append(batch, p)
-					default:
-						break drain
-					}
-				}
-				if len(batch) == 0 {
-					return
-				}
-				s.flush(batch)
-			}
-		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case p := <-s.queue:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
-		s.flush(batch)
+func (s *Store) insert(ctx context.Context, tx *sql.Tx, ops []Operation) error {
+	stmt, err := tx.PrepareContext(ctx, s.db.Rebind(`INSERT INTO acquirer_operations (seq, kind, key, fingerprint,
+		outcome, decline_code, message, ref, amount, currency, method, token, capture, authorize_key, destination,
+		metadata, acted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+	if err != nil {
+		return err
 	}
-}
-
-func (s *Store) flush(batch []pendingOp) {
-	err := s.Err()
-	if err == nil {
-		err = s.write(batch)
-		if err != nil {
-			err = fmt.Errorf("commit operations %d-%d: %w", batch[0].op.Seq, batch[len(batch)-1].op.Seq, err)
-			s.err.Store(&err)
-			s.onFail(err)
-		} else {
-			s.durable.Store(batch[len(batch)-1].op.Seq)
-		}
-	}
-	for _, p := range batch {
-		p.done(err)
-	}
-}
-
-func (s *Store) write(batch []pendingOp) error {
-	ctx := context.Background()
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, s.db.Rebind(`INSERT INTO acquirer_operations (seq, kind, key, fingerprint,
-			outcome, decline_code, message, ref, amount, currency, method, token, capture, authorize_key, destination,
-			metadata, acted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+	defer stmt.Close()
+	for _, op := range ops {
+		meta, err := json.Marshal(op.Metadata)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
-		for _, p := range batch {
-			op := p.op
-			meta, err := json.Marshal(op.Metadata)
-			if err != nil {
-				return err
-			}
-			capture := 0
-			if op.Capture {
-				capture = 1
-			}
-			if _, err := stmt.ExecContext(ctx, op.Seq, string(op.Kind), op.Key, op.Fingerprint, op.Outcome, op.DeclineCode,
-				op.Message, op.Ref, op.Amount, op.Currency, op.Method, op.Token, capture, op.AuthorizeKey, op.Destination,
-				string(meta), op.ActedAt.UnixNano()); err != nil {
-				return err
-			}
+		capture := 0
+		if op.Capture {
+			capture = 1
 		}
-		return nil
-	})
+		if _, err := stmt.ExecContext(ctx, op.Seq, string(op.Kind), op.Key, op.Fingerprint, op.Outcome, op.DeclineCode,
+			op.Message, op.Ref, op.Amount, op.Currency, op.Method, op.Token, capture, op.AuthorizeKey, op.Destination,
+			string(meta), op.ActedAt.UnixNano()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close writes what is queued, stops the writer and closes the database.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		close(s.stop)
-	}
-	s.mu.Unlock()
-	<-s.done
+	s.commit.Close()
 	return s.db.Close()
 }
 
