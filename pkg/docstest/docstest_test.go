@@ -105,3 +105,35 @@ func TestRunChecksEveryCommand(t *testing.T) {
 		t.Errorf("stream output = %q", results[5].Output)
 	}
 }
+
+// A streaming example that dies on its own (a refused dial, a bad flag) printed its error, which is
+// output: it must fail by its exit code, not pass for having "streamed" something.
+func TestRunFailsAStreamThatEndsWithAnError(t *testing.T) {
+	md := "```sh\n" +
+		"# watch it (Ctrl-C to stop)\n" +
+		"sh -c 'echo \"Failed to dial target host\"; exit 1'\n" +
+		"# in another terminal\n" +
+		"sh -c 'echo done; exit 0'\n" +
+		"# in another terminal\n" +
+		"while :; do echo tick; sleep 0.1; done\n" +
+		"```\n"
+	blocks, err := Blocks(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := Run(context.Background(), t.TempDir(), blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failures []string
+	for _, r := range results {
+		failures = append(failures, r.Failure())
+	}
+	want := []string{"ended with exit code 1 before the end of its block", "", ""}
+	if strings.Join(failures, "|") != strings.Join(want, "|") {
+		t.Fatalf("failures = %q\nwant       %q", failures, want)
+	}
+	if !strings.Contains(results[0].Output, "Failed to dial") {
+		t.Errorf("the failed stream's output = %q", results[0].Output)
+	}
+}

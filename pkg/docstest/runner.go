@@ -13,7 +13,7 @@ import (
 // Result is what one command did.
 type Result struct {
 	Command Command
-	Code    int    // exit code (streaming commands: 0 when killed at the end of the block)
+	Code    int    // exit code (streaming commands: 0 when killed at the end of the block, else their own)
 	Output  string // stdout and stderr together
 }
 
@@ -22,6 +22,10 @@ func (r Result) Failure() string {
 	e := r.Command.Expect()
 	switch {
 	case r.Command.Streaming:
+		// An error message is output too: a stream that died on its own fails by its code.
+		if r.Code != 0 {
+			return fmt.Sprintf("ended with exit code %d before the end of its block", r.Code)
+		}
 		if strings.TrimSpace(r.Output) == "" {
 			return "streamed nothing before the end of its block"
 		}
@@ -46,7 +50,7 @@ const marker = "::docstest::"
 // state carry from one block to the next as they would for a reader, and reports every command.
 func Run(ctx context.Context, dir string, blocks []Block, env ...string) ([]Result, error) {
 	var script strings.Builder
-	script.WriteString("exec 2>&1\nstreams=()\n")
+	script.WriteString("exec 2>&1\nstreams=()\nstreamids=()\n")
 	var cmds []Command
 	for _, b := range blocks {
 		if b.Skip != "" {
@@ -57,13 +61,17 @@ func Run(ctx context.Context, dir string, blocks []Block, env ...string) ([]Resu
 			cmds = append(cmds, c)
 			fmt.Fprintf(&script, "echo '%sbegin %d'\n", marker, n)
 			if c.Streaming {
-				fmt.Fprintf(&script, "( %s\n) >\"$DOCSTEST_TMP/stream-%d\" 2>&1 </dev/null &\nstreams+=($!)\nsleep 1\necho '%send %d 0'\n", c.Text, n, marker, n)
+				fmt.Fprintf(&script, "( %s\n) >\"$DOCSTEST_TMP/stream-%d\" 2>&1 </dev/null &\nstreams+=($!)\nstreamids+=(%d)\nsleep 1\necho '%send %d 0'\n", c.Text, n, n, marker, n)
 				continue
 			}
 			fmt.Fprintf(&script, "%s\necho \"%send %d $?\"\n", c.Text, marker, n)
 		}
 		// A streaming command lasts until the end of its block: stop it, then show what it printed.
-		fmt.Fprintf(&script, "for p in \"${streams[@]}\"; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; streams=()\n")
+		// Our SIGTERM's 143 counts as 0; any other code is the command's own, from ending by itself
+		// (kill -0 also succeeds on one that ended but is not reaped yet, so the code decides).
+		fmt.Fprintf(&script, "for i in \"${!streams[@]}\"; do p=${streams[$i]}; "+
+			"kill $p 2>/dev/null; wait $p 2>/dev/null; c=$?; [ $c -eq 143 ] && c=0; "+
+			"echo \"%sstreamexit ${streamids[$i]} $c\"; done; streams=(); streamids=()\n", marker)
 		for n := len(cmds) - len(b.Commands); n < len(cmds); n++ {
 			if cmds[n].Streaming {
 				fmt.Fprintf(&script, "echo '%sstream %d'; cat \"$DOCSTEST_TMP/stream-%d\"\n", marker, n, n)
@@ -97,6 +105,7 @@ func parse(out string, cmds []Command) []Result {
 	cur := -1
 	var buf strings.Builder
 	streamed := map[int]*strings.Builder{}
+	streamCode := map[int]int{}
 	var streamTo *strings.Builder
 	for line := range strings.Lines(out) {
 		rest, ok := strings.CutPrefix(line, marker)
@@ -122,6 +131,10 @@ func parse(out string, cmds []Command) []Result {
 				results = append(results, Result{Command: cmds[n], Code: code, Output: buf.String()})
 			}
 			cur = -1
+		case len(f) == 3 && f[0] == "streamexit":
+			n, _ := strconv.Atoi(f[1])
+			code, _ := strconv.Atoi(f[2])
+			streamCode[n] = code
 		case len(f) == 2 && f[0] == "stream":
 			n, _ := strconv.Atoi(f[1])
 			streamTo = &strings.Builder{}
@@ -131,8 +144,11 @@ func parse(out string, cmds []Command) []Result {
 	for i := range results {
 		if results[i].Command.Streaming {
 			for n, c := range cmds {
-				if c.Line == results[i].Command.Line && streamed[n] != nil {
-					results[i].Output = streamed[n].String()
+				if c.Line == results[i].Command.Line {
+					if streamed[n] != nil {
+						results[i].Output = streamed[n].String()
+					}
+					results[i].Code = streamCode[n]
 				}
 			}
 		}
