@@ -20,7 +20,7 @@ type Store struct {
 	now func() time.Time
 	// batch is group commit (SQLite only: PostgreSQL commits concurrently on its pool, and a batch
 	// there could deadlock against another replica's).
-	batch *batcher
+	batch *sqldb.GroupCommitter[func(*Tx) error]
 }
 
 // Options tune a Store.
@@ -81,7 +81,7 @@ func (s *Store) migrate(ctx context.Context) error {
 // Close writes what is queued and closes the database.
 func (s *Store) Close() error {
 	if s.batch != nil {
-		s.batch.close()
+		s.batch.Close()
 		s.rdb.Close()
 	}
 	return s.db.Close()
@@ -110,7 +110,7 @@ var ErrConflict = errors.New("store: concurrent change")
 // InTx runs fn in a transaction and commits it if fn returns nil.
 func (s *Store) InTx(ctx context.Context, fn func(*Tx) error) error {
 	if s.batch != nil {
-		return s.batch.submit(ctx, fn)
+		return s.batch.Submit(ctx, fn)
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{tx: tx, s: s, now: s.now()}) })
 }
