@@ -27,6 +27,11 @@ act for both accounts (an admin key), and stops after --orders commands or --dur
   bourse --api-key dev-admin bench orders --streams 8 --window 2000 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for flag, v := range map[string]int{"--orders": load.Orders, "--streams": load.Streams, "--window": load.Window, "--batch": load.Batch} {
+				if v <= 0 {
+					return usageError("%s %d: must be at least 1", flag, v)
+				}
+			}
 			cc, err := g.conns.dial("matching")
 			if err != nil {
 				return err

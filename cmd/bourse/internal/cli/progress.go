@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -29,6 +30,9 @@ func newProgressBar(w io.Writer) *progressBar {
 }
 
 func (p *progressBar) line(label string, fraction float64, detail string) string {
+	if math.IsNaN(fraction) { // 0/0: nothing to do is nothing done
+		fraction = 0
+	}
 	fraction = min(max(fraction, 0), 1)
 	filled := int(fraction * float64(p.width))
 	return fmt.Sprintf("%s [%s%s] %3.0f%% %s", label, strings.Repeat("█", filled), strings.Repeat("░", p.width-filled), fraction*100, detail)
