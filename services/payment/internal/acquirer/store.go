@@ -110,9 +110,10 @@ func (s *Store) Load(ctx context.Context) ([]Operation, error) {
 // outcome and must not block. It waits only when the queue is full, and fails (done never runs)
 // after Close or after a failed commit.
 func (s *Store) Append(op Operation, done func(error)) error {
+	seq := op.Seq // the callback keeps only this, not a copy of op
 	err := s.commit.EnqueueFunc(context.Background(), op, func(err error) {
 		if err == nil {
-			s.durable.Store(op.Seq) // answers come in append order, so this only grows
+			s.durable.Store(seq) // answers come in append order, so this only grows
 		}
 		done(err)
 	})
