@@ -102,3 +102,23 @@ func TestCompletionScripts(t *testing.T) {
 		}
 	}
 }
+
+// An integer input takes integers in its type's range: 1.5 or 3e9 for an INT32 is refused, not
+// truncated or wrapped into another number.
+func TestTensorFromJSONIntegerInputs(t *testing.T) {
+	for datatype, bad := range map[string][]string{
+		"INT32": {"[1.5]", "[3e9]", "[-2147483649]"}, "INT16": {"[40000]", "[0.1]"}, "INT8": {"[128]", "[-129]"},
+		"INT64": {"[0.5]", "[1e19]"},
+	} {
+		for _, body := range bad {
+			if tensor, err := tensorFromJSON("X", datatype, body); err == nil {
+				t.Errorf("%s %s: accepted as %v", datatype, body, tensor.GetContents())
+			}
+		}
+	}
+	for datatype, good := range map[string]string{"INT32": "[-2147483648, 2147483647, 3]", "INT8": "[-128, 127]", "INT64": "[1e15, -7]"} {
+		if _, err := tensorFromJSON("X", datatype, good); err != nil {
+			t.Errorf("%s %s: %v", datatype, good, err)
+		}
+	}
+}

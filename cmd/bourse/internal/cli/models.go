@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"text/tabwriter"
 
@@ -180,6 +181,15 @@ func tensorFromJSON(name, datatype, body string) (*inferencev1.ModelInferRequest
 		return nil, err
 	}
 	t := &inferencev1.ModelInferRequest_InferInputTensor{Name: name, Datatype: datatype, Shape: shape, Contents: &inferencev1.InferTensorContents{}}
+	// An integer input takes integers its type holds: converting 1.5 or 3e9 would send another number.
+	if bits, ok := map[string]int{"INT8": 8, "INT16": 16, "INT32": 32, "INT64": 64}[datatype]; ok {
+		lo, hi := -math.Ldexp(1, bits-1), math.Ldexp(1, bits-1)
+		for _, f := range flat {
+			if f != math.Trunc(f) || f < lo || f >= hi {
+				return nil, fmt.Errorf("%v is not a %s", f, datatype)
+			}
+		}
+	}
 	for _, f := range flat {
 		switch datatype {
 		case "FP32":
