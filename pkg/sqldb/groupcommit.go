@@ -108,11 +108,11 @@ func newCommitter[T any](db *DB, o Options) *GroupCommitter[T] {
 
 // Submit stores item durably, together with whatever else is waiting.
 func (g *GroupCommitter[T]) Submit(ctx context.Context, item T) error {
-	wait, err := g.Enqueue(ctx, item)
-	if err != nil {
+	reply := make(chan error, 1)
+	if err := g.EnqueueFunc(ctx, item, func(err error) { reply <- err }); err != nil {
 		return err
 	}
-	return wait()
+	return <-reply // queued means it will be written: wait even if ctx ends (see Enqueue)
 }
 
 // Enqueue queues item and returns at once with a function that waits for its commit. Items are
