@@ -308,7 +308,7 @@ func newPaymentsCmd(g *globals) *cobra.Command {
 
 func newWebhooksCmd(g *globals) *cobra.Command {
 	cmd := group(&cobra.Command{Use: "webhooks", Short: "Webhook endpoints: where payment events are delivered, signed"})
-	var account string
+	var account, whKey string
 	var events []string
 	create := &cobra.Command{
 		Use:   "create URL --account ACCOUNT",
@@ -317,15 +317,17 @@ func newWebhooksCmd(g *globals) *cobra.Command {
   bourse webhooks create http://127.0.0.1:8099/hook --account alice --events payment.succeeded,payout.failed`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			key := idempotencyKey(whKey, "wh")
 			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
 			resp, err := call(g, "payment", func(cc *grpc.ClientConn) (*paymentv1.CreateWebhookEndpointResponse, error) {
 				return paymentv1.NewPaymentServiceClient(cc).CreateWebhookEndpoint(ctx, &paymentv1.CreateWebhookEndpointRequest{AccountId: account,
-					Url: args[0], EventTypes: events, IdempotencyKey: idempotencyKey("", "wh")})
+					Url: args[0], EventTypes: events, IdempotencyKey: key})
 			})
 			if err != nil {
 				return err
 			}
+			fmt.Fprintf(g.errOut, "idempotency key %s\n", key)
 			e := resp.GetEndpoint()
 			return g.print(resp, func(t *tabwriter.Writer) {
 				row(t, "ENDPOINT", "URL", "EVENTS", "SECRET (shown once)")
@@ -335,6 +337,7 @@ func newWebhooksCmd(g *globals) *cobra.Command {
 	}
 	create.Flags().StringVar(&account, "account", os.Getenv("BOURSE_ACCOUNT"), "whose events (default $BOURSE_ACCOUNT)")
 	create.Flags().StringSliceVar(&events, "events", nil, "event types to deliver (default all)")
+	create.Flags().StringVar(&whKey, "idempotency-key", "", "makes a retry safe: the same key answers the first endpoint (default: a new one, printed)")
 	list := &cobra.Command{
 		Use: "list", Short: "An account's endpoints", Example: "  bourse webhooks list --account alice", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -75,3 +75,45 @@ func TestRefundAndPayoutOutcomesAreExitCodes(t *testing.T) {
 		})
 	}
 }
+
+type fakeEndpoints struct {
+	fakePayment
+	keys []string
+}
+
+func (f *fakeEndpoints) CreateWebhookEndpoint(_ context.Context, r *paymentv1.CreateWebhookEndpointRequest) (*paymentv1.CreateWebhookEndpointResponse, error) {
+	f.keys = append(f.keys, r.GetIdempotencyKey())
+	return &paymentv1.CreateWebhookEndpointResponse{Endpoint: &paymentv1.WebhookEndpoint{EndpointId: "we_1", Url: r.GetUrl()}, Secret: "whsec_x"}, nil
+}
+
+// webhooks create can be retried safely, as deposit and withdraw can: the key is the flag's, or a new
+// one printed to retry with (a retry with a fresh key makes a second endpoint, whose secret the first
+// answer never showed).
+func TestWebhooksCreateTakesAnIdempotencyKey(t *testing.T) {
+	f := &fakeEndpoints{}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	paymentv1.RegisterPaymentServiceServer(srv, f)
+	go srv.Serve(lis)
+	defer srv.Stop()
+	args := []string{"--addr", "payment=" + lis.Addr().String(), "webhooks", "create", "http://127.0.0.1:9/hook", "--account", "a"}
+	for range 2 {
+		var out, errOut strings.Builder
+		if code := Main(append(args, "--idempotency-key", "wh-1"), &out, &errOut); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut.String())
+		}
+	}
+	var out, errOut strings.Builder
+	if code := Main(args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if len(f.keys) != 3 || f.keys[0] != "wh-1" || f.keys[1] != "wh-1" || f.keys[2] == "" || f.keys[2] == "wh-1" {
+		t.Errorf("keys sent: %q", f.keys)
+	}
+	if !strings.Contains(errOut.String(), "idempotency key "+f.keys[2]) {
+		t.Errorf("the generated key is not printed: %q", errOut.String())
+	}
+}
