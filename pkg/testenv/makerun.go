@@ -99,6 +99,8 @@ func StartMakeRun(t testing.TB, timeout time.Duration) *MakeRun {
 		return m
 	case err := <-exited:
 		stopped = true
+		// What it started may still hold make run's addresses: end its process group too.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		t.Fatalf("make run exited before the platform was up (%v)", err)
 	case <-time.After(timeout):
 		t.Fatalf("make run was not up within %v", timeout)

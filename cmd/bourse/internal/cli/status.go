@@ -14,6 +14,9 @@ import (
 // platformServices are the services bourse itself runs; status lists them even when none is up.
 var platformServices = []string{"discovery", "risk", "matching", "inference", "payment", "acquirer", "training-coordinator", "training-worker"}
 
+// coreServices must each have a passing instance for status to exit 0 (workers come and go).
+var coreServices = platformServices[:7]
+
 func newStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
@@ -52,7 +55,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 						e.Service.Meta["version"], fmt.Sprintf("%s:%d", addr, e.Service.Port)})
 				}
 				if !slices.ContainsFunc(rows[name], func(i inst) bool { return i.health == api.HealthPassing }) &&
-					slices.Contains(platformServices[:4], name) {
+					slices.Contains(coreServices, name) {
 					down++
 				}
 			}
@@ -90,7 +93,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if down > 0 {
-				return &exitError{ExitUnreachable, fmt.Sprintf("%d of the core services (%s) have no passing instance", down, strings.Join(platformServices[:4], ", "))}
+				return &exitError{ExitUnreachable, fmt.Sprintf("%d of the core services (%s) have no passing instance", down, strings.Join(coreServices, ", "))}
 			}
 			return nil
 		},

@@ -347,60 +347,11 @@ func (g *globals) startLocalWorkers(o *trainOptions, jobID string, abort context
 	digest := sha256.Sum256([]byte(key))
 	keyring := "sha256:" + hex.EncodeToString(digest[:]) + "=service:training-worker"
 	var procs []*exec.Cmd
-	var logs []string
-	for i := range need {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		// Peers dial the address a worker advertises, so it needs its port before it starts.
-		args := []string{"--consul-addr=" + g.consul, fmt.Sprintf("--grpc-addr=127.0.0.1:%d", port), "--metrics-addr=127.0.0.1:0",
-			"--advertise-host=127.0.0.1", "--check-interval=1s", "--job=" + jobID, "--exit-when-done",
-			"--api-keys=" + keyring}
-		if addr, ok, _ := g.addrOverride(coordinator); ok {
-			args = append(args, "--coordinator="+addr)
-		}
-		keyArg, err := workerKeyArg(o.workerKeyFile, key, logDir)
-		if err != nil {
-			return nil, err
-		}
-		args = append(args, keyArg)
-		logPath := filepath.Join(logDir, fmt.Sprintf("worker-%d.log", i))
-		logFile, err := os.Create(logPath)
-		if err != nil {
-			return nil, err
-		}
-		p := exec.Command(bin, args...)
-		p.Stdout, p.Stderr = logFile, logFile
-		if err := p.Start(); err != nil {
-			return nil, &exitError{ExitFailed, fmt.Sprintf("start %s: %v", bin, err)}
-		}
-		procs = append(procs, p)
-		logs = append(logs, logPath)
-	}
-	fmt.Fprintf(g.errOut, "started %d local workers (logs in %s)\n", need, logDir)
-	// One waiter per worker, owned here; they end when the workers do. If every worker this command
-	// started is gone before the job ends, following it is cancelled with the reason, so the command
-	// fails with the worker's last words instead of waiting for steps that will never come.
+	var exited []chan struct{}
 	var stopping atomic.Bool
-	var left atomic.Int32
-	left.Store(int32(len(procs)))
-	exited := make([]chan struct{}, len(procs))
-	for i, p := range procs {
-		exited[i] = make(chan struct{})
-		go func() {
-			err := p.Wait()
-			close(exited[i])
-			if stopping.Load() {
-				return
-			}
-			fmt.Fprintf(g.errOut, "\r\x1b[2Klocal worker %d exited (%v): %s\n", i, err, lastLine(logs[i]))
-			if left.Add(-1) == 0 {
-				abort(fmt.Errorf("every local worker exited; last words: %s (logs in %s)", lastLine(logs[i]), logDir))
-			}
-		}()
-	}
-	return func() {
+	// stop ends the workers this command started (and removes a key file it wrote); it also runs
+	// when a later worker fails to start, so none is left behind.
+	stop := func() {
 		stopping.Store(true)
 		for _, p := range procs {
 			_ = p.Process.Signal(os.Interrupt)
@@ -414,7 +365,64 @@ func (g *globals) startLocalWorkers(o *trainOptions, jobID string, abort context
 				<-exited[i]
 			}
 		}
-	}, nil
+		_ = os.Remove(filepath.Join(logDir, "worker.key"))
+	}
+	var left atomic.Int32
+	for i := range need {
+		port, err := freePort()
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		// Peers dial the address a worker advertises, so it needs its port before it starts.
+		args := []string{"--consul-addr=" + g.consul, fmt.Sprintf("--grpc-addr=127.0.0.1:%d", port), "--metrics-addr=127.0.0.1:0",
+			"--advertise-host=127.0.0.1", "--check-interval=1s", "--job=" + jobID, "--exit-when-done",
+			"--api-keys=" + keyring}
+		if addr, ok, _ := g.addrOverride(coordinator); ok {
+			args = append(args, "--coordinator="+addr)
+		}
+		keyArg, err := workerKeyArg(o.workerKeyFile, key, logDir)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		args = append(args, keyArg)
+		logPath := filepath.Join(logDir, fmt.Sprintf("worker-%d.log", i))
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		p := exec.Command(bin, args...)
+		p.Stdout, p.Stderr = logFile, logFile
+		if err := p.Start(); err != nil {
+			logFile.Close()
+			stop()
+			return nil, &exitError{ExitFailed, fmt.Sprintf("start %s: %v", bin, err)}
+		}
+		procs = append(procs, p)
+		done := make(chan struct{})
+		exited = append(exited, done)
+		left.Add(1)
+		// One waiter per worker, owned here; it ends when the worker does. If every worker this
+		// command started is gone before the job ends, following it is cancelled with the reason,
+		// so the command fails with the worker's last words instead of waiting for steps that will
+		// never come.
+		go func() {
+			err := p.Wait()
+			logFile.Close()
+			close(done)
+			if stopping.Load() {
+				return
+			}
+			fmt.Fprintf(g.errOut, "\r\x1b[2Klocal worker %d exited (%v): %s\n", i, err, lastLine(logPath))
+			if left.Add(-1) == 0 {
+				abort(fmt.Errorf("every local worker exited; last words: %s (logs in %s)", lastLine(logPath), logDir))
+			}
+		}()
+	}
+	fmt.Fprintf(g.errOut, "started %d local workers (logs in %s)\n", need, logDir)
+	return stop, nil
 }
 
 func freePort() (int, error) {

@@ -93,6 +93,10 @@ func (p *Processor) Authorize(ctx context.Context, req processor.AuthorizeReques
 	if r, ok := checkMoney(req.Money); !ok {
 		return r, nil
 	}
+	amount, r, ok := toStripe(req.Money)
+	if !ok {
+		return r, nil
+	}
 	if req.Method != "card" {
 		// A routing mistake, not the payment's fault: another processor may take the method.
 		return processor.Result{Status: processor.NotReached, Message: fmt.Sprintf("method %q is not sent to stripe (card only)", req.Method)}, nil
@@ -109,7 +113,7 @@ func (p *Processor) Authorize(ctx context.Context, req processor.AuthorizeReques
 		captureMethod = stripe.PaymentIntentCaptureMethodAutomatic
 	}
 	params := &stripe.PaymentIntentCreateParams{
-		Amount:                stripe.Int64(req.Money.Amount),
+		Amount:                stripe.Int64(amount),
 		Currency:              stripe.String(strings.ToLower(req.Money.Currency)),
 		Confirm:               stripe.Bool(true),
 		CaptureMethod:         stripe.String(string(captureMethod)),
@@ -145,6 +149,10 @@ func (p *Processor) Capture(ctx context.Context, req processor.CaptureRequest) (
 	if r, ok := checkMoney(req.Money); !ok {
 		return r, nil
 	}
+	amount, r, ok := toStripe(req.Money)
+	if !ok {
+		return r, nil
+	}
 	id, r, ok := p.intentOf(ctx, req.AuthorizeKey)
 	if !ok {
 		return r, nil
@@ -152,7 +160,7 @@ func (p *Processor) Capture(ctx context.Context, req processor.CaptureRequest) (
 	// Remembered before sending: if the answer is lost, Lookup still knows where to look.
 	p.known.put(processor.OpCapture, req.Key, id)
 	params := &stripe.PaymentIntentCaptureParams{
-		AmountToCapture: stripe.Int64(req.Money.Amount),
+		AmountToCapture: stripe.Int64(amount),
 		Metadata:        map[string]string{captureKeyMeta: req.Key},
 	}
 	params.SetIdempotencyKey(req.Key)
@@ -202,6 +210,10 @@ func (p *Processor) Refund(ctx context.Context, req processor.RefundRequest) (pr
 	if r, ok := checkMoney(req.Money); !ok {
 		return r, nil
 	}
+	amount, r, ok := toStripe(req.Money)
+	if !ok {
+		return r, nil
+	}
 	id, r, ok := p.intentOf(ctx, req.AuthorizeKey)
 	if !ok {
 		return r, nil
@@ -209,7 +221,7 @@ func (p *Processor) Refund(ctx context.Context, req processor.RefundRequest) (pr
 	p.known.put(opRefundIntent, req.Key, id)
 	params := &stripe.RefundCreateParams{
 		PaymentIntent: stripe.String(id),
-		Amount:        stripe.Int64(req.Money.Amount),
+		Amount:        stripe.Int64(amount),
 		Metadata:      map[string]string{metadataKey: req.Key},
 	}
 	params.SetIdempotencyKey(req.Key)
@@ -233,12 +245,16 @@ func (p *Processor) Payout(ctx context.Context, req processor.PayoutRequest) (pr
 	if r, ok := checkMoney(req.Money); !ok {
 		return r, nil
 	}
+	amount, r, ok := toStripe(req.Money)
+	if !ok {
+		return r, nil
+	}
 	md, r, ok := metadata(req.Metadata, metadataKey, req.Key)
 	if !ok {
 		return r, nil
 	}
 	params := &stripe.PayoutCreateParams{
-		Amount:   stripe.Int64(req.Money.Amount),
+		Amount:   stripe.Int64(amount),
 		Currency: stripe.String(strings.ToLower(req.Money.Currency)),
 		Metadata: md,
 	}

@@ -76,7 +76,8 @@ func fromStripeError(se *stripe.Error) processor.Result {
 }
 
 func money(amount int64, c stripe.Currency) processor.Money {
-	return processor.Money{Amount: amount, Currency: strings.ToUpper(string(c))}
+	code := strings.ToUpper(string(c))
+	return processor.Money{Amount: fromStripe(amount, code), Currency: code}
 }
 
 func unix(sec int64) time.Time {
