@@ -38,7 +38,7 @@ func trainingPlatform(t *testing.T) (consulAddr, workerBin, keyFile string) {
 func trainArgs(consulAddr, workerBin, keyFile, plot string) []string {
 	return []string{"--consul", consulAddr, "--api-key", trainAdminKey, "--timeout", "30s", "train",
 		"--dataset", "mnist", "--model", "mlp", "--hidden", "32", "--train-limit", "2000", "--test-limit", "500",
-		"--steps", "60", "--batch", "32", "--lr", "0.1", "--eval-interval", "20", "--workers", "2",
+		"--steps", "60", "--batch", "32", "--lr", "0.1", "--eval-interval", "20", "--workers", "2", "--min-workers", "2",
 		"--worker-bin", workerBin, "--worker-api-key-file", keyFile, "--plot", plot}
 }
 

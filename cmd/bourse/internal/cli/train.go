@@ -208,6 +208,9 @@ func (g *globals) followJob(cmd *cobra.Command, job *trainingv1.Job, plotPath st
 		return trainingv1.NewTrainingCoordinatorServiceClient(cc).StreamJobProgress(ctx, &trainingv1.StreamJobProgressRequest{JobId: job.GetJobId()})
 	})
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return &exitError{ExitFailed, cause.Error()}
+		}
 		return err
 	}
 	bar := newProgressBar(g.errOut)
@@ -368,6 +371,7 @@ func (g *globals) startLocalWorkers(o *trainOptions, jobID string, abort context
 		_ = os.Remove(filepath.Join(logDir, "worker.key"))
 	}
 	var left atomic.Int32
+	left.Store(int32(need)) // all of them, so one that dies while the next starts does not count as the last
 	for i := range need {
 		port, err := freePort()
 		if err != nil {
@@ -403,7 +407,6 @@ func (g *globals) startLocalWorkers(o *trainOptions, jobID string, abort context
 		procs = append(procs, p)
 		done := make(chan struct{})
 		exited = append(exited, done)
-		left.Add(1)
 		// One waiter per worker, owned here; it ends when the worker does. If every worker this
 		// command started is gone before the job ends, following it is cancelled with the reason,
 		// so the command fails with the worker's last words instead of waiting for steps that will
