@@ -72,7 +72,7 @@ SERVICES=(
 	"matching --data-dir=$run/data/matching --api-keys-file=$keys/matching.keys --risk-api-key-file=$keys/matching-risk.key"
 	"inference --model-repository=$run/models --api-keys-file=$keys/inference.keys"
 	"acquirer --data-dir=$run/data/acquirer --api-keys-file=$keys/acquirer.keys"
-	"payment --data-dir=$run/data/payment --api-keys-file=$keys/payment.keys --risk-api-key-file=$keys/payment-risk.key --acquirer-api-key-file=$keys/payment-acquirer.key --processors=acquirer,stripe --fraud-model=fraud --inference-api-key-file=$keys/payment-inference.key --fraud-fail-open=USD:50000,EUR:50000,GBP:50000,CHF:50000,JPY:50000"
+	"payment --data-dir=$run/data/payment --api-keys-file=$keys/payment.keys --risk-api-key-file=$keys/payment-risk.key --acquirer-api-key-file=$keys/payment-acquirer.key --processors=acquirer,stripe --webhook-allow-private-addresses --fraud-model=fraud --inference-api-key-file=$keys/payment-inference.key --fraud-fail-open=USD:50000,EUR:50000,GBP:50000,CHF:50000,JPY:50000"
 	"training-coordinator --data-dir=$run/data/training-coordinator --api-keys-file=$keys/training-coordinator.keys --model-repository=$run/models --inference-api-key-file=$keys/training-inference.key"
 )
 # The inference demo repository starts as the example models; versions added there are kept.

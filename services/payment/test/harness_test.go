@@ -99,7 +99,7 @@ func (s *stack) startPayment(t *testing.T, args ...string) *paymentProc {
 	p := testenv.StartService(t, testenv.Build(t, paymentPkg), nil, append([]string{"--consul-addr=" + s.agent.Addr,
 		"--check-interval=1s", "--api-keys=" + keyring, s.dbArg, "--risk-api-key-file=" + s.keyFile,
 		"--acquirer-api-key-file=" + s.keyFile, "--rate-limit-account=off", "--processor-timeout=5s",
-		"--settle-after=2s", "--janitor-interval=200ms", "--outbox-interval=50ms"}, args...)...)
+		"--settle-after=2s", "--janitor-interval=200ms", "--outbox-interval=50ms", "--webhook-allow-private-addresses"}, args...)...)
 	pp := &paymentProc{Process: p}
 	pp.admin = paymentv1.NewPaymentServiceClient(dial(t, p.GRPCAddr, adminKey))
 	pp.alice = paymentv1.NewPaymentServiceClient(dial(t, p.GRPCAddr, aliceKey))

@@ -64,6 +64,7 @@ func main() {
 	outboxEvery := fs.Duration("outbox-interval", 200*time.Millisecond, "how often the outbox dispatcher looks for due items")
 	groupCommit := fs.Bool("group-commit", true, "SQLite: commit concurrent requests' transactions together (one fsync per batch); false commits each alone")
 	webhookMaxAge := fs.Duration("webhook-max-age", 24*time.Hour, "how long a webhook delivery is retried (exponential backoff)")
+	webhookPrivate := fs.Bool("webhook-allow-private-addresses", false, "deliver webhooks to loopback, private and link-local addresses too (development and tests only)")
 	webhookBackoff := fs.Duration("webhook-initial-backoff", 30*time.Second, "wait after a webhook delivery's first failure; doubles up to an hour")
 	retention := fs.Duration("idempotency-retention", idempotency.DefaultRetention, "how long idempotency keys are kept")
 
@@ -200,7 +201,8 @@ func main() {
 		var wg sync.WaitGroup
 		wg.Go(func() { svc.RunJanitor(bg, *janitorEvery) })
 		wg.Go(func() { svc.RunOutbox(bg, *outboxEvery) })
-		hooks := webhook.NewDispatcher(st.Webhooks(), webhook.Config{MaxAge: *webhookMaxAge, InitialBackoff: *webhookBackoff, Log: env.Logger})
+		hooks := webhook.NewDispatcher(st.Webhooks(), webhook.Config{MaxAge: *webhookMaxAge, InitialBackoff: *webhookBackoff,
+			AllowPrivateAddresses: *webhookPrivate, Log: env.Logger})
 		wg.Go(func() { _ = hooks.Run(bg) })
 
 		api := grpcapi.New(svc)

@@ -5,10 +5,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/bourse-dev/bourse/pkg/errs"
 
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 	"github.com/bourse-dev/bourse/services/payment/internal/store"
 )
+
+// MaxEndpointsPerAccount bounds an account's live webhook endpoints: every event of the account
+// writes one delivery per endpoint in the transaction that settles it, so the number is what one
+// customer may add to everyone's commits.
+const MaxEndpointsPerAccount = 16
 
 // EndpointInput is a validated CreateWebhookEndpoint request.
 type EndpointInput struct {
@@ -25,6 +31,13 @@ func (s *Service) CreateWebhookEndpoint(ctx context.Context, caller, key string,
 	e := domain.WebhookEndpoint{ID: domain.NewID("we"), AccountID: in.AccountID, URL: in.URL, EventTypes: in.EventTypes,
 		Secret: "whsec_" + hex.EncodeToString(b[:])}
 	replay, err := s.claim(ctx, caller, key, MethodCreateEndpoint, in, e.ID, func(tx *store.Tx) error {
+		n, err := tx.LiveEndpoints(ctx, in.AccountID)
+		if err != nil {
+			return err
+		}
+		if n >= MaxEndpointsPerAccount {
+			return errs.New(errs.KindFailedPrecondition, "account %q has %d webhook endpoints, the most it may have: delete one first", in.AccountID, n)
+		}
 		if err := tx.InsertEndpoint(ctx, caller, &e); err != nil {
 			return err
 		}

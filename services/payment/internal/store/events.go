@@ -153,6 +153,13 @@ func (t *Tx) InsertEndpoint(ctx context.Context, caller string, e *domain.Webhoo
 	return err
 }
 
+// LiveEndpoints counts an account's endpoints that are not deleted.
+func (t *Tx) LiveEndpoints(ctx context.Context, account string) (int, error) {
+	var n int
+	err := t.queryRow(ctx, `SELECT COUNT(*) FROM webhook_endpoints WHERE deleted = 0 AND account_id = ?`, account).Scan(&n)
+	return n, err
+}
+
 // Endpoints lists live endpoints (of one account, or all when account is "").
 func (s *Store) Endpoints(ctx context.Context, account string) ([]domain.WebhookEndpoint, error) {
 	q, args := `SELECT id, account_id, url, event_types, secret, created_at FROM webhook_endpoints WHERE deleted = 0`, []any{}

@@ -32,11 +32,15 @@ type Config struct {
 	// PollInterval is how often the store is asked for due deliveries when nothing woke the
 	// dispatcher (default 1 s); Kick wakes it at once.
 	PollInterval time.Duration
-	// Client sends the requests (default: a client of its own). Redirects are never followed: a
-	// 3xx is a failed attempt, as with Stripe.
+	// Client sends the requests (default: a client of its own, which connects to public
+	// addresses only unless AllowPrivateAddresses). Redirects are never followed: a 3xx is a failed
+	// attempt, as with Stripe.
 	Client *http.Client
-	Now    func() time.Time
-	Log    *slog.Logger
+	// AllowPrivateAddresses lets the default client deliver to loopback, private and link-local
+	// addresses: for development (make run) and tests, never for customers' endpoints in production.
+	AllowPrivateAddresses bool
+	Now                   func() time.Time
+	Log                   *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -63,7 +67,7 @@ func (c Config) withDefaults() Config {
 		c.PollInterval = time.Second
 	}
 	if c.Client == nil {
-		c.Client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		c.Client = newClient(c.AllowPrivateAddresses)
 	}
 	client := *c.Client // a copy, so the caller's client keeps its own redirect policy
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,7 +83,15 @@ func addEvents(st *memStore, n int, ep Endpoint, prefix string) {
 	}
 }
 
+// start runs a dispatcher for receivers on loopback, so private addresses are allowed here;
+// TestDeliveriesToInternalAddressesAreRefused runs one without.
 func start(t *testing.T, st Store, cfg Config) (*Dispatcher, func()) {
+	t.Helper()
+	cfg.AllowPrivateAddresses = true
+	return startAsIs(t, st, cfg)
+}
+
+func startAsIs(t *testing.T, st Store, cfg Config) (*Dispatcher, func()) {
 	t.Helper()
 	d := NewDispatcher(st, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -408,5 +417,32 @@ func TestEventBodyIsStable(t *testing.T) {
 	}
 	if _, err := (Event{ID: "e", Data: json.RawMessage(`{`)}).Body(); err == nil {
 		t.Fatal("invalid data encoded")
+	}
+}
+
+// A customer's endpoint that points at an internal address (loopback here; the same for private and
+// link-local ones, and for names resolving to them) gets no request: the dial is refused, and the
+// attempt is recorded as failed with the reason.
+func TestDeliveriesToInternalAddressesAreRefused(t *testing.T) {
+	rc := newReceiver(t, "whsec_a")
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	st := newMemStore()
+	addEvents(st, 3, Endpoint{ID: "we_a", URL: srv.URL, Secrets: []string{"whsec_a"}}, "a")
+	d, stop := startAsIs(t, st, Config{PollInterval: 5 * time.Millisecond, InitialBackoff: time.Hour})
+	d.Kick()
+	eventually(t, 30*time.Second, "three failed attempts", func() bool {
+		_, log := st.snapshot()
+		return len(log) >= 3
+	})
+	stop()
+	if n, _, _ := rc.count(); n != 0 {
+		t.Fatalf("the internal receiver got %d requests, want none", n)
+	}
+	_, log := st.snapshot()
+	for _, r := range log {
+		if r.Outcome != Failed || !strings.Contains(r.Error, "not a public address") {
+			t.Errorf("attempt %+v: want Failed naming the address", r)
+		}
 	}
 }
