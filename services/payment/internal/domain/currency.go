@@ -41,7 +41,27 @@ func ValidateMoney(field string, m Money) error {
 		}
 		return errs.Invalid(field+".currency", "%q is not a supported ISO-4217 currency", m.Currency)
 	}
-	return ValidateAmount(field+".amount", m.Amount)
+	if err := ValidateAmount(field+".amount", m.Amount); err != nil {
+		return err
+	}
+	exp, _ := Exponent(m.Currency)
+	if limit := maxMajor * pow10(exp); m.Amount > limit {
+		return errs.Invalid(field+".amount", "%d is more than %d %s in one payment", m.Amount, maxMajor, m.Currency)
+	}
+	return nil
+}
+
+// maxMajor bounds one payment in major units of its currency (10 billion): far above any real
+// deposit, and within what risk holds at the asset scales bourse uses (int64 at scale 8 is about
+// 92 billion), so a charge the processor makes can always be credited.
+const maxMajor int64 = 10_000_000_000
+
+func pow10(n int) int64 {
+	p := int64(1)
+	for range n {
+		p *= 10
+	}
+	return p
 }
 
 // ValidateAmount checks a positive amount of minor units.

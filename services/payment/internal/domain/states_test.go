@@ -82,7 +82,7 @@ func TestValidateMoney(t *testing.T) {
 		{Money{100, "USD"}, ""},
 		{Money{1, "JPY"}, ""},
 		{Money{1, "KWD"}, ""},
-		{Money{MaxAmount, "EUR"}, ""},
+		{Money{1_000_000_000_000, "EUR"}, ""}, // 10 billion EUR, the most one payment may be
 		{Money{0, "USD"}, "amount.amount"},
 		{Money{-5, "USD"}, "amount.amount"},
 		{Money{MaxAmount + 1, "USD"}, "amount.amount"},
@@ -120,6 +120,23 @@ func TestExponentsAndDecimal(t *testing.T) {
 	} {
 		if got := Decimal(c.m); got != c.want {
 			t.Errorf("Decimal(%+v) = %s, want %s", c.m, got, c.want)
+		}
+	}
+}
+
+func TestOnePaymentIsAtMostTenBillionMajorUnits(t *testing.T) {
+	for _, c := range []struct {
+		m  Money
+		ok bool
+	}{
+		{Money{Amount: 1_000_000_000_000, Currency: "USD"}, true},  // 10 billion USD
+		{Money{Amount: 1_000_000_000_001, Currency: "USD"}, false}, // a cent more
+		{Money{Amount: 10_000_000_000, Currency: "JPY"}, true},
+		{Money{Amount: 10_000_000_001, Currency: "JPY"}, false},
+		{Money{Amount: 10_000_000_000_000, Currency: "KWD"}, true},
+	} {
+		if err := ValidateMoney("amount", c.m); (err == nil) != c.ok {
+			t.Errorf("%+v: %v", c.m, err)
 		}
 	}
 }
