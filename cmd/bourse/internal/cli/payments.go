@@ -302,7 +302,66 @@ func newPaymentsCmd(g *globals) *cobra.Command {
 	}
 	refund.Flags().StringVar(&refundKey, "idempotency-key", "", "makes a retry safe (default: a new one, printed)")
 	refund.Flags().StringVar(&reason, "reason", "", "why (kept with the refund)")
-	cmd.AddCommand(list, get, refund)
+	var captureKey, cancelKey string
+	capture := &cobra.Command{
+		Use:     "capture PAYMENT_ID [AMOUNT]",
+		Short:   "Capture a payment authorized with --manual-capture: all of it, or AMOUNT (major units)",
+		Example: "  bourse payments capture pay_01HF...\n  bourse payments capture pay_01HF... 30.00",
+		Args:    cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.callCtx(cmd)
+			defer cancel()
+			var units int64
+			if len(args) == 2 {
+				got, err := call(g, "payment", func(cc *grpc.ClientConn) (*paymentv1.GetPaymentResponse, error) {
+					return paymentv1.NewPaymentServiceClient(cc).GetPayment(ctx, &paymentv1.GetPaymentRequest{PaymentId: args[0]})
+				})
+				if err != nil {
+					return err
+				}
+				m, err := moneyArg(args[1], got.GetPayment().GetAmount().GetCurrency())
+				if err != nil {
+					return err
+				}
+				units = m.GetAmount()
+			}
+			key := idempotencyKey(captureKey, "cap")
+			resp, err := call(g, "payment", func(cc *grpc.ClientConn) (*paymentv1.CapturePaymentResponse, error) {
+				return paymentv1.NewPaymentServiceClient(cc).CapturePayment(ctx, &paymentv1.CapturePaymentRequest{PaymentId: args[0],
+					AmountToCapture: units, IdempotencyKey: key})
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.errOut, "idempotency key %s\n", key)
+			if err := g.print(resp, func(t *tabwriter.Writer) { paymentTable(t, resp.GetPayment()) }); err != nil {
+				return err
+			}
+			return paymentOutcome(resp.GetPayment())
+		},
+	}
+	capture.Flags().StringVar(&captureKey, "idempotency-key", "", "makes a retry safe (default: a new one, printed)")
+	cancelCmd := &cobra.Command{
+		Use:     "cancel PAYMENT_ID",
+		Short:   "Cancel a payment that is authorized but not captured (the hold is released)",
+		Example: "  bourse payments cancel pay_01HF...",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.callCtx(cmd)
+			defer cancel()
+			key := idempotencyKey(cancelKey, "can")
+			resp, err := call(g, "payment", func(cc *grpc.ClientConn) (*paymentv1.CancelPaymentResponse, error) {
+				return paymentv1.NewPaymentServiceClient(cc).CancelPayment(ctx, &paymentv1.CancelPaymentRequest{PaymentId: args[0], IdempotencyKey: key})
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.errOut, "idempotency key %s\n", key)
+			return g.print(resp, func(t *tabwriter.Writer) { paymentTable(t, resp.GetPayment()) })
+		},
+	}
+	cancelCmd.Flags().StringVar(&cancelKey, "idempotency-key", "", "makes a retry safe (default: a new one, printed)")
+	cmd.AddCommand(list, get, refund, capture, cancelCmd)
 	return cmd
 }
 

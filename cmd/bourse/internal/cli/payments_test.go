@@ -117,3 +117,41 @@ func TestWebhooksCreateTakesAnIdempotencyKey(t *testing.T) {
 		t.Errorf("the generated key is not printed: %q", errOut.String())
 	}
 }
+
+type fakeCapture struct {
+	fakePayment
+	captured int64
+	key      string
+}
+
+func (f *fakeCapture) GetPayment(_ context.Context, r *paymentv1.GetPaymentRequest) (*paymentv1.GetPaymentResponse, error) {
+	return &paymentv1.GetPaymentResponse{Payment: &paymentv1.Payment{PaymentId: r.GetPaymentId(),
+		Amount: &paymentv1.Money{Amount: 5000, Currency: "KWD"}, Status: paymentv1.PaymentStatus_PAYMENT_STATUS_REQUIRES_CAPTURE}}, nil
+}
+
+func (f *fakeCapture) CapturePayment(_ context.Context, r *paymentv1.CapturePaymentRequest) (*paymentv1.CapturePaymentResponse, error) {
+	f.captured, f.key = r.GetAmountToCapture(), r.GetIdempotencyKey()
+	return &paymentv1.CapturePaymentResponse{Payment: &paymentv1.Payment{PaymentId: r.GetPaymentId(),
+		Amount: &paymentv1.Money{Amount: 5000, Currency: "KWD"}, Status: paymentv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED}}, nil
+}
+
+// capture reads AMOUNT in the payment's own currency (KWD has three decimals) and sends minor units.
+func TestCaptureConvertsTheAmountInThePaymentsCurrency(t *testing.T) {
+	f := &fakeCapture{}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	paymentv1.RegisterPaymentServiceServer(srv, f)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	var out, errOut strings.Builder
+	code := Main([]string{"--addr", "payment=" + lis.Addr().String(), "payments", "capture", "pay_1", "3.25", "--idempotency-key", "cap-7"}, &out, &errOut)
+	if code != ExitOK || f.captured != 3250 || f.key != "cap-7" {
+		t.Fatalf("exit %d, captured %d with key %q; want 0, 3250 and cap-7 (%s)", code, f.captured, f.key, errOut.String())
+	}
+	if code := Main([]string{"--addr", "payment=" + lis.Addr().String(), "payments", "capture", "pay_1", "3.2505"}, &out, &errOut); code != ExitUsage {
+		t.Errorf("an amount finer than KWD's thousandths: exit %d, want %d", code, ExitUsage)
+	}
+}
