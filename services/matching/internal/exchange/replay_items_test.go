@@ -20,6 +20,9 @@ type itemLog struct {
 func newItemLog() *itemLog { return &itemLog{items: map[uint32]map[uint64][]string{}} }
 
 func (l *itemLog) add(shard uint32, it SettleItem) {
+	if it.liveOnly {
+		return // by design not replayed: recovery's re-sync trims that reservation instead
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.items[shard] == nil {

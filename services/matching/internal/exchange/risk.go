@@ -83,6 +83,9 @@ type SettleItem struct {
 	Release  uint64
 	ShrinkID uint64
 	Shrink   int64
+	// liveOnly marks an item a replay of its record does not produce: the excess a fill freed
+	// between an amend's check and its journal write. Recovery's re-sync trims it instead.
+	liveOnly bool
 	origin   traceRef // the trace of the command that produced it, in memory only (tracelinks.go)
 }
 

@@ -278,7 +278,7 @@ func (sh *shard) amend(c *command, now int64, out *output) {
 		// A fill between the check and now left the order fewer lots than the reservation was made
 		// for: free the excess (I2). A replay does not repeat this; the re-sync after it trims instead.
 		if n := c.checkQty - o.Remaining - filledBy(fills); n > 0 {
-			out.settle = append(out.settle, SettleItem{Seq: out.seq, Trade: Trade{Spec: &m.spec}, ShrinkID: c.reservation, Shrink: n})
+			out.settle = append(out.settle, SettleItem{Seq: out.seq, Trade: Trade{Spec: &m.spec}, ShrinkID: c.reservation, Shrink: n, liveOnly: true})
 		}
 	}
 	out.reply(c.done, Result{Order: *res, Fills: fills})
