@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -11,7 +13,22 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}
+// marshalJSON renders msg with the field names of the .proto. protojson varies its whitespace
+// from build to build on purpose; scripts compare and grep this output, so it is re-encoded into
+// one fixed layout: one line, or indented by two spaces.
+func marshalJSON(msg proto.Message, indent bool) ([]byte, error) {
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if indent {
+		err = json.Indent(&out, b, "", "  ")
+	} else {
+		err = json.Compact(&out, b)
+	}
+	return out.Bytes(), err
+}
 
 // print writes msg in the chosen format: the table when -o table, the message itself otherwise
 // (field names as in the .proto, like grpcurl shows them).
@@ -19,14 +36,14 @@ var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNa
 func (g *globals) print(msg proto.Message, table func(t *tabwriter.Writer)) error {
 	switch {
 	case g.output == "json" && table == nil:
-		b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(msg)
+		b, err := marshalJSON(msg, false)
 		if err != nil {
 			return err
 		}
 		_, err = fmt.Fprintf(g.out, "%s\n", b)
 		return err
 	case g.output == "json", g.output == "yaml":
-		b, err := jsonOut.Marshal(msg)
+		b, err := marshalJSON(msg, true)
 		if err != nil {
 			return err
 		}
