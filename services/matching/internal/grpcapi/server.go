@@ -24,6 +24,7 @@ var Policy = auth.Policy{
 	matchingv1.MatchingService_CancelAllOrders_FullMethodName:  auth.Accounts,
 	matchingv1.MatchingService_AmendOrder_FullMethodName:       auth.Accounts,
 	matchingv1.MatchingService_GetOrder_FullMethodName:         auth.Accounts,
+	matchingv1.MatchingService_ListOrders_FullMethodName:       auth.Accounts,
 	matchingv1.MatchingService_StreamOrders_FullMethodName:     auth.Accounts,
 
 	matchingv1.MatchingService_AddSymbol_FullMethodName:           auth.AdminOnly,

@@ -1726,6 +1726,133 @@ func (x *GetOrderResponse) GetOrder() *Order {
 	return nil
 }
 
+type ListOrdersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// Empty: every symbol.
+	Symbol string `protobuf:"bytes,2,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	// Orders per page; 0 means 100, at most 1000.
+	PageSize uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page, with the same account_id and symbol; empty for the first.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrdersRequest) Reset() {
+	*x = ListOrdersRequest{}
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrdersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrdersRequest) ProtoMessage() {}
+
+func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrdersRequest.ProtoReflect.Descriptor instead.
+func (*ListOrdersRequest) Descriptor() ([]byte, []int) {
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListOrdersRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *ListOrdersRequest) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *ListOrdersRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListOrdersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListOrdersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Open orders only, by symbol then order id. An order that opens or closes between pages may be
+	// missed or appear once it is open; no order appears twice.
+	Orders []*Order `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrdersResponse) Reset() {
+	*x = ListOrdersResponse{}
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrdersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrdersResponse) ProtoMessage() {}
+
+func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrdersResponse.ProtoReflect.Descriptor instead.
+func (*ListOrdersResponse) Descriptor() ([]byte, []int) {
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListOrdersResponse) GetOrders() []*Order {
+	if x != nil {
+		return x.Orders
+	}
+	return nil
+}
+
+func (x *ListOrdersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type PriceLevel struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Price         string                 `protobuf:"bytes,1,opt,name=price,proto3" json:"price,omitempty"`
@@ -1737,7 +1864,7 @@ type PriceLevel struct {
 
 func (x *PriceLevel) Reset() {
 	*x = PriceLevel{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[17]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +1876,7 @@ func (x *PriceLevel) String() string {
 func (*PriceLevel) ProtoMessage() {}
 
 func (x *PriceLevel) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[17]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +1889,7 @@ func (x *PriceLevel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriceLevel.ProtoReflect.Descriptor instead.
 func (*PriceLevel) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{17}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PriceLevel) GetPrice() string {
@@ -1800,7 +1927,7 @@ type BookOrder struct {
 
 func (x *BookOrder) Reset() {
 	*x = BookOrder{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[18]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +1939,7 @@ func (x *BookOrder) String() string {
 func (*BookOrder) ProtoMessage() {}
 
 func (x *BookOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[18]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +1952,7 @@ func (x *BookOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookOrder.ProtoReflect.Descriptor instead.
 func (*BookOrder) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{18}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BookOrder) GetOrderId() uint64 {
@@ -1876,7 +2003,7 @@ type GetBookRequest struct {
 
 func (x *GetBookRequest) Reset() {
 	*x = GetBookRequest{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[19]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +2015,7 @@ func (x *GetBookRequest) String() string {
 func (*GetBookRequest) ProtoMessage() {}
 
 func (x *GetBookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[19]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +2028,7 @@ func (x *GetBookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBookRequest.ProtoReflect.Descriptor instead.
 func (*GetBookRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{19}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetBookRequest) GetSymbol() string {
@@ -1942,7 +2069,7 @@ type GetBookResponse struct {
 
 func (x *GetBookResponse) Reset() {
 	*x = GetBookResponse{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[20]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1954,7 +2081,7 @@ func (x *GetBookResponse) String() string {
 func (*GetBookResponse) ProtoMessage() {}
 
 func (x *GetBookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[20]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1967,7 +2094,7 @@ func (x *GetBookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBookResponse.ProtoReflect.Descriptor instead.
 func (*GetBookResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{20}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetBookResponse) GetSymbol() string {
@@ -2031,7 +2158,7 @@ type StreamMarketDataRequest struct {
 
 func (x *StreamMarketDataRequest) Reset() {
 	*x = StreamMarketDataRequest{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[21]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2170,7 @@ func (x *StreamMarketDataRequest) String() string {
 func (*StreamMarketDataRequest) ProtoMessage() {}
 
 func (x *StreamMarketDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[21]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2183,7 @@ func (x *StreamMarketDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamMarketDataRequest.ProtoReflect.Descriptor instead.
 func (*StreamMarketDataRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{21}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StreamMarketDataRequest) GetSymbols() []string {
@@ -2090,7 +2217,7 @@ type StreamMarketDataResponse struct {
 
 func (x *StreamMarketDataResponse) Reset() {
 	*x = StreamMarketDataResponse{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[22]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2229,7 @@ func (x *StreamMarketDataResponse) String() string {
 func (*StreamMarketDataResponse) ProtoMessage() {}
 
 func (x *StreamMarketDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[22]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2242,7 @@ func (x *StreamMarketDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamMarketDataResponse.ProtoReflect.Descriptor instead.
 func (*StreamMarketDataResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{22}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StreamMarketDataResponse) GetSymbol() string {
@@ -2184,7 +2311,7 @@ type BookDelta struct {
 
 func (x *BookDelta) Reset() {
 	*x = BookDelta{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[23]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2323,7 @@ func (x *BookDelta) String() string {
 func (*BookDelta) ProtoMessage() {}
 
 func (x *BookDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[23]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2336,7 @@ func (x *BookDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookDelta.ProtoReflect.Descriptor instead.
 func (*BookDelta) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{23}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BookDelta) GetLevels() []*LevelChange {
@@ -2239,7 +2366,7 @@ type LevelChange struct {
 
 func (x *LevelChange) Reset() {
 	*x = LevelChange{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[24]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2378,7 @@ func (x *LevelChange) String() string {
 func (*LevelChange) ProtoMessage() {}
 
 func (x *LevelChange) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[24]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2391,7 @@ func (x *LevelChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LevelChange.ProtoReflect.Descriptor instead.
 func (*LevelChange) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{24}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LevelChange) GetSide() Side {
@@ -2309,7 +2436,7 @@ type Trade struct {
 
 func (x *Trade) Reset() {
 	*x = Trade{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[25]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2448,7 @@ func (x *Trade) String() string {
 func (*Trade) ProtoMessage() {}
 
 func (x *Trade) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[25]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2461,7 @@ func (x *Trade) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Trade.ProtoReflect.Descriptor instead.
 func (*Trade) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{25}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Trade) GetSequence() uint64 {
@@ -2383,7 +2510,7 @@ type StreamOrdersRequest struct {
 
 func (x *StreamOrdersRequest) Reset() {
 	*x = StreamOrdersRequest{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[26]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2522,7 @@ func (x *StreamOrdersRequest) String() string {
 func (*StreamOrdersRequest) ProtoMessage() {}
 
 func (x *StreamOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[26]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2535,7 @@ func (x *StreamOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamOrdersRequest.ProtoReflect.Descriptor instead.
 func (*StreamOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{26}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StreamOrdersRequest) GetCommands() []*OrderCommand {
@@ -2434,7 +2561,7 @@ type OrderCommand struct {
 
 func (x *OrderCommand) Reset() {
 	*x = OrderCommand{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[27]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2573,7 @@ func (x *OrderCommand) String() string {
 func (*OrderCommand) ProtoMessage() {}
 
 func (x *OrderCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[27]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2586,7 @@ func (x *OrderCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderCommand.ProtoReflect.Descriptor instead.
 func (*OrderCommand) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{27}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *OrderCommand) GetRequestId() uint64 {
@@ -2535,7 +2662,7 @@ type StreamOrdersResponse struct {
 
 func (x *StreamOrdersResponse) Reset() {
 	*x = StreamOrdersResponse{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[28]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +2674,7 @@ func (x *StreamOrdersResponse) String() string {
 func (*StreamOrdersResponse) ProtoMessage() {}
 
 func (x *StreamOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[28]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +2687,7 @@ func (x *StreamOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamOrdersResponse.ProtoReflect.Descriptor instead.
 func (*StreamOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{28}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StreamOrdersResponse) GetUpdates() []*OrderUpdate {
@@ -2587,7 +2714,7 @@ type OrderUpdate struct {
 
 func (x *OrderUpdate) Reset() {
 	*x = OrderUpdate{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[29]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2599,7 +2726,7 @@ func (x *OrderUpdate) String() string {
 func (*OrderUpdate) ProtoMessage() {}
 
 func (x *OrderUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[29]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2612,7 +2739,7 @@ func (x *OrderUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderUpdate.ProtoReflect.Descriptor instead.
 func (*OrderUpdate) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{29}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *OrderUpdate) GetRequestId() uint64 {
@@ -2665,7 +2792,7 @@ type GetSettlementStatusRequest struct {
 
 func (x *GetSettlementStatusRequest) Reset() {
 	*x = GetSettlementStatusRequest{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[30]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2677,7 +2804,7 @@ func (x *GetSettlementStatusRequest) String() string {
 func (*GetSettlementStatusRequest) ProtoMessage() {}
 
 func (x *GetSettlementStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[30]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2690,7 +2817,7 @@ func (x *GetSettlementStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetSettlementStatusRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{30}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{32}
 }
 
 type ShardSettlement struct {
@@ -2717,7 +2844,7 @@ type ShardSettlement struct {
 
 func (x *ShardSettlement) Reset() {
 	*x = ShardSettlement{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[31]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2729,7 +2856,7 @@ func (x *ShardSettlement) String() string {
 func (*ShardSettlement) ProtoMessage() {}
 
 func (x *ShardSettlement) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[31]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2742,7 +2869,7 @@ func (x *ShardSettlement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardSettlement.ProtoReflect.Descriptor instead.
 func (*ShardSettlement) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{31}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ShardSettlement) GetShard() uint32 {
@@ -2817,7 +2944,7 @@ type GetSettlementStatusResponse struct {
 
 func (x *GetSettlementStatusResponse) Reset() {
 	*x = GetSettlementStatusResponse{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[32]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2829,7 +2956,7 @@ func (x *GetSettlementStatusResponse) String() string {
 func (*GetSettlementStatusResponse) ProtoMessage() {}
 
 func (x *GetSettlementStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[32]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2842,7 +2969,7 @@ func (x *GetSettlementStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetSettlementStatusResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{32}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetSettlementStatusResponse) GetShards() []*ShardSettlement {
@@ -2861,7 +2988,7 @@ type ResumeSettlementRequest struct {
 
 func (x *ResumeSettlementRequest) Reset() {
 	*x = ResumeSettlementRequest{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[33]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2873,7 +3000,7 @@ func (x *ResumeSettlementRequest) String() string {
 func (*ResumeSettlementRequest) ProtoMessage() {}
 
 func (x *ResumeSettlementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[33]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2886,7 +3013,7 @@ func (x *ResumeSettlementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSettlementRequest.ProtoReflect.Descriptor instead.
 func (*ResumeSettlementRequest) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{33}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ResumeSettlementRequest) GetShard() uint32 {
@@ -2905,7 +3032,7 @@ type ResumeSettlementResponse struct {
 
 func (x *ResumeSettlementResponse) Reset() {
 	*x = ResumeSettlementResponse{}
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[34]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2917,7 +3044,7 @@ func (x *ResumeSettlementResponse) String() string {
 func (*ResumeSettlementResponse) ProtoMessage() {}
 
 func (x *ResumeSettlementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bourse_matching_v1_matching_proto_msgTypes[34]
+	mi := &file_bourse_matching_v1_matching_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2930,7 +3057,7 @@ func (x *ResumeSettlementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSettlementResponse.ProtoReflect.Descriptor instead.
 func (*ResumeSettlementResponse) Descriptor() ([]byte, []int) {
-	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{34}
+	return file_bourse_matching_v1_matching_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ResumeSettlementResponse) GetShard() *ShardSettlement {
@@ -3053,7 +3180,17 @@ const file_bourse_matching_v1_matching_proto_rawDesc = "" +
 	"\border_id\x18\x03 \x01(\x04R\aorderId\x12&\n" +
 	"\x0fclient_order_id\x18\x04 \x01(\tR\rclientOrderId\"C\n" +
 	"\x10GetOrderResponse\x12/\n" +
-	"\x05order\x18\x01 \x01(\v2\x19.bourse.matching.v1.OrderR\x05order\"V\n" +
+	"\x05order\x18\x01 \x01(\v2\x19.bourse.matching.v1.OrderR\x05order\"\x86\x01\n" +
+	"\x11ListOrdersRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x16\n" +
+	"\x06symbol\x18\x02 \x01(\tR\x06symbol\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"o\n" +
+	"\x12ListOrdersResponse\x121\n" +
+	"\x06orders\x18\x01 \x03(\v2\x19.bourse.matching.v1.OrderR\x06orders\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"V\n" +
 	"\n" +
 	"PriceLevel\x12\x14\n" +
 	"\x05price\x18\x01 \x01(\tR\x05price\x12\x1a\n" +
@@ -3194,7 +3331,8 @@ const file_bourse_matching_v1_matching_proto_rawDesc = "" +
 	"\x18CANCEL_REASON_SELF_TRADE\x10\x05\x12\x19\n" +
 	"\x15CANCEL_REASON_EXPIRED\x10\x06\x12\x1b\n" +
 	"\x17CANCEL_REASON_POST_ONLY\x10\a\x12\x1e\n" +
-	"\x1aCANCEL_REASON_NO_LIQUIDITY\x10\b2\xbe\t\n" +
+	"\x1aCANCEL_REASON_NO_LIQUIDITY\x10\b2\x9b\n" +
+	"\n" +
 	"\x0fMatchingService\x12X\n" +
 	"\tAddSymbol\x12$.bourse.matching.v1.AddSymbolRequest\x1a%.bourse.matching.v1.AddSymbolResponse\x12^\n" +
 	"\vListSymbols\x12&.bourse.matching.v1.ListSymbolsRequest\x1a'.bourse.matching.v1.ListSymbolsResponse\x12^\n" +
@@ -3203,7 +3341,9 @@ const file_bourse_matching_v1_matching_proto_rawDesc = "" +
 	"\x0fCancelAllOrders\x12*.bourse.matching.v1.CancelAllOrdersRequest\x1a+.bourse.matching.v1.CancelAllOrdersResponse\x12[\n" +
 	"\n" +
 	"AmendOrder\x12%.bourse.matching.v1.AmendOrderRequest\x1a&.bourse.matching.v1.AmendOrderResponse\x12U\n" +
-	"\bGetOrder\x12#.bourse.matching.v1.GetOrderRequest\x1a$.bourse.matching.v1.GetOrderResponse\x12R\n" +
+	"\bGetOrder\x12#.bourse.matching.v1.GetOrderRequest\x1a$.bourse.matching.v1.GetOrderResponse\x12[\n" +
+	"\n" +
+	"ListOrders\x12%.bourse.matching.v1.ListOrdersRequest\x1a&.bourse.matching.v1.ListOrdersResponse\x12R\n" +
 	"\aGetBook\x12\".bourse.matching.v1.GetBookRequest\x1a#.bourse.matching.v1.GetBookResponse\x12o\n" +
 	"\x10StreamMarketData\x12+.bourse.matching.v1.StreamMarketDataRequest\x1a,.bourse.matching.v1.StreamMarketDataResponse0\x01\x12e\n" +
 	"\fStreamOrders\x12'.bourse.matching.v1.StreamOrdersRequest\x1a(.bourse.matching.v1.StreamOrdersResponse(\x010\x01\x12v\n" +
@@ -3224,7 +3364,7 @@ func file_bourse_matching_v1_matching_proto_rawDescGZIP() []byte {
 }
 
 var file_bourse_matching_v1_matching_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_bourse_matching_v1_matching_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_bourse_matching_v1_matching_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_bourse_matching_v1_matching_proto_goTypes = []any{
 	(Side)(0),                           // 0: bourse.matching.v1.Side
 	(OrderType)(0),                      // 1: bourse.matching.v1.OrderType
@@ -3250,25 +3390,27 @@ var file_bourse_matching_v1_matching_proto_goTypes = []any{
 	(*AmendOrderResponse)(nil),          // 21: bourse.matching.v1.AmendOrderResponse
 	(*GetOrderRequest)(nil),             // 22: bourse.matching.v1.GetOrderRequest
 	(*GetOrderResponse)(nil),            // 23: bourse.matching.v1.GetOrderResponse
-	(*PriceLevel)(nil),                  // 24: bourse.matching.v1.PriceLevel
-	(*BookOrder)(nil),                   // 25: bourse.matching.v1.BookOrder
-	(*GetBookRequest)(nil),              // 26: bourse.matching.v1.GetBookRequest
-	(*GetBookResponse)(nil),             // 27: bourse.matching.v1.GetBookResponse
-	(*StreamMarketDataRequest)(nil),     // 28: bourse.matching.v1.StreamMarketDataRequest
-	(*StreamMarketDataResponse)(nil),    // 29: bourse.matching.v1.StreamMarketDataResponse
-	(*BookDelta)(nil),                   // 30: bourse.matching.v1.BookDelta
-	(*LevelChange)(nil),                 // 31: bourse.matching.v1.LevelChange
-	(*Trade)(nil),                       // 32: bourse.matching.v1.Trade
-	(*StreamOrdersRequest)(nil),         // 33: bourse.matching.v1.StreamOrdersRequest
-	(*OrderCommand)(nil),                // 34: bourse.matching.v1.OrderCommand
-	(*StreamOrdersResponse)(nil),        // 35: bourse.matching.v1.StreamOrdersResponse
-	(*OrderUpdate)(nil),                 // 36: bourse.matching.v1.OrderUpdate
-	(*GetSettlementStatusRequest)(nil),  // 37: bourse.matching.v1.GetSettlementStatusRequest
-	(*ShardSettlement)(nil),             // 38: bourse.matching.v1.ShardSettlement
-	(*GetSettlementStatusResponse)(nil), // 39: bourse.matching.v1.GetSettlementStatusResponse
-	(*ResumeSettlementRequest)(nil),     // 40: bourse.matching.v1.ResumeSettlementRequest
-	(*ResumeSettlementResponse)(nil),    // 41: bourse.matching.v1.ResumeSettlementResponse
-	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
+	(*ListOrdersRequest)(nil),           // 24: bourse.matching.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),          // 25: bourse.matching.v1.ListOrdersResponse
+	(*PriceLevel)(nil),                  // 26: bourse.matching.v1.PriceLevel
+	(*BookOrder)(nil),                   // 27: bourse.matching.v1.BookOrder
+	(*GetBookRequest)(nil),              // 28: bourse.matching.v1.GetBookRequest
+	(*GetBookResponse)(nil),             // 29: bourse.matching.v1.GetBookResponse
+	(*StreamMarketDataRequest)(nil),     // 30: bourse.matching.v1.StreamMarketDataRequest
+	(*StreamMarketDataResponse)(nil),    // 31: bourse.matching.v1.StreamMarketDataResponse
+	(*BookDelta)(nil),                   // 32: bourse.matching.v1.BookDelta
+	(*LevelChange)(nil),                 // 33: bourse.matching.v1.LevelChange
+	(*Trade)(nil),                       // 34: bourse.matching.v1.Trade
+	(*StreamOrdersRequest)(nil),         // 35: bourse.matching.v1.StreamOrdersRequest
+	(*OrderCommand)(nil),                // 36: bourse.matching.v1.OrderCommand
+	(*StreamOrdersResponse)(nil),        // 37: bourse.matching.v1.StreamOrdersResponse
+	(*OrderUpdate)(nil),                 // 38: bourse.matching.v1.OrderUpdate
+	(*GetSettlementStatusRequest)(nil),  // 39: bourse.matching.v1.GetSettlementStatusRequest
+	(*ShardSettlement)(nil),             // 40: bourse.matching.v1.ShardSettlement
+	(*GetSettlementStatusResponse)(nil), // 41: bourse.matching.v1.GetSettlementStatusResponse
+	(*ResumeSettlementRequest)(nil),     // 42: bourse.matching.v1.ResumeSettlementRequest
+	(*ResumeSettlementResponse)(nil),    // 43: bourse.matching.v1.ResumeSettlementResponse
+	(*timestamppb.Timestamp)(nil),       // 44: google.protobuf.Timestamp
 }
 var file_bourse_matching_v1_matching_proto_depIdxs = []int32{
 	7,  // 0: bourse.matching.v1.AddSymbolRequest.symbol:type_name -> bourse.matching.v1.Symbol
@@ -3278,7 +3420,7 @@ var file_bourse_matching_v1_matching_proto_depIdxs = []int32{
 	1,  // 4: bourse.matching.v1.SubmitOrderRequest.type:type_name -> bourse.matching.v1.OrderType
 	2,  // 5: bourse.matching.v1.SubmitOrderRequest.time_in_force:type_name -> bourse.matching.v1.TimeInForce
 	3,  // 6: bourse.matching.v1.SubmitOrderRequest.self_trade_prevention:type_name -> bourse.matching.v1.SelfTradePrevention
-	42, // 7: bourse.matching.v1.SubmitOrderRequest.expire_time:type_name -> google.protobuf.Timestamp
+	44, // 7: bourse.matching.v1.SubmitOrderRequest.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 8: bourse.matching.v1.Order.side:type_name -> bourse.matching.v1.Side
 	1,  // 9: bourse.matching.v1.Order.type:type_name -> bourse.matching.v1.OrderType
 	2,  // 10: bourse.matching.v1.Order.time_in_force:type_name -> bourse.matching.v1.TimeInForce
@@ -3286,66 +3428,69 @@ var file_bourse_matching_v1_matching_proto_depIdxs = []int32{
 	4,  // 12: bourse.matching.v1.Order.status:type_name -> bourse.matching.v1.OrderStatus
 	5,  // 13: bourse.matching.v1.Order.reject_reason:type_name -> bourse.matching.v1.RejectReason
 	6,  // 14: bourse.matching.v1.Order.cancel_reason:type_name -> bourse.matching.v1.CancelReason
-	42, // 15: bourse.matching.v1.Order.expire_time:type_name -> google.protobuf.Timestamp
-	42, // 16: bourse.matching.v1.Order.created_time:type_name -> google.protobuf.Timestamp
-	42, // 17: bourse.matching.v1.Order.updated_time:type_name -> google.protobuf.Timestamp
+	44, // 15: bourse.matching.v1.Order.expire_time:type_name -> google.protobuf.Timestamp
+	44, // 16: bourse.matching.v1.Order.created_time:type_name -> google.protobuf.Timestamp
+	44, // 17: bourse.matching.v1.Order.updated_time:type_name -> google.protobuf.Timestamp
 	0,  // 18: bourse.matching.v1.Fill.side:type_name -> bourse.matching.v1.Side
-	42, // 19: bourse.matching.v1.Fill.time:type_name -> google.protobuf.Timestamp
+	44, // 19: bourse.matching.v1.Fill.time:type_name -> google.protobuf.Timestamp
 	13, // 20: bourse.matching.v1.SubmitOrderResponse.order:type_name -> bourse.matching.v1.Order
 	14, // 21: bourse.matching.v1.SubmitOrderResponse.fills:type_name -> bourse.matching.v1.Fill
 	13, // 22: bourse.matching.v1.CancelOrderResponse.order:type_name -> bourse.matching.v1.Order
 	13, // 23: bourse.matching.v1.AmendOrderResponse.order:type_name -> bourse.matching.v1.Order
 	14, // 24: bourse.matching.v1.AmendOrderResponse.fills:type_name -> bourse.matching.v1.Fill
 	13, // 25: bourse.matching.v1.GetOrderResponse.order:type_name -> bourse.matching.v1.Order
-	24, // 26: bourse.matching.v1.GetBookResponse.bids:type_name -> bourse.matching.v1.PriceLevel
-	24, // 27: bourse.matching.v1.GetBookResponse.asks:type_name -> bourse.matching.v1.PriceLevel
-	25, // 28: bourse.matching.v1.GetBookResponse.bid_orders:type_name -> bourse.matching.v1.BookOrder
-	25, // 29: bourse.matching.v1.GetBookResponse.ask_orders:type_name -> bourse.matching.v1.BookOrder
-	27, // 30: bourse.matching.v1.StreamMarketDataResponse.snapshot:type_name -> bourse.matching.v1.GetBookResponse
-	30, // 31: bourse.matching.v1.StreamMarketDataResponse.delta:type_name -> bourse.matching.v1.BookDelta
-	31, // 32: bourse.matching.v1.BookDelta.levels:type_name -> bourse.matching.v1.LevelChange
-	32, // 33: bourse.matching.v1.BookDelta.trades:type_name -> bourse.matching.v1.Trade
-	0,  // 34: bourse.matching.v1.LevelChange.side:type_name -> bourse.matching.v1.Side
-	0,  // 35: bourse.matching.v1.Trade.aggressor_side:type_name -> bourse.matching.v1.Side
-	42, // 36: bourse.matching.v1.Trade.time:type_name -> google.protobuf.Timestamp
-	34, // 37: bourse.matching.v1.StreamOrdersRequest.commands:type_name -> bourse.matching.v1.OrderCommand
-	12, // 38: bourse.matching.v1.OrderCommand.submit:type_name -> bourse.matching.v1.SubmitOrderRequest
-	16, // 39: bourse.matching.v1.OrderCommand.cancel:type_name -> bourse.matching.v1.CancelOrderRequest
-	20, // 40: bourse.matching.v1.OrderCommand.amend:type_name -> bourse.matching.v1.AmendOrderRequest
-	36, // 41: bourse.matching.v1.StreamOrdersResponse.updates:type_name -> bourse.matching.v1.OrderUpdate
-	13, // 42: bourse.matching.v1.OrderUpdate.order:type_name -> bourse.matching.v1.Order
-	14, // 43: bourse.matching.v1.OrderUpdate.fills:type_name -> bourse.matching.v1.Fill
-	38, // 44: bourse.matching.v1.GetSettlementStatusResponse.shards:type_name -> bourse.matching.v1.ShardSettlement
-	38, // 45: bourse.matching.v1.ResumeSettlementResponse.shard:type_name -> bourse.matching.v1.ShardSettlement
-	8,  // 46: bourse.matching.v1.MatchingService.AddSymbol:input_type -> bourse.matching.v1.AddSymbolRequest
-	10, // 47: bourse.matching.v1.MatchingService.ListSymbols:input_type -> bourse.matching.v1.ListSymbolsRequest
-	12, // 48: bourse.matching.v1.MatchingService.SubmitOrder:input_type -> bourse.matching.v1.SubmitOrderRequest
-	16, // 49: bourse.matching.v1.MatchingService.CancelOrder:input_type -> bourse.matching.v1.CancelOrderRequest
-	18, // 50: bourse.matching.v1.MatchingService.CancelAllOrders:input_type -> bourse.matching.v1.CancelAllOrdersRequest
-	20, // 51: bourse.matching.v1.MatchingService.AmendOrder:input_type -> bourse.matching.v1.AmendOrderRequest
-	22, // 52: bourse.matching.v1.MatchingService.GetOrder:input_type -> bourse.matching.v1.GetOrderRequest
-	26, // 53: bourse.matching.v1.MatchingService.GetBook:input_type -> bourse.matching.v1.GetBookRequest
-	28, // 54: bourse.matching.v1.MatchingService.StreamMarketData:input_type -> bourse.matching.v1.StreamMarketDataRequest
-	33, // 55: bourse.matching.v1.MatchingService.StreamOrders:input_type -> bourse.matching.v1.StreamOrdersRequest
-	37, // 56: bourse.matching.v1.MatchingService.GetSettlementStatus:input_type -> bourse.matching.v1.GetSettlementStatusRequest
-	40, // 57: bourse.matching.v1.MatchingService.ResumeSettlement:input_type -> bourse.matching.v1.ResumeSettlementRequest
-	9,  // 58: bourse.matching.v1.MatchingService.AddSymbol:output_type -> bourse.matching.v1.AddSymbolResponse
-	11, // 59: bourse.matching.v1.MatchingService.ListSymbols:output_type -> bourse.matching.v1.ListSymbolsResponse
-	15, // 60: bourse.matching.v1.MatchingService.SubmitOrder:output_type -> bourse.matching.v1.SubmitOrderResponse
-	17, // 61: bourse.matching.v1.MatchingService.CancelOrder:output_type -> bourse.matching.v1.CancelOrderResponse
-	19, // 62: bourse.matching.v1.MatchingService.CancelAllOrders:output_type -> bourse.matching.v1.CancelAllOrdersResponse
-	21, // 63: bourse.matching.v1.MatchingService.AmendOrder:output_type -> bourse.matching.v1.AmendOrderResponse
-	23, // 64: bourse.matching.v1.MatchingService.GetOrder:output_type -> bourse.matching.v1.GetOrderResponse
-	27, // 65: bourse.matching.v1.MatchingService.GetBook:output_type -> bourse.matching.v1.GetBookResponse
-	29, // 66: bourse.matching.v1.MatchingService.StreamMarketData:output_type -> bourse.matching.v1.StreamMarketDataResponse
-	35, // 67: bourse.matching.v1.MatchingService.StreamOrders:output_type -> bourse.matching.v1.StreamOrdersResponse
-	39, // 68: bourse.matching.v1.MatchingService.GetSettlementStatus:output_type -> bourse.matching.v1.GetSettlementStatusResponse
-	41, // 69: bourse.matching.v1.MatchingService.ResumeSettlement:output_type -> bourse.matching.v1.ResumeSettlementResponse
-	58, // [58:70] is the sub-list for method output_type
-	46, // [46:58] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	13, // 26: bourse.matching.v1.ListOrdersResponse.orders:type_name -> bourse.matching.v1.Order
+	26, // 27: bourse.matching.v1.GetBookResponse.bids:type_name -> bourse.matching.v1.PriceLevel
+	26, // 28: bourse.matching.v1.GetBookResponse.asks:type_name -> bourse.matching.v1.PriceLevel
+	27, // 29: bourse.matching.v1.GetBookResponse.bid_orders:type_name -> bourse.matching.v1.BookOrder
+	27, // 30: bourse.matching.v1.GetBookResponse.ask_orders:type_name -> bourse.matching.v1.BookOrder
+	29, // 31: bourse.matching.v1.StreamMarketDataResponse.snapshot:type_name -> bourse.matching.v1.GetBookResponse
+	32, // 32: bourse.matching.v1.StreamMarketDataResponse.delta:type_name -> bourse.matching.v1.BookDelta
+	33, // 33: bourse.matching.v1.BookDelta.levels:type_name -> bourse.matching.v1.LevelChange
+	34, // 34: bourse.matching.v1.BookDelta.trades:type_name -> bourse.matching.v1.Trade
+	0,  // 35: bourse.matching.v1.LevelChange.side:type_name -> bourse.matching.v1.Side
+	0,  // 36: bourse.matching.v1.Trade.aggressor_side:type_name -> bourse.matching.v1.Side
+	44, // 37: bourse.matching.v1.Trade.time:type_name -> google.protobuf.Timestamp
+	36, // 38: bourse.matching.v1.StreamOrdersRequest.commands:type_name -> bourse.matching.v1.OrderCommand
+	12, // 39: bourse.matching.v1.OrderCommand.submit:type_name -> bourse.matching.v1.SubmitOrderRequest
+	16, // 40: bourse.matching.v1.OrderCommand.cancel:type_name -> bourse.matching.v1.CancelOrderRequest
+	20, // 41: bourse.matching.v1.OrderCommand.amend:type_name -> bourse.matching.v1.AmendOrderRequest
+	38, // 42: bourse.matching.v1.StreamOrdersResponse.updates:type_name -> bourse.matching.v1.OrderUpdate
+	13, // 43: bourse.matching.v1.OrderUpdate.order:type_name -> bourse.matching.v1.Order
+	14, // 44: bourse.matching.v1.OrderUpdate.fills:type_name -> bourse.matching.v1.Fill
+	40, // 45: bourse.matching.v1.GetSettlementStatusResponse.shards:type_name -> bourse.matching.v1.ShardSettlement
+	40, // 46: bourse.matching.v1.ResumeSettlementResponse.shard:type_name -> bourse.matching.v1.ShardSettlement
+	8,  // 47: bourse.matching.v1.MatchingService.AddSymbol:input_type -> bourse.matching.v1.AddSymbolRequest
+	10, // 48: bourse.matching.v1.MatchingService.ListSymbols:input_type -> bourse.matching.v1.ListSymbolsRequest
+	12, // 49: bourse.matching.v1.MatchingService.SubmitOrder:input_type -> bourse.matching.v1.SubmitOrderRequest
+	16, // 50: bourse.matching.v1.MatchingService.CancelOrder:input_type -> bourse.matching.v1.CancelOrderRequest
+	18, // 51: bourse.matching.v1.MatchingService.CancelAllOrders:input_type -> bourse.matching.v1.CancelAllOrdersRequest
+	20, // 52: bourse.matching.v1.MatchingService.AmendOrder:input_type -> bourse.matching.v1.AmendOrderRequest
+	22, // 53: bourse.matching.v1.MatchingService.GetOrder:input_type -> bourse.matching.v1.GetOrderRequest
+	24, // 54: bourse.matching.v1.MatchingService.ListOrders:input_type -> bourse.matching.v1.ListOrdersRequest
+	28, // 55: bourse.matching.v1.MatchingService.GetBook:input_type -> bourse.matching.v1.GetBookRequest
+	30, // 56: bourse.matching.v1.MatchingService.StreamMarketData:input_type -> bourse.matching.v1.StreamMarketDataRequest
+	35, // 57: bourse.matching.v1.MatchingService.StreamOrders:input_type -> bourse.matching.v1.StreamOrdersRequest
+	39, // 58: bourse.matching.v1.MatchingService.GetSettlementStatus:input_type -> bourse.matching.v1.GetSettlementStatusRequest
+	42, // 59: bourse.matching.v1.MatchingService.ResumeSettlement:input_type -> bourse.matching.v1.ResumeSettlementRequest
+	9,  // 60: bourse.matching.v1.MatchingService.AddSymbol:output_type -> bourse.matching.v1.AddSymbolResponse
+	11, // 61: bourse.matching.v1.MatchingService.ListSymbols:output_type -> bourse.matching.v1.ListSymbolsResponse
+	15, // 62: bourse.matching.v1.MatchingService.SubmitOrder:output_type -> bourse.matching.v1.SubmitOrderResponse
+	17, // 63: bourse.matching.v1.MatchingService.CancelOrder:output_type -> bourse.matching.v1.CancelOrderResponse
+	19, // 64: bourse.matching.v1.MatchingService.CancelAllOrders:output_type -> bourse.matching.v1.CancelAllOrdersResponse
+	21, // 65: bourse.matching.v1.MatchingService.AmendOrder:output_type -> bourse.matching.v1.AmendOrderResponse
+	23, // 66: bourse.matching.v1.MatchingService.GetOrder:output_type -> bourse.matching.v1.GetOrderResponse
+	25, // 67: bourse.matching.v1.MatchingService.ListOrders:output_type -> bourse.matching.v1.ListOrdersResponse
+	29, // 68: bourse.matching.v1.MatchingService.GetBook:output_type -> bourse.matching.v1.GetBookResponse
+	31, // 69: bourse.matching.v1.MatchingService.StreamMarketData:output_type -> bourse.matching.v1.StreamMarketDataResponse
+	37, // 70: bourse.matching.v1.MatchingService.StreamOrders:output_type -> bourse.matching.v1.StreamOrdersResponse
+	41, // 71: bourse.matching.v1.MatchingService.GetSettlementStatus:output_type -> bourse.matching.v1.GetSettlementStatusResponse
+	43, // 72: bourse.matching.v1.MatchingService.ResumeSettlement:output_type -> bourse.matching.v1.ResumeSettlementResponse
+	60, // [60:73] is the sub-list for method output_type
+	47, // [47:60] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_bourse_matching_v1_matching_proto_init() }
@@ -3353,11 +3498,11 @@ func file_bourse_matching_v1_matching_proto_init() {
 	if File_bourse_matching_v1_matching_proto != nil {
 		return
 	}
-	file_bourse_matching_v1_matching_proto_msgTypes[22].OneofWrappers = []any{
+	file_bourse_matching_v1_matching_proto_msgTypes[24].OneofWrappers = []any{
 		(*StreamMarketDataResponse_Snapshot)(nil),
 		(*StreamMarketDataResponse_Delta)(nil),
 	}
-	file_bourse_matching_v1_matching_proto_msgTypes[27].OneofWrappers = []any{
+	file_bourse_matching_v1_matching_proto_msgTypes[29].OneofWrappers = []any{
 		(*OrderCommand_Submit)(nil),
 		(*OrderCommand_Cancel)(nil),
 		(*OrderCommand_Amend)(nil),
@@ -3368,7 +3513,7 @@ func file_bourse_matching_v1_matching_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bourse_matching_v1_matching_proto_rawDesc), len(file_bourse_matching_v1_matching_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	MatchingService_CancelAllOrders_FullMethodName     = "/bourse.matching.v1.MatchingService/CancelAllOrders"
 	MatchingService_AmendOrder_FullMethodName          = "/bourse.matching.v1.MatchingService/AmendOrder"
 	MatchingService_GetOrder_FullMethodName            = "/bourse.matching.v1.MatchingService/GetOrder"
+	MatchingService_ListOrders_FullMethodName          = "/bourse.matching.v1.MatchingService/ListOrders"
 	MatchingService_GetBook_FullMethodName             = "/bourse.matching.v1.MatchingService/GetBook"
 	MatchingService_StreamMarketData_FullMethodName    = "/bourse.matching.v1.MatchingService/StreamMarketData"
 	MatchingService_StreamOrders_FullMethodName        = "/bourse.matching.v1.MatchingService/StreamOrders"
@@ -59,6 +60,10 @@ type MatchingServiceClient interface {
 	AmendOrder(ctx context.Context, in *AmendOrderRequest, opts ...grpc.CallOption) (*AmendOrderResponse, error)
 	// GetOrder returns an order, open or recently closed. The owner or admin.
 	GetOrder(ctx context.Context, in *GetOrderRequest, opts ...grpc.CallOption) (*GetOrderResponse, error)
+	// ListOrders returns an account's open orders: resting in a book or stop orders waiting for their
+	// trigger. Filled, cancelled and rejected orders are not listed (GetOrder reads those). Ordered by
+	// symbol, then order id; one page at a time. The owner or admin.
+	ListOrders(ctx context.Context, in *ListOrdersRequest, opts ...grpc.CallOption) (*ListOrdersResponse, error)
 	// GetBook returns L2 depth and, on request, the L3 orders (admin only for L3).
 	GetBook(ctx context.Context, in *GetBookRequest, opts ...grpc.CallOption) (*GetBookResponse, error)
 	// StreamMarketData sends a snapshot of each requested book, then every L2 change and trade, each
@@ -153,6 +158,16 @@ func (c *matchingServiceClient) GetOrder(ctx context.Context, in *GetOrderReques
 	return out, nil
 }
 
+func (c *matchingServiceClient) ListOrders(ctx context.Context, in *ListOrdersRequest, opts ...grpc.CallOption) (*ListOrdersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOrdersResponse)
+	err := c.cc.Invoke(ctx, MatchingService_ListOrders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *matchingServiceClient) GetBook(ctx context.Context, in *GetBookRequest, opts ...grpc.CallOption) (*GetBookResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetBookResponse)
@@ -241,6 +256,10 @@ type MatchingServiceServer interface {
 	AmendOrder(context.Context, *AmendOrderRequest) (*AmendOrderResponse, error)
 	// GetOrder returns an order, open or recently closed. The owner or admin.
 	GetOrder(context.Context, *GetOrderRequest) (*GetOrderResponse, error)
+	// ListOrders returns an account's open orders: resting in a book or stop orders waiting for their
+	// trigger. Filled, cancelled and rejected orders are not listed (GetOrder reads those). Ordered by
+	// symbol, then order id; one page at a time. The owner or admin.
+	ListOrders(context.Context, *ListOrdersRequest) (*ListOrdersResponse, error)
 	// GetBook returns L2 depth and, on request, the L3 orders (admin only for L3).
 	GetBook(context.Context, *GetBookRequest) (*GetBookResponse, error)
 	// StreamMarketData sends a snapshot of each requested book, then every L2 change and trade, each
@@ -285,6 +304,9 @@ func (UnimplementedMatchingServiceServer) AmendOrder(context.Context, *AmendOrde
 }
 func (UnimplementedMatchingServiceServer) GetOrder(context.Context, *GetOrderRequest) (*GetOrderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetOrder not implemented")
+}
+func (UnimplementedMatchingServiceServer) ListOrders(context.Context, *ListOrdersRequest) (*ListOrdersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOrders not implemented")
 }
 func (UnimplementedMatchingServiceServer) GetBook(context.Context, *GetBookRequest) (*GetBookResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetBook not implemented")
@@ -448,6 +470,24 @@ func _MatchingService_GetOrder_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MatchingService_ListOrders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOrdersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatchingServiceServer).ListOrders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatchingService_ListOrders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatchingServiceServer).ListOrders(ctx, req.(*ListOrdersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _MatchingService_GetBook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetBookRequest)
 	if err := dec(in); err != nil {
@@ -554,6 +594,10 @@ var MatchingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetOrder",
 			Handler:    _MatchingService_GetOrder_Handler,
+		},
+		{
+			MethodName: "ListOrders",
+			Handler:    _MatchingService_ListOrders_Handler,
 		},
 		{
 			MethodName: "GetBook",
