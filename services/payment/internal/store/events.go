@@ -7,6 +7,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/bourse-dev/bourse/pkg/errs"
 	"github.com/bourse-dev/bourse/pkg/sqldb"
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 )
@@ -25,16 +26,50 @@ func (t *Tx) AddEvent(ctx context.Context, typ, account, objectID string, object
 	return t.addDeliveries(ctx, id, typ, account)
 }
 
-// ListEvents returns events after a sequence number, oldest first.
+// ListEvents returns up to limit events after the one whose sequence is after (0: from the start),
+// in log order. A client pages by passing the last sequence it got: no committed event is ever
+// behind its cursor.
+//
+// SQLite has one writer at a time, so the log order is sequence order. On PostgreSQL sequence
+// numbers are taken at insert and concurrent transactions commit in any order, so a reader that
+// had seen sequence N could later miss a lower one committed after it read. There the log order is
+// (inserting transaction id, seq), and only events of transactions older than the reading
+// snapshot's xmin are returned: every transaction below xmin has ended, so every event that becomes
+// visible later belongs to a transaction at or above xmin, which sorts after everything returned.
+// The price: an event waits until every transaction that began before its own has ended (a
+// transaction left open elsewhere in the cluster holds the log back, never loses it).
 func (s *Store) ListEvents(ctx context.Context, account, typ string, after int64, limit int) ([]domain.Event, error) {
-	q, args := `SELECT seq, id, type, account_id, object_id, data, created_at FROM events WHERE seq > ?`, []any{after}
+	q, args, order := `SELECT seq, id, type, account_id, object_id, data, created_at FROM events WHERE seq > ?`, []any{after}, ` ORDER BY seq`
+	if s.Dialect() == sqldb.Postgres {
+		q, args, order = `SELECT seq, id, type, account_id, object_id, data, created_at FROM events
+			WHERE xid < pg_snapshot_xmin(pg_current_snapshot())`, nil, ` ORDER BY xid, seq`
+		if after > 0 {
+			q, args = q+` AND (xid, seq) > ((SELECT xid FROM events WHERE seq = ?), ?)`, append(args, after, after)
+		}
+	}
 	if account != "" {
 		q, args = q+` AND account_id = ?`, append(args, account)
 	}
 	if typ != "" {
 		q, args = q+` AND type = ?`, append(args, typ)
 	}
-	rows, err := s.query(ctx, q+` ORDER BY seq LIMIT ?`, append(args, limit)...)
+	out, err := s.scanEvents(ctx, q+order+` LIMIT ?`, append(args, limit)...)
+	if err != nil || len(out) > 0 || after == 0 {
+		return out, err
+	}
+	// Nothing after it: tell a cursor at the end of the log from one that names no event.
+	var n int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM events WHERE seq = ?`, after).Scan(&n); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, errs.Invalid("after_sequence", "no event has sequence %d (pass the last sequence received)", after)
+	}
+	return nil, nil
+}
+
+func (s *Store) scanEvents(ctx context.Context, q string, args ...any) ([]domain.Event, error) {
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
