@@ -37,6 +37,7 @@ func TestAccessMatrix(t *testing.T) {
 		"CancelAllOrders": authtest.Own,
 		"AmendOrder":      authtest.Own,
 		"GetOrder":        authtest.Own,
+		"ListOrders":      authtest.Own,
 		// Each command names its account; acting for another is refused in that command's answer.
 		"StreamOrders": authtest.AnyAcct,
 
