@@ -302,3 +302,90 @@ func TestOpeningAMarketFromTheCLI(t *testing.T) {
 		t.Errorf("a customer adding a market: exit %d (%s)", code, errOut)
 	}
 }
+
+// listedOrders is what `bourse order list -o json` prints, parsed.
+type listedOrders struct {
+	Orders []struct {
+		OrderID           string `json:"order_id"`
+		ClientOrderID     string `json:"client_order_id"`
+		Symbol            string
+		Status            string
+		RemainingQuantity string `json:"remaining_quantity"`
+	}
+	NextPageToken string `json:"next_page_token"`
+}
+
+func (p platform) listOrders(t *testing.T, key string, args ...string) listedOrders {
+	t.Helper()
+	code, out, errOut := p.run(key, append([]string{"-o", "json", "order", "list"}, args...)...)
+	var l listedOrders
+	if err := json.Unmarshal([]byte(out), &l); code != 0 || err != nil {
+		t.Fatalf("order list %v: exit %d, %v:\n%s%s", args, code, err, out, errOut)
+	}
+	return l
+}
+
+func clientIDs(l listedOrders) []string {
+	var ids []string
+	for _, o := range l.Orders {
+		ids = append(ids, o.ClientOrderID)
+	}
+	return ids
+}
+
+// A placed order shows in `order list`, a cancelled one does not; pages follow with --all.
+func TestOrderListThroughTheCLI(t *testing.T) {
+	p := startPlatform(t)
+	for i, price := range []string{"60000", "60500", "61000"} {
+		cid := "ask-" + string(rune('a'+i))
+		if code, out, errOut := p.run(bobKey, "order", "sell", "BTC-USD", "0.1", "--price", price, "--account", "bob", "--client-order-id", cid); code != 0 {
+			t.Fatalf("sell %s: exit %d: %s%s", cid, code, out, errOut)
+		}
+	}
+	if got := strings.Join(clientIDs(p.listOrders(t, bobKey, "--account", "bob")), ","); got != "ask-a,ask-b,ask-c" {
+		t.Fatalf("bob's open orders before the cancel: %s", got)
+	}
+	if code, out, errOut := p.run(bobKey, "order", "cancel", "BTC-USD", "--client-order-id", "ask-b", "--account", "bob"); code != 0 {
+		t.Fatalf("cancel: exit %d: %s%s", code, out, errOut)
+	}
+	l := p.listOrders(t, bobKey, "--account", "bob", "--symbol", "BTC-USD")
+	if got := strings.Join(clientIDs(l), ","); got != "ask-a,ask-c" || l.NextPageToken != "" {
+		t.Fatalf("bob's open orders after cancelling ask-b: %s (next %q)", got, l.NextPageToken)
+	}
+	for _, o := range l.Orders {
+		if o.Symbol != "BTC-USD" || o.Status != "ORDER_STATUS_NEW" || o.RemainingQuantity != "0.1" || o.OrderID == "" {
+			t.Errorf("listed order %+v", o)
+		}
+	}
+
+	// One page of one, then every page.
+	first := p.listOrders(t, bobKey, "--account", "bob", "--page-size", "1")
+	if got := strings.Join(clientIDs(first), ","); got != "ask-a" || first.NextPageToken == "" {
+		t.Fatalf("first page of one: %s (next %q)", got, first.NextPageToken)
+	}
+	second := p.listOrders(t, bobKey, "--account", "bob", "--page-size", "1", "--page-token", first.NextPageToken)
+	if got := strings.Join(clientIDs(second), ","); got != "ask-c" {
+		t.Errorf("second page of one: %s", got)
+	}
+	all := p.listOrders(t, bobKey, "--account", "bob", "--page-size", "1", "--all")
+	if got := strings.Join(clientIDs(all), ","); got != "ask-a,ask-c" || all.NextPageToken != "" {
+		t.Errorf("--all with pages of one: %s (next %q)", got, all.NextPageToken)
+	}
+
+	// The table, and the hint that more pages follow.
+	code, out, errOut := p.run(bobKey, "order", "list", "--account", "bob", "--page-size", "1")
+	if code != 0 || !strings.Contains(out, "CLIENT ID") || !strings.Contains(out, "ask-a") || strings.Contains(out, "ask-c") ||
+		!strings.Contains(errOut, "--page-token "+first.NextPageToken) {
+		t.Errorf("order list table: exit %d:\n%s%s", code, out, errOut)
+	}
+	// Alice's key may not list bob's orders; alice has none open.
+	if code, _, errOut = p.run(aliceKey, "order", "list", "--account", "bob"); code != cli.ExitAuth {
+		t.Errorf("alice listing bob: exit %d (%s), want %d", code, errOut, cli.ExitAuth)
+	}
+	if l := p.listOrders(t, aliceKey, "--account", "alice"); len(l.Orders) != 0 {
+		t.Errorf("alice's open orders: %s", clientIDs(l))
+	}
+	if code, _, errOut = p.run(bobKey, "order", "list", "--account", "bob", "--page-token", "garbage!"); code != cli.ExitUsage || !strings.Contains(errOut, "page_token") {
+		t.Errorf("a bad page token: exit %d (%s), want %d", code, errOut, cli.ExitUsage)
+	}
+}

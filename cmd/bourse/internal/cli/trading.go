@@ -76,7 +76,7 @@ func (r *orderRef) parse(args []string) error {
 func newOrderCmd(g *globals) *cobra.Command {
 	cmd := group(&cobra.Command{
 		Use:   "order",
-		Short: "Place, amend, cancel and read orders",
+		Short: "Place, amend, cancel, read and list orders",
 	})
 	cmd.AddCommand(newPlaceCmd(g, "buy", matchingv1.Side_SIDE_BUY), newPlaceCmd(g, "sell", matchingv1.Side_SIDE_SELL))
 
@@ -165,7 +165,7 @@ func newOrderCmd(g *globals) *cobra.Command {
 	amendCmd.Flags().StringVar(&amendQty, "quantity", "", "new total quantity")
 	amendCmd.Flags().StringVar(&amendTrigger, "trigger-price", "", "new stop trigger")
 
-	cmd.AddCommand(cancelCmd, getCmd, amendCmd)
+	cmd.AddCommand(cancelCmd, getCmd, amendCmd, newOrderListCmd(g))
 	return cmd
 }
 
