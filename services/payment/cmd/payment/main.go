@@ -67,8 +67,12 @@ func main() {
 	webhookPrivate := fs.Bool("webhook-allow-private-addresses", false, "deliver webhooks to loopback, private and link-local addresses too (development and tests only)")
 	webhookBackoff := fs.Duration("webhook-initial-backoff", 30*time.Second, "wait after a webhook delivery's first failure; doubles up to an hour")
 	retention := fs.Duration("idempotency-retention", idempotency.DefaultRetention, "how long idempotency keys are kept")
+	captureWindow := fs.Duration("capture-window", flows.DefaultCaptureWindow, "how long a manual-capture authorization waits for its capture before the janitor voids it and cancels the payment (reason expired)")
 
 	os.Exit(app.Main(func(ctx context.Context, env *server.Env) (server.Service, error) {
+		if *captureWindow <= 0 {
+			return server.Service{}, fmt.Errorf("--capture-window must be positive, got %s", *captureWindow)
+		}
 		url := *dbURL
 		if url == "" {
 			if err := os.MkdirAll(*dataDir, 0o755); err != nil {
@@ -193,7 +197,8 @@ func main() {
 		}
 
 		svc := flows.New(flows.Config{Store: st, Router: router, Processors: procs, Fraud: checker, Risk: riskClient{riskv1.NewRiskServiceClient(riskConn)},
-			Logger: env.Logger, ProcessorTimeout: *procTimeout, RiskTimeout: *riskTimeout, SettleAfter: *settleAfter, Retention: *retention})
+			Logger: env.Logger, ProcessorTimeout: *procTimeout, RiskTimeout: *riskTimeout, SettleAfter: *settleAfter, Retention: *retention,
+			CaptureWindow: *captureWindow})
 
 		// The janitor and the outbox dispatcher are owned here: started now, stopped by Close (they
 		// block only on the database, the processors and risk, each call with its deadline).

@@ -39,6 +39,9 @@ const (
 	DeclineDoNotHonor           DeclineReason = "do_not_honor"
 	DeclineOther                DeclineReason = "other"
 	DeclineRiskRejected         DeclineReason = "risk_rejected"
+	// DeclineExpired: a manual-capture payment was not captured within the capture window; its
+	// authorization was voided and the payment canceled.
+	DeclineExpired DeclineReason = "expired"
 )
 
 // ReasonForCode maps a processor's decline code to a reason.

@@ -34,41 +34,9 @@ func (s *Service) captureOrVoid(ctx context.Context, caller, key, paymentID stri
 	}{paymentID, amount}
 	var a domain.Attempt
 	replay, err := s.claim(ctx, caller, key, method, params, paymentID, func(tx *store.Tx) error {
-		p, err := tx.Payment(ctx, paymentID)
-		if err != nil {
-			return err
-		}
-		if p.Status != domain.PaymentRequiresCapture {
-			return &errs.Error{Kind: errs.KindFailedPrecondition, Field: "payment_id", Msg: "payment is " + string(p.Status) + ", not requires_capture"}
-		}
-		if amount == 0 {
-			amount = p.Amount.Amount
-		}
-		if amount > p.Amount.Amount {
-			return errs.Invalid("amount_to_capture", "%d exceeds the authorized %d", amount, p.Amount.Amount)
-		}
-		atts, err := tx.Attempts(ctx, paymentID)
-		if err != nil {
-			return err
-		}
-		for _, x := range atts {
-			if x.Status == domain.AttemptAuthorized && x.PendingOp == domain.OpNone {
-				a = x
-			}
-		}
-		if a.ID == "" {
-			return errs.New(errs.KindInternal, "payment %s in requires_capture has no authorized attempt", paymentID)
-		}
-		if op == domain.OpCapture {
-			p.Captured = amount // the amount asked for; it counts once the processor confirms
-		}
-		p.Status = domain.PaymentProcessing
-		if err := tx.SetPaymentStatus(ctx, &p, domain.PaymentRequiresCapture); err != nil {
-			return err
-		}
-		from := a
-		a.PendingOp, a.NextLookupAt = op, tx.Now().Add(s.cfg.SettleAfter)
-		return tx.UpdateAttempt(ctx, &a, from.Status, from.PendingOp)
+		var err error
+		a, err = s.beginCaptureOrVoid(ctx, tx, paymentID, amount, op, domain.DeclineNone)
+		return err
 	})
 	if err != nil || replay != nil {
 		var got domain.Payment
@@ -85,6 +53,63 @@ func (s *Service) captureOrVoid(ctx context.Context, caller, key, paymentID stri
 		s.complete(ctx, caller, key, out) // UNKNOWN: the settling transaction completes nothing yet
 	}
 	return out, false, nil
+}
+
+// beginCaptureOrVoid moves a payment in requires_capture to processing with op pending on its
+// authorized attempt, so no second capture or void can start meanwhile. Both writes are
+// compare-and-set: of a capture, a cancel and the expiry racing for one payment, exactly one begins;
+// the others are FailedPrecondition. amount is the capture's (0: all); reason is recorded on the
+// payment (DeclineExpired for the expiry).
+func (s *Service) beginCaptureOrVoid(ctx context.Context, tx *store.Tx, paymentID string, amount int64, op domain.Op, reason domain.DeclineReason) (domain.Attempt, error) {
+	p, err := tx.Payment(ctx, paymentID)
+	if err != nil {
+		return domain.Attempt{}, err
+	}
+	if p.Status != domain.PaymentRequiresCapture {
+		return domain.Attempt{}, notCapturable(p.Status)
+	}
+	if amount == 0 {
+		amount = p.Amount.Amount
+	}
+	if amount > p.Amount.Amount {
+		return domain.Attempt{}, errs.Invalid("amount_to_capture", "%d exceeds the authorized %d", amount, p.Amount.Amount)
+	}
+	atts, err := tx.Attempts(ctx, paymentID)
+	if err != nil {
+		return domain.Attempt{}, err
+	}
+	var a domain.Attempt
+	for _, x := range atts {
+		if x.Status == domain.AttemptAuthorized && x.PendingOp == domain.OpNone {
+			a = x
+		}
+	}
+	if a.ID == "" {
+		return a, errs.New(errs.KindInternal, "payment %s in requires_capture has no authorized attempt", paymentID)
+	}
+	if op == domain.OpCapture {
+		p.Captured = amount // the amount asked for; it counts once the processor confirms
+	}
+	p.Status, p.DeclineReason = domain.PaymentProcessing, reason
+	if err := tx.SetPaymentStatus(ctx, &p, domain.PaymentRequiresCapture); err != nil {
+		if isConflict(err) {
+			return a, notCapturable(domain.PaymentProcessing)
+		}
+		return a, err
+	}
+	from := a
+	a.PendingOp, a.NextLookupAt = op, tx.Now().Add(s.cfg.SettleAfter)
+	if err := tx.UpdateAttempt(ctx, &a, from.Status, from.PendingOp); err != nil {
+		if isConflict(err) {
+			return a, notCapturable(domain.PaymentProcessing)
+		}
+		return a, err
+	}
+	return a, nil
+}
+
+func notCapturable(st domain.PaymentStatus) error {
+	return &errs.Error{Kind: errs.KindFailedPrecondition, Field: "payment_id", Msg: "payment is " + string(st) + ", not requires_capture"}
 }
 
 // runCaptureOrVoid asks the processor to do the attempt's pending capture or void (again: the key is
@@ -111,8 +136,12 @@ func (s *Service) runCaptureOrVoid(ctx context.Context, a domain.Attempt, notRea
 	}
 	cancel()
 	verdict := resultStatus(res, err)
-	if verdict == processor.Unknown {
-		s.log.Warn("processor outcome unknown; the janitor retries", "payment", p.ID, "op", a.PendingOp, "err", err)
+	// An expiry's void is decided: the payment never goes back to requires_capture, so a void that
+	// did not reach the processor waits for the janitor's next try (with backoff) like a lost answer.
+	expiring := p.DeclineReason == domain.DeclineExpired
+	if verdict == processor.Unknown || verdict == processor.NotReached && expiring {
+		s.log.Warn("processor outcome unknown or not reached; the janitor retries", "payment", p.ID, "op", a.PendingOp,
+			"verdict", verdict.String(), "err", err)
 		return p, nil
 	}
 	err = s.st.InTx(ctx, func(tx *store.Tx) error {

@@ -77,6 +77,9 @@ type Config struct {
 	SettleAfter time.Duration
 	// MaxBackoff caps the janitor's and the dispatcher's retry interval (default 1h).
 	MaxBackoff time.Duration
+	// CaptureWindow is how long a manual-capture authorization may wait for its capture before the
+	// janitor voids it and cancels the payment (default 7 days, like Stripe).
+	CaptureWindow time.Duration
 }
 
 // Service runs the flows.
@@ -103,6 +106,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = time.Hour
+	}
+	if cfg.CaptureWindow <= 0 {
+		cfg.CaptureWindow = DefaultCaptureWindow
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -15,7 +15,7 @@ const janitorBatch = 100
 
 // RunJanitor settles what requests left open, every interval, until ctx ends: attempts whose outcome
 // is UNKNOWN (looked up at the processor with backoff), captures and voids in flight, payments a
-// request abandoned before any attempt, refund and payout sagas whose next step is due, idempotency
+// request abandoned before any attempt, authorizations left uncaptured past the capture window, refund and payout sagas whose next step is due, idempotency
 // records of requests that died, and records past retention. It is safe to run on every replica at
 // once (see the package comment). The caller owns the goroutine; it returns when ctx ends.
 func (s *Service) RunJanitor(ctx context.Context, interval time.Duration) {
@@ -51,6 +51,7 @@ func (s *Service) JanitorPass(ctx context.Context) {
 			}
 		}
 	}
+	s.expireAuthorizations(ctx, now)
 	if rs, err := s.st.DueRefunds(ctx, now, now, janitorBatch); err != nil {
 		s.log.Warn("janitor: due refunds", "err", err)
 	} else {

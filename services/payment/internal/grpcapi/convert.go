@@ -69,6 +69,7 @@ var declineReasons = map[domain.DeclineReason]paymentv1.DeclineReason{
 	domain.DeclineDoNotHonor:           paymentv1.DeclineReason_DECLINE_REASON_DO_NOT_HONOR,
 	domain.DeclineOther:                paymentv1.DeclineReason_DECLINE_REASON_OTHER,
 	domain.DeclineRiskRejected:         paymentv1.DeclineReason_DECLINE_REASON_RISK_REJECTED,
+	domain.DeclineExpired:              paymentv1.DeclineReason_DECLINE_REASON_EXPIRED,
 }
 
 var methods = map[paymentv1.PaymentMethod]domain.Method{

@@ -94,6 +94,8 @@ func migrations(d sqldb.Dialect) []string {
 		pgOnly(d, `ALTER TABLE events ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()`),
 		pgOnly(d, `CREATE INDEX events_xid ON events (xid, seq)`),
 		pgOnly(d, `CREATE INDEX events_account_xid ON events (account_id, xid, seq)`),
+		// The janitor's search for uncaptured authorizations past the capture window.
+		`CREATE INDEX payments_status_created ON payments (status, created_at)`,
 	}
 }
 

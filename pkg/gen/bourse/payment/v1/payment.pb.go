@@ -399,6 +399,9 @@ const (
 	DeclineReason_DECLINE_REASON_OTHER DeclineReason = 7
 	// Risk refused the payout's debit (not enough free balance, unknown account).
 	DeclineReason_DECLINE_REASON_RISK_REJECTED DeclineReason = 8
+	// On a canceled payment: it was authorized with capture_method manual and not captured within
+	// the capture window (7 days by default), so its authorization was voided.
+	DeclineReason_DECLINE_REASON_EXPIRED DeclineReason = 9
 )
 
 // Enum value maps for DeclineReason.
@@ -413,6 +416,7 @@ var (
 		6: "DECLINE_REASON_DO_NOT_HONOR",
 		7: "DECLINE_REASON_OTHER",
 		8: "DECLINE_REASON_RISK_REJECTED",
+		9: "DECLINE_REASON_EXPIRED",
 	}
 	DeclineReason_value = map[string]int32{
 		"DECLINE_REASON_UNSPECIFIED":           0,
@@ -424,6 +428,7 @@ var (
 		"DECLINE_REASON_DO_NOT_HONOR":          6,
 		"DECLINE_REASON_OTHER":                 7,
 		"DECLINE_REASON_RISK_REJECTED":         8,
+		"DECLINE_REASON_EXPIRED":               9,
 	}
 )
 
@@ -2057,7 +2062,10 @@ type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable across deliveries: a receiver dedupes on it.
 	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	// Increasing position in the log; list from it with ListEventsRequest.after_sequence.
+	// Identifies the event's position in the log: pass the last one received as
+	// ListEventsRequest.after_sequence to read on. Unique, but with several writers (PostgreSQL) not
+	// always increasing in log order: the log is in the order that lets a cursor never skip an event
+	// committed late.
 	Sequence int64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// e.g. "payment.succeeded", "payment.failed", "refund.succeeded", "payout.failed".
 	Type      string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
@@ -2154,7 +2162,8 @@ type ListEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required for a customer key (its own account); optional for admin.
 	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	// Only events with a sequence above this.
+	// Only events after the one with this sequence (the last one received; 0: from the start).
+	// A sequence that names no event is InvalidArgument.
 	AfterSequence int64 `protobuf:"varint,2,opt,name=after_sequence,json=afterSequence,proto3" json:"after_sequence,omitempty"`
 	// Only this type (empty: all).
 	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
@@ -3350,7 +3359,7 @@ const file_bourse_payment_v1_payment_proto_rawDesc = "" +
 	"\x18PAYOUT_STATUS_PROCESSING\x10\x02\x12\x1b\n" +
 	"\x17PAYOUT_STATUS_SUCCEEDED\x10\x03\x12\x1b\n" +
 	"\x17PAYOUT_STATUS_REVERSING\x10\x04\x12\x18\n" +
-	"\x14PAYOUT_STATUS_FAILED\x10\x05*\xc4\x02\n" +
+	"\x14PAYOUT_STATUS_FAILED\x10\x05*\xe0\x02\n" +
 	"\rDeclineReason\x12\x1e\n" +
 	"\x1aDECLINE_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cDECLINE_REASON_CARD_DECLINED\x10\x01\x12%\n" +
@@ -3360,7 +3369,8 @@ const file_bourse_payment_v1_payment_proto_rawDesc = "" +
 	"$DECLINE_REASON_PROCESSOR_UNAVAILABLE\x10\x05\x12\x1f\n" +
 	"\x1bDECLINE_REASON_DO_NOT_HONOR\x10\x06\x12\x18\n" +
 	"\x14DECLINE_REASON_OTHER\x10\a\x12 \n" +
-	"\x1cDECLINE_REASON_RISK_REJECTED\x10\b2\x99\f\n" +
+	"\x1cDECLINE_REASON_RISK_REJECTED\x10\b\x12\x1a\n" +
+	"\x16DECLINE_REASON_EXPIRED\x10\t2\x99\f\n" +
 	"\x0ePaymentService\x12b\n" +
 	"\rCreatePayment\x12'.bourse.payment.v1.CreatePaymentRequest\x1a(.bourse.payment.v1.CreatePaymentResponse\x12Y\n" +
 	"\n" +
