@@ -138,8 +138,11 @@ func (s *Service) runCaptureOrVoid(ctx context.Context, a domain.Attempt, notRea
 	verdict := resultStatus(res, err)
 	// An expiry's void is decided: the payment never goes back to requires_capture, so a void that
 	// did not reach the processor waits for the janitor's next try (with backoff) like a lost answer.
+	// So does every re-send (notReached is nil: the janitor's): it may follow a call that acted with
+	// its answer lost or its process killed, and a re-send not reaching the processor proves nothing
+	// of that one.
 	expiring := p.DeclineReason == domain.DeclineExpired
-	if verdict == processor.Unknown || verdict == processor.NotReached && expiring {
+	if verdict == processor.Unknown || verdict == processor.NotReached && (expiring || notReached == nil) {
 		s.log.Warn("processor outcome unknown or not reached; the janitor retries", "payment", p.ID, "op", a.PendingOp,
 			"verdict", verdict.String(), "err", err)
 		return p, nil

@@ -229,6 +229,10 @@ func (s *Service) CreatePayout(ctx context.Context, caller, key string, in Payou
 func (s *Service) advancePayout(ctx context.Context, x domain.Payout) (domain.Payout, error) {
 	// Past the processor or risk call the outcome must be recorded even if the client has gone.
 	ctx = context.WithoutCancel(ctx)
+	// chosen: this run has just recorded x.Processor and not called it yet. Only then does NotReached
+	// prove the processor never saw the payout: a resumed saga's call may follow one that acted with
+	// its answer lost or its process killed, so there NotReached waits like UNKNOWN.
+	chosen := false
 	for range 6 {
 		from := x
 		var post *ledger.Transaction
@@ -267,6 +271,8 @@ func (s *Service) advancePayout(ctx context.Context, x domain.Payout) (domain.Pa
 				wait = true
 				break
 			}
+			first := chosen
+			chosen = false
 			pctx, cancel := s.procCtx(ctx)
 			res, err := proc.Payout(pctx, processor.PayoutRequest{Key: x.ID, Money: processor.Money(x.Amount), Destination: x.Destination,
 				Metadata: map[string]string{"payout_id": x.ID, "account_id": x.AccountID}})
@@ -279,6 +285,10 @@ func (s *Service) advancePayout(ctx context.Context, x domain.Payout) (domain.Pa
 			case processor.Declined:
 				x.Status, x.DeclineReason, x.DeclineCode = domain.PayoutReversing, domain.ReasonForCode(res.DeclineCode), res.DeclineCode
 			case processor.NotReached:
+				if !first {
+					wait = true // an earlier call with this key may have paid out: ask the same processor again
+					break
+				}
 				// Provably not there: the next routed processor, or a reversal once none is left.
 				next := ""
 				procs, _ := s.cfg.Router.Route(domain.MethodBankTransfer, x.Amount)
@@ -342,6 +352,7 @@ func (s *Service) advancePayout(ctx context.Context, x domain.Payout) (domain.Pa
 		if wait {
 			return x, nil
 		}
+		chosen = x.Status == domain.PayoutProcessing && x.Processor != from.Processor
 	}
 	return x, nil
 }
