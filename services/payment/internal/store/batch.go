@@ -20,17 +20,23 @@ import (
 const maxBatch = 128
 
 func newBatcher(s *Store) *sqldb.GroupCommitter[func(*Tx) error] {
+	// The items of a batch share its transaction and so its bound statements. cur belongs to the
+	// committer's writer goroutine, the only one that runs items.
+	var cur *sqldb.TxStmts
 	return sqldb.NewSavepointCommitter(s.db, sqldb.Options{MaxBatch: maxBatch, QueueLen: 8 * maxBatch},
 		func(_ context.Context, tx *sql.Tx, fn func(*Tx) error) error {
-			return fn(&Tx{tx: tx, s: s, now: s.now()})
+			if cur == nil || cur.Tx() != tx {
+				cur = s.stmts.In(tx)
+			}
+			return fn(&Tx{tx: tx, q: cur, s: s, now: s.now()})
 		})
 }
 
-// readDB is the handle reads go through: on SQLite a second connection, so reads in WAL mode do not
+// readStmts is what reads go through: on SQLite a second connection, so reads in WAL mode do not
 // wait behind the writer's batch.
-func (s *Store) readDB() *sql.DB {
+func (s *Store) readStmts() *sqldb.Stmts {
 	if s.rdb != nil {
-		return s.rdb.DB
+		return s.rstmts
 	}
-	return s.db.DB
+	return s.stmts
 }

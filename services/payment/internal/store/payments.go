@@ -334,7 +334,7 @@ func (s *Store) StalledPayments(ctx context.Context, olderThan time.Time, limit 
 
 // Attempts reads a payment's attempts inside the transaction.
 func (t *Tx) Attempts(ctx context.Context, paymentID string) ([]domain.Attempt, error) {
-	rows, err := t.tx.QueryContext(ctx, t.s.db.Rebind(`SELECT `+attemptCols+` FROM attempts WHERE payment_id = ? ORDER BY created_at, id`), paymentID)
+	rows, err := t.query(ctx, `SELECT `+attemptCols+` FROM attempts WHERE payment_id = ? ORDER BY created_at, id`, paymentID)
 	if err != nil {
 		return nil, err
 	}

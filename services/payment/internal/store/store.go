@@ -21,6 +21,8 @@ type Store struct {
 	// batch is group commit (SQLite only: PostgreSQL commits concurrently on its pool, and a batch
 	// there could deadlock against another replica's).
 	batch *sqldb.GroupCommitter[func(*Tx) error]
+	// stmts and rstmts prepare the statements run on db and rdb (see stmts.go).
+	stmts, rstmts *sqldb.Stmts
 }
 
 // Options tune a Store.
@@ -44,17 +46,30 @@ func OpenWith(ctx context.Context, url string, o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := s.CheckInvariants(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if db.Dialect == sqldb.SQLite && !o.NoGroupCommit {
-		rdb, err := sqldb.Open(ctx, url)
-		if err != nil {
+	if db.Dialect == sqldb.SQLite {
+		// A savepoint (one per transaction of a batch) copies every page it changes to a
+		// sub-journal, a temporary file by default: a write syscall per page. The sub-journal only
+		// undoes a savepoint inside its open transaction (crash recovery is the WAL's), so memory
+		// loses nothing. The writer is one connection that database/sql keeps open; were it ever
+		// replaced, the new one would only be slower.
+		if _, err := db.ExecContext(ctx, `PRAGMA temp_store = MEMORY`); err != nil {
 			db.Close()
 			return nil, err
 		}
-		s.rdb, s.batch = rdb, newBatcher(s)
+	}
+	if db.Dialect == sqldb.SQLite && !o.NoGroupCommit {
+		if s.rdb, err = sqldb.Open(ctx, url); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	s.stmts, s.rstmts = newStmts(s.db), newStmts(s.rdb)
+	if err := s.CheckInvariants(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	if s.rdb != nil {
+		s.batch = newBatcher(s)
 	}
 	return s, nil
 }
@@ -82,6 +97,14 @@ func (s *Store) migrate(ctx context.Context) error {
 func (s *Store) Close() error {
 	if s.batch != nil {
 		s.batch.Close()
+	}
+	return s.closeDBs()
+}
+
+func (s *Store) closeDBs() error {
+	s.stmts.Close()
+	if s.rdb != nil {
+		s.rstmts.Close()
 		s.rdb.Close()
 	}
 	return s.db.Close()
@@ -99,6 +122,7 @@ func (s *Store) Now() time.Time { return s.now() }
 // Tx is one database transaction of the payment service.
 type Tx struct {
 	tx  *sql.Tx
+	q   *sqldb.TxStmts // tx's prepared statements
 	s   *Store
 	now time.Time
 }
@@ -112,14 +136,14 @@ func (s *Store) InTx(ctx context.Context, fn func(*Tx) error) error {
 	if s.batch != nil {
 		return s.batch.Submit(ctx, fn)
 	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{tx: tx, s: s, now: s.now()}) })
+	return s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{tx: tx, q: s.stmts.In(tx), s: s, now: s.now()}) })
 }
 
 // Now is the transaction's time: every row it writes carries it.
 func (t *Tx) Now() time.Time { return t.now }
 
 func (t *Tx) exec(ctx context.Context, q string, args ...any) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, t.s.db.Rebind(q), args...)
+	res, err := t.q.Exec(ctx, q, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -127,15 +151,19 @@ func (t *Tx) exec(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.s.db.Rebind(q), args...)
+	return t.q.QueryRow(ctx, q, args...)
+}
+
+func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.q.Query(ctx, q, args...)
 }
 
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return s.readDB().QueryRowContext(ctx, s.db.Rebind(q), args...)
+	return s.readStmts().QueryRow(ctx, q, args...)
 }
 
 func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return s.readDB().QueryContext(ctx, s.db.Rebind(q), args...)
+	return s.readStmts().Query(ctx, q, args...)
 }
 
 // forUpdate locks the row read on PostgreSQL; SQLite transactions already hold the database's only

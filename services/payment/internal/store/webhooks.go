@@ -13,7 +13,7 @@ import (
 // addDeliveries owes the event to every live endpoint of the account that takes its type, in the
 // event's own transaction: an event is never committed without its deliveries.
 func (t *Tx) addDeliveries(ctx context.Context, eventID, typ, account string) error {
-	rows, err := t.tx.QueryContext(ctx, t.s.db.Rebind(`SELECT id, event_types FROM webhook_endpoints WHERE account_id = ? AND deleted = 0`), account)
+	rows, err := t.query(ctx, `SELECT id, event_types FROM webhook_endpoints WHERE account_id = ? AND deleted = 0`, account)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func (w webhookStore) Due(ctx context.Context, q webhook.DueQuery) ([]webhook.De
 		if s.Dialect() == sqldb.Postgres {
 			lock = " FOR UPDATE SKIP LOCKED"
 		}
-		rows, err := tx.tx.QueryContext(ctx, s.db.Rebind(`SELECT id FROM webhook_deliveries WHERE `+where+` ORDER BY next_at LIMIT ?`+lock),
+		rows, err := tx.query(ctx, `SELECT id FROM webhook_deliveries WHERE `+where+` ORDER BY next_at LIMIT ?`+lock,
 			append(args, q.Limit)...)
 		if err != nil {
 			return err
