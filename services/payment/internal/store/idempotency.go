@@ -93,17 +93,8 @@ type StaleKey struct {
 func (s *Store) StaleKeys(ctx context.Context, olderThan time.Time, limit int) ([]StaleKey, error) {
 	rows, err := s.query(ctx, `SELECT caller, idem_key, method, object_id FROM idempotency WHERE state = ? AND created_at <= ? LIMIT ?`,
 		idempotency.InFlight, nanos(olderThan), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []StaleKey
-	for rows.Next() {
-		var k StaleKey
-		if err := rows.Scan(&k.Caller, &k.Key, &k.Method, &k.ObjectID); err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return collect(rows, err, func(r scanner) (k StaleKey, err error) {
+		err = r.Scan(&k.Caller, &k.Key, &k.Method, &k.ObjectID)
+		return k, err
+	})
 }

@@ -43,19 +43,10 @@ func (s *Store) Balances(ctx context.Context, account, currency string) ([]ledge
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	rows, err := s.query(ctx, q+` GROUP BY account, currency ORDER BY account, currency`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []ledger.Balance
-	for rows.Next() {
-		var b ledger.Balance
-		if err := rows.Scan(&b.Account, &b.Currency, &b.Amount); err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
+	return collect(rows, err, func(r scanner) (b ledger.Balance, err error) {
+		err = r.Scan(&b.Account, &b.Currency, &b.Amount)
+		return b, err
+	})
 }
 
 // LedgerTx is a stored ledger transaction.

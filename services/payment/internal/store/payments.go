@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"strings"
 	"time"
 
@@ -57,10 +56,7 @@ func (t *Tx) InsertPayment(ctx context.Context, p *domain.Payment) error {
 // Payment reads a payment inside the transaction, locking its row on PostgreSQL.
 func (t *Tx) Payment(ctx context.Context, id string) (domain.Payment, error) {
 	p, err := scanPayment(t.queryRow(ctx, `SELECT `+paymentCols+` FROM payments WHERE id = ?`+t.s.forUpdate(), id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return p, notFound("payment", id)
-	}
-	return p, err
+	return p, orNotFound(err, "payment", id)
 }
 
 // SetPaymentStatus moves a payment from one status to another (compare-and-set on from) and writes the
@@ -69,14 +65,10 @@ func (t *Tx) SetPaymentStatus(ctx context.Context, p *domain.Payment, from domai
 	if err := domain.PaymentTransition(from, p.Status); err != nil {
 		return err
 	}
-	n, err := t.exec(ctx, `UPDATE payments SET status = ?, captured = ?, decline_reason = ?, decline_code = ?, fraud_score = ?,
+	if err := t.execCAS(ctx, `UPDATE payments SET status = ?, captured = ?, decline_reason = ?, decline_code = ?, fraud_score = ?,
 		updated_at = ? WHERE id = ? AND status = ?`,
-		p.Status, p.Captured, p.DeclineReason, p.DeclineCode, p.FraudScore, nanos(t.now), p.ID, from)
-	if err != nil {
+		p.Status, p.Captured, p.DeclineReason, p.DeclineCode, p.FraudScore, nanos(t.now), p.ID, from); err != nil {
 		return err
-	}
-	if n != 1 {
-		return ErrConflict
 	}
 	p.UpdatedAt = t.now
 	return nil
@@ -92,16 +84,9 @@ func (t *Tx) MarkRiskCredited(ctx context.Context, paymentID string) error {
 // replica) never reserve more than was captured. ErrConflict if it would exceed it or the payment is
 // not refundable.
 func (t *Tx) ReserveRefund(ctx context.Context, paymentID string, amount int64) error {
-	n, err := t.exec(ctx, `UPDATE payments SET refund_reserved = refund_reserved + ?, updated_at = ?
+	return t.execCAS(ctx, `UPDATE payments SET refund_reserved = refund_reserved + ?, updated_at = ?
 		WHERE id = ? AND status IN ('succeeded', 'partially_refunded') AND refund_reserved + ? <= captured`,
 		amount, nanos(t.now), paymentID, amount)
-	if err != nil {
-		return err
-	}
-	if n != 1 {
-		return ErrConflict
-	}
-	return nil
 }
 
 // ReleaseRefund gives back the reservation of a refund that failed for good.
@@ -125,27 +110,17 @@ func (t *Tx) ApplyRefund(ctx context.Context, paymentID string, amount int64) er
 	if err := domain.PaymentTransition(p.Status, to); err != nil {
 		return err
 	}
-	n, err := t.exec(ctx, `UPDATE payments SET refunded = refunded + ?,
+	return t.execCAS(ctx, `UPDATE payments SET refunded = refunded + ?,
 		status = CASE WHEN refunded + ? >= captured THEN 'refunded' ELSE 'partially_refunded' END, updated_at = ?
 		WHERE id = ? AND status IN ('succeeded', 'partially_refunded') AND refunded + ? <= refund_reserved`,
 		amount, amount, nanos(t.now), paymentID, amount)
-	if err != nil {
-		return err
-	}
-	if n != 1 {
-		return ErrConflict
-	}
-	return nil
 }
 
 // GetPayment reads a payment and its attempts.
 func (s *Store) GetPayment(ctx context.Context, id string) (domain.Payment, error) {
 	p, err := scanPayment(s.queryRow(ctx, `SELECT `+paymentCols+` FROM payments WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return p, notFound("payment", id)
-	}
 	if err != nil {
-		return p, err
+		return p, orNotFound(err, "payment", id)
 	}
 	p.Attempts, err = s.attempts(ctx, id)
 	return p, err
@@ -190,19 +165,7 @@ func (s *Store) ListPayments(ctx context.Context, f PaymentFilter) ([]domain.Pay
 	q += " ORDER BY created_at DESC, id DESC LIMIT ?"
 	args = append(args, f.Limit)
 	rows, err := s.query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []domain.Payment
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return collect(rows, err, scanPayment)
 }
 
 // CountPaymentsSince counts an account's payments created at or after since and sums their amounts in
@@ -225,6 +188,8 @@ func (s *Store) FirstPaymentAt(ctx context.Context, account string) (time.Time, 
 
 const attemptCols = `id, payment_id, processor, status, pending_op, processor_ref, decline_code, lookups, next_lookup_at, created_at, updated_at`
 
+const qAttemptsOf = `SELECT ` + attemptCols + ` FROM attempts WHERE payment_id = ? ORDER BY created_at, id`
+
 func scanAttempt(r scanner) (domain.Attempt, error) {
 	var a domain.Attempt
 	var next, created, updated int64
@@ -235,20 +200,8 @@ func scanAttempt(r scanner) (domain.Attempt, error) {
 }
 
 func (s *Store) attempts(ctx context.Context, paymentID string) ([]domain.Attempt, error) {
-	rows, err := s.query(ctx, `SELECT `+attemptCols+` FROM attempts WHERE payment_id = ? ORDER BY created_at, id`, paymentID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []domain.Attempt
-	for rows.Next() {
-		a, err := scanAttempt(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	rows, err := s.query(ctx, qAttemptsOf, paymentID)
+	return collect(rows, err, scanAttempt)
 }
 
 // InsertAttempt stores a new attempt.
@@ -263,10 +216,7 @@ func (t *Tx) InsertAttempt(ctx context.Context, a *domain.Attempt) error {
 // Attempt reads an attempt inside the transaction.
 func (t *Tx) Attempt(ctx context.Context, id string) (domain.Attempt, error) {
 	a, err := scanAttempt(t.queryRow(ctx, `SELECT `+attemptCols+` FROM attempts WHERE id = ?`+t.s.forUpdate(), id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return a, notFound("attempt", id)
-	}
-	return a, err
+	return a, orNotFound(err, "attempt", id)
 }
 
 // UpdateAttempt writes an attempt's new state, compare-and-set on its previous status and pending
@@ -277,14 +227,10 @@ func (t *Tx) UpdateAttempt(ctx context.Context, a *domain.Attempt, from domain.A
 			return err
 		}
 	}
-	n, err := t.exec(ctx, `UPDATE attempts SET status = ?, pending_op = ?, processor_ref = ?, decline_code = ?, lookups = ?,
+	if err := t.execCAS(ctx, `UPDATE attempts SET status = ?, pending_op = ?, processor_ref = ?, decline_code = ?, lookups = ?,
 		next_lookup_at = ?, updated_at = ? WHERE id = ? AND status = ? AND pending_op = ?`,
-		a.Status, a.PendingOp, a.ProcessorRef, a.DeclineCode, a.Lookups, nanos(a.NextLookupAt), nanos(t.now), a.ID, from, fromOp)
-	if err != nil {
+		a.Status, a.PendingOp, a.ProcessorRef, a.DeclineCode, a.Lookups, nanos(a.NextLookupAt), nanos(t.now), a.ID, from, fromOp); err != nil {
 		return err
-	}
-	if n != 1 {
-		return ErrConflict
 	}
 	a.UpdatedAt = t.now
 	return nil
@@ -295,19 +241,7 @@ func (t *Tx) UpdateAttempt(ctx context.Context, a *domain.Attempt, from domain.A
 func (s *Store) DueAttempts(ctx context.Context, now, olderThan time.Time, limit int) ([]domain.Attempt, error) {
 	rows, err := s.query(ctx, `SELECT `+attemptCols+` FROM attempts WHERE pending_op <> '' AND next_lookup_at <= ? AND updated_at <= ?
 		ORDER BY next_lookup_at LIMIT ?`, nanos(now), nanos(olderThan), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []domain.Attempt
-	for rows.Next() {
-		a, err := scanAttempt(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return collect(rows, err, scanAttempt)
 }
 
 // StalledPayments lists payments in processing with no attempt at all or whose every attempt is final
@@ -317,37 +251,13 @@ func (s *Store) StalledPayments(ctx context.Context, olderThan time.Time, limit 
 	rows, err := s.query(ctx, `SELECT `+paymentCols+` FROM payments p WHERE status = 'processing' AND updated_at <= ?
 		AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.payment_id = p.id AND a.status NOT IN ('not_reached', 'failed'))
 		ORDER BY updated_at LIMIT ?`, nanos(olderThan), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []domain.Payment
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return collect(rows, err, scanPayment)
 }
 
 // Attempts reads a payment's attempts inside the transaction.
 func (t *Tx) Attempts(ctx context.Context, paymentID string) ([]domain.Attempt, error) {
-	rows, err := t.query(ctx, `SELECT `+attemptCols+` FROM attempts WHERE payment_id = ? ORDER BY created_at, id`, paymentID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []domain.Attempt
-	for rows.Next() {
-		a, err := scanAttempt(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	rows, err := t.query(ctx, qAttemptsOf, paymentID)
+	return collect(rows, err, scanAttempt)
 }
 
 // TouchPayment marks a payment as worked on now (the janitor leaves recently touched payments to

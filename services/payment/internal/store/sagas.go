@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
@@ -39,14 +37,10 @@ func (t *Tx) UpdateRefund(ctx context.Context, x *domain.Refund, from domain.Ref
 			return err
 		}
 	}
-	n, err := t.exec(ctx, `UPDATE refunds SET status = ?, processor_ref = ?, decline_code = ?, lookups = ?, next_step_at = ?, updated_at = ?
+	if err := t.execCAS(ctx, `UPDATE refunds SET status = ?, processor_ref = ?, decline_code = ?, lookups = ?, next_step_at = ?, updated_at = ?
 		WHERE id = ? AND status = ? AND updated_at = ?`,
-		x.Status, x.ProcessorRef, x.DeclineCode, x.Lookups, nanos(x.NextStepAt), nanos(t.now), x.ID, from, nanos(x.UpdatedAt))
-	if err != nil {
+		x.Status, x.ProcessorRef, x.DeclineCode, x.Lookups, nanos(x.NextStepAt), nanos(t.now), x.ID, from, nanos(x.UpdatedAt)); err != nil {
 		return err
-	}
-	if n != 1 {
-		return ErrConflict
 	}
 	x.UpdatedAt = t.now
 	return nil
@@ -55,29 +49,14 @@ func (t *Tx) UpdateRefund(ctx context.Context, x *domain.Refund, from domain.Ref
 // GetRefund reads a refund.
 func (s *Store) GetRefund(ctx context.Context, id string) (domain.Refund, error) {
 	x, err := scanRefund(s.queryRow(ctx, `SELECT `+refundCols+` FROM refunds WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return x, notFound("refund", id)
-	}
-	return x, err
+	return x, orNotFound(err, "refund", id)
 }
 
 // DueRefunds lists unfinished refunds whose next step is due and that nobody touched since olderThan.
 func (s *Store) DueRefunds(ctx context.Context, now, olderThan time.Time, limit int) ([]domain.Refund, error) {
 	rows, err := s.query(ctx, `SELECT `+refundCols+` FROM refunds WHERE status IN ('pending', 'processing', 'unknown', 'reversing')
 		AND next_step_at <= ? AND updated_at <= ? ORDER BY next_step_at LIMIT ?`, nanos(now), nanos(olderThan), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []domain.Refund
-	for rows.Next() {
-		x, err := scanRefund(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x)
-	}
-	return out, rows.Err()
+	return collect(rows, err, scanRefund)
 }
 
 const payoutCols = `id, caller, account_id, amount, currency, destination, processor, status, processor_ref, decline_reason,
@@ -117,15 +96,11 @@ func (t *Tx) UpdatePayout(ctx context.Context, x *domain.Payout, from domain.Pay
 			return err
 		}
 	}
-	n, err := t.exec(ctx, `UPDATE payouts SET status = ?, processor = ?, processor_ref = ?, decline_reason = ?, decline_code = ?,
+	if err := t.execCAS(ctx, `UPDATE payouts SET status = ?, processor = ?, processor_ref = ?, decline_reason = ?, decline_code = ?,
 		lookups = ?, next_step_at = ?, updated_at = ? WHERE id = ? AND status = ? AND updated_at = ?`,
 		x.Status, x.Processor, x.ProcessorRef, x.DeclineReason, x.DeclineCode, x.Lookups, nanos(x.NextStepAt), nanos(t.now),
-		x.ID, from, nanos(x.UpdatedAt))
-	if err != nil {
+		x.ID, from, nanos(x.UpdatedAt)); err != nil {
 		return err
-	}
-	if n != 1 {
-		return ErrConflict
 	}
 	x.UpdatedAt = t.now
 	return nil
@@ -134,27 +109,12 @@ func (t *Tx) UpdatePayout(ctx context.Context, x *domain.Payout, from domain.Pay
 // GetPayout reads a payout.
 func (s *Store) GetPayout(ctx context.Context, id string) (domain.Payout, error) {
 	x, err := scanPayout(s.queryRow(ctx, `SELECT `+payoutCols+` FROM payouts WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return x, notFound("payout", id)
-	}
-	return x, err
+	return x, orNotFound(err, "payout", id)
 }
 
 // DuePayouts lists unfinished payouts whose next step is due and that nobody touched since olderThan.
 func (s *Store) DuePayouts(ctx context.Context, now, olderThan time.Time, limit int) ([]domain.Payout, error) {
 	rows, err := s.query(ctx, `SELECT `+payoutCols+` FROM payouts WHERE status IN ('pending', 'processing', 'reversing')
 		AND next_step_at <= ? AND updated_at <= ? ORDER BY next_step_at LIMIT ?`, nanos(now), nanos(olderThan), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []domain.Payout
-	for rows.Next() {
-		x, err := scanPayout(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x)
-	}
-	return out, rows.Err()
+	return collect(rows, err, scanPayout)
 }

@@ -166,6 +166,35 @@ func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 	return s.readStmts().Query(ctx, q, args...)
 }
 
+// collect scans every row of a query (rows and err as the query returned them) with scan.
+func collect[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// execCAS runs a compare-and-set update: ErrConflict unless it changed exactly one row.
+func (t *Tx) execCAS(ctx context.Context, q string, args ...any) error {
+	n, err := t.exec(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return ErrConflict
+	}
+	return nil
+}
+
 // forUpdate locks the row read on PostgreSQL; SQLite transactions already hold the database's only
 // write lock (BEGIN IMMEDIATE).
 func (s *Store) forUpdate() string {
@@ -187,6 +216,14 @@ func fromNanos(n int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n).UTC()
+}
+
+// orNotFound is err with no row made a NotFound error about what id.
+func orNotFound(err error, what, id string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFound(what, id)
+	}
+	return err
 }
 
 func notFound(what, id string) error {
