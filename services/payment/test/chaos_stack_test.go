@@ -1,0 +1,213 @@
+package payment_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	acquirerv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/acquirer/v1"
+	paymentv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/payment/v1"
+	riskv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/risk/v1"
+	"github.com/bourse-dev/bourse/pkg/testenv"
+)
+
+// The chaos stack: Consul, risk, the acquirer and payment as real processes, each on a data
+// directory that outlives it, so a SIGKILLed process is restarted on exactly what it had made durable.
+// The test goroutine owns every process (starts, kills and restarts them); the load's goroutines only
+// read the current clients through the accessors, which a restart swaps under mu.
+
+// chaosDeclines are the acquirer's business declines, kept when the random faults are turned off so
+// that a payout re-sent after the load ends is decided as it would have been during the load.
+const chaosDeclines = "token=tok_decline,kinds=authorize,code=card_declined;token=ba_bad,kinds=payout,code=account_closed"
+
+type crashKind int
+
+const (
+	crashPayment crashKind = iota
+	crashAcquirer
+	crashRisk
+	crashPaymentAcquirer
+	crashAll
+	crashKinds
+)
+
+func (k crashKind) String() string {
+	return [...]string{"payment", "acquirer", "risk", "payment+acquirer", "payment+acquirer+risk"}[k]
+}
+
+type chaosStack struct {
+	agent   *testenv.ConsulAgent
+	keyFile string
+	riskDir string
+	acqDir  string
+	payDir  string
+	seed    uint64
+	faults  string // the acquirer's random-fault flags, "" when off
+
+	mu       sync.Mutex
+	risk     *testenv.Process
+	acquirer *testenv.Process
+	payment  *paymentProc
+	riskC    riskv1.RiskServiceClient
+	acqC     acquirerv1.AcquirerServiceClient
+	starts   int // acquirer starts, to give each its own fault dice
+}
+
+func startChaosStack(t *testing.T, seed uint64, faults string) *chaosStack {
+	t.Helper()
+	dir := t.TempDir()
+	c := &chaosStack{agent: testenv.StartConsul(t), keyFile: filepath.Join(dir, "payment.key"), seed: seed, faults: faults,
+		riskDir: filepath.Join(dir, "risk"), acqDir: filepath.Join(dir, "acquirer"), payDir: filepath.Join(dir, "payment")}
+	if err := os.WriteFile(c.keyFile, []byte(paymentKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.startRisk(t)
+	ctx := t.Context()
+	if _, err := c.riskC.DefineAsset(ctx, &riskv1.DefineAssetRequest{Asset: &riskv1.Asset{AssetId: "USD", Scale: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range chaosAccounts {
+		if _, err := c.riskC.OpenAccount(ctx, &riskv1.OpenAccountRequest{AccountId: a}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.startAcquirer(t)
+	c.waitPassing(t, "risk", "acquirer")
+	c.startPayment(t)
+	return c
+}
+
+var chaosAccounts = []string{"alice", "bob"}
+
+func (c *chaosStack) startRisk(t *testing.T) {
+	t.Helper()
+	p := testenv.StartService(t, testenv.Build(t, riskPkg), nil, "--consul-addr="+c.agent.Addr, "--check-interval=1s",
+		"--api-keys="+keyring, "--data-dir="+c.riskDir, "--rate-limit-account=off")
+	cl := riskv1.NewRiskServiceClient(dial(t, p.GRPCAddr, adminKey))
+	c.mu.Lock()
+	c.risk, c.riskC = p, cl
+	c.mu.Unlock()
+}
+
+func (c *chaosStack) startAcquirer(t *testing.T) {
+	t.Helper()
+	c.starts++
+	args := []string{"--consul-addr=" + c.agent.Addr, "--check-interval=1s", "--api-keys=" + keyring,
+		"--data-dir=" + c.acqDir, "--rate-limit-account=off", "--fault-decline=" + chaosDeclines}
+	if c.faults != "" {
+		args = append(args, strings.Fields(c.faults)...)
+		args = append(args, fmt.Sprint("--fault-seed=", c.seed+uint64(c.starts)))
+	}
+	p := testenv.StartService(t, testenv.Build(t, acquirerPkg), nil, args...)
+	cl := acquirerv1.NewAcquirerServiceClient(dial(t, p.GRPCAddr, adminKey))
+	c.mu.Lock()
+	c.acquirer, c.acqC = p, cl
+	c.mu.Unlock()
+}
+
+// startPayment starts payment on its data directory. Without circuit breakers the acquirer's faults
+// reach the UNKNOWN path instead of opening the circuit and sending everything to the fallback; the
+// processor timeout is below settle-after, so the janitor takes over only from a request that gave up.
+func (c *chaosStack) startPayment(t *testing.T) {
+	t.Helper()
+	p := testenv.StartService(t, testenv.Build(t, paymentPkg), nil, "--consul-addr="+c.agent.Addr,
+		"--check-interval=1s", "--api-keys="+keyring, "--data-dir="+c.payDir, "--risk-api-key-file="+c.keyFile,
+		"--acquirer-api-key-file="+c.keyFile, "--rate-limit-account=off", "--processors=acquirer,instant",
+		"--circuit-breakers=false", "--processor-timeout=1s", "--settle-after=2s", "--janitor-interval=200ms",
+		"--outbox-interval=50ms", "--webhook-allow-private-addresses")
+	pp := &paymentProc{Process: p}
+	pp.admin = newPaymentClient(t, p.GRPCAddr, adminKey)
+	pp.alice = newPaymentClient(t, p.GRPCAddr, aliceKey)
+	pp.bob = newPaymentClient(t, p.GRPCAddr, bobKey)
+	c.mu.Lock()
+	c.payment = pp
+	c.mu.Unlock()
+}
+
+func (c *chaosStack) waitPassing(t *testing.T, services ...string) {
+	t.Helper()
+	testenv.WaitFor(t, 30*time.Second, strings.Join(services, " and ")+" passing in Consul", func() bool {
+		for _, s := range services {
+			if len(c.agent.Passing(t, s)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (c *chaosStack) pay() *paymentProc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.payment
+}
+
+func (c *chaosStack) riskClient() riskv1.RiskServiceClient {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.riskC
+}
+
+func (c *chaosStack) acq() acquirerv1.AcquirerServiceClient {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.acqC
+}
+
+// crash SIGKILLs the processes of kind, waits down for a moment (so clients and payment see them
+// gone, not just slow), and restarts them on their data in dependency order.
+func (c *chaosStack) crash(t *testing.T, kind crashKind, down time.Duration) {
+	t.Helper()
+	c.mu.Lock()
+	pay, acq, risk := c.payment.Process, c.acquirer, c.risk
+	c.mu.Unlock()
+	var victims []*testenv.Process
+	switch kind {
+	case crashPayment:
+		victims = []*testenv.Process{pay}
+	case crashAcquirer:
+		victims = []*testenv.Process{acq}
+	case crashRisk:
+		victims = []*testenv.Process{risk}
+	case crashPaymentAcquirer:
+		victims = []*testenv.Process{pay, acq}
+	case crashAll:
+		victims = []*testenv.Process{pay, acq, risk}
+	}
+	for _, p := range victims {
+		kill(t, p)
+	}
+	time.Sleep(down)
+	if kind == crashRisk || kind == crashAll {
+		c.startRisk(t)
+	}
+	if kind == crashAcquirer || kind == crashPaymentAcquirer || kind == crashAll {
+		c.startAcquirer(t)
+	}
+	if kind == crashPayment || kind == crashPaymentAcquirer || kind == crashAll {
+		c.startPayment(t)
+	}
+}
+
+// logTails is the end of each current process's log, for a failure report.
+func (c *chaosStack) logTails() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	for name, p := range map[string]*testenv.Process{"payment": c.payment.Process, "acquirer": c.acquirer, "risk": c.risk} {
+		l := p.Log()
+		if len(l) > 4000 {
+			l = "..." + l[len(l)-4000:]
+		}
+		fmt.Fprintf(&b, "--- %s (%s)\n%s\n", name, p.LogPath, l)
+	}
+	return b.String()
+}
+
+func newPaymentClient(t *testing.T, addr, key string) paymentv1.PaymentServiceClient {
+	return paymentv1.NewPaymentServiceClient(dial(t, addr, key))
+}
