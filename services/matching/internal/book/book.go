@@ -81,8 +81,9 @@
 //
 // BestBid, BestAsk, AppendDepth (L2 into a caller buffer), Orders and
 // StopOrders (L3 in priority order, as iter.Seq), Order (by id),
-// AccountOrders (acceptance order), LastPrice, Len, Seq. Iterators must
-// not be used across commands.
+// AccountOrders (acceptance order; AccountOrdersAfter resumes after an
+// open order), AccountLen, LastPrice, Len, Seq. Iterators must not be used across
+// commands.
 //
 // # Snapshots
 //

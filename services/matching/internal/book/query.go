@@ -97,6 +97,32 @@ func (b *Book) AccountOrders(account uint32) iter.Seq[OrderInfo] {
 	}
 }
 
+// AccountLen returns the number of open orders of account.
+func (b *Book) AccountLen(account uint32) int {
+	if l := b.accounts.find(accountKey(account)); l != nil {
+		return int(l.count)
+	}
+	return 0
+}
+
+// AccountOrdersAfter iterates the open orders of account accepted after
+// the open order id, so a caller paging through a long list resumes in
+// O(1). ok is false, and nothing is iterated, when id is not an open
+// order of account (it closed since): walk AccountOrders instead.
+func (b *Book) AccountOrdersAfter(account uint32, id uint64) (seq iter.Seq[OrderInfo], ok bool) {
+	r := b.ids.get(id)
+	if r == 0 || b.orders[r].account != account {
+		return func(func(OrderInfo) bool) {}, false
+	}
+	return func(yield func(OrderInfo) bool) {
+		for r := b.orders[r].accNext; r != 0; r = b.orders[r].accNext {
+			if !yield(b.orders[r].info()) {
+				return
+			}
+		}
+	}, true
+}
+
 // Len returns the number of open orders, pending stops included.
 func (b *Book) Len() int { return b.ids.t.len() }
 

@@ -1,6 +1,7 @@
 package book
 
 import (
+	"iter"
 	"slices"
 	"testing"
 )
@@ -60,9 +61,18 @@ func TestQueries(t *testing.T) {
 				{"account 1", ids(b.AccountOrders(1)), []uint64{1, 3, 6, 8, 10}},
 				{"account 3", ids(b.AccountOrders(3)), []uint64{9}},
 				{"account 4", ids(b.AccountOrders(4)), nil},
+				{"account 1 after 3", ids(after(t, b, 1, 3, true)), []uint64{6, 8, 10}},
+				{"account 1 after its last", ids(after(t, b, 1, 10, true)), nil},
+				{"account 1 after another's order", ids(after(t, b, 1, 9, false)), nil},
+				{"account 1 after no order", ids(after(t, b, 1, 99, false)), nil},
 			} {
 				if !slices.Equal(c.got, c.want) {
 					t.Errorf("%s: %v want %v", c.name, c.got, c.want)
+				}
+			}
+			for account, want := range map[uint32]int{1: 5, 3: 1, 4: 0} {
+				if n := b.AccountLen(account); n != want {
+					t.Errorf("AccountLen(%d) = %d, want %d", account, n, want)
 				}
 			}
 			// Early break from an iterator.
@@ -107,4 +117,14 @@ func TestEventBufferReuse(t *testing.T) {
 	if len(ev) != 4 || ev[3].Seq != 4 {
 		t.Fatalf("append semantics broken: %v", ev)
 	}
+}
+
+// after is AccountOrdersAfter, checking whether it found the order.
+func after(t *testing.T, b *Book, account uint32, id uint64, want bool) iter.Seq[OrderInfo] {
+	t.Helper()
+	seq, ok := b.AccountOrdersAfter(account, id)
+	if ok != want {
+		t.Errorf("AccountOrdersAfter(%d, %d): found %v, want %v", account, id, ok, want)
+	}
+	return seq
 }

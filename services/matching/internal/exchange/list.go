@@ -95,19 +95,34 @@ func (x *Exchange) ListOrders(ctx context.Context, q ListQuery) (OrderPage, erro
 			answers <- answer{err: err}
 		}
 	}
-	var all []Order
+	parts := make([][]Order, 0, len(byShard))
+	total := 0
 	for range byShard {
 		select {
 		case a := <-answers:
 			if a.err != nil {
 				return OrderPage{}, a.err
 			}
-			all = append(all, a.orders...)
+			if len(a.orders) > 0 {
+				parts = append(parts, a.orders)
+				total += len(a.orders)
+			}
 		case <-ctx.Done():
 			return OrderPage{}, errs.Wrap(errs.KindUnavailable, ctx.Err(), "list orders: no answer")
 		}
 	}
-	slices.SortFunc(all, compareOrders)
+	var all []Order
+	switch len(parts) {
+	case 0:
+	case 1:
+		all = parts[0] // a shard's answer is in order already
+	default:
+		all = make([]Order, 0, total)
+		for _, p := range parts {
+			all = append(all, p...)
+		}
+		slices.SortFunc(all, compareOrders)
+	}
 	page := OrderPage{Orders: all, More: len(all) > q.Limit}
 	if page.More {
 		page.Orders = all[:q.Limit:q.Limit]
@@ -123,9 +138,25 @@ func compareOrders(a, b Order) int {
 }
 
 // collectOpen runs on the shard goroutine: the first limit open orders of account past after, over
-// markets (sorted by symbol). It keeps at most limit orders at any time.
+// markets (sorted by symbol). It holds at most limit orders, and its walk is O(limit) when the
+// cursor's order is still open (the usual case while a client pages); when that order has closed
+// since, the walk of its market starts from the account's first order there.
+//
+// It relies on the book listing an account's orders in acceptance order, which is id order here:
+// ids are handed out in journal order and an order is listed when it first opens, during the
+// command that submits it (replay and snapshots keep that order; TestAccountListsInIDOrder).
 func collectOpen(markets []*market, account string, after ListCursor, limit int) []Order {
-	var out []Order
+	open := 0
+	for _, m := range markets {
+		if n, ok := m.accts[account]; ok {
+			open += m.book.AccountLen(n)
+		}
+	}
+	if open == 0 {
+		return nil
+	}
+	// Sized once: a page of large records should not be copied while it grows.
+	out := make([]Order, 0, min(limit, open))
 	for _, m := range markets {
 		if len(out) >= limit {
 			break
@@ -134,11 +165,13 @@ func collectOpen(markets []*market, account string, after ListCursor, limit int)
 		if !ok {
 			continue
 		}
-		// The book lists an account's orders in acceptance order, which is id order here (ids are
-		// handed out in journal order), but the selection below does not rely on it: it keeps the
-		// smallest ids seen, so a different order would cost time, never correctness.
-		start := len(out)
-		for info := range m.book.AccountOrders(n) {
+		seq := m.book.AccountOrders(n)
+		if after.Symbol == m.spec.Symbol && after.OrderID != 0 {
+			if rest, ok := m.book.AccountOrdersAfter(n, after.OrderID); ok {
+				seq = rest
+			}
+		}
+		for info := range seq {
 			if !after.less(m.spec.Symbol, info.ID) {
 				continue
 			}
@@ -146,24 +179,11 @@ func collectOpen(markets []*market, account string, after ListCursor, limit int)
 			if o == nil || o.Status.closed() {
 				continue // unreachable: every open book order has an open record
 			}
-			out = keepSmallest(out, start, limit, o)
+			out = append(out, *o)
+			if len(out) >= limit {
+				break
+			}
 		}
 	}
 	return out
-}
-
-// keepSmallest adds o to out[start:], which it keeps sorted by id, unless out already holds limit
-// orders of which none has a larger id than o's (then the largest gives way). Ascending input, the
-// usual case, costs an append or a comparison.
-func keepSmallest(out []Order, start, limit int, o *Order) []Order {
-	mine := out[start:]
-	if len(out) >= limit {
-		if len(mine) == 0 || o.ID > mine[len(mine)-1].ID {
-			return out
-		}
-		out = out[:len(out)-1]
-		mine = out[start:]
-	}
-	i, _ := slices.BinarySearchFunc(mine, o.ID, func(e Order, id uint64) int { return cmp.Compare(e.ID, id) })
-	return slices.Insert(out, start+i, *o)
 }

@@ -3,7 +3,6 @@ package exchange
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -22,9 +21,9 @@ type listFixture struct {
 	want    []Order
 }
 
-func newListFixture(t *testing.T, dir string) *listFixture {
+func newListFixture(t *testing.T, dir string, mutate ...func(*Config)) *listFixture {
 	t.Helper()
-	f := &listFixture{x: openTest(t, dir, newFakeRisk()), symbols: []string{"AAA-USD", "BBB-USD", "CCC-USD", "DDD-USD"}}
+	f := &listFixture{x: openTest(t, dir, newFakeRisk(), mutate...), symbols: []string{"AAA-USD", "BBB-USD", "CCC-USD", "DDD-USD"}}
 	for _, s := range f.symbols {
 		addSymbol(t, f.x, s)
 	}
@@ -73,11 +72,22 @@ func newListFixture(t *testing.T, dir string) *listFixture {
 			t.Fatalf("post-only crossing: %v", o.Status)
 		}
 	}
+	// An amend to a new price moves an order to the back of its queue, not of the account's list.
+	amended := f.x.mustOpen(t, open, "BBB-USD", 9000)
+	r := call(t, func(d func(Result)) {
+		f.x.Amend(context.Background(), AmendRequest{OrderRef: OrderRef{Account: "alice", Symbol: "BBB-USD", OrderID: amended.ID}, Price: 8500}, d)
+	})
+	if r.Err != nil || r.Order.Price != 8500 {
+		t.Fatalf("amend: %+v", r)
+	}
+	open[key(amended)] = r.Order
+	// A stop that bob's trade below triggers rests as a limit order, listed where its id sorts.
+	stop := place("alice", "AAA-USD", OrderRequest{Side: book.Buy, Type: TypeStopLimit, TriggerPrice: 8990, Price: 8000, Qty: 1})
 	// Bob's sell fills alice's best bid in AAA completely and her next one partly: the first closes,
 	// the third (the second is cancelled) stays listed with its fill.
 	best := f.x.mustOpen(t, open, "AAA-USD", 9000)
 	next := f.x.mustOpen(t, open, "AAA-USD", 8998)
-	r := submit(t, f.x, OrderRequest{Account: "bob", Symbol: "AAA-USD", ClientOrderID: "hit", Side: book.Sell, Type: TypeLimit, Price: 8998, Qty: 3})
+	r = submit(t, f.x, OrderRequest{Account: "bob", Symbol: "AAA-USD", ClientOrderID: "hit", Side: book.Sell, Type: TypeLimit, Price: 8998, Qty: 3})
 	if r.Err != nil || r.Order.Status != StatusFilled {
 		t.Fatalf("bob's sell: %+v", r)
 	}
@@ -87,6 +97,11 @@ func newListFixture(t *testing.T, dir string) *listFixture {
 		t.Fatalf("partly filled order: %+v", partly.Order)
 	}
 	open[key(next)] = partly.Order
+	triggered := call(t, func(d func(Result)) { f.x.GetOrder(OrderRef{Account: "alice", Symbol: "AAA-USD", OrderID: stop.ID}, d) })
+	if stop.Status != StatusPendingTrigger || triggered.Order.Status != StatusNew {
+		t.Fatalf("stop: %v, then %v after the trade", stop.Status, triggered.Order.Status)
+	}
+	open[key(stop)] = triggered.Order
 	for _, o := range open {
 		f.want = append(f.want, o)
 	}
@@ -201,6 +216,56 @@ func TestListOrdersAfterRecovery(t *testing.T) {
 	x := openTest(t, dir, newFakeRisk())
 	defer closeTest(t, x)
 	sameOrders(t, "after recovery", listAll(t, x, ListQuery{Account: "alice", Limit: 6}), f.want)
+	checkAccountListsInIDOrder(t, x)
+}
+
+// collectOpen stops a market's walk at the limit and resumes after the cursor's order: both need
+// every account's book list in id order, live, after a replay, and after a snapshot.
+func TestAccountListsInIDOrder(t *testing.T) {
+	dir := t.TempDir()
+	snapshots := func(c *Config) { c.SnapshotEvery = 7 }
+	f := newListFixture(t, dir, snapshots)
+	checkAccountListsInIDOrder(t, f.x)
+	waitSettled(t, f.x)
+	closeTest(t, f.x)
+	x := openTest(t, dir, newFakeRisk(), snapshots)
+	defer closeTest(t, x)
+	checkAccountListsInIDOrder(t, x)
+	sameOrders(t, "after a snapshot", listAll(t, x, ListQuery{Account: "alice", Limit: 5}), f.want)
+}
+
+func checkAccountListsInIDOrder(t *testing.T, x *Exchange) {
+	t.Helper()
+	lists := 0
+	for _, sh := range x.shards {
+		errc := make(chan error, 1)
+		if err := sh.enqueue(command{kind: cmdQuery, query: func(*output) {
+			for _, m := range sh.markets {
+				for name, n := range m.accts {
+					var prev uint64
+					for info := range m.book.AccountOrders(n) {
+						if info.ID <= prev {
+							errc <- fmt.Errorf("%s: %s's orders list %d after %d", m.spec.Symbol, name, info.ID, prev)
+							return
+						}
+						prev = info.ID
+					}
+					if prev != 0 {
+						lists++
+					}
+				}
+			}
+			errc <- nil
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lists < 8 {
+		t.Fatalf("only %d account lists checked", lists)
+	}
 }
 
 func TestListOrdersRefusals(t *testing.T) {
@@ -248,38 +313,6 @@ func TestCollectOpenKeepsSmallest(t *testing.T) {
 	for i, o := range orders {
 		if o.ID != uint64(21+i) {
 			t.Fatalf("order %d has id %d, want %d", i, o.ID, 21+i)
-		}
-	}
-}
-
-// The selection keeps the smallest ids in any input order, within the orders a previous market
-// already contributed, and never holds more than the limit.
-func TestKeepSmallestAnyOrder(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for round := range 200 {
-		limit := 1 + rng.IntN(20)
-		prefix := make([]Order, rng.IntN(limit))
-		for i := range prefix {
-			prefix[i] = Order{Symbol: "AAA", ID: uint64(i + 1)}
-		}
-		ids := rng.Perm(60)
-		out := slices.Clone(prefix)
-		for _, id := range ids {
-			out = keepSmallest(out, len(prefix), limit, &Order{Symbol: "BBB", ID: uint64(id + 1)})
-			if len(out) > limit {
-				t.Fatalf("round %d: %d orders held, limit %d", round, len(out), limit)
-			}
-		}
-		if !slices.Equal(mapIDs(out[:len(prefix)], func(o Order) string { return o.Symbol }), mapIDs(prefix, func(o Order) string { return o.Symbol })) {
-			t.Fatalf("round %d: the earlier market's orders were touched", round)
-		}
-		for i, o := range out[len(prefix):] {
-			if o.ID != uint64(i+1) {
-				t.Fatalf("round %d (limit %d, prefix %d): position %d has id %d", round, limit, len(prefix), i, o.ID)
-			}
-		}
-		if len(out) != limit {
-			t.Fatalf("round %d: %d orders, want %d", round, len(out), limit)
 		}
 	}
 }
