@@ -4,14 +4,28 @@ import (
 	"context"
 	"strings"
 
+	"github.com/bourse-dev/bourse/pkg/sqldb"
 	"github.com/bourse-dev/bourse/services/payment/internal/ledger"
 )
 
 // Post appends a balanced ledger transaction. A transaction of the same kind and reference is
 // refused by the unique key, so a state change replayed by two replicas cannot post twice (the CAS
 // on the state change already prevents it; this is the ledger's own guard).
+//
+// It is one statement on PostgreSQL (the entries insert takes the transaction's id from the
+// insert's RETURNING in a CTE) and two on SQLite, which has no data-modifying CTEs: every statement
+// is a round trip on PostgreSQL and a step of the single writer on SQLite.
 func (t *Tx) Post(ctx context.Context, lt ledger.Transaction) error {
 	if err := lt.Validate(); err != nil {
+		return err
+	}
+	args := make([]any, 0, 3+4*len(lt.Entries))
+	if t.s.db.Dialect == sqldb.Postgres {
+		args = append(args, lt.Kind, lt.Ref, nanos(t.now))
+		for _, e := range lt.Entries {
+			args = append(args, e.Account, e.Currency, e.Amount)
+		}
+		_, err := t.exec(ctx, postSQL(len(lt.Entries)), args...)
 		return err
 	}
 	var id int64
@@ -20,12 +34,49 @@ func (t *Tx) Post(ctx context.Context, lt ledger.Transaction) error {
 		return err
 	}
 	for _, e := range lt.Entries {
-		if _, err := t.exec(ctx, `INSERT INTO ledger_entries (tx_id, account, currency, amount) VALUES (?,?,?,?)`,
-			id, e.Account, e.Currency, e.Amount); err != nil {
-			return err
-		}
+		args = append(args, id, e.Account, e.Currency, e.Amount)
 	}
-	return nil
+	_, err := t.exec(ctx, entriesSQL(len(lt.Entries)), args...)
+	return err
+}
+
+// The statements' text for the common numbers of entries is built once (it is also the prepared
+// statements' key).
+var (
+	entriesSQLs = make([]string, 5)
+	postSQLs    = make([]string, 5)
+)
+
+func init() {
+	for n := 1; n < len(entriesSQLs); n++ {
+		entriesSQLs[n], postSQLs[n] = buildEntriesSQL(n), buildPostSQL(n)
+	}
+}
+
+func entriesSQL(n int) string {
+	if n < len(entriesSQLs) {
+		return entriesSQLs[n]
+	}
+	return buildEntriesSQL(n)
+}
+
+func postSQL(n int) string {
+	if n < len(postSQLs) {
+		return postSQLs[n]
+	}
+	return buildPostSQL(n)
+}
+
+// buildEntriesSQL inserts n entries of one transaction (SQLite).
+func buildEntriesSQL(n int) string {
+	return `INSERT INTO ledger_entries (tx_id, account, currency, amount) VALUES (?,?,?,?)` + strings.Repeat(`,(?,?,?,?)`, n-1)
+}
+
+// buildPostSQL inserts a transaction and its n entries (PostgreSQL).
+func buildPostSQL(n int) string {
+	return `WITH t AS (INSERT INTO ledger_transactions (kind, ref, created_at) VALUES (?,?,?) RETURNING id)
+		INSERT INTO ledger_entries (tx_id, account, currency, amount) SELECT t.id, v.account, v.currency, v.amount
+		FROM t, (VALUES (?::text,?::text,?::bigint)` + strings.Repeat(`,(?,?,?)`, n-1) + `) AS v (account, currency, amount)`
 }
 
 // Balances derives the balance of every ledger account (optionally one account or currency).
