@@ -19,8 +19,16 @@ func (t *Tx) AddEvent(ctx context.Context, typ, account, objectID string, object
 		return err
 	}
 	id := domain.NewID("evt")
-	if _, err = t.exec(ctx, `INSERT INTO events (id, type, account_id, object_id, data, created_at) VALUES (?,?,?,?,?,?)`,
-		id, typ, account, objectID, string(data), nanos(t.now)); err != nil {
+	q := `INSERT INTO events (id, type, account_id, object_id, data, created_at) VALUES (?,?,?,?,?,?)`
+	if t.s.Dialect() == sqldb.Postgres {
+		// The event's place in the log (see ListEvents): at least the inserting transaction's id,
+		// so it sorts after everything a reader below that id has returned, and at least the
+		// highest already committed, so an event caused by another one (written after reading its
+		// committed state) never sorts before it, even when this transaction took its id first.
+		q = `INSERT INTO events (id, type, account_id, object_id, data, created_at, xid) VALUES (?,?,?,?,?,?,
+			GREATEST(pg_current_xact_id(), (SELECT xid FROM events ORDER BY xid DESC LIMIT 1)))`
+	}
+	if _, err = t.exec(ctx, q, id, typ, account, objectID, string(data), nanos(t.now)); err != nil {
 		return err
 	}
 	return t.addDeliveries(ctx, id, typ, account)
@@ -33,9 +41,10 @@ func (t *Tx) AddEvent(ctx context.Context, typ, account, objectID string, object
 // SQLite has one writer at a time, so the log order is sequence order. On PostgreSQL sequence
 // numbers are taken at insert and concurrent transactions commit in any order, so a reader that
 // had seen sequence N could later miss a lower one committed after it read. There the log order is
-// (inserting transaction id, seq), and only events of transactions older than the reading
-// snapshot's xmin are returned: every transaction below xmin has ended, so every event that becomes
-// visible later belongs to a transaction at or above xmin, which sorts after everything returned.
+// (xid, seq), where an event's xid is at least its inserting transaction's id (AddEvent), and only
+// events with an xid below the reading snapshot's xmin are returned: every transaction below xmin
+// has ended, so an event that becomes visible later belongs to a transaction at or above xmin, its
+// xid is too, and it sorts after everything returned.
 // The price: an event waits until every transaction that began before its own has ended (a
 // transaction left open elsewhere in the cluster holds the log back, never loses it).
 func (s *Store) ListEvents(ctx context.Context, account, typ string, after int64, limit int) ([]domain.Event, error) {

@@ -137,3 +137,33 @@ func TestListEventsUnknownCursor(t *testing.T) {
 		}
 	})
 }
+
+// An event written after another one committed comes after it in the log, even when its
+// transaction took its id first: a reader sees a payment's events in the order they happened.
+func TestListEventsKeepsCausalOrder(t *testing.T) {
+	s, err := Open(context.Background(), testenv.StartPostgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	add := func(obj string) func(context.Context, *Tx) error {
+		return func(ctx context.Context, tx *Tx) error {
+			return tx.AddEvent(ctx, "payment.succeeded", "alice", obj, map[string]string{"id": obj})
+		}
+	}
+	later := hold(s)
+	later.do(t, func(ctx context.Context, tx *Tx) error {
+		_, err := tx.exec(ctx, `SELECT pg_current_xact_id()`)
+		return err
+	})
+	if err := s.InTx(ctx, func(tx *Tx) error { return add("first")(ctx, tx) }); err != nil {
+		t.Fatal(err)
+	}
+	later.do(t, add("second"))
+	later.commit(t)
+	ids, _ := page(t, s, 0)
+	if len(ids) != 2 || ids[0] != "first" || ids[1] != "second" {
+		t.Fatalf("log %v, want [first second]", ids)
+	}
+}

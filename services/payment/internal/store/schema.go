@@ -88,9 +88,10 @@ func migrations(d sqldb.Dialect) []string {
 			duration_ns BIGINT NOT NULL, status_code INTEGER NOT NULL, error TEXT NOT NULL, response TEXT NOT NULL)`,
 		`CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id)`,
 		// PostgreSQL commits concurrent transactions out of sequence order: each event records its
-		// inserting transaction, and ListEvents pages in (xid, seq) order over the transactions the
-		// reader's snapshot knows have all ended (see ListEvents). SQLite has one writer at a time,
-		// so its sequence order is its commit order.
+		// inserting transaction (AddEvent writes the larger of it and the highest xid already in the
+		// log), and ListEvents pages in (xid, seq) order over the transactions the reader's snapshot
+		// knows have all ended. SQLite has one writer at a time, so its sequence order is its commit
+		// order.
 		pgOnly(d, `ALTER TABLE events ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()`),
 		pgOnly(d, `CREATE INDEX events_xid ON events (xid, seq)`),
 		pgOnly(d, `CREATE INDEX events_account_xid ON events (account_id, xid, seq)`),
