@@ -121,6 +121,11 @@ func TestPaymentChaos(t *testing.T) {
 		if len(v) > 30 {
 			v = append(v[:30], fmt.Sprintf("... and %d more", len(v)-30))
 		}
+		if strings.Contains(strings.Join(v, "\n"), "I4: risk holds") {
+			for _, a := range chaosAccounts {
+				v = append(v, riskRefEvidence(t.Context(), c, st, a))
+			}
+		}
 		fail("invariants violated after %v crashes:\n%s", counts, strings.Join(v, "\n"))
 	}
 
