@@ -79,11 +79,12 @@ func decodePageToken(tok string) (exchange.ListCursor, error) {
 	if n <= 0 || id == 0 {
 		return exchange.ListCursor{}, bad
 	}
-	sym := string(b[1+n:])
-	if !plausibleSymbol(sym) {
+	c := exchange.ListCursor{Symbol: string(b[1+n:]), OrderID: id}
+	// Only the exact text issued: base64 decoding skips newlines and a varint may be padded.
+	if !plausibleSymbol(c.Symbol) || encodePageToken(c) != tok {
 		return exchange.ListCursor{}, bad
 	}
-	return exchange.ListCursor{Symbol: sym, OrderID: id}, nil
+	return c, nil
 }
 
 // plausibleSymbol accepts what AddSymbol accepts as a name; the exchange needs no such symbol to
