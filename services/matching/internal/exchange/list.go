@@ -49,7 +49,7 @@ type OrderPage struct {
 // ListOrders answers a page of the account's open orders. Every shard holding a candidate symbol
 // is asked through its queue, like any read, and answers once its current batch is durable (so no
 // order is shown that a crash could still undo); each returns at most Limit+1 orders and the pages
-// merge. The walk per shard covers only the account's open orders in that shard's books.
+// merge. A caller that stops waiting (ctx) gets ctx's error, as GetOrder's caller does.
 func (x *Exchange) ListOrders(ctx context.Context, q ListQuery) (OrderPage, error) {
 	switch {
 	case q.Account == "":
@@ -108,7 +108,7 @@ func (x *Exchange) ListOrders(ctx context.Context, q ListQuery) (OrderPage, erro
 				total += len(a.orders)
 			}
 		case <-ctx.Done():
-			return OrderPage{}, errs.Wrap(errs.KindUnavailable, ctx.Err(), "list orders: no answer")
+			return OrderPage{}, ctx.Err()
 		}
 	}
 	var all []Order
