@@ -84,16 +84,60 @@ func descriptor(d string) string {
 	return d
 }
 
+// checked is what the checks every call starts with found: the amount in Stripe's units (when the
+// call moves money) and the authorization's PaymentIntent (when the call is on one).
+type checked struct {
+	amount int64
+	intent string
+}
+
+// check refuses, before anything is sent, a call whose Key, authorization Key (when onAuth) or money
+// (when m is not nil) Stripe would refuse, in that order, and finds the authorization's
+// PaymentIntent. ok false: res answers the call.
+func (p *Processor) check(ctx context.Context, key string, onAuth bool, authorizeKey string, m *processor.Money) (c checked, res processor.Result, ok bool) {
+	if res, ok = checkKey("key", key); !ok {
+		return c, res, false
+	}
+	if onAuth {
+		if res, ok = checkKey("authorize_key", authorizeKey); !ok {
+			return c, res, false
+		}
+	}
+	if m != nil {
+		if res, ok = checkMoney(*m); !ok {
+			return c, res, false
+		}
+		if c.amount, res, ok = toStripe(*m); !ok {
+			return c, res, false
+		}
+	}
+	if onAuth {
+		if c.intent, res, ok = p.intentOf(ctx, authorizeKey); !ok {
+			return c, res, false
+		}
+	}
+	return c, processor.Result{}, true
+}
+
+// idempotent is a request's parameters, which carry its Idempotency-Key.
+type idempotent interface{ SetIdempotencyKey(string) }
+
+// send makes one Stripe call with key as its Idempotency-Key. ok false: res is the failure,
+// classified by whether the request ever got a connection (see the package comment).
+func send[T any](ctx context.Context, key string, params idempotent, call func(context.Context) (T, error)) (v T, res processor.Result, ok bool) {
+	params.SetIdempotencyKey(key)
+	tctx, st := tracked(ctx)
+	v, err := call(tctx)
+	if err != nil {
+		return v, failure(err, st), false
+	}
+	return v, processor.Result{}, true
+}
+
 // Authorize creates and confirms a PaymentIntent (card only), capturing at once when req.Capture.
 // PaymentToken is a Stripe PaymentMethod id (pm_...).
 func (p *Processor) Authorize(ctx context.Context, req processor.AuthorizeRequest) (processor.Result, error) {
-	if r, ok := checkKey("key", req.Key); !ok {
-		return r, nil
-	}
-	if r, ok := checkMoney(req.Money); !ok {
-		return r, nil
-	}
-	amount, r, ok := toStripe(req.Money)
+	c, r, ok := p.check(ctx, req.Key, false, "", &req.Money)
 	if !ok {
 		return r, nil
 	}
@@ -113,7 +157,7 @@ func (p *Processor) Authorize(ctx context.Context, req processor.AuthorizeReques
 		captureMethod = stripe.PaymentIntentCaptureMethodAutomatic
 	}
 	params := &stripe.PaymentIntentCreateParams{
-		Amount:                stripe.Int64(amount),
+		Amount:                stripe.Int64(c.amount),
 		Currency:              stripe.String(strings.ToLower(req.Money.Currency)),
 		Confirm:               stripe.Bool(true),
 		CaptureMethod:         stripe.String(string(captureMethod)),
@@ -125,11 +169,10 @@ func (p *Processor) Authorize(ctx context.Context, req processor.AuthorizeReques
 	if d := descriptor(req.StatementDescr); d != "" {
 		params.StatementDescriptorSuffix = stripe.String(d)
 	}
-	params.SetIdempotencyKey(req.Key)
-	tctx, st := tracked(ctx)
-	pi, err := p.sc.V1PaymentIntents.Create(tctx, params)
-	if err != nil {
-		res := failure(err, st)
+	pi, res, ok := send(ctx, req.Key, params, func(ctx context.Context) (*stripe.PaymentIntent, error) {
+		return p.sc.V1PaymentIntents.Create(ctx, params)
+	})
+	if !ok {
 		res.Money = req.Money
 		p.known.put(processor.OpAuthorize, req.Key, res.ProcessorRef) // a 402 names its PaymentIntent
 		return res, nil
@@ -140,35 +183,21 @@ func (p *Processor) Authorize(ctx context.Context, req processor.AuthorizeReques
 
 // Capture captures req.Money of the authorization's PaymentIntent.
 func (p *Processor) Capture(ctx context.Context, req processor.CaptureRequest) (processor.Result, error) {
-	if r, ok := checkKey("key", req.Key); !ok {
-		return r, nil
-	}
-	if r, ok := checkKey("authorize_key", req.AuthorizeKey); !ok {
-		return r, nil
-	}
-	if r, ok := checkMoney(req.Money); !ok {
-		return r, nil
-	}
-	amount, r, ok := toStripe(req.Money)
-	if !ok {
-		return r, nil
-	}
-	id, r, ok := p.intentOf(ctx, req.AuthorizeKey)
+	c, r, ok := p.check(ctx, req.Key, true, req.AuthorizeKey, &req.Money)
 	if !ok {
 		return r, nil
 	}
 	// Remembered before sending: if the answer is lost, Lookup still knows where to look.
-	p.known.put(processor.OpCapture, req.Key, id)
+	p.known.put(processor.OpCapture, req.Key, c.intent)
 	params := &stripe.PaymentIntentCaptureParams{
-		AmountToCapture: stripe.Int64(amount),
+		AmountToCapture: stripe.Int64(c.amount),
 		Metadata:        map[string]string{captureKeyMeta: req.Key},
 	}
-	params.SetIdempotencyKey(req.Key)
-	tctx, st := tracked(ctx)
-	pi, err := p.sc.V1PaymentIntents.Capture(tctx, id, params)
-	if err != nil {
-		res := failure(err, st)
-		res.ProcessorRef, res.Money = id, req.Money
+	pi, res, ok := send(ctx, req.Key, params, func(ctx context.Context) (*stripe.PaymentIntent, error) {
+		return p.sc.V1PaymentIntents.Capture(ctx, c.intent, params)
+	})
+	if !ok {
+		res.ProcessorRef, res.Money = c.intent, req.Money
 		return res, nil
 	}
 	return fromCapture(pi, false), nil
@@ -176,24 +205,17 @@ func (p *Processor) Capture(ctx context.Context, req processor.CaptureRequest) (
 
 // Void cancels the authorization's PaymentIntent.
 func (p *Processor) Void(ctx context.Context, req processor.VoidRequest) (processor.Result, error) {
-	if r, ok := checkKey("key", req.Key); !ok {
-		return r, nil
-	}
-	if r, ok := checkKey("authorize_key", req.AuthorizeKey); !ok {
-		return r, nil
-	}
-	id, r, ok := p.intentOf(ctx, req.AuthorizeKey)
+	c, r, ok := p.check(ctx, req.Key, true, req.AuthorizeKey, nil)
 	if !ok {
 		return r, nil
 	}
-	p.known.put(processor.OpVoid, req.Key, id)
+	p.known.put(processor.OpVoid, req.Key, c.intent)
 	params := &stripe.PaymentIntentCancelParams{}
-	params.SetIdempotencyKey(req.Key)
-	tctx, st := tracked(ctx)
-	pi, err := p.sc.V1PaymentIntents.Cancel(tctx, id, params)
-	if err != nil {
-		res := failure(err, st)
-		res.ProcessorRef = id
+	pi, res, ok := send(ctx, req.Key, params, func(ctx context.Context) (*stripe.PaymentIntent, error) {
+		return p.sc.V1PaymentIntents.Cancel(ctx, c.intent, params)
+	})
+	if !ok {
+		res.ProcessorRef = c.intent
 		return res, nil
 	}
 	return fromVoid(pi, false), nil
@@ -201,34 +223,20 @@ func (p *Processor) Void(ctx context.Context, req processor.VoidRequest) (proces
 
 // Refund refunds req.Money of the authorization's PaymentIntent.
 func (p *Processor) Refund(ctx context.Context, req processor.RefundRequest) (processor.Result, error) {
-	if r, ok := checkKey("key", req.Key); !ok {
-		return r, nil
-	}
-	if r, ok := checkKey("authorize_key", req.AuthorizeKey); !ok {
-		return r, nil
-	}
-	if r, ok := checkMoney(req.Money); !ok {
-		return r, nil
-	}
-	amount, r, ok := toStripe(req.Money)
+	c, r, ok := p.check(ctx, req.Key, true, req.AuthorizeKey, &req.Money)
 	if !ok {
 		return r, nil
 	}
-	id, r, ok := p.intentOf(ctx, req.AuthorizeKey)
-	if !ok {
-		return r, nil
-	}
-	p.known.put(opRefundIntent, req.Key, id)
+	p.known.put(opRefundIntent, req.Key, c.intent)
 	params := &stripe.RefundCreateParams{
-		PaymentIntent: stripe.String(id),
-		Amount:        stripe.Int64(amount),
+		PaymentIntent: stripe.String(c.intent),
+		Amount:        stripe.Int64(c.amount),
 		Metadata:      map[string]string{metadataKey: req.Key},
 	}
-	params.SetIdempotencyKey(req.Key)
-	tctx, st := tracked(ctx)
-	rf, err := p.sc.V1Refunds.Create(tctx, params)
-	if err != nil {
-		res := failure(err, st)
+	rf, res, ok := send(ctx, req.Key, params, func(ctx context.Context) (*stripe.Refund, error) {
+		return p.sc.V1Refunds.Create(ctx, params)
+	})
+	if !ok {
 		res.Money = req.Money
 		return res, nil
 	}
@@ -239,13 +247,7 @@ func (p *Processor) Refund(ctx context.Context, req processor.RefundRequest) (pr
 // Payout pays req.Money out to req.Destination (a bank account or card id of the Stripe account;
 // empty for the account's default).
 func (p *Processor) Payout(ctx context.Context, req processor.PayoutRequest) (processor.Result, error) {
-	if r, ok := checkKey("key", req.Key); !ok {
-		return r, nil
-	}
-	if r, ok := checkMoney(req.Money); !ok {
-		return r, nil
-	}
-	amount, r, ok := toStripe(req.Money)
+	c, r, ok := p.check(ctx, req.Key, false, "", &req.Money)
 	if !ok {
 		return r, nil
 	}
@@ -254,18 +256,17 @@ func (p *Processor) Payout(ctx context.Context, req processor.PayoutRequest) (pr
 		return r, nil
 	}
 	params := &stripe.PayoutCreateParams{
-		Amount:   stripe.Int64(amount),
+		Amount:   stripe.Int64(c.amount),
 		Currency: stripe.String(strings.ToLower(req.Money.Currency)),
 		Metadata: md,
 	}
 	if req.Destination != "" {
 		params.Destination = stripe.String(req.Destination)
 	}
-	params.SetIdempotencyKey(req.Key)
-	tctx, st := tracked(ctx)
-	po, err := p.sc.V1Payouts.Create(tctx, params)
-	if err != nil {
-		res := failure(err, st)
+	po, res, ok := send(ctx, req.Key, params, func(ctx context.Context) (*stripe.Payout, error) {
+		return p.sc.V1Payouts.Create(ctx, params)
+	})
+	if !ok {
 		res.Money = req.Money
 		return res, nil
 	}

@@ -53,45 +53,44 @@ func (p *Processor) retrieveIntent(ctx context.Context, id string) (*stripe.Paym
 	return p.sc.V1PaymentIntents.Retrieve(ctx, id, nil)
 }
 
-func (p *Processor) lookupAuthorize(ctx context.Context, key string) processor.Result {
-	id, ok, err := p.knownID(ctx, processor.OpAuthorize, key)
+// intentFor finds the PaymentIntent op/key is about: retrieved by its id when that is known
+// (remembered, Options.Refs), else searched for by metadata[metaKey] = key and remembered. ok false:
+// res answers the Lookup (NotFound, or Unknown when asking failed).
+func (p *Processor) intentFor(ctx context.Context, op processor.Operation, metaKey, key string) (*stripe.PaymentIntent, processor.Result, bool) {
+	id, known, err := p.knownID(ctx, op, key)
 	if err != nil {
-		return unknown("refs", err)
+		return nil, unknown("refs", err), false
 	}
-	if ok {
+	if known {
 		pi, err := p.retrieveIntent(ctx, id)
 		if err != nil {
-			return unknown("retrieve payment_intent "+id, err)
+			return nil, unknown("retrieve payment_intent "+id, err), false
 		}
-		return fromAuthorization(pi)
+		return pi, processor.Result{}, true
 	}
-	pi, res, found := p.searchIntent(ctx, metadataKey, key)
-	if !found {
+	pi, res, found := p.searchIntent(ctx, metaKey, key)
+	if found {
+		p.known.put(op, key, pi.ID)
+	}
+	return pi, res, found
+}
+
+func (p *Processor) lookupAuthorize(ctx context.Context, key string) processor.Result {
+	pi, res, ok := p.intentFor(ctx, processor.OpAuthorize, metadataKey, key)
+	if !ok {
 		return res
 	}
-	p.known.put(processor.OpAuthorize, key, pi.ID)
 	return fromAuthorization(pi)
 }
 
 func (p *Processor) lookupCapture(ctx context.Context, key string) processor.Result {
-	id, ok, err := p.knownID(ctx, processor.OpCapture, key)
-	if err != nil {
-		return unknown("refs", err)
-	}
-	if ok {
-		pi, err := p.retrieveIntent(ctx, id)
-		if err != nil {
-			return unknown("retrieve payment_intent "+id, err)
-		}
-		if pi.Metadata[captureKeyMeta] != "" && pi.Metadata[captureKeyMeta] != key {
-			// Captured, but by another capture Key: this one never took effect.
-			return processor.Result{Status: processor.NotFound, ProcessorRef: pi.ID, Message: "captured under another key"}
-		}
-		return fromCapture(pi, true)
-	}
-	pi, res, found := p.searchIntent(ctx, captureKeyMeta, key)
-	if !found {
+	pi, res, ok := p.intentFor(ctx, processor.OpCapture, captureKeyMeta, key)
+	if !ok {
 		return res
+	}
+	if pi.Metadata[captureKeyMeta] != "" && pi.Metadata[captureKeyMeta] != key {
+		// Captured, but by another capture Key: this one never took effect.
+		return processor.Result{Status: processor.NotFound, ProcessorRef: pi.ID, Message: "captured under another key"}
 	}
 	return fromCapture(pi, true)
 }
@@ -145,42 +144,47 @@ func searchEscape(s string) string {
 }
 
 func (p *Processor) lookupRefund(ctx context.Context, key string) processor.Result {
-	id, ok, err := p.knownID(ctx, processor.OpRefund, key)
-	if err != nil {
-		return unknown("refs", err)
-	}
-	if ok {
-		rf, err := p.sc.V1Refunds.Retrieve(ctx, id, nil)
-		if err != nil {
-			return unknown("retrieve refund "+id, err)
-		}
-		return fromRefund(rf)
-	}
 	params := &stripe.RefundListParams{}
 	if pi, ok := p.known.get(opRefundIntent, key); ok {
-		params.PaymentIntent = stripe.String(pi)
+		params.PaymentIntent = stripe.String(pi) // only that PaymentIntent's refunds
 	}
 	params.Limit = stripe.Int64(100)
-	return scan(p.maxScan, "refunds", p.sc.V1Refunds.List(ctx, params), key,
+	return lookupObject(ctx, p, processor.OpRefund, "refund", key,
+		func(ctx context.Context, id string) (*stripe.Refund, error) {
+			return p.sc.V1Refunds.Retrieve(ctx, id, nil)
+		},
+		func() stripe.Seq2[*stripe.Refund, error] { return p.sc.V1Refunds.List(ctx, params) },
 		func(r *stripe.Refund) map[string]string { return r.Metadata }, fromRefund)
 }
 
 func (p *Processor) lookupPayout(ctx context.Context, key string) processor.Result {
-	id, ok, err := p.knownID(ctx, processor.OpPayout, key)
+	params := &stripe.PayoutListParams{}
+	params.Limit = stripe.Int64(100)
+	return lookupObject(ctx, p, processor.OpPayout, "payout", key,
+		func(ctx context.Context, id string) (*stripe.Payout, error) {
+			return p.sc.V1Payouts.Retrieve(ctx, id, nil)
+		},
+		func() stripe.Seq2[*stripe.Payout, error] { return p.sc.V1Payouts.List(ctx, params) },
+		func(po *stripe.Payout) map[string]string { return po.Metadata }, fromPayout)
+}
+
+// lookupObject finds the refund or payout a Key created: retrieved by its id when it is known (this
+// process's memory, Options.Refs), else scanned for in the listing.
+func lookupObject[T any](ctx context.Context, p *Processor, op processor.Operation, what, key string,
+	retrieve func(context.Context, string) (T, error), list func() stripe.Seq2[T, error],
+	meta func(T) map[string]string, result func(T) processor.Result) processor.Result {
+	id, ok, err := p.knownID(ctx, op, key)
 	if err != nil {
 		return unknown("refs", err)
 	}
 	if ok {
-		po, err := p.sc.V1Payouts.Retrieve(ctx, id, nil)
+		obj, err := retrieve(ctx, id)
 		if err != nil {
-			return unknown("retrieve payout "+id, err)
+			return unknown("retrieve "+what+" "+id, err)
 		}
-		return fromPayout(po)
+		return result(obj)
 	}
-	params := &stripe.PayoutListParams{}
-	params.Limit = stripe.Int64(100)
-	return scan(p.maxScan, "payouts", p.sc.V1Payouts.List(ctx, params), key,
-		func(po *stripe.Payout) map[string]string { return po.Metadata }, fromPayout)
+	return scan(p.maxScan, what+"s", list(), key, meta, result)
 }
 
 // scan walks a listing (newest first, strongly consistent at Stripe) for the object carrying key:

@@ -131,35 +131,27 @@ func intentDeclineCode(pi *stripe.PaymentIntent) string {
 
 // fromCapture maps the PaymentIntent a capture answered (or a Lookup of the capture found).
 func fromCapture(pi *stripe.PaymentIntent, lookup bool) processor.Result {
-	res := processor.Result{ProcessorRef: pi.ID, Money: money(pi.AmountReceived, pi.Currency),
-		Message: "payment_intent " + string(pi.Status)}
-	switch pi.Status {
-	case stripe.PaymentIntentStatusSucceeded:
-		res.Status = processor.Approved
-	case stripe.PaymentIntentStatusCanceled:
-		res.Status, res.DeclineCode = processor.Declined, "authorization_voided"
-	case stripe.PaymentIntentStatusRequiresCapture:
-		// After a capture call answered 200 this is not a capture; a Lookup of the capture learns
-		// that it never took effect.
-		res.Status = processor.Unknown
-		if lookup {
-			res.Status = processor.NotFound
-		}
-	default:
-		res.Status = processor.Unknown
-	}
-	return res
+	res := processor.Result{ProcessorRef: pi.ID, Money: money(pi.AmountReceived, pi.Currency)}
+	return fromIntentOp(pi, res, stripe.PaymentIntentStatusSucceeded, stripe.PaymentIntentStatusCanceled, "authorization_voided", lookup)
 }
 
 // fromVoid maps the PaymentIntent a cancel answered (or a Lookup of the void found).
 func fromVoid(pi *stripe.PaymentIntent, lookup bool) processor.Result {
-	res := processor.Result{ProcessorRef: pi.ID, Money: money(pi.Amount, pi.Currency), At: unix(pi.CanceledAt),
-		Message: "payment_intent " + string(pi.Status)}
+	res := processor.Result{ProcessorRef: pi.ID, Money: money(pi.Amount, pi.Currency), At: unix(pi.CanceledAt)}
+	return fromIntentOp(pi, res, stripe.PaymentIntentStatusCanceled, stripe.PaymentIntentStatusSucceeded, "already_captured", lookup)
+}
+
+// fromIntentOp maps the PaymentIntent of a capture or a cancel of an authorization: done is the
+// status the operation leads to (Approved), instead the one that rules it out (Declined with code).
+// Still requires_capture, the operation did not take effect: after a call that answered 200 that
+// is not an answer (Unknown); for a Lookup it is NotFound.
+func fromIntentOp(pi *stripe.PaymentIntent, res processor.Result, done, instead stripe.PaymentIntentStatus, code string, lookup bool) processor.Result {
+	res.Message = "payment_intent " + string(pi.Status)
 	switch pi.Status {
-	case stripe.PaymentIntentStatusCanceled:
+	case done:
 		res.Status = processor.Approved
-	case stripe.PaymentIntentStatusSucceeded:
-		res.Status, res.DeclineCode = processor.Declined, "already_captured"
+	case instead:
+		res.Status, res.DeclineCode = processor.Declined, code
 	case stripe.PaymentIntentStatusRequiresCapture:
 		res.Status = processor.Unknown
 		if lookup {
