@@ -66,8 +66,8 @@ payment-faults: tools ## deposits through payment against an acquirer that refus
 	cd services/payment && BOURSE_PAYMENT_FAULT_RUNS=$(or $(RUNS),1000) go test -race -count=1 -timeout 1h -v -run '^TestRandomFaultsNeverChargeTwice$$' ./test/
 
 .PHONY: payment-chaos
-payment-chaos: tools ## payment + acquirer + risk SIGKILLed alone and together under load: CRASHES points (default 100 here), SEED=n repeats a run; invariants I1-I8 of the payment README
-	cd services/payment && PAYMENT_CHAOS_CRASHES=$(if $(filter command line environment,$(origin CRASHES)),$(CRASHES),100) PAYMENT_CHAOS_SEED=$(SEED) go test -race -count=1 -timeout 4h -v -run '^TestPaymentChaos$$' ./test/
+payment-chaos: tools ## payment + acquirer + risk SIGKILLed alone and together under load, on SQLite then PostgreSQL: CRASHES points each (default 100 here), SEED=n repeats a run; invariants I1-I8 of the payment README
+	cd services/payment && PAYMENT_CHAOS_CRASHES=$(if $(filter command line environment,$(origin CRASHES)),$(CRASHES),100) PAYMENT_CHAOS_SEED=$(SEED) go test -race -count=1 -timeout 8h -v -run '^TestPaymentChaos(Postgres)?$$' ./test/
 
 .PHONY: acquirer-faults
 acquirer-faults: tools ## the acquirer under random faults: RUNS keys (default 5000), each acted on exactly once

@@ -44,7 +44,7 @@ type chaosStack struct {
 	keyFile string
 	riskDir string
 	acqDir  string
-	payDir  string
+	dbArg   string // payment's store: --data-dir (SQLite) or --database-url (PostgreSQL, not killed)
 	seed    uint64
 	faults  string // the acquirer's random-fault flags, "" when off
 
@@ -57,11 +57,14 @@ type chaosStack struct {
 	starts   int // acquirer starts, to give each its own fault dice
 }
 
-func startChaosStack(t *testing.T, seed uint64, faults string) *chaosStack {
+func startChaosStack(t *testing.T, postgres bool, seed uint64, faults string) *chaosStack {
 	t.Helper()
 	dir := t.TempDir()
 	c := &chaosStack{agent: testenv.StartConsul(t), keyFile: filepath.Join(dir, "payment.key"), seed: seed, faults: faults,
-		riskDir: filepath.Join(dir, "risk"), acqDir: filepath.Join(dir, "acquirer"), payDir: filepath.Join(dir, "payment")}
+		riskDir: filepath.Join(dir, "risk"), acqDir: filepath.Join(dir, "acquirer"), dbArg: "--data-dir=" + filepath.Join(dir, "payment")}
+	if postgres {
+		c.dbArg = "--database-url=" + testenv.StartPostgres(t)
+	}
 	if err := os.WriteFile(c.keyFile, []byte(paymentKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +118,7 @@ func (c *chaosStack) startAcquirer(t *testing.T) {
 func (c *chaosStack) startPayment(t *testing.T) {
 	t.Helper()
 	p := testenv.StartService(t, testenv.Build(t, paymentPkg), nil, "--consul-addr="+c.agent.Addr,
-		"--check-interval=1s", "--api-keys="+keyring, "--data-dir="+c.payDir, "--risk-api-key-file="+c.keyFile,
+		"--check-interval=1s", "--api-keys="+keyring, c.dbArg, "--risk-api-key-file="+c.keyFile,
 		"--acquirer-api-key-file="+c.keyFile, "--rate-limit-account=off", "--processors=acquirer,instant",
 		"--circuit-breakers=false", "--processor-timeout=1s", "--settle-after=2s", "--janitor-interval=200ms",
 		"--outbox-interval=50ms", "--webhook-allow-private-addresses")

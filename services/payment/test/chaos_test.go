@@ -17,7 +17,7 @@ import (
 
 // chaosDefaultCrashes is the number of crash points of a plain `go test` (and so `make test`);
 // `make payment-chaos CRASHES=N SEED=S` runs more.
-const chaosDefaultCrashes = 10
+const chaosDefaultCrashes = 8
 
 // chaosFaults are the acquirer's random faults during the load: a tenth of the acting calls refused
 // before acting (payment falls back, or the saga waits), another tenth acted on with the answer lost
@@ -27,9 +27,9 @@ const chaosFaults = "--fault-fail-before=0.1 --fault-lose-answer=0.1"
 // chaosSettleTimeout bounds the wait for the janitor and the outbox once the load has stopped.
 const chaosSettleTimeout = 90 * time.Second
 
-func chaosParams(t *testing.T) (crashes int, seed uint64) {
+func chaosParams(t *testing.T, defaultCrashes int) (crashes int, seed uint64) {
 	t.Helper()
-	crashes = chaosDefaultCrashes
+	crashes = defaultCrashes
 	if s := os.Getenv("PAYMENT_CHAOS_CRASHES"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < int(crashKinds) {
@@ -61,7 +61,7 @@ func chaosSchedule(rng *rand.Rand, n int) []crashKind {
 	return kinds
 }
 
-// TestPaymentChaos: payment (SQLite), the acquirer and risk as real processes under a load of
+// TestPaymentChaos: payment (on SQLite), the acquirer and risk as real processes under a load of
 // deposits (automatic and manual capture, captured in full or in part, or canceled), refunds (partial,
 // full, racing on one payment), payouts (paid, declined by the acquirer, refused by risk) and replays,
 // by clients that retry with the same idempotency key after any error, with the acquirer's random
@@ -70,11 +70,17 @@ func chaosSchedule(rng *rand.Rand, n int) []crashKind {
 // outbox settle everything, and the invariants I1–I8 of the README are checked through the services'
 // own APIs. PAYMENT_CHAOS_CRASHES sets the number of crash points, PAYMENT_CHAOS_SEED repeats a run's
 // schedule and load.
-func TestPaymentChaos(t *testing.T) {
-	crashes, seed := chaosParams(t)
+func TestPaymentChaos(t *testing.T) { runPaymentChaos(t, false, chaosDefaultCrashes) }
+
+// TestPaymentChaosPostgres is the same with payment on PostgreSQL (the server is never killed: it is
+// the durable store payment restarts on), one crash point of each kind by default.
+func TestPaymentChaosPostgres(t *testing.T) { runPaymentChaos(t, true, int(crashKinds)) }
+
+func runPaymentChaos(t *testing.T, postgres bool, defaultCrashes int) {
+	crashes, seed := chaosParams(t, defaultCrashes)
 	t.Logf("payment chaos: %d crash points, seed %d (repeat with PAYMENT_CHAOS_SEED=%d)", crashes, seed, seed)
 	start := time.Now()
-	c := startChaosStack(t, seed, chaosFaults)
+	c := startChaosStack(t, postgres, seed, chaosFaults)
 	book := newChaosBook()
 	load := &chaosLoad{stack: c, book: book, seed: seed, workers: 6}
 	rng := rand.New(rand.NewPCG(seed, 0x6368616f73))
