@@ -2,7 +2,6 @@ package flows
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
@@ -39,11 +38,7 @@ func (s *Service) captureOrVoid(ctx context.Context, caller, key, paymentID stri
 		return err
 	})
 	if err != nil || replay != nil {
-		var got domain.Payment
-		if err == nil {
-			err = json.Unmarshal(replay, &got)
-		}
-		return got, err == nil, err
+		return replayed[domain.Payment](replay, err)
 	}
 	out, err := s.runCaptureOrVoid(ctx, a, func(tx *store.Tx) error { return s.unclaim(ctx, tx, caller, key) })
 	if err != nil {

@@ -2,7 +2,6 @@ package flows
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
@@ -67,18 +66,9 @@ func (s *Service) RefundPayment(ctx context.Context, caller, key, paymentID stri
 		return tx.AddEvent(ctx, "refund.created", r.AccountID, r.ID, r)
 	})
 	if err != nil || replay != nil {
-		var got domain.Refund
-		if err == nil {
-			err = json.Unmarshal(replay, &got)
-		}
-		return got, err == nil, err
+		return replayed[domain.Refund](replay, err)
 	}
-	out, err := s.advanceRefund(ctx, r)
-	if err != nil {
-		return out, false, err
-	}
-	s.complete(ctx, caller, key, out)
-	return out, false, nil
+	return runClaimed(ctx, s, caller, key, r, s.advanceRefund)
 }
 
 // advanceRefund runs the refund saga's steps until it ends or a step must wait.
@@ -91,15 +81,12 @@ func (s *Service) advanceRefund(ctx context.Context, r domain.Refund) (domain.Re
 		var wait bool
 		switch r.Status {
 		case domain.RefundPending:
-			rctx, cancel := s.riskCtx(ctx)
-			err := s.cfg.Risk.Debit(rctx, r.AccountID, r.Amount.Currency, domain.Decimal(r.Amount), r.ID)
-			cancel()
-			switch {
-			case err == nil:
+			switch v, err := s.atRisk(ctx, s.cfg.Risk.Debit, r.AccountID, r.Amount, r.ID); v {
+			case riskApplied:
 				r.Status = domain.RefundProcessing
 				t := ledger.RefundDebited(r.ID, r.AccountID, r.Amount)
 				post = &t
-			case refusal(err):
+			case riskRefused:
 				r.Status, r.DeclineCode = domain.RefundFailed, riskCode(err)
 			default:
 				s.log.Warn("risk debit for a refund failed; retrying later", "refund", r.ID, "err", err)
@@ -131,53 +118,29 @@ func (s *Service) advanceRefund(ctx context.Context, r domain.Refund) (domain.Re
 				wait = true
 			}
 		case domain.RefundReversing:
-			rctx, cancel := s.riskCtx(ctx)
-			err := s.cfg.Risk.Credit(rctx, r.AccountID, r.Amount.Currency, domain.Decimal(r.Amount), r.ID+":reversal")
-			cancel()
-			if err != nil {
-				s.log.Warn("risk credit of a refund's reversal failed; retrying later", "refund", r.ID, "err", err)
-				wait = true
-				break
+			if wait = !s.creditBack(ctx, "refund", r.ID, r.AccountID, r.Amount); !wait {
+				r.Status = domain.RefundFailed
+				t := ledger.RefundReversed(r.ID, r.AccountID, r.Amount)
+				post = &t
 			}
-			r.Status = domain.RefundFailed
-			t := ledger.RefundReversed(r.ID, r.AccountID, r.Amount)
-			post = &t
 		default:
 			return r, nil
 		}
-		if wait {
-			r.Lookups++
-		} else {
-			r.Lookups = 0
+		step := sagaStep{wait: wait, post: post, lookups: &r.Lookups, nextStepAt: &r.NextStepAt, account: r.AccountID, id: r.ID, obj: &r,
+			update: func(tx *store.Tx) error { return tx.UpdateRefund(ctx, &r, from.Status) },
+			also: func(tx *store.Tx) error {
+				switch r.Status {
+				case domain.RefundSucceeded:
+					return tx.ApplyRefund(ctx, r.PaymentID, r.Amount.Amount)
+				case domain.RefundFailed:
+					return tx.ReleaseRefund(ctx, r.PaymentID, r.Amount.Amount)
+				}
+				return nil
+			}}
+		if r.Status != from.Status {
+			step.event = "refund." + string(r.Status)
 		}
-		err := s.st.InTx(ctx, func(tx *store.Tx) error {
-			r.NextStepAt = tx.Now().Add(s.cfg.SettleAfter)
-			if wait {
-				r.NextStepAt = tx.Now().Add(s.backoff(r.Lookups))
-			}
-			if err := tx.UpdateRefund(ctx, &r, from.Status); err != nil {
-				return err
-			}
-			if post != nil {
-				if err := tx.Post(ctx, *post); err != nil {
-					return err
-				}
-			}
-			switch r.Status {
-			case domain.RefundSucceeded:
-				if err := tx.ApplyRefund(ctx, r.PaymentID, r.Amount.Amount); err != nil {
-					return err
-				}
-			case domain.RefundFailed:
-				if err := tx.ReleaseRefund(ctx, r.PaymentID, r.Amount.Amount); err != nil {
-					return err
-				}
-			}
-			if r.Status != from.Status {
-				return tx.AddEvent(ctx, "refund."+string(r.Status), r.AccountID, r.ID, r)
-			}
-			return nil
-		})
+		err := s.save(ctx, step)
 		if isConflict(err) {
 			return s.st.GetRefund(ctx, r.ID) // another replica or the janitor moved it on
 		}
@@ -211,18 +174,9 @@ func (s *Service) CreatePayout(ctx context.Context, caller, key string, in Payou
 		return tx.AddEvent(ctx, "payout.created", x.AccountID, x.ID, x)
 	})
 	if err != nil || replay != nil {
-		var got domain.Payout
-		if err == nil {
-			err = json.Unmarshal(replay, &got)
-		}
-		return got, err == nil, err
+		return replayed[domain.Payout](replay, err)
 	}
-	out, err := s.advancePayout(ctx, x)
-	if err != nil {
-		return out, false, err
-	}
-	s.complete(ctx, caller, key, out)
-	return out, false, nil
+	return runClaimed(ctx, s, caller, key, x, s.advancePayout)
 }
 
 // advancePayout runs the payout saga's steps until it ends or a step must wait.
@@ -239,15 +193,12 @@ func (s *Service) advancePayout(ctx context.Context, x domain.Payout) (domain.Pa
 		var wait bool
 		switch x.Status {
 		case domain.PayoutPending:
-			rctx, cancel := s.riskCtx(ctx)
-			err := s.cfg.Risk.Debit(rctx, x.AccountID, x.Amount.Currency, domain.Decimal(x.Amount), x.ID)
-			cancel()
-			switch {
-			case err == nil:
+			switch v, err := s.atRisk(ctx, s.cfg.Risk.Debit, x.AccountID, x.Amount, x.ID); v {
+			case riskApplied:
 				x.Status = domain.PayoutProcessing
 				t := ledger.PayoutDebited(x.ID, x.AccountID, x.Amount)
 				post = &t
-			case refusal(err):
+			case riskRefused:
 				x.Status, x.DeclineReason, x.DeclineCode = domain.PayoutFailed, domain.DeclineRiskRejected, riskCode(err)
 			default:
 				s.log.Warn("risk debit for a payout failed; retrying later", "payout", x.ID, "err", err)
@@ -306,43 +257,20 @@ func (s *Service) advancePayout(ctx context.Context, x domain.Payout) (domain.Pa
 				wait = true // UNKNOWN: ask the same processor again later, with the same key
 			}
 		case domain.PayoutReversing:
-			rctx, cancel := s.riskCtx(ctx)
-			err := s.cfg.Risk.Credit(rctx, x.AccountID, x.Amount.Currency, domain.Decimal(x.Amount), x.ID+":reversal")
-			cancel()
-			if err != nil {
-				s.log.Warn("risk credit of a payout's reversal failed; retrying later", "payout", x.ID, "err", err)
-				wait = true
-				break
+			if wait = !s.creditBack(ctx, "payout", x.ID, x.AccountID, x.Amount); !wait {
+				x.Status = domain.PayoutFailed
+				t := ledger.PayoutReversed(x.ID, x.AccountID, x.Amount)
+				post = &t
 			}
-			x.Status = domain.PayoutFailed
-			t := ledger.PayoutReversed(x.ID, x.AccountID, x.Amount)
-			post = &t
 		default:
 			return x, nil
 		}
-		if wait {
-			x.Lookups++
-		} else {
-			x.Lookups = 0
+		step := sagaStep{wait: wait, post: post, lookups: &x.Lookups, nextStepAt: &x.NextStepAt, account: x.AccountID, id: x.ID, obj: &x,
+			update: func(tx *store.Tx) error { return tx.UpdatePayout(ctx, &x, from.Status) }}
+		if x.Status != from.Status {
+			step.event = "payout." + string(x.Status)
 		}
-		err := s.st.InTx(ctx, func(tx *store.Tx) error {
-			x.NextStepAt = tx.Now().Add(s.cfg.SettleAfter)
-			if wait {
-				x.NextStepAt = tx.Now().Add(s.backoff(x.Lookups))
-			}
-			if err := tx.UpdatePayout(ctx, &x, from.Status); err != nil {
-				return err
-			}
-			if post != nil {
-				if err := tx.Post(ctx, *post); err != nil {
-					return err
-				}
-			}
-			if x.Status != from.Status {
-				return tx.AddEvent(ctx, "payout."+string(x.Status), x.AccountID, x.ID, x)
-			}
-			return nil
-		})
+		err := s.save(ctx, step)
 		if isConflict(err) {
 			return s.st.GetPayout(ctx, x.ID)
 		}
