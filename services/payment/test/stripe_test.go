@@ -14,9 +14,9 @@ import (
 
 // oneStripeCall asserts that exactly one request went to Stripe since the last check, that
 // stripe-mock accepted it (it fits Stripe's API) and that it carried the idempotency key.
-func oneStripeCall(t *testing.T, st *stripeState, method, path, key string, form map[string]string) stripeCall {
+func oneStripeCall(t *testing.T, st *testenv.StripeProxy, method, path, key string, form map[string]string) testenv.StripeCall {
 	t.Helper()
-	calls := st.take()
+	calls := st.Take()
 	if len(calls) != 1 {
 		t.Fatalf("want one request to Stripe (%s %s), got %d: %+v", method, path, len(calls), calls)
 	}
@@ -44,14 +44,14 @@ func oneStripeCall(t *testing.T, st *stripeState, method, path, key string, form
 func TestStripeThroughThePaymentBinary(t *testing.T) {
 	s := startStack(t, sqliteArg(t))
 	sm := testenv.StartStripeMock(t)
-	st := newStripeState(t, sm.URL)
+	st := stripeState(t, sm.URL)
 	keyFile := filepath.Join(t.TempDir(), "stripe.key")
 	if err := os.WriteFile(keyFile, []byte("sk_test_bourse\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The capture window is short enough to watch an authorization expire, long enough that the
 	// captures and the cancel below come well before it.
-	p := s.startPayment(t, "--processors=stripe", "--stripe-url="+st.srv.URL, "--stripe-key-file="+keyFile, "--capture-window=10s")
+	p := s.startPayment(t, "--processors=stripe", "--stripe-url="+st.URL, "--stripe-key-file="+keyFile, "--capture-window=10s")
 	ctx := context.Background()
 
 	// Automatic capture: one confirmed PaymentIntent, captured, risk credited.
@@ -104,7 +104,7 @@ func TestStripeThroughThePaymentBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	catt, cpi := r.GetPayment().GetAttempts()[0].GetAttemptId(), "/v1/payment_intents/"+r.GetPayment().GetAttempts()[0].GetProcessorRef()
-	st.take()
+	st.Take()
 	xr, err := p.alice.CancelPayment(ctx, &paymentv1.CancelPaymentRequest{PaymentId: r.GetPayment().GetPaymentId(), IdempotencyKey: "cancel-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestStripeThroughThePaymentBinary(t *testing.T) {
 	}
 	expiring := r.GetPayment()
 	eatt, epi := expiring.GetAttempts()[0].GetAttemptId(), "/v1/payment_intents/"+expiring.GetAttempts()[0].GetProcessorRef()
-	st.take()
+	st.Take()
 	testenv.WaitFor(t, 40*time.Second, "the authorization expired", func() bool {
 		g, err := p.alice.GetPayment(ctx, &paymentv1.GetPaymentRequest{PaymentId: expiring.GetPaymentId()})
 		if err != nil {
