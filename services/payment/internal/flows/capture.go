@@ -85,7 +85,10 @@ func (s *Service) beginCaptureOrVoid(ctx context.Context, tx *store.Tx, paymentI
 	if op == domain.OpCapture {
 		p.Captured = amount // the amount asked for; it counts once the processor confirms
 	}
-	p.Status, p.DeclineReason = domain.PaymentProcessing, reason
+	p.Status = domain.PaymentProcessing
+	if reason != domain.DeclineNone {
+		p.DeclineReason = reason
+	}
 	if err := tx.SetPaymentStatus(ctx, &p, domain.PaymentRequiresCapture); err != nil {
 		if isConflict(err) {
 			return a, notCapturable(domain.PaymentProcessing)
