@@ -24,8 +24,10 @@ const chaosDefaultCrashes = 8
 // (UNKNOWN, settled by the janitor's lookup or re-send).
 const chaosFaults = "--fault-fail-before=0.1 --fault-lose-answer=0.1"
 
-// chaosSettleTimeout bounds the wait for the janitor and the outbox once the load has stopped.
-const chaosSettleTimeout = 90 * time.Second
+// chaosSettleTimeout bounds the wait for the janitor and the outbox once the load has stopped. The
+// tail is usually an outbox row a killed payment had claimed (its 30 s lease must run out) or a step
+// retried with backoff.
+const chaosSettleTimeout = 120 * time.Second
 
 func chaosParams(t *testing.T, defaultCrashes int) (crashes int, seed uint64) {
 	t.Helper()
@@ -117,7 +119,7 @@ func runPaymentChaos(t *testing.T, postgres bool, defaultCrashes int) {
 	}}}); err != nil {
 		fail("turning the faults off: %v", err)
 	}
-	st, err := settleChaos(t.Context(), c)
+	st, err := settleChaos(t.Context(), t, c)
 	if err != nil {
 		fail("%v", err)
 	}
@@ -148,8 +150,9 @@ func runPaymentChaos(t *testing.T, postgres bool, defaultCrashes int) {
 
 // settleChaos polls until nothing is in a middle state (every payment, attempt, refund and payout
 // final, every captured payment credited in risk), at most chaosSettleTimeout.
-func settleChaos(ctx context.Context, c *chaosStack) (*chaosState, error) {
-	deadline := time.Now().Add(chaosSettleTimeout)
+func settleChaos(ctx context.Context, t *testing.T, c *chaosStack) (*chaosState, error) {
+	start := time.Now()
+	deadline, report := start.Add(chaosSettleTimeout), start.Add(10*time.Second)
 	var last []string
 	var lastErr error
 	for time.Now().Before(deadline) {
@@ -160,6 +163,11 @@ func settleChaos(ctx context.Context, c *chaosStack) (*chaosState, error) {
 			if last = st.unsettled(); len(last) == 0 {
 				return st, nil
 			}
+		}
+		if time.Now().After(report) {
+			sort.Strings(last)
+			t.Logf("settling for %v: %d left, e.g. %v", time.Since(start).Round(time.Second), len(last), last[:min(3, len(last))])
+			report = report.Add(10 * time.Second)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
