@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -12,12 +13,18 @@ import (
 // ErrClosed is returned by Submit after Close.
 var ErrClosed = errors.New("sqldb: group committer closed")
 
+// ErrStopped is wrapped by the error of a committer that a failure stopped (see Options.FailStop
+// and Fail), with the failure that stopped it: errors.Is tells it from an item's own failure.
+var ErrStopped = errors.New("sqldb: group commit failed; nothing more is written")
+
 // GroupCommitter writes items submitted concurrently in shared transactions: while one transaction
 // commits (and fsyncs), newly submitted items queue up and go into the next one. Each Submit returns
 // only after its item's transaction committed, so callers get durability at a fraction of the
 // per-item fsync cost.
 //
-// Items are written, and their outcomes delivered, in the order they were enqueued.
+// Items are written, and their outcomes delivered, in the order they were enqueued. An item may be
+// written alone, or may fail without stopping the committer (see ItemOptions); Sync waits for
+// everything enqueued before it without writing anything.
 //
 // Ownership: the constructor starts the writer goroutine and Close stops it, after writing what was
 // queued. The writer blocks only on the database and on the done callbacks it runs.
@@ -34,7 +41,11 @@ type GroupCommitter[T any] struct {
 	mu     sync.RWMutex // Enqueue holds it shared while enqueuing; Close exclusively
 	closed bool
 
-	failed atomic.Pointer[error] // FailStop: the first failed commit; set before anyone hears of it
+	failed atomic.Pointer[error] // the failure that stopped the committer; set before anyone hears of it
+	failMu sync.Mutex            // held while the failure is recorded and OnFail runs
+
+	carry    pending[T] // the writer's: an item that ends the batch before it (see fill)
+	hasCarry bool
 
 	items []T     // whole-batch mode: reused between batches
 	errs  []error // savepoint mode: reused between batches
@@ -51,10 +62,25 @@ type Options struct {
 	// no hole), the failed batch, everything queued behind it and every later submit fail with that
 	// commit's error, and OnFail runs once, from the writer, before any of them is answered.
 	FailStop bool
-	// OnFail is told of the failure that stopped a FailStop committer; it must not block on the
-	// committer.
+	// OnFail is told of the failure that stopped a FailStop committer (or of the one given to Fail);
+	// it may call Err but must not enqueue to, sync or close the committer.
 	OnFail func(error)
 }
+
+// ItemOptions say how one item is committed (see EnqueueFuncWith).
+type ItemOptions struct {
+	// Alone writes the item in a transaction of its own: after every item enqueued before it has
+	// committed, and before any item enqueued after it is written. For work that must not share a
+	// transaction, such as a large rewrite whose size or failure the small items should not carry.
+	Alone bool
+	// NonFatal makes the item's failure its own: only its submitter hears of it, and a FailStop
+	// committer carries on (for work whose failure loses nothing the items after it depend on). It
+	// implies Alone, which is what makes a failed transaction the item's own. Once the committer
+	// has stopped, a non-fatal item fails like any other.
+	NonFatal bool
+}
+
+func (o ItemOptions) alone() bool { return o.Alone || o.NonFatal }
 
 func (o Options) withDefaults() Options {
 	if o.MaxBatch <= 0 {
@@ -67,9 +93,11 @@ func (o Options) withDefaults() Options {
 }
 
 type pending[T any] struct {
-	ctx  context.Context
-	item T
-	done func(error)
+	ctx     context.Context
+	item    T
+	opts    ItemOptions
+	barrier bool // Sync's: nothing to write, only a place in the order
+	done    func(error)
 }
 
 // NewGroupCommitter starts the writer. write must store all items or fail as a whole.
@@ -108,8 +136,27 @@ func newCommitter[T any](db *DB, o Options) *GroupCommitter[T] {
 
 // Submit stores item durably, together with whatever else is waiting.
 func (g *GroupCommitter[T]) Submit(ctx context.Context, item T) error {
+	return g.SubmitWith(ctx, item, ItemOptions{})
+}
+
+// SubmitWith is Submit with options for this item.
+func (g *GroupCommitter[T]) SubmitWith(ctx context.Context, item T, opts ItemOptions) error {
+	return g.submit(pending[T]{ctx: ctx, item: item, opts: opts})
+}
+
+// Sync returns once every item enqueued before it has been answered, with nil, or with the error
+// that stopped the committer. It writes nothing, and a failure that did not stop the committer
+// (without FailStop, or of a non-fatal item) is its item's alone. ctx bounds only the wait for room
+// in the queue. It costs a turn of the writer even when nothing is queued: a caller that knows
+// nothing is in flight need not call it.
+func (g *GroupCommitter[T]) Sync(ctx context.Context) error {
+	return g.submit(pending[T]{ctx: ctx, barrier: true})
+}
+
+func (g *GroupCommitter[T]) submit(p pending[T]) error {
 	reply := make(chan error, 1)
-	if err := g.EnqueueFunc(ctx, item, func(err error) { reply <- err }); err != nil {
+	p.done = func(err error) { reply <- err }
+	if err := g.enqueue(p); err != nil {
 		return err
 	}
 	return <-reply // queued means it will be written: wait even if ctx ends (see Enqueue)
@@ -132,23 +179,32 @@ func (g *GroupCommitter[T]) Enqueue(ctx context.Context, item T) (wait func() er
 // outcome; done must not block. It returns an error, and done is never called, when the item was not
 // queued: after Close, after a FailStop failure, or when ctx ended while the queue was full.
 func (g *GroupCommitter[T]) EnqueueFunc(ctx context.Context, item T, done func(error)) error {
+	return g.enqueue(pending[T]{ctx: ctx, item: item, done: done})
+}
+
+// EnqueueFuncWith is EnqueueFunc with options for this item.
+func (g *GroupCommitter[T]) EnqueueFuncWith(ctx context.Context, item T, opts ItemOptions, done func(error)) error {
+	return g.enqueue(pending[T]{ctx: ctx, item: item, opts: opts, done: done})
+}
+
+func (g *GroupCommitter[T]) enqueue(p pending[T]) error {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if g.closed {
 		return ErrClosed
 	}
-	if err := g.Err(); err != nil {
+	if err := g.stopped(); err != nil {
 		return err
 	}
 	select {
-	case g.queue <- pending[T]{ctx: ctx, item: item, done: done}:
+	case g.queue <- p:
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-p.ctx.Done():
+		return p.ctx.Err()
 	}
 }
 
-// Err is the failure that stopped a FailStop committer, or nil.
+// Err is the failure that stopped the committer (wrapping ErrStopped), or nil.
 func (g *GroupCommitter[T]) Err() error {
 	if p := g.failed.Load(); p != nil {
 		return *p
@@ -156,26 +212,80 @@ func (g *GroupCommitter[T]) Err() error {
 	return nil
 }
 
+// Fail stops the committer as a failed commit stops a FailStop one, for a failure met outside it
+// that the items must not be written after (say, another write the log depends on): the items not
+// yet written and every later submit fail with the error it returns, and OnFail runs once, from
+// the caller, before any of them is answered. A transaction already committing still completes and
+// answers its items. When the committer had already stopped, Fail returns that first error.
+func (g *GroupCommitter[T]) Fail(cause error) error {
+	return g.halt(cause)
+}
+
+// halt records cause as the failure that stopped the committer, unless one was, and runs OnFail.
+func (g *GroupCommitter[T]) halt(cause error) error {
+	g.failMu.Lock()
+	defer g.failMu.Unlock()
+	if p := g.failed.Load(); p != nil {
+		return *p
+	}
+	err := fmt.Errorf("%w: %w", ErrStopped, cause)
+	g.failed.Store(&err)
+	if g.o.OnFail != nil {
+		g.o.OnFail(err)
+	}
+	return err
+}
+
+// stopped is Err for whoever is about to tell a submitter of the failure: it waits for OnFail to
+// have returned, so that nobody hears of a failure before OnFail does.
+func (g *GroupCommitter[T]) stopped() error {
+	p := g.failed.Load()
+	if p == nil {
+		return nil
+	}
+	g.failMu.Lock()
+	defer g.failMu.Unlock()
+	return *p
+}
+
 func (g *GroupCommitter[T]) loop() {
 	defer close(g.done)
 	batch := make([]pending[T], 0, g.o.MaxBatch)
 	for {
-		select {
-		case p := <-g.queue:
+		if p, ok := g.takeCarry(); ok {
 			batch = append(batch[:0], p)
-		case <-g.stop:
-			g.drain(batch)
-			return
+		} else {
+			select {
+			case p := <-g.queue:
+				batch = append(batch[:0], p)
+			case <-g.stop:
+				g.drain(batch)
+				return
+			}
 		}
 		g.flush(g.fill(batch))
 	}
 }
 
-// fill adds what is queued to batch without waiting.
+func (g *GroupCommitter[T]) takeCarry() (pending[T], bool) {
+	p, ok := g.carry, g.hasCarry
+	g.carry, g.hasCarry = pending[T]{}, false
+	return p, ok
+}
+
+// fill adds what is queued to batch, which holds the batch's first item, without waiting. An alone
+// item is a batch of its own: it ends the batch before it and is carried to the next.
 func (g *GroupCommitter[T]) fill(batch []pending[T]) []pending[T] {
+	if batch[0].opts.alone() {
+		return batch
+	}
 	for len(batch) < g.o.MaxBatch {
 		select {
 		case p := <-g.queue:
+			if p.opts.alone() {
+				g.carry, g.hasCarry = p, true
+				return batch
+			}
 			batch = append(batch, p)
 		default:
 			return batch
@@ -187,17 +297,23 @@ func (g *GroupCommitter[T]) fill(batch []pending[T]) []pending[T] {
 // drain writes what was queued before Close.
 func (g *GroupCommitter[T]) drain(batch []pending[T]) {
 	for {
-		batch = g.fill(batch[:0])
-		if len(batch) == 0 {
+		p, ok := g.takeCarry()
+		if !ok {
+			select {
+			case p, ok = <-g.queue:
+			default:
+			}
+		}
+		if !ok {
 			return
 		}
-		g.flush(batch)
+		g.flush(g.fill(append(batch[:0], p)))
 	}
 }
 
 // flush writes one batch and answers its items in order.
 func (g *GroupCommitter[T]) flush(batch []pending[T]) {
-	err := g.Err()
+	err := g.stopped()
 	var itemErrs []error
 	if err == nil {
 		if g.each != nil {
@@ -205,28 +321,39 @@ func (g *GroupCommitter[T]) flush(batch []pending[T]) {
 		} else {
 			err = g.commitAll(batch)
 		}
-		if err != nil && g.o.FailStop {
-			err = fmt.Errorf("sqldb: group commit failed; nothing more is written: %w", err)
-			if g.failed.CompareAndSwap(nil, &err) && g.o.OnFail != nil {
-				g.o.OnFail(err)
-			}
+		// A non-fatal item is alone in its batch, so the failure is its own.
+		if err != nil && g.o.FailStop && !batch[0].opts.NonFatal {
+			err = g.halt(err)
 		}
 	}
+	// A barrier hears only of a failure that stopped the committer, even one from Fail while
+	// this batch committed: it answers for what is behind it, not for this batch.
+	barrierErr := g.stopped()
 	for i, p := range batch {
 		e := err
-		if itemErrs != nil && itemErrs[i] != nil {
+		switch {
+		case p.barrier:
+			e = barrierErr
+		case itemErrs != nil && itemErrs[i] != nil:
 			e = itemErrs[i] // an item undone alone keeps its own reason
 		}
 		p.done(e)
 	}
+	clear(batch) // the items and callbacks are the callers'; do not keep them alive
 }
 
+// commitAll writes the batch's items in one transaction; a batch of barriers writes nothing.
 func (g *GroupCommitter[T]) commitAll(batch []pending[T]) error {
 	items := g.items[:0]
 	for _, p := range batch {
-		items = append(items, p.item)
+		if !p.barrier {
+			items = append(items, p.item)
+		}
 	}
 	g.items = items
+	if len(items) == 0 {
+		return nil
+	}
 	ctx := context.Background()
 	err := g.db.InTx(ctx, func(tx *sql.Tx) error { return g.write(ctx, tx, items) })
 	clear(items) // the items are the callers'; do not keep them alive
@@ -241,12 +368,18 @@ func (g *GroupCommitter[T]) commitEach(batch []pending[T]) ([]error, error) {
 		errs = append(errs, nil)
 	}
 	g.errs = errs
+	if !slices.ContainsFunc(batch, func(p pending[T]) bool { return !p.barrier }) {
+		return errs, nil
+	}
 	ctx := context.Background()
 	tx, err := g.db.BeginTx(ctx, nil)
 	if err != nil {
 		return errs, err
 	}
 	for i, p := range batch {
+		if p.barrier {
+			continue
+		}
 		if err := p.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
