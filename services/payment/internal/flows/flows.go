@@ -145,21 +145,27 @@ const (
 func (s *Service) claim(ctx context.Context, caller, key, method string, params any, objectID string, begin func(*store.Tx) error) (replay []byte, err error) {
 	rec := idempotency.Record{Caller: caller, Key: key, Method: method, Fingerprint: idempotency.Fingerprint(params),
 		State: idempotency.InFlight, ObjectID: objectID}
-	var existing idempotency.Record
-	var claimed bool
-	err = s.st.InTx(ctx, func(tx *store.Tx) error {
-		var err error
-		existing, claimed, err = tx.ClaimKey(ctx, rec, s.cfg.Retention)
-		if err != nil || !claimed {
-			return err
-		}
-		return begin(tx)
-	})
+	// A finished record is answered as it stands, without a write transaction.
+	existing, finished, err := s.st.FinishedKey(ctx, caller, key, s.cfg.Retention)
 	if err != nil {
 		return nil, err
 	}
-	if claimed {
-		return nil, nil
+	if !finished {
+		var claimed bool
+		err = s.st.InTx(ctx, func(tx *store.Tx) error {
+			var err error
+			existing, claimed, err = tx.ClaimKey(ctx, rec, s.cfg.Retention)
+			if err != nil || !claimed {
+				return err
+			}
+			return begin(tx)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if claimed {
+			return nil, nil
+		}
 	}
 	if err := existing.Check(method, rec.Fingerprint); err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
@@ -39,13 +41,33 @@ func (t *Tx) ClaimKey(ctx context.Context, rec idempotency.Record, retention tim
 	return existing, false, errs.New(errs.KindUnavailable, "idempotency key %q is being replaced concurrently; retry", rec.Key)
 }
 
+const qKey = `SELECT method, fingerprint, state, object_id, response, err_kind, err_msg, created_at
+	FROM idempotency WHERE caller = ? AND idem_key = ?`
+
 func (t *Tx) key(ctx context.Context, caller, key string) (idempotency.Record, error) {
+	return scanKey(t.queryRow(ctx, qKey, caller, key), caller, key)
+}
+
+// FinishedKey reads the record of (caller, key) outside any write transaction if it is finished and
+// within retention (found false otherwise: none, in flight or expired, which only a claim decides).
+// A finished record never changes until it expires, so a replay is answered from it without
+// waiting for the writer (SQLite) or taking a row lock (PostgreSQL).
+func (s *Store) FinishedKey(ctx context.Context, caller, key string, retention time.Duration) (rec idempotency.Record, found bool, err error) {
+	rec, err = scanKey(s.queryRow(ctx, qKey, caller, key), caller, key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return rec, false, nil
+	}
+	if err != nil || rec.State != idempotency.Done || rec.Expired(s.now(), retention) {
+		return rec, false, err
+	}
+	return rec, true, nil
+}
+
+func scanKey(row *sql.Row, caller, key string) (idempotency.Record, error) {
 	r := idempotency.Record{Caller: caller, Key: key}
 	var resp string
 	var created int64
-	err := t.queryRow(ctx, `SELECT method, fingerprint, state, object_id, response, err_kind, err_msg, created_at
-		FROM idempotency WHERE caller = ? AND idem_key = ?`, caller, key).
-		Scan(&r.Method, &r.Fingerprint, &r.State, &r.ObjectID, &resp, &r.ErrKind, &r.ErrMsg, &created)
+	err := row.Scan(&r.Method, &r.Fingerprint, &r.State, &r.ObjectID, &resp, &r.ErrKind, &r.ErrMsg, &created)
 	r.Response, r.CreatedAt = []byte(resp), fromNanos(created)
 	return r, err
 }
