@@ -34,11 +34,7 @@ func (j *snapshotJob) write(ctx context.Context, db *sqldb.DB, tx *sql.Tx) error
 // later): the engine's SnapshotTo says which seq it covers. A failure keeps the previous snapshot
 // and the events; it does not stop the store.
 func (s *Store) WriteSnapshot(ctx context.Context, seq uint64, data []byte) error {
-	reply := make(chan error, 1)
-	if err := s.commit.enqueue(ctx, job{snap: &snapshotJob{seq: seq, data: data}, reply: reply}); err != nil {
-		return err
-	}
-	if err := <-reply; err != nil {
+	if err := s.commit.snapshot(ctx, &snapshotJob{seq: seq, data: data}); err != nil {
 		return fmt.Errorf("write snapshot at event %d: %w", seq, err)
 	}
 	return nil

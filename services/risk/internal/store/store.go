@@ -143,8 +143,7 @@ func (s *Store) ReserveIDs(ctx context.Context, high uint64) (uint64, error) {
 	}
 	_, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE risk_incarnations SET id_limit = ? WHERE incarnation = ?`), int64(limit), int64(s.incarnation))
 	if err != nil {
-		s.commit.poison(fmt.Errorf("reserve reservation ids: %w", err))
-		return 0, s.commit.err()
+		return 0, s.commit.fail(fmt.Errorf("reserve reservation ids: %w", err))
 	}
 	s.idLimit = limit
 	return limit, nil
@@ -197,7 +196,7 @@ func (s *Store) NewPersister(ctx context.Context) *Persister {
 // store has failed it refuses with Unavailable, so the engine applies nothing more.
 func (p *Persister) Persist(ev engine.Event) error {
 	reply := make(chan error, 1)
-	if err := p.store.commit.enqueue(p.ctx, job{ev: ev, isEv: true, reply: reply}); err != nil {
+	if err := p.store.commit.persist(p.ctx, ev, reply); err != nil {
 		return err
 	}
 	p.waits = append(p.waits, reply)
@@ -224,16 +223,7 @@ func (p *Persister) Wait() error {
 // Sync returns once every event queued so far is committed, or the error that stopped the store.
 // It costs nothing when no event is in flight; ctx bounds only the wait for room in the queue.
 func (s *Store) Sync(ctx context.Context) error {
-	// pending drops only after a failure is recorded, so reading it first cannot miss one.
-	if s.commit.pending.Load() == 0 {
-		return s.commit.err()
-	}
-	reply := make(chan error, 1)
-	if err := s.commit.enqueue(ctx, job{reply: reply}); err != nil {
-		return err
-	}
-	// Once queued the barrier is always answered, like an event.
-	return <-reply
+	return s.commit.sync(ctx)
 }
 
 // Err is the failure that stopped the store, nil while it works.
