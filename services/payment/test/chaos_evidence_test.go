@@ -64,8 +64,44 @@ func riskRefEvidence(ctx context.Context, c *chaosStack, s *chaosState, account 
 		}
 	}
 	sort.Strings(out)
-	if len(out) == 0 {
+	out = append(out, knownTransfers(s, account))
+	if len(out) == 1 {
 		return "risk has every transfer payment made for " + account + " exactly as payment has it"
 	}
 	return "risk's transfers for " + account + " compared with payment's:\n" + strings.Join(out, "\n")
+}
+
+// knownTransfers sums what payment made risk credit and debit for account (before any probe).
+func knownTransfers(s *chaosState, account string) string {
+	var credits, debits int64
+	for _, p := range s.payments {
+		if p.GetAccountId() == account && capturedStatus(p.GetStatus()) {
+			credits += p.GetAmountCaptured().GetAmount()
+		}
+	}
+	for _, r := range s.refunds {
+		if s.payments[r.GetPaymentId()].GetAccountId() == account && r.GetStatus() == paymentv1.RefundStatus_REFUND_STATUS_SUCCEEDED {
+			debits += r.GetAmount().GetAmount()
+		}
+	}
+	for _, x := range s.payouts {
+		if x.GetAccountId() == account && x.GetStatus() == paymentv1.PayoutStatus_PAYOUT_STATUS_SUCCEEDED {
+			debits += x.GetAmount().GetAmount()
+		}
+	}
+	return fmt.Sprintf("payment: %s credited %d, debited %d net of reversals (%d refunds, %d payouts seen)", account, credits, debits, len(s.refunds), len(s.payouts))
+}
+
+// riskAudit is risk's own per-asset sums (every account), before any probe.
+func riskAudit(ctx context.Context, c *chaosStack) string {
+	a, err := c.riskClient().Audit(ctx, &riskv1.AuditRequest{})
+	if err != nil {
+		return "risk Audit: " + err.Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "risk Audit: consistent %v %s", a.GetConsistent(), a.GetProblem())
+	for _, x := range a.GetAssets() {
+		fmt.Fprintf(&b, "; %s total %s credits %s debits %s", x.GetAssetId(), x.GetTotal(), x.GetCredits(), x.GetDebits())
+	}
+	return b.String()
 }
