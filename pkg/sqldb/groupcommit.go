@@ -13,10 +13,6 @@ import (
 // ErrClosed is returned by Submit after Close.
 var ErrClosed = errors.New("sqldb: group committer closed")
 
-// ErrStopped is wrapped by the error of a committer that a failure stopped (see Options.FailStop
-// and Fail), with the failure that stopped it: errors.Is tells it from an item's own failure.
-var ErrStopped = errors.New("sqldb: group commit failed; nothing more is written")
-
 // GroupCommitter writes items submitted concurrently in shared transactions: while one transaction
 // commits (and fsyncs), newly submitted items queue up and go into the next one. Each Submit returns
 // only after its item's transaction committed, so callers get durability at a fraction of the
@@ -59,15 +55,16 @@ type Options struct {
 	// (default 4×MaxBatch).
 	QueueLen int
 	// FailStop makes the first failed commit final: nothing queued after it is written (a log keeps
-	// no hole), the failed batch, everything queued behind it and every later submit fail with that
-	// commit's error, and OnFail runs once, from the writer, before any of them is answered.
+	// no hole), the failed batch, everything queued behind it and every later submit fail with an
+	// error wrapping ErrStopped and that commit's, and OnFail runs once, from the writer, before any
+	// of them is answered.
 	FailStop bool
 	// OnFail is told of the failure that stopped a FailStop committer (or of the one given to Fail);
 	// it may call Err but must not enqueue to, sync or close the committer.
 	OnFail func(error)
 }
 
-// ItemOptions say how one item is committed (see EnqueueFuncWith).
+// ItemOptions say how one item is committed (see SubmitWith and EnqueueFuncWith).
 type ItemOptions struct {
 	// Alone writes the item in a transaction of its own: after every item enqueued before it has
 	// committed, and before any item enqueued after it is written. For work that must not share a
@@ -75,8 +72,9 @@ type ItemOptions struct {
 	Alone bool
 	// NonFatal makes the item's failure its own: only its submitter hears of it, and a FailStop
 	// committer carries on (for work whose failure loses nothing the items after it depend on). It
-	// implies Alone, which is what makes a failed transaction the item's own. Once the committer
-	// has stopped, a non-fatal item fails like any other.
+	// implies Alone, which is what makes a failed transaction the item's own. (In a savepoint
+	// committer an item's own run fails alone anyway; NonFatal covers its transaction, the commit
+	// included.) Once the committer has stopped, a non-fatal item fails like any other.
 	NonFatal bool
 }
 
@@ -202,50 +200,6 @@ func (g *GroupCommitter[T]) enqueue(p pending[T]) error {
 	case <-p.ctx.Done():
 		return p.ctx.Err()
 	}
-}
-
-// Err is the failure that stopped the committer (wrapping ErrStopped), or nil.
-func (g *GroupCommitter[T]) Err() error {
-	if p := g.failed.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-// Fail stops the committer as a failed commit stops a FailStop one, for a failure met outside it
-// that the items must not be written after (say, another write the log depends on): the items not
-// yet written and every later submit fail with the error it returns, and OnFail runs once, from
-// the caller, before any of them is answered. A transaction already committing still completes and
-// answers its items. When the committer had already stopped, Fail returns that first error.
-func (g *GroupCommitter[T]) Fail(cause error) error {
-	return g.halt(cause)
-}
-
-// halt records cause as the failure that stopped the committer, unless one was, and runs OnFail.
-func (g *GroupCommitter[T]) halt(cause error) error {
-	g.failMu.Lock()
-	defer g.failMu.Unlock()
-	if p := g.failed.Load(); p != nil {
-		return *p
-	}
-	err := fmt.Errorf("%w: %w", ErrStopped, cause)
-	g.failed.Store(&err)
-	if g.o.OnFail != nil {
-		g.o.OnFail(err)
-	}
-	return err
-}
-
-// stopped is Err for whoever is about to tell a submitter of the failure: it waits for OnFail to
-// have returned, so that nobody hears of a failure before OnFail does.
-func (g *GroupCommitter[T]) stopped() error {
-	p := g.failed.Load()
-	if p == nil {
-		return nil
-	}
-	g.failMu.Lock()
-	defer g.failMu.Unlock()
-	return *p
 }
 
 func (g *GroupCommitter[T]) loop() {
