@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bourse-dev/bourse/pkg/sqldb"
@@ -177,4 +178,104 @@ func BenchmarkRestart(b *testing.B) {
 			})
 		}
 	}
+}
+
+// failSnapshots makes the database refuse every snapshot, through a connection of its own, and
+// returns the function that removes the refusal.
+func failSnapshots(t *testing.T, url string) (remove func()) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	install := []string{`CREATE TRIGGER risk_fail_snapshot BEFORE INSERT ON risk_snapshots
+		BEGIN SELECT RAISE(ABORT, 'injected failure of a snapshot'); END`}
+	drop := []string{`DROP TRIGGER risk_fail_snapshot`}
+	if db.Dialect == sqldb.Postgres {
+		install = []string{
+			`CREATE FUNCTION risk_fail_snapshot() RETURNS trigger AS $$ BEGIN
+				RAISE EXCEPTION 'injected failure of a snapshot'; END $$ LANGUAGE plpgsql`,
+			`CREATE TRIGGER risk_fail_snapshot BEFORE INSERT ON risk_snapshots FOR EACH ROW EXECUTE FUNCTION risk_fail_snapshot()`,
+		}
+		drop = []string{`DROP TRIGGER risk_fail_snapshot ON risk_snapshots`, `DROP FUNCTION risk_fail_snapshot()`}
+	}
+	for _, q := range install {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return func() {
+		for _, q := range drop {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestFailedSnapshotIsNotFatal: a snapshot the database refuses fails alone. The credits written
+// meanwhile all commit (none shared its transaction), the store does not stop, its events stay in
+// the log, and the next snapshot succeeds and bounds the replay as usual.
+func TestFailedSnapshotIsNotFatal(t *testing.T) {
+	eachStore(t, func(t *testing.T, url string) {
+		n := start(t, url, store.Options{})
+		n.setup(t, "alice", "bob")
+		remove := failSnapshots(t, url)
+		const writers, each = 4, 25
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := range each {
+					if _, err := n.credit([]string{"alice", "bob"}[w%2], fmt.Sprintf("w%d-%d", w, i), 1); err != nil {
+						t.Errorf("a credit beside the failing snapshots: %v", err)
+						return
+					}
+				}
+			})
+		}
+		for range 5 {
+			if _, err := n.st.Snapshot(context.Background(), n.eng); err == nil || !strings.Contains(err.Error(), "injected failure of a snapshot") {
+				t.Fatalf("snapshot under the refusal: %v", err)
+			}
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		select {
+		case err := <-n.failed:
+			t.Fatalf("OnFail after a failed snapshot: %v", err)
+		default:
+		}
+		if err := n.st.Err(); err != nil {
+			t.Fatalf("the store stopped after a failed snapshot: %v", err)
+		}
+		if rows, _ := countEvents(t, url); rows != int64(n.eng.LastSeq()) {
+			t.Fatalf("%d events stored, want all %d: a failed snapshot pruned some", rows, n.eng.LastSeq())
+		}
+		remove()
+		seq, err := n.st.Snapshot(context.Background(), n.eng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.credit("alice", "after", 1); err != nil {
+			t.Fatal(err)
+		}
+		want := []engine.BalanceView{usd(t, n.eng, "alice"), usd(t, n.eng, "bob")}
+		n.st.Close()
+
+		n = start(t, url, store.Options{})
+		defer n.st.Close()
+		if n.replayed != 1 || n.eng.LastSeq() != seq+1 {
+			t.Fatalf("restart replayed %d events up to %d, want the one after the snapshot at %d", n.replayed, n.eng.LastSeq(), seq)
+		}
+		if got := []engine.BalanceView{usd(t, n.eng, "alice"), usd(t, n.eng, "bob")}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("after restart %v, want %v", got, want)
+		}
+		if want[0].Total+want[1].Total != writers*each+1 {
+			t.Fatalf("balances %v after %d credits of 1", want, writers*each+1)
+		}
+	})
 }
