@@ -25,6 +25,9 @@ type Store struct {
 	stmts, rstmts *sqldb.Stmts
 }
 
+// readConns is the number of SQLite read connections.
+const readConns = 4
+
 // Options tune a Store.
 type Options struct {
 	// NoGroupCommit commits every SQLite transaction on its own (for comparison in benchmarks).
@@ -62,6 +65,9 @@ func OpenWith(ctx context.Context, url string, o Options) (*Store, error) {
 			db.Close()
 			return nil, err
 		}
+		// WAL readers do not block one another: reads (replays among them) run side by side.
+		s.rdb.SetMaxOpenConns(readConns)
+		s.rdb.SetMaxIdleConns(readConns)
 	}
 	s.stmts, s.rstmts = newStmts(s.db), newStmts(s.rdb)
 	if err := s.CheckInvariants(ctx); err != nil {
