@@ -363,3 +363,36 @@ func TestReserveIDsAfterFailureRefuses(t *testing.T) {
 }
 
 func testLogger(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
+
+// TestFailedReserveIDsStopsTheStore: a reservation of ids the database refuses stops the store like
+// a failed commit: OnFail is told, and no event is accepted or committed after it.
+func TestFailedReserveIDsStopsTheStore(t *testing.T) {
+	url := filepath.Join(t.TempDir(), "risk.db")
+	n := start(t, url, store.Options{})
+	defer n.st.Close()
+	n.setup(t, "alice")
+	db, err := sqldb.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER risk_fail_reserve BEFORE UPDATE ON risk_incarnations
+		BEGIN SELECT RAISE(ABORT, 'injected failure of a reservation'); END`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.st.ReserveIDs(context.Background(), n.inc.IDLimit)
+	expectUnavailable(t, "ReserveIDs", err)
+	select {
+	case err := <-n.failed:
+		expectUnavailable(t, "OnFail", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnFail was not called")
+	}
+	before := n.eng.LastSeq()
+	_, err = n.credit("alice", "after", 1)
+	expectUnavailable(t, "a credit", err)
+	expectUnavailable(t, "Err", n.st.Err())
+	if rows, _ := countEvents(t, url); rows != int64(before) {
+		t.Fatalf("%d events stored, want the %d before the failed reservation", rows, before)
+	}
+}
