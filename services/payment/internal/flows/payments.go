@@ -211,7 +211,9 @@ func (s *Service) features(ctx context.Context, p domain.Payment) fraud.Features
 func (s *Service) settleAuthorize(ctx context.Context, a domain.Attempt, verdict processor.Status, res processor.Result) (domain.Payment, error) {
 	// Past the processor or risk call the outcome must be recorded even if the client has gone.
 	ctx = context.WithoutCancel(ctx)
+	var settled *domain.Payment // as committed, when this transaction settled it
 	err := s.st.InTx(ctx, func(tx *store.Tx) error {
+		settled = nil
 		cur, err := tx.Attempt(ctx, a.ID)
 		if err != nil {
 			return err
@@ -249,10 +251,16 @@ func (s *Service) settleAuthorize(ctx context.Context, a domain.Attempt, verdict
 		if err := s.afterPaymentChange(ctx, tx, p, next.Processor); err != nil {
 			return err
 		}
-		return completeIn(ctx, tx, MethodCreatePayment, p)
+		if p, err = completeWith(ctx, tx, MethodCreatePayment, p); err == nil {
+			settled = &p
+		}
+		return err
 	})
 	if err != nil && !isConflict(err) {
 		return domain.Payment{}, err
+	}
+	if err == nil && settled != nil {
+		return *settled, nil // what a read after the commit would return, without the read
 	}
 	return s.st.GetPayment(ctx, a.PaymentID)
 }
@@ -309,14 +317,20 @@ func (s *Service) failPayment(ctx context.Context, id string, reason domain.Decl
 // completeIn saves p (with its attempts as this transaction sees them) as the result of every
 // in-flight request of method on it: the request's own, or that of a request whose process died.
 func completeIn(ctx context.Context, tx *store.Tx, method string, p domain.Payment) error {
+	_, err := completeWith(ctx, tx, method, p)
+	return err
+}
+
+// completeWith is completeIn returning the saved result.
+func completeWith(ctx context.Context, tx *store.Tx, method string, p domain.Payment) (domain.Payment, error) {
 	atts, err := tx.Attempts(ctx, p.ID)
 	if err != nil {
-		return err
+		return p, err
 	}
 	p.Attempts = atts
 	b, err := json.Marshal(p)
 	if err != nil {
-		return err
+		return p, err
 	}
-	return tx.CompleteKeysOf(ctx, method, p.ID, b)
+	return p, tx.CompleteKeysOf(ctx, method, p.ID, b)
 }

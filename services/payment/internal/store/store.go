@@ -125,6 +125,9 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 // Now is the store's clock.
 func (s *Store) Now() time.Time { return s.now() }
 
+// txNow is a transaction's time as its rows will read back: UTC, without a monotonic reading.
+func (s *Store) txNow() time.Time { return s.now().Round(0).UTC() }
+
 // Tx is one database transaction of the payment service.
 type Tx struct {
 	tx  *sql.Tx
@@ -142,7 +145,7 @@ func (s *Store) InTx(ctx context.Context, fn func(*Tx) error) error {
 	if s.batch != nil {
 		return s.batch.Submit(ctx, fn)
 	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{tx: tx, q: s.stmts.In(tx), s: s, now: s.now()}) })
+	return s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{tx: tx, q: s.stmts.In(tx), s: s, now: s.txNow()}) })
 }
 
 // Now is the transaction's time: every row it writes carries it.
