@@ -175,7 +175,7 @@ func (g *GroupCommitter[T]) Enqueue(ctx context.Context, item T) (wait func() er
 
 // EnqueueFunc queues item like Enqueue and has done called, from the writer goroutine, with its
 // outcome; done must not block. It returns an error, and done is never called, when the item was not
-// queued: after Close, after a FailStop failure, or when ctx ended while the queue was full.
+// queued: after Close, once the committer has stopped, or when ctx ended while the queue was full.
 func (g *GroupCommitter[T]) EnqueueFunc(ctx context.Context, item T, done func(error)) error {
 	return g.enqueue(pending[T]{ctx: ctx, item: item, done: done})
 }
