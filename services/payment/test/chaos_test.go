@@ -142,7 +142,7 @@ func runPaymentChaos(t *testing.T, postgres bool, defaultCrashes int) {
 	n := tally(st)
 	t.Logf("chaos done in %v: crashes %v; %s", time.Since(start).Round(time.Second), counts, n)
 	for what, got := range map[string]int{"succeeded deposits": n.succeeded, "failed deposits": n.failed, "manual captures": n.manual,
-		"canceled deposits": n.canceled, "succeeded refunds": n.refunds, "succeeded payouts": n.payouts, "failed payouts": n.payoutsFailed} {
+		"canceled deposits": n.canceled, "succeeded refunds": n.refunds, "succeeded payouts": n.payouts, "failed payouts": n.payoutsFailed, "deposits captured at the fallback": n.fellBack} {
 		if got == 0 {
 			fail("no %s: the load did not exercise every path (%s)", what, n)
 		}
