@@ -32,8 +32,8 @@ func newBatcher(s *Store) *sqldb.GroupCommitter[func(*Tx) error] {
 		})
 }
 
-// readStmts is what reads go through: on SQLite a second connection, so reads in WAL mode do not
-// wait behind the writer's batch.
+// readStmts is what reads go through: on SQLite connections of their own beside the writer's, so
+// reads in WAL mode do not wait behind the writer's batch.
 func (s *Store) readStmts() *sqldb.Stmts {
 	if s.rdb != nil {
 		return s.rstmts
