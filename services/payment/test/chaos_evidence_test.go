@@ -26,10 +26,13 @@ func riskRefEvidence(ctx context.Context, c *chaosStack, s *chaosState, account 
 		res, err := r.Debit(ctx, &riskv1.DebitRequest{AccountId: account, AssetId: "USD", Amount: dec(cents), Ref: ref})
 		return res.GetDuplicate(), err
 	}
+	// Gross sums of what risk has with payment's refs, to compare with risk's Audit (all accounts).
+	var grossCredits, grossDebits int64
 	for id, p := range s.payments {
 		if p.GetAccountId() != account || !capturedStatus(p.GetStatus()) {
 			continue
 		}
+		grossCredits += p.GetAmountCaptured().GetAmount()
 		if dup, err := credit(id, p.GetAmountCaptured().GetAmount()); err != nil || !dup {
 			out = append(out, fmt.Sprintf("payment %s captured %d: risk had no credit with its ref (probe: %v)", id, p.GetAmountCaptured().GetAmount(), err))
 		}
@@ -40,10 +43,14 @@ func riskRefEvidence(ctx context.Context, c *chaosStack, s *chaosState, account 
 		case succeeded && (err != nil || !dup):
 			out = append(out, fmt.Sprintf("%s %s succeeded (%d): risk had no debit with its ref (probe: %v)", kind, id, cents, err))
 		case succeeded:
+			grossDebits += cents
 		case err == nil && dup:
 			// Debited once: it must have been credited back.
+			grossDebits += cents
 			if dup, err := credit(id+":reversal", cents); err != nil || !dup {
 				out = append(out, fmt.Sprintf("%s %s failed (%s, %d): risk has its debit but no reversal (probe: %v)", kind, id, code, cents, err))
+			} else {
+				grossCredits += cents
 			}
 		case err == nil:
 			// Never debited (risk refused it, or the saga failed before): the probe just did; undo it.
@@ -64,9 +71,10 @@ func riskRefEvidence(ctx context.Context, c *chaosStack, s *chaosState, account 
 		}
 	}
 	sort.Strings(out)
-	out = append(out, knownTransfers(s, account))
-	if len(out) == 1 {
-		return "risk has every transfer payment made for " + account + " exactly as payment has it"
+	out = append(out, knownTransfers(s, account), fmt.Sprintf("risk has with payment's refs for %s: credits %d, debits %d (gross, cents)",
+		account, grossCredits, grossDebits))
+	if len(out) == 2 {
+		return "risk has every transfer payment made for " + account + " exactly as payment has it; " + strings.Join(out, "; ")
 	}
 	return "risk's transfers for " + account + " compared with payment's:\n" + strings.Join(out, "\n")
 }
@@ -89,7 +97,24 @@ func knownTransfers(s *chaosState, account string) string {
 			debits += x.GetAmount().GetAmount()
 		}
 	}
-	return fmt.Sprintf("payment: %s credited %d, debited %d net of reversals (%d refunds, %d payouts seen)", account, credits, debits, len(s.refunds), len(s.payouts))
+	var payments, refunds, payouts int
+	for _, p := range s.payments {
+		if p.GetAccountId() == account {
+			payments++
+		}
+	}
+	for _, r := range s.refunds {
+		if s.payments[r.GetPaymentId()].GetAccountId() == account {
+			refunds++
+		}
+	}
+	for _, x := range s.payouts {
+		if x.GetAccountId() == account {
+			payouts++
+		}
+	}
+	return fmt.Sprintf("payment: %s credited %d, debited %d net of reversals; %d payments, %d refunds, %d payouts of the account seen",
+		account, credits, debits, payments, refunds, payouts)
 }
 
 // riskAudit is risk's own per-asset sums (every account), before any probe.

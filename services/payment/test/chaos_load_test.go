@@ -70,6 +70,21 @@ func (b *chaosBook) violate(format string, args ...any) {
 	b.violations = append(b.violations, fmt.Sprintf(format, args...))
 }
 
+// keyCounts is how many keys of each kind and account the clients sent, and how many were answered OK.
+func (b *chaosBook) keyCounts() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sent, acked := map[string]int{}, map[string]int{}
+	for _, r := range b.keys {
+		k := r.account + "/" + string(r.kind)
+		sent[k]++
+		if r.id != "" {
+			acked[k]++
+		}
+	}
+	return fmt.Sprintf("keys sent %v, answered OK %v", sent, acked)
+}
+
 func (b *chaosBook) summary() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -130,7 +130,7 @@ func runPaymentChaos(t *testing.T, postgres bool, defaultCrashes int) {
 			v = append(v[:30], fmt.Sprintf("... and %d more", len(v)-30))
 		}
 		if strings.Contains(strings.Join(v, "\n"), "I4: risk holds") {
-			v = append(v, riskAudit(t.Context(), c))
+			v = append(v, riskAudit(t.Context(), c), book.keyCounts())
 			for _, a := range chaosAccounts {
 				v = append(v, riskRefEvidence(t.Context(), c, st, a))
 			}
