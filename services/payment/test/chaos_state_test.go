@@ -58,19 +58,6 @@ func readChaosState(ctx context.Context, c *chaosStack) (*chaosState, error) {
 				break
 			}
 		}
-		a, err := c.riskClient().GetAccount(ctx, &riskv1.GetAccountRequest{AccountId: account})
-		if err != nil {
-			return nil, fmt.Errorf("risk GetAccount: %w", err)
-		}
-		for _, b := range a.GetAccount().GetBalances() {
-			if b.GetAssetId() == "USD" {
-				cents, err := cents(b.GetTotal())
-				if err != nil {
-					return nil, err
-				}
-				s.risk[account] = cents
-			}
-		}
 	}
 	for id, types := range s.events {
 		switch {
@@ -127,6 +114,24 @@ func readChaosState(ctx context.Context, c *chaosStack) (*chaosState, error) {
 		}
 		if !r.GetHasMore() || len(r.GetTransactions()) == 0 {
 			break
+		}
+	}
+	// Risk last: once payment's objects read above are all final (settled), nothing moves risk any
+	// more, so a balance read after them includes every transfer they made. Read before them, it
+	// could miss a credit or reversal that landed in between (and I4 would fail on a skewed read).
+	for _, account := range chaosAccounts {
+		a, err := c.riskClient().GetAccount(ctx, &riskv1.GetAccountRequest{AccountId: account})
+		if err != nil {
+			return nil, fmt.Errorf("risk GetAccount: %w", err)
+		}
+		for _, b := range a.GetAccount().GetBalances() {
+			if b.GetAssetId() == "USD" {
+				cents, err := cents(b.GetTotal())
+				if err != nil {
+					return nil, err
+				}
+				s.risk[account] = cents
+			}
 		}
 	}
 	return s, nil
