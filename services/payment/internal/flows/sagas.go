@@ -60,6 +60,9 @@ func (s *Service) RefundPayment(ctx context.Context, caller, key, paymentID stri
 			}
 		}
 		r.AccountID, r.Amount = p.AccountID, domain.Money{Amount: amount, Currency: p.Amount.Currency}
+		// The request runs the first step itself; the janitor takes the refund over only if the
+		// request has not moved it on by then (it died or stalled), never beside a live request.
+		r.NextStepAt = tx.Now().Add(s.cfg.SettleAfter)
 		if err := tx.InsertRefund(ctx, caller, &r); err != nil {
 			return err
 		}
