@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	paymentv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/payment/v1"
 	"github.com/bourse-dev/bourse/pkg/testenv"
@@ -17,6 +18,12 @@ import (
 // events concurrently (their transactions commit out of sequence order) gets every event exactly
 // once: its pages put together are the whole log as read at the end. BOURSE_EVENTS_DEPOSITS sets
 // the number of deposits (default 240).
+//
+// The log on PostgreSQL returns an event only once every transaction older than its own has ended
+// (store.ListEvents), and the replicas' background passes (outbox, janitor) keep running
+// transactions after the last deposit has answered. So "every deposit answered" does not mean
+// "every event readable yet": the reader pages on until it has both events of every deposit, within
+// a bound, and only then is the whole log read and compared.
 func TestEventCursorWithConcurrentWriters(t *testing.T) {
 	deposits := 240
 	if v, err := strconv.Atoi(os.Getenv("BOURSE_EVENTS_DEPOSITS")); err == nil && v > 0 {
@@ -29,20 +36,32 @@ func TestEventCursorWithConcurrentWriters(t *testing.T) {
 	var writing atomic.Bool
 	writing.Store(true)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	want := map[string]bool{} // "<payment id> <event type>" of every event the deposits wrote
 	next := make(chan int)
 	for w := range 8 {
 		c := replicas[w%2].alice
 		wg.Go(func() {
 			for i := range next {
-				if _, err := c.CreatePayment(ctx, deposit("alice", 100, fmt.Sprint("ev-", i))); err != nil {
+				r, err := c.CreatePayment(ctx, deposit("alice", 100, fmt.Sprint("ev-", i)))
+				if err != nil {
 					t.Errorf("deposit %d: %v", i, err)
+					continue
 				}
+				if r.GetPayment().GetStatus() != paymentv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED {
+					t.Errorf("deposit %d: %s, want succeeded", i, r.GetPayment().GetStatus())
+				}
+				mu.Lock()
+				want[r.GetPayment().GetPaymentId()+" payment.created"] = true
+				want[r.GetPayment().GetPaymentId()+" payment.succeeded"] = true
+				mu.Unlock()
 			}
 		})
 	}
 
 	// The reader pages from both replicas in turn, small pages, as fast as it can.
 	seen := map[string]int{}
+	got := map[string]bool{} // "<object id> <event type>" read
 	var order []string
 	read := func(after int64, from int) (int64, bool) {
 		r, err := replicas[from%2].alice.ListEvents(ctx, &paymentv1.ListEventsRequest{AccountId: "alice", AfterSequence: after, PageSize: 7})
@@ -51,6 +70,7 @@ func TestEventCursorWithConcurrentWriters(t *testing.T) {
 		}
 		for _, e := range r.GetEvents() {
 			seen[e.GetEventId()]++
+			got[e.GetObjectId()+" "+e.GetType()] = true
 			order = append(order, e.GetEventId())
 			after = e.GetSequence()
 		}
@@ -71,10 +91,39 @@ func TestEventCursorWithConcurrentWriters(t *testing.T) {
 	wg.Wait()
 	writing.Store(false)
 	after := <-readerDone
-	// Drain: every writer has committed, so the log is complete and stable.
-	for n, more := 0, true; more; n++ {
-		after, more = read(after, n)
+	// Drain: every deposit has committed its events; each becomes readable once the transactions
+	// older than its own (on either replica) have ended.
+	complete := func() bool {
+		for k := range want {
+			if !got[k] {
+				return false
+			}
+		}
+		return true
 	}
+	var waits int
+	start := time.Now()
+	for n := 0; ; n++ {
+		var more bool
+		if after, more = read(after, n); more {
+			continue
+		}
+		if complete() {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			missing := 0
+			for k := range want {
+				if !got[k] {
+					missing++
+				}
+			}
+			t.Fatalf("after 30s of paging, %d of the deposits' %d events never came (cursor %d)", missing, len(want), after)
+		}
+		waits++
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("after the last deposit answered, the reader waited %d times (%v) for events held behind older transactions", waits, time.Since(start).Round(time.Millisecond))
 
 	var all []string
 	var cursor int64
