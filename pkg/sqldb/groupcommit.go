@@ -356,6 +356,9 @@ func (g *GroupCommitter[T]) commitEach(batch []pending[T]) ([]error, error) {
 	return errs, tx.Commit()
 }
 
+// Queued is how many items wait behind the batch being written (for metrics and tests).
+func (g *GroupCommitter[T]) Queued() int { return len(g.queue) }
+
 // Close writes what is queued and stops the writer.
 func (g *GroupCommitter[T]) Close() {
 	g.mu.Lock()

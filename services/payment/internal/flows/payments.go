@@ -306,7 +306,12 @@ func (s *Service) failPayment(ctx context.Context, id string, reason domain.Decl
 		if err := tx.SetPaymentStatus(ctx, &p, domain.PaymentProcessing); err != nil {
 			return err
 		}
-		return tx.AddEvent(ctx, "payment.failed", p.AccountID, p.ID, p)
+		if err := tx.AddEvent(ctx, "payment.failed", p.AccountID, p.ID, p); err != nil {
+			return err
+		}
+		// A failure began executing (a fraud decline, no processor reachable): like any result it
+		// is the answer a retry with the same key replays, so the key is finished here.
+		return completeIn(ctx, tx, MethodCreatePayment, p)
 	})
 	if err != nil && !isConflict(err) {
 		return domain.Payment{}, err

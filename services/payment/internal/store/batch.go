@@ -28,7 +28,7 @@ func newBatcher(s *Store) *sqldb.GroupCommitter[func(*Tx) error] {
 			if cur == nil || cur.Tx() != tx {
 				cur = s.stmts.In(tx)
 			}
-			return fn(&Tx{tx: tx, q: cur, s: s, now: s.txNow()})
+			return fn(&Tx{tx: tx, q: cur, s: s, now: s.txNow(), shared: true})
 		})
 }
 

@@ -129,7 +129,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 	}
 	err := s.InTx(ctx, func(tx *Tx) error {
 		out = out[:0]
-		rows, err := tx.tx.QueryContext(ctx, s.db.Rebind(`SELECT id, kind, ref, payload, tries FROM outbox WHERE next_at <= ? ORDER BY id LIMIT ?`+skip),
+		rows, err := tx.tx.QueryContext(tx.stmtCtx(ctx), s.db.Rebind(`SELECT id, kind, ref, payload, tries FROM outbox WHERE next_at <= ? ORDER BY id LIMIT ?`+skip),
 			nanos(tx.now), limit)
 		if err != nil {
 			return err

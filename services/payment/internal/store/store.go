@@ -134,6 +134,20 @@ type Tx struct {
 	q   *sqldb.TxStmts // tx's prepared statements
 	s   *Store
 	now time.Time
+	// shared: tx is a group commit's, shared with other callers' items. Its statements then run
+	// on a context that cannot be cancelled: a statement interrupted by one caller's deadline makes
+	// SQLite roll back the whole transaction, and every other item with it. The committer already
+	// skips an item whose context ended before its turn; one that started runs its few statements
+	// to the end.
+	shared bool
+}
+
+// stmtCtx is the context tx's statements run on.
+func (t *Tx) stmtCtx(ctx context.Context) context.Context {
+	if t.shared {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // ErrConflict is returned by a compare-and-set update whose row was no longer in the expected state:
@@ -152,7 +166,7 @@ func (s *Store) InTx(ctx context.Context, fn func(*Tx) error) error {
 func (t *Tx) Now() time.Time { return t.now }
 
 func (t *Tx) exec(ctx context.Context, q string, args ...any) (int64, error) {
-	res, err := t.q.Exec(ctx, q, args...)
+	res, err := t.q.Exec(t.stmtCtx(ctx), q, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -160,11 +174,11 @@ func (t *Tx) exec(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.q.QueryRow(ctx, q, args...)
+	return t.q.QueryRow(t.stmtCtx(ctx), q, args...)
 }
 
 func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return t.q.Query(ctx, q, args...)
+	return t.q.Query(t.stmtCtx(ctx), q, args...)
 }
 
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
