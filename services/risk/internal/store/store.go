@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 	"sync"
@@ -127,7 +128,10 @@ const engineMaxID = 1 << 62
 
 // ReserveIDs raises this incarnation's id limit durably so that it lies a whole range above high,
 // and returns the new limit. A failure poisons the store like a failed commit: the engine may be
-// waiting for ids, and the service must restart rather than hand out ids nobody recorded.
+// waiting for ids, and the service must restart rather than hand out ids nobody recorded. A caller
+// that stops waiting (ctx ends, as on shutdown) gets ctx's error and the store goes on: the engine's
+// limit is only raised after a success, and a raised limit in the database that nobody was told of
+// only leaves ids unused.
 func (s *Store) ReserveIDs(ctx context.Context, high uint64) (uint64, error) {
 	s.idMu.Lock()
 	defer s.idMu.Unlock()
@@ -143,6 +147,9 @@ func (s *Store) ReserveIDs(ctx context.Context, high uint64) (uint64, error) {
 	}
 	_, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE risk_incarnations SET id_limit = ? WHERE incarnation = ?`), int64(limit), int64(s.incarnation))
 	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return 0, fmt.Errorf("reserve reservation ids: %w", err)
+		}
 		return 0, s.commit.fail(fmt.Errorf("reserve reservation ids: %w", err))
 	}
 	s.idLimit = limit
