@@ -33,6 +33,8 @@ type ListCursor struct {
 // IsZero reports whether c is the start.
 func (c ListCursor) IsZero() bool { return c.Symbol == "" && c.OrderID == 0 }
 
+func (c ListCursor) before(d ListCursor) bool { return c.less(d.Symbol, d.OrderID) }
+
 func (c ListCursor) less(symbol string, id uint64) bool {
 	if c.Symbol != symbol {
 		return c.Symbol < symbol
@@ -40,10 +42,13 @@ func (c ListCursor) less(symbol string, id uint64) bool {
 	return c.OrderID < id
 }
 
-// OrderPage is one page of open orders; More is set when orders past the last one remain.
+// OrderPage is one page of open orders. More is set when the listing goes on past Next, which is
+// the last listed order or, on a page cut short by the walk's bound (see collectOpen), the last
+// position examined: such a page may hold fewer than Limit orders, or none.
 type OrderPage struct {
 	Orders []Order
 	More   bool
+	Next   ListCursor
 }
 
 // ListOrders answers a page of the account's open orders. Every shard holding a candidate symbol
@@ -80,23 +85,23 @@ func (x *Exchange) ListOrders(ctx context.Context, q ListQuery) (OrderPage, erro
 	for _, m := range candidates {
 		byShard[m.shard] = append(byShard[m.shard], m)
 	}
-	type answer struct {
-		orders []Order
-		err    error
-	}
 	// Buffered for every shard: a shard answering after the caller gave up must not block.
-	answers := make(chan answer, len(byShard))
+	answers := make(chan shardPage, len(byShard))
 	for sh, ms := range byShard {
 		err := sh.enqueue(command{kind: cmdQuery, query: func(out *output) {
-			orders := collectOpen(ms, q.Account, q.After, q.Limit+1)
-			out.reply(func(Result) { answers <- answer{orders: orders} }, Result{})
+			a := collectOpen(ms, q.Account, q.After, q.Limit+1)
+			out.reply(func(Result) { answers <- a }, Result{})
 		}})
 		if err != nil {
-			answers <- answer{err: err}
+			answers <- shardPage{err: err}
 		}
 	}
 	parts := make([][]Order, 0, len(byShard))
 	total := 0
+	// cut is the least position a shard's walk stopped at: past it, a shard may hold orders it has
+	// not looked at, so the page ends there.
+	var cut ListCursor
+	hasCut := false
 	for range byShard {
 		select {
 		case a := <-answers:
@@ -106,6 +111,9 @@ func (x *Exchange) ListOrders(ctx context.Context, q ListQuery) (OrderPage, erro
 			if len(a.orders) > 0 {
 				parts = append(parts, a.orders)
 				total += len(a.orders)
+			}
+			if a.cut && (!hasCut || a.upTo.before(cut)) {
+				cut, hasCut = a.upTo, true
 			}
 		case <-ctx.Done():
 			return OrderPage{}, ctx.Err()
@@ -123,11 +131,31 @@ func (x *Exchange) ListOrders(ctx context.Context, q ListQuery) (OrderPage, erro
 		}
 		slices.SortFunc(all, compareOrders)
 	}
-	page := OrderPage{Orders: all, More: len(all) > q.Limit}
-	if page.More {
-		page.Orders = all[:q.Limit:q.Limit]
+	if hasCut {
+		all = all[:cutAt(all, cut)]
 	}
-	return page, nil
+	switch {
+	case len(all) > q.Limit:
+		page := OrderPage{Orders: all[:q.Limit:q.Limit], More: true}
+		last := page.Orders[q.Limit-1]
+		page.Next = ListCursor{Symbol: last.Symbol, OrderID: last.ID}
+		return page, nil
+	case hasCut:
+		return OrderPage{Orders: all, More: true, Next: cut}, nil
+	default:
+		return OrderPage{Orders: all}, nil
+	}
+}
+
+// cutAt returns how many of the sorted orders are at or before c.
+func cutAt(orders []Order, c ListCursor) int {
+	n, _ := slices.BinarySearchFunc(orders, c, func(o Order, c ListCursor) int {
+		if c.less(o.Symbol, o.ID) {
+			return 1
+		}
+		return -1
+	})
+	return n
 }
 
 func compareOrders(a, b Order) int {
@@ -137,53 +165,117 @@ func compareOrders(a, b Order) int {
 	return cmp.Compare(a.ID, b.ID)
 }
 
+// shardPage is one shard's answer to a listing.
+type shardPage struct {
+	orders []Order
+	// cut is set when the walk stopped at its bound: the shard has every open order of the
+	// account up to upTo in orders, and has not looked past it.
+	cut  bool
+	upTo ListCursor
+	// examined counts the ids and list entries looked at (the walk's cost; tests bound it).
+	examined int
+	err      error
+}
+
+// listBudget bounds how many ids one shard turn probes for the first open order past a cursor
+// whose order is not an open order of the account.
+func listBudget(limit int) int { return max(4*limit, 1024) }
+
 // collectOpen runs on the shard goroutine: the first limit open orders of account past after, over
-// markets (sorted by symbol). It holds at most limit orders, and its walk is O(limit) when the
-// cursor's order is still open (the usual case while a client pages); when that order has closed
-// since, the walk of its market starts from the account's first order there.
+// markets (sorted by symbol). It holds at most limit orders, and its work is O(limit) whatever
+// the cursor names, so that no listing holds up the shard's other commands:
+//   - while the cursor's order is an open order of the account (the usual case while a client
+//     pages), the walk resumes right after it in the account's list;
+//   - otherwise (it closed since, it is another account's, or the token was made up) the ids
+//     after it are probed one by one in the book, for at most listBudget(limit) ids, until an
+//     open order of the account turns up, and the walk resumes there. When the bound is reached
+//     first, the answer is cut at the last id probed: the next page starts from there, so a
+//     client following the tokens gets through any gap in pages of bounded cost.
+//
+// A cursor past the last id its symbol has issued is refused: it cannot come from a listing.
 //
 // It relies on the book listing an account's orders in acceptance order, which is id order here:
 // ids are handed out in journal order and an order is listed when it first opens, during the
 // command that submits it (replay and snapshots keep that order; TestAccountListsInIDOrder).
-func collectOpen(markets []*market, account string, after ListCursor, limit int) []Order {
+func collectOpen(markets []*market, account string, after ListCursor, limit int) shardPage {
+	var res shardPage
 	open := 0
 	for _, m := range markets {
+		if m.spec.Symbol == after.Symbol && after.OrderID > m.lastID {
+			res.err = errs.Invalid("page_token", "names an order %s has not issued", m.spec.Symbol)
+			return res
+		}
 		if n, ok := m.accts[account]; ok {
 			open += m.book.AccountLen(n)
 		}
 	}
 	if open == 0 {
-		return nil
+		return res
 	}
 	// Sized once: a page of large records should not be copied while it grows.
-	out := make([]Order, 0, min(limit, open))
+	res.orders = make([]Order, 0, min(limit, open))
 	for _, m := range markets {
-		if len(out) >= limit {
+		if len(res.orders) >= limit {
 			break
 		}
 		n, ok := m.accts[account]
-		if !ok {
+		if !ok || m.book.AccountLen(n) == 0 {
 			continue
 		}
 		seq := m.book.AccountOrders(n)
 		if after.Symbol == m.spec.Symbol && after.OrderID != 0 {
-			if rest, ok := m.book.AccountOrdersAfter(n, after.OrderID); ok {
-				seq = rest
+			var found bool
+			if seq, found = m.book.AccountOrdersAfter(n, after.OrderID); !found {
+				var from uint64
+				if from, found = probeOpen(m, n, after.OrderID, listBudget(limit), &res.examined); !found {
+					if from == m.lastID {
+						continue // none past the cursor in this symbol
+					}
+					res.cut, res.upTo = true, ListCursor{Symbol: m.spec.Symbol, OrderID: from}
+					return res
+				}
+				// from is an open order of the account: list it, then its successors.
+				res.orders = appendOpen(res.orders, m, from)
+				if seq, _ = m.book.AccountOrdersAfter(n, from); len(res.orders) >= limit {
+					break
+				}
 			}
 		}
 		for info := range seq {
+			res.examined++
 			if !after.less(m.spec.Symbol, info.ID) {
-				continue
+				continue // unreachable: the walk starts past the cursor
 			}
-			o := m.orders[info.ID]
-			if o == nil || o.Status.closed() {
-				continue // unreachable: every open book order has an open record
-			}
-			out = append(out, *o)
-			if len(out) >= limit {
+			if res.orders = appendOpen(res.orders, m, info.ID); len(res.orders) >= limit {
 				break
 			}
 		}
 	}
-	return out
+	return res
+}
+
+// probeOpen looks for the first open order of account n with an id above after, probing at most
+// budget ids of m's book. It returns that order's id, or, when none is found, the last id probed
+// (m.lastID when the probe reached the end).
+func probeOpen(m *market, n uint32, after uint64, budget int, examined *int) (uint64, bool) {
+	id := after
+	for range budget {
+		if id >= m.lastID {
+			break
+		}
+		id++
+		*examined++
+		if info, ok := m.book.Order(id); ok && info.Account == n {
+			return id, true
+		}
+	}
+	return id, false
+}
+
+func appendOpen(out []Order, m *market, id uint64) []Order {
+	o := m.orders[id]
+	if o == nil || o.Status.closed() {
+		return out // unreachable: every open book order has an open record
+	}
+	return append(out, *o)
 }

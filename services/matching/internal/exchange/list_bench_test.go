@@ -41,8 +41,8 @@ func BenchmarkListOrders(b *testing.B) {
 			after uint64
 		}{{"start", 0}, {"middle", uint64(n / 2)}, {"middle-closed", uint64(n / 2)}} {
 			if c.name == "middle-closed" {
-				// The cursor's order closed since the last page: the walk starts from the account's
-				// first order in the symbol (O(position), not O(page)).
+				// The cursor's order closed since the last page: the ids after it are probed for the
+				// account's next open order (here the very next id), O(page) whatever the position.
 				r := make(chan Result, 1)
 				x.Cancel(OrderRef{Account: "alice", Symbol: "BTC-USD", OrderID: c.after}, func(res Result) { r <- res })
 				if res := <-r; res.Err != nil {

@@ -45,14 +45,16 @@ func (s *Server) ListOrders(ctx context.Context, req *matchingv1.ListOrdersReque
 		resp.Orders = append(resp.Orders, orderToProto(spec, o))
 	}
 	if page.More {
-		last := page.Orders[len(page.Orders)-1]
-		resp.NextPageToken = encodePageToken(exchange.ListCursor{Symbol: last.Symbol, OrderID: last.ID})
+		// Not always the last listed order: a page cut short ends where its walk stopped.
+		resp.NextPageToken = encodePageToken(page.Next)
 	}
 	return resp, nil
 }
 
-// A page token is the last listed order's position: a version byte, the order id as a uvarint and
-// the symbol, in unpadded URL-safe base64. It holds nothing the caller could not see in the page.
+// A page token is a position in the listing (the last listed order's, or where a page cut short
+// stopped): a version byte, the order id as a uvarint and the symbol, in unpadded URL-safe base64.
+// It is not signed: any well-formed position is accepted (the exchange bounds what one costs, and
+// refuses an id its symbol has not issued), and it reveals at most an order id.
 const pageTokenV1 = 1
 
 // maxPageToken bounds what is decoded: a 32-character symbol and a 10-byte id fit well within it.
@@ -67,7 +69,7 @@ func decodePageToken(tok string) (exchange.ListCursor, error) {
 	if tok == "" {
 		return exchange.ListCursor{}, nil
 	}
-	bad := errs.Invalid("page_token", "is not a token this service issued")
+	bad := errs.Invalid("page_token", "is not a page token of this service")
 	if len(tok) > maxPageToken {
 		return exchange.ListCursor{}, bad
 	}

@@ -1735,6 +1735,8 @@ type ListOrdersRequest struct {
 	// Orders per page; 0 means 100, at most 1000.
 	PageSize uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page, with the same account_id and symbol; empty for the first.
+	// A malformed token, one of another symbol, or one past the symbol's last order id is
+	// INVALID_ARGUMENT on page_token.
 	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1803,7 +1805,9 @@ type ListOrdersResponse struct {
 	// Open orders only, by symbol then order id. An order that opens or closes between pages may be
 	// missed or appear once it is open; no order appears twice.
 	Orders []*Order `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
-	// Empty on the last page.
+	// Empty on the last page. A page may hold fewer than page_size orders, or none, while this is
+	// set (each call examines a bounded number of entries, e.g. after a token whose order has closed):
+	// keep following it until it is empty.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
