@@ -212,8 +212,9 @@ func collectOpen(markets []*market, account string, after ListCursor, limit int)
 	if open == 0 {
 		return res
 	}
-	// Sized once: a page of large records should not be copied while it grows.
-	res.orders = make([]Order, 0, min(limit, open))
+	// Sized once, on the first order: a page of large records should not be copied while it
+	// grows, and a page cut before any order costs nothing.
+	size := min(limit, open)
 	for _, m := range markets {
 		if len(res.orders) >= limit {
 			break
@@ -235,7 +236,7 @@ func collectOpen(markets []*market, account string, after ListCursor, limit int)
 					return res
 				}
 				// from is an open order of the account: list it, then its successors.
-				res.orders = appendOpen(res.orders, m, from)
+				res.orders = appendOpen(res.orders, size, m, from)
 				if seq, _ = m.book.AccountOrdersAfter(n, from); len(res.orders) >= limit {
 					break
 				}
@@ -246,7 +247,7 @@ func collectOpen(markets []*market, account string, after ListCursor, limit int)
 			if !after.less(m.spec.Symbol, info.ID) {
 				continue // unreachable: the walk starts past the cursor
 			}
-			if res.orders = appendOpen(res.orders, m, info.ID); len(res.orders) >= limit {
+			if res.orders = appendOpen(res.orders, size, m, info.ID); len(res.orders) >= limit {
 				break
 			}
 		}
@@ -272,10 +273,13 @@ func probeOpen(m *market, n uint32, after uint64, budget int, examined *int) (ui
 	return id, false
 }
 
-func appendOpen(out []Order, m *market, id uint64) []Order {
+func appendOpen(out []Order, size int, m *market, id uint64) []Order {
 	o := m.orders[id]
 	if o == nil || o.Status.closed() {
 		return out // unreachable: every open book order has an open record
+	}
+	if out == nil {
+		out = make([]Order, 0, size)
 	}
 	return append(out, *o)
 }
