@@ -182,3 +182,65 @@ func maxID(ids []uint64) uint64 {
 	}
 	return m
 }
+
+// Without a symbol, a page cut in one shard ends the merged page there: the other shard's orders
+// of later symbols wait for the pages after, and every order is listed once, in order.
+func TestListOrdersCutAcrossShards(t *testing.T) {
+	x := openTest(t, t.TempDir(), &instantRisk{}, func(c *Config) { c.NoSync = true })
+	defer closeTest(t, x)
+	addSymbol(t, x, "AAA-USD")
+	addSymbol(t, x, "BBB-USD")
+	a, _ := x.market("AAA-USD")
+	b, _ := x.market("BBB-USD")
+	if a.shard == b.shard {
+		t.Fatal("both symbols on one shard")
+	}
+	place := func(account, symbol string, i int) Order {
+		t.Helper()
+		r := submit(t, x, OrderRequest{Account: account, Symbol: symbol, ClientOrderID: fmt.Sprintf("%s-%d", account, i), Side: book.Buy, Type: TypeLimit, Price: 1000, Qty: 1})
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		return r.Order
+	}
+	var want []Order
+	for i := range 5 {
+		want = append(want, place("alice", "BBB-USD", i))
+	}
+	bobFirst := place("bob", "AAA-USD", 0)
+	for i := range listBudget(11) + 100 {
+		place("bob", "AAA-USD", i+1)
+	}
+	later := []Order{place("alice", "AAA-USD", 100), place("alice", "AAA-USD", 101)}
+	want = append(later, want...)
+
+	q := ListQuery{Account: "alice", Limit: 10, After: ListCursor{Symbol: "AAA-USD", OrderID: bobFirst.ID}}
+	var got []Order
+	cut := 0
+	for calls := 0; ; calls++ {
+		if calls > 5 {
+			t.Fatal("paging does not end")
+		}
+		p, err := x.ListOrders(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p.Orders...)
+		if !p.More {
+			break
+		}
+		if len(p.Orders) < q.Limit {
+			cut++
+		}
+		q.After = p.Next
+	}
+	if cut == 0 {
+		t.Fatal("no page was cut")
+	}
+	ids := func(os []Order) string {
+		return fmt.Sprint(mapIDs(os, func(o Order) string { return fmt.Sprintf("%s/%d", o.Symbol, o.ID) }))
+	}
+	if ids(got) != ids(want) {
+		t.Fatalf("listed %s, want %s", ids(got), ids(want))
+	}
+}
