@@ -88,6 +88,8 @@ type Service struct {
 	st    *store.Store
 	log   *slog.Logger
 	procs map[string]processor.Processor
+
+	beforeAuthorize func(domain.Attempt) // tests: a request stalling before its processor call
 }
 
 // New returns a Service.

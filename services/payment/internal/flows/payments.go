@@ -151,7 +151,17 @@ func (s *Service) runPayment(ctx context.Context, p domain.Payment, procs []proc
 func (s *Service) authorize(ctx context.Context, p domain.Payment, proc processor.Processor, a domain.Attempt) (_ domain.Payment, done bool, _ error) {
 	// Past the processor or risk call the outcome must be recorded even if the client has gone.
 	ctx = context.WithoutCancel(ctx)
-	pctx, cancel := s.procCtx(ctx)
+	if s.beforeAuthorize != nil {
+		s.beforeAuthorize(a)
+	}
+	pctx, cancel := s.authorizeCtx(ctx, a)
+	if pctx.Err() != nil {
+		// The request stalled so long that the janitor may already have looked the attempt up and,
+		// finding nothing, failed it: a call now could charge a payment that has failed. It is not
+		// sent, so the processor provably was not reached.
+		cancel()
+		return s.notReached(ctx, p, proc, a, pctx.Err())
+	}
 	res, err := proc.Authorize(pctx, processor.AuthorizeRequest{Key: a.ID, Money: processor.Money(p.Amount), Method: string(p.Method),
 		PaymentToken: p.PaymentToken, Capture: p.CaptureMethod != domain.CaptureManual,
 		Metadata: map[string]string{"payment_id": p.ID, "account_id": p.AccountID}})
@@ -164,15 +174,7 @@ func (s *Service) authorize(ctx context.Context, p domain.Payment, proc processo
 		p, err := s.settleAuthorize(ctx, a, processor.Declined, res)
 		return p, true, err
 	case processor.NotReached:
-		s.log.Info("processor not reached; trying the next", "payment", p.ID, "processor", proc.Name(), "err", err)
-		if err := s.st.InTx(ctx, func(tx *store.Tx) error {
-			from := a
-			a.Status, a.PendingOp = domain.AttemptNotReached, domain.OpNone
-			return tx.UpdateAttempt(ctx, &a, from.Status, from.PendingOp)
-		}); err != nil && !isConflict(err) {
-			return p, true, err
-		}
-		return p, false, nil
+		return s.notReached(ctx, p, proc, a, err)
 	default:
 		s.log.Warn("processor outcome unknown; the janitor looks it up", "payment", p.ID, "processor", proc.Name(), "err", err)
 		if err := s.st.InTx(ctx, func(tx *store.Tx) error {
@@ -186,6 +188,41 @@ func (s *Service) authorize(ctx context.Context, p domain.Payment, proc processo
 		p, err := s.st.GetPayment(ctx, p.ID)
 		return p, true, err
 	}
+}
+
+// notReached records that attempt a provably never reached its processor, so the next one may be
+// tried (unless the janitor settled the attempt meanwhile).
+func (s *Service) notReached(ctx context.Context, p domain.Payment, proc processor.Processor, a domain.Attempt, cause error) (_ domain.Payment, done bool, _ error) {
+	s.log.Info("processor not reached; trying the next", "payment", p.ID, "processor", proc.Name(), "err", cause)
+	if err := s.st.InTx(ctx, func(tx *store.Tx) error {
+		from := a
+		a.Status, a.PendingOp = domain.AttemptNotReached, domain.OpNone
+		return tx.UpdateAttempt(ctx, &a, from.Status, from.PendingOp)
+	}); err != nil {
+		if isConflict(err) {
+			// The janitor got there first; its verdict is the payment's.
+			p, err := s.st.GetPayment(ctx, p.ID)
+			return p, true, err
+		}
+		return p, true, err
+	}
+	return p, false, nil
+}
+
+// authorizeCtx bounds an authorization call so that it ends some time before the janitor may look
+// its attempt up: the janitor reads "not found" at the processor as "never happened", which is only
+// true of a call that can no longer arrive. The grace is what a processor that honours the deadline
+// may still need to finish an act begun just before it (a quarter of --settle-after, at most a
+// processor timeout).
+func (s *Service) authorizeCtx(ctx context.Context, a domain.Attempt) (context.Context, context.CancelFunc) {
+	pctx, cancel := s.procCtx(ctx)
+	if a.NextLookupAt.IsZero() {
+		return pctx, cancel
+	}
+	grace := min(s.cfg.ProcessorTimeout, s.cfg.SettleAfter/4)
+	// The time left is measured on the store's clock, the one NextLookupAt and the janitor use.
+	dctx, dcancel := context.WithTimeout(pctx, a.NextLookupAt.Sub(s.st.Now())-grace)
+	return dctx, func() { dcancel(); cancel() }
 }
 
 // features computes the fraud model's input from the payment and the account's history.
