@@ -32,7 +32,7 @@ func TestRandomFaultsNeverChargeTwice(t *testing.T) {
 		fmt.Sprint("--fault-seed=", seed), "--fault-decline=token=tok_decline,kinds=authorize,code=card_declined")
 	// Without circuit breakers: at these fault rates the acquirer's circuit would open and send every
 	// deposit to the fallback, leaving the UNKNOWN path untested.
-	p := s.startPayment(t, "--processors=acquirer,instant", "--processor-timeout=2s", "--settle-after=1s", "--circuit-breakers=false")
+	p := s.startPayment(t, "--processors=acquirer,instant", "--processor-timeout=750ms", "--settle-after=1s", "--circuit-breakers=false")
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	type req struct {

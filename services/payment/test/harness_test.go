@@ -98,7 +98,7 @@ func (s *stack) startPayment(t *testing.T, args ...string) *paymentProc {
 	t.Helper()
 	p := testenv.StartService(t, testenv.Build(t, paymentPkg), nil, append([]string{"--consul-addr=" + s.agent.Addr,
 		"--check-interval=1s", "--api-keys=" + keyring, s.dbArg, "--risk-api-key-file=" + s.keyFile,
-		"--acquirer-api-key-file=" + s.keyFile, "--rate-limit-account=off", "--processor-timeout=5s",
+		"--acquirer-api-key-file=" + s.keyFile, "--rate-limit-account=off", "--processor-timeout=1500ms",
 		"--settle-after=2s", "--janitor-interval=200ms", "--outbox-interval=50ms", "--webhook-allow-private-addresses"}, args...)...)
 	pp := &paymentProc{Process: p}
 	pp.admin = paymentv1.NewPaymentServiceClient(dial(t, p.GRPCAddr, adminKey))

@@ -92,7 +92,7 @@ func TestCrashBetweenChargeAndCommit(t *testing.T) {
 	eachStore(t, func(t *testing.T, dbArg string) {
 		s := startStack(t, dbArg, "--fault-answer-delay=30s", "--fault-kinds=authorize")
 		dataArg := s.dbArg
-		p := s.startPayment(t, "--processor-timeout=40s")
+		p := s.startPayment(t, "--processor-timeout=5s", "--settle-after=7s") // the call outlives the kill; its lookup is due 7 s after it began
 		ctx := context.Background()
 		go p.alice.CreatePayment(ctx, deposit("alice", 1500, "crash-key")) //nolint:errcheck // the process dies under it
 		testenv.WaitFor(t, 20*time.Second, "the acquirer to charge", func() bool {

@@ -59,7 +59,7 @@ func main() {
 	breakers := fs.Bool("circuit-breakers", true, "put each processor behind a circuit breaker (open after half the calls of 30 s fail technically; 10 s cool-down)")
 	procTimeout := fs.Duration("processor-timeout", 10*time.Second, "deadline of each processor call; past it the outcome is UNKNOWN and the janitor looks it up")
 	riskTimeout := fs.Duration("risk-timeout", 5*time.Second, "deadline of each call to risk")
-	settleAfter := fs.Duration("settle-after", 0, "how long an open operation is left to its request before the janitor takes it over (default 3 × --processor-timeout)")
+	settleAfter := fs.Duration("settle-after", 0, "how long an open operation is left to its request before the janitor takes it over; at least 4/3 of --processor-timeout (default 3 × --processor-timeout)")
 	janitorEvery := fs.Duration("janitor-interval", time.Second, "how often the janitor looks for open operations")
 	outboxEvery := fs.Duration("outbox-interval", 200*time.Millisecond, "how often the outbox dispatcher looks for due items")
 	groupCommit := fs.Bool("group-commit", true, "SQLite: commit concurrent requests' transactions together (one fsync per batch); false commits each alone")
@@ -72,6 +72,12 @@ func main() {
 	os.Exit(app.Main(func(ctx context.Context, env *server.Env) (server.Service, error) {
 		if *captureWindow <= 0 {
 			return server.Service{}, fmt.Errorf("--capture-window must be positive, got %s", *captureWindow)
+		}
+		if *settleAfter != 0 && 3**settleAfter < 4**procTimeout {
+			// An authorization call ends a grace (a quarter of --settle-after) before the janitor may
+			// look it up, so a shorter --settle-after would silently cut every call short.
+			return server.Service{}, fmt.Errorf("--settle-after (%s) must be at least 4/3 of --processor-timeout (%s): the janitor must not look up a call that may still be running",
+				*settleAfter, *procTimeout)
 		}
 		url := *dbURL
 		if url == "" {

@@ -77,7 +77,9 @@ func (s *Service) CreatePayment(ctx context.Context, caller, key string, in Paym
 		}
 		return got, err == nil, err
 	}
-	out, err := s.runPayment(ctx, p, procs, first)
+	// Once begun, the payment is finished whether or not the client waits: a fallback's attempt or
+	// the failure must still be written, and the key finished with it.
+	out, err := s.runPayment(context.WithoutCancel(ctx), p, procs, first)
 	if err != nil {
 		return out, false, err
 	}

@@ -49,6 +49,28 @@ func TestStalledRequestDoesNotCallAfterTheJanitorMayLook(t *testing.T) {
 			t.Fatalf("calls at a: %d, authorizations at b: %d", a.Calls(), b.Acted(processor.OpAuthorize))
 		}
 	})
+	t.Run("the client gave up meanwhile", func(t *testing.T) {
+		a, b := instant.New("a"), instant.New("b")
+		e := newEnv(t, a, b)
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stalled := false
+		e.svc.beforeAuthorize = func(domain.Attempt) {
+			if !stalled {
+				stalled = true
+				e.advance(e.svc.cfg.SettleAfter)
+				cancel()
+			}
+		}
+		p, _, err := e.svc.CreatePayment(cctx, "account:alice", "s4", deposit(100, "tok"))
+		if err != nil || p.Status != domain.PaymentSucceeded || a.Calls() != 0 || b.Acted(processor.OpAuthorize) != 1 {
+			t.Fatalf("%+v %v; calls at a %d, authorizations at b %d", p, err, a.Calls(), b.Acted(processor.OpAuthorize))
+		}
+		again, replayed, err := e.svc.CreatePayment(ctx, "account:alice", "s4", deposit(100, "tok"))
+		if err != nil || !replayed || again.ID != p.ID || again.Status != domain.PaymentSucceeded {
+			t.Fatalf("retry: %+v replayed=%v %v", again, replayed, err)
+		}
+	})
 	t.Run("no stall: the call goes out", func(t *testing.T) {
 		a := instant.New("a")
 		e := newEnv(t, a)
