@@ -24,9 +24,10 @@ const chaosDefaultCrashes = 8
 // (UNKNOWN, settled by the janitor's lookup or re-send).
 const chaosFaults = "--fault-fail-before=0.1 --fault-lose-answer=0.1"
 
-// chaosSettleTimeout bounds the wait for the janitor and the outbox once the load has stopped. The
-// tail is usually an outbox row a killed payment had claimed (its 30 s lease must run out) or a step
-// retried with backoff.
+// chaosSettleTimeout bounds the wait for the janitor and the outbox once the load has stopped, plus
+// as long again as the load ran. The tail is usually an outbox row a killed payment had claimed (its
+// 30 s lease must run out) or a step retried with backoff: a step's backoff doubles with each failed
+// try over the whole load, so its next try may be as far off as its age at the last failure.
 const chaosSettleTimeout = 120 * time.Second
 
 func chaosParams(t *testing.T, defaultCrashes int) (crashes int, seed uint64) {
@@ -119,7 +120,7 @@ func runPaymentChaos(t *testing.T, postgres bool, defaultCrashes int) {
 	}}}); err != nil {
 		fail("turning the faults off: %v", err)
 	}
-	st, err := settleChaos(t.Context(), t, c)
+	st, err := settleChaos(t.Context(), t, c, chaosSettleTimeout+time.Since(start))
 	if err != nil {
 		fail("%v", err)
 	}
@@ -150,10 +151,10 @@ func runPaymentChaos(t *testing.T, postgres bool, defaultCrashes int) {
 }
 
 // settleChaos polls until nothing is in a middle state (every payment, attempt, refund and payout
-// final, every captured payment credited in risk), at most chaosSettleTimeout.
-func settleChaos(ctx context.Context, t *testing.T, c *chaosStack) (*chaosState, error) {
+// final, every captured payment credited in risk), at most bound.
+func settleChaos(ctx context.Context, t *testing.T, c *chaosStack, bound time.Duration) (*chaosState, error) {
 	start := time.Now()
-	deadline, report := start.Add(chaosSettleTimeout), start.Add(10*time.Second)
+	deadline, report := start.Add(bound), start.Add(10*time.Second)
 	var last []string
 	var lastErr error
 	for time.Now().Before(deadline) {
@@ -167,7 +168,11 @@ func settleChaos(ctx context.Context, t *testing.T, c *chaosStack) (*chaosState,
 		}
 		if time.Now().After(report) {
 			sort.Strings(last)
-			t.Logf("settling for %v: %d left, e.g. %v", time.Since(start).Round(time.Second), len(last), last[:min(3, len(last))])
+			if lastErr != nil {
+				t.Logf("settling for %v: reading the state: %v", time.Since(start).Round(time.Second), lastErr)
+			} else {
+				t.Logf("settling for %v: %d left, e.g. %v", time.Since(start).Round(time.Second), len(last), last[:min(3, len(last))])
+			}
 			report = report.Add(10 * time.Second)
 		}
 		time.Sleep(250 * time.Millisecond)
@@ -176,7 +181,7 @@ func settleChaos(ctx context.Context, t *testing.T, c *chaosStack) (*chaosState,
 	if len(last) > 20 {
 		last = append(last[:20], fmt.Sprintf("... and %d more", len(last)-20))
 	}
-	return nil, fmt.Errorf("not settled %v after the load (last read error: %v):\n%s", chaosSettleTimeout, lastErr, strings.Join(last, "\n"))
+	return nil, fmt.Errorf("not settled %v after the load (last read error: %v):\n%s", bound.Round(time.Second), lastErr, strings.Join(last, "\n"))
 }
 
 type chaosTally struct {
