@@ -256,19 +256,9 @@ func newPaymentsCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
-			var units int64
-			if len(args) == 2 {
-				got, err := call(g, "payment", func(cc *grpc.ClientConn) (*paymentv1.GetPaymentResponse, error) {
-					return paymentv1.NewPaymentServiceClient(cc).GetPayment(ctx, &paymentv1.GetPaymentRequest{PaymentId: args[0]})
-				})
-				if err != nil {
-					return err
-				}
-				m, err := moneyArg(args[1], got.GetPayment().GetAmount().GetCurrency())
-				if err != nil {
-					return err
-				}
-				units = m.GetAmount()
+			units, err := paymentUnits(ctx, g, args)
+			if err != nil {
+				return err
 			}
 			key := idempotencyKey(refundKey, "ref")
 			resp, err := call(g, "payment", func(cc *grpc.ClientConn) (*paymentv1.RefundPaymentResponse, error) {
@@ -311,19 +301,9 @@ func newPaymentsCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
-			var units int64
-			if len(args) == 2 {
-				got, err := call(g, "payment", func(cc *grpc.ClientConn) (*paymentv1.GetPaymentResponse, error) {
-					return paymentv1.NewPaymentServiceClient(cc).GetPayment(ctx, &paymentv1.GetPaymentRequest{PaymentId: args[0]})
-				})
-				if err != nil {
-					return err
-				}
-				m, err := moneyArg(args[1], got.GetPayment().GetAmount().GetCurrency())
-				if err != nil {
-					return err
-				}
-				units = m.GetAmount()
+			units, err := paymentUnits(ctx, g, args)
+			if err != nil {
+				return err
 			}
 			key := idempotencyKey(captureKey, "cap")
 			resp, err := call(g, "payment", func(cc *grpc.ClientConn) (*paymentv1.CapturePaymentResponse, error) {
@@ -453,4 +433,23 @@ func (g *globals) waitRiskCredit(ctx context.Context, id string) (*paymentv1.Pay
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// paymentUnits reads the optional AMOUNT argument (args[1], major units) in the currency of the
+// payment args[0] names; 0 when it is absent (the whole of what is left).
+func paymentUnits(ctx context.Context, g *globals, args []string) (int64, error) {
+	if len(args) < 2 {
+		return 0, nil
+	}
+	got, err := call(g, "payment", func(cc *grpc.ClientConn) (*paymentv1.GetPaymentResponse, error) {
+		return paymentv1.NewPaymentServiceClient(cc).GetPayment(ctx, &paymentv1.GetPaymentRequest{PaymentId: args[0]})
+	})
+	if err != nil {
+		return 0, err
+	}
+	m, err := moneyArg(args[1], got.GetPayment().GetAmount().GetCurrency())
+	if err != nil {
+		return 0, err
+	}
+	return m.GetAmount(), nil
 }
