@@ -48,6 +48,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 			return nil, err
 		}
 		conn.SetMaxOpenConns(16)
+		// database/sql keeps 2 idle connections by default: under load the others would be closed
+		// and dialled again for nearly every transaction.
+		conn.SetMaxIdleConns(16)
 		conn.SetConnMaxIdleTime(5 * time.Minute)
 		db = &DB{DB: conn, Dialect: Postgres}
 	default:

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -52,6 +54,7 @@ func benchCreate(b *testing.B, ctx context.Context, c paymentv1.PaymentServiceCl
 	lat := make(chan time.Duration, 1<<16)
 	b.SetParallelism(16)
 	cpu0 := processCPU(b, p)
+	stopProfile := profileServer(b, p)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -67,6 +70,7 @@ func benchCreate(b *testing.B, ctx context.Context, c paymentv1.PaymentServiceCl
 		}
 	})
 	b.StopTimer()
+	stopProfile()
 	// The payment process's own CPU per payment: unlike the rate, it hardly depends on what else
 	// runs on the machine.
 	b.ReportMetric(float64((processCPU(b, p)-cpu0).Microseconds())/float64(b.N), "server-cpu-µs/op")
@@ -113,4 +117,31 @@ func processCPU(b *testing.B, p *testenv.Process) time.Duration {
 		ticks += v
 	}
 	return time.Duration(ticks) * (time.Second / 100)
+}
+
+// profileServer records 3 s of p's CPU profile from the start of the benchmark when BENCH_CPUPROFILE
+// names a file (the benchmark's name is appended); the returned func waits for it and saves it.
+func profileServer(b *testing.B, p *testenv.Process) func() {
+	path := os.Getenv("BENCH_CPUPROFILE")
+	if path == "" || b.N < 1000 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get("http://" + p.MetricsAddr + "/debug/pprof/profile?seconds=3")
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(path+"."+strings.ReplaceAll(b.Name(), "/", "_"), body, 0o644)
+		}
+		if err != nil {
+			b.Error(err)
+		}
+	}()
+	return func() { <-done }
 }

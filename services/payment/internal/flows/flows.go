@@ -145,12 +145,31 @@ const (
 // begin fails the transaction rolls back, so a request refused before it began executing saves no
 // record.
 func (s *Service) claim(ctx context.Context, caller, key, method string, params any, objectID string, begin func(*store.Tx) error) (replay []byte, err error) {
+	return s.claimWith(ctx, caller, key, method, params, objectID, nil, begin)
+}
+
+// claimWith is claim that first offers a new deposit's claim to a deposit lane, when lane is set:
+// what begin would write, written with other requests' claims. A key the lane could not claim (it
+// has a record) takes the general path, which reads the record.
+func (s *Service) claimWith(ctx context.Context, caller, key, method string, params any, objectID string, lane *store.NewDeposit,
+	begin func(*store.Tx) error) (replay []byte, err error) {
 	rec := idempotency.Record{Caller: caller, Key: key, Method: method, Fingerprint: idempotency.Fingerprint(params),
 		State: idempotency.InFlight, ObjectID: objectID}
 	// A finished record is answered as it stands, without a write transaction.
 	existing, finished, err := s.st.FinishedKey(ctx, caller, key, s.cfg.Retention)
 	if err != nil {
 		return nil, err
+	}
+	if !finished && lane != nil {
+		lane.Key = rec
+		lane.Key.CreatedAt = lane.At
+		claimed, err := s.st.ClaimDeposit(ctx, lane)
+		if claimed {
+			return nil, nil
+		}
+		if err != nil {
+			s.log.Debug("deposit lane refused a claim; taking the general path", "err", err)
+		}
 	}
 	if !finished {
 		var claimed bool

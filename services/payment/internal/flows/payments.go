@@ -58,7 +58,11 @@ func (s *Service) CreatePayment(ctx context.Context, caller, key string, in Paym
 		first = &domain.Attempt{ID: domain.NewID("att"), PaymentID: p.ID, Processor: procs[0].Name(), Status: domain.AttemptPending,
 			PendingOp: domain.OpAuthorize}
 	}
-	replay, err := s.claim(ctx, caller, key, MethodCreatePayment, in, p.ID, func(tx *store.Tx) error {
+	lane, err := s.newDeposit(&p, first)
+	if err != nil {
+		return p, false, err
+	}
+	replay, err := s.claimWith(ctx, caller, key, MethodCreatePayment, in, p.ID, lane, func(tx *store.Tx) error {
 		if err := tx.InsertPayment(ctx, &p); err != nil {
 			return err
 		}
@@ -79,7 +83,7 @@ func (s *Service) CreatePayment(ctx context.Context, caller, key string, in Paym
 	}
 	// Once begun, the payment is finished whether or not the client waits: a fallback's attempt or
 	// the failure must still be written, and the key finished with it.
-	out, err := s.runPayment(context.WithoutCancel(ctx), p, procs, first)
+	out, err := s.runPayment(context.WithoutCancel(ctx), p, procs, first, key)
 	if err != nil {
 		return out, false, err
 	}
@@ -91,8 +95,9 @@ func (s *Service) CreatePayment(ctx context.Context, caller, key string, in Paym
 	return out, false, nil
 }
 
-// runPayment checks fraud, then tries the routed processors in order.
-func (s *Service) runPayment(ctx context.Context, p domain.Payment, procs []processor.Processor, first *domain.Attempt) (domain.Payment, error) {
+// runPayment checks fraud, then tries the routed processors in order. key is the request's
+// idempotency key.
+func (s *Service) runPayment(ctx context.Context, p domain.Payment, procs []processor.Processor, first *domain.Attempt, key string) (domain.Payment, error) {
 	if s.cfg.Fraud != nil {
 		v, err := s.cfg.Fraud.Check(ctx, s.features(ctx, p), p.Amount)
 		if err != nil {
@@ -107,7 +112,7 @@ func (s *Service) runPayment(ctx context.Context, p domain.Payment, procs []proc
 	}
 	for i, proc := range procs {
 		if i == 0 && first != nil {
-			if res, done, err := s.authorize(ctx, p, proc, *first); done {
+			if res, done, err := s.authorizeOwn(ctx, p, proc, *first, key); done {
 				return res, err
 			}
 			continue
@@ -141,16 +146,17 @@ func (s *Service) runPayment(ctx context.Context, p domain.Payment, procs []proc
 		if !cont {
 			return s.st.GetPayment(ctx, p.ID)
 		}
-		if res, done, err := s.authorize(ctx, p, proc, a); done {
+		if res, done, err := s.authorizeOwn(ctx, p, proc, a, ""); done {
 			return res, err
 		}
 	}
 	return s.failPayment(ctx, p.ID, domain.DeclineProcessorUnavailable, "", p.FraudScore)
 }
 
-// authorize runs one attempt at one processor. done is false when the processor was provably not
-// reached and the next one may be tried.
-func (s *Service) authorize(ctx context.Context, p domain.Payment, proc processor.Processor, a domain.Attempt) (_ domain.Payment, done bool, _ error) {
+// authorizeOwn runs one attempt at one processor. done is false when the processor was provably not
+// reached and the next one may be tried. laneKey, when set, is the idempotency key of the request
+// that wrote p and a, a being the payment's only attempt: its verdict may then take a deposit lane.
+func (s *Service) authorizeOwn(ctx context.Context, p domain.Payment, proc processor.Processor, a domain.Attempt, laneKey string) (_ domain.Payment, done bool, _ error) {
 	// Past the processor or risk call the outcome must be recorded even if the client has gone.
 	ctx = context.WithoutCancel(ctx)
 	if s.beforeAuthorize != nil {
@@ -168,12 +174,14 @@ func (s *Service) authorize(ctx context.Context, p domain.Payment, proc processo
 		PaymentToken: p.PaymentToken, Capture: p.CaptureMethod != domain.CaptureManual,
 		Metadata: map[string]string{"payment_id": p.ID, "account_id": p.AccountID}})
 	cancel()
-	switch resultStatus(res, err) {
-	case processor.Approved:
-		p, err := s.settleAuthorize(ctx, a, processor.Approved, res)
-		return p, true, err
-	case processor.Declined:
-		p, err := s.settleAuthorize(ctx, a, processor.Declined, res)
+	switch st := resultStatus(res, err); st {
+	case processor.Approved, processor.Declined:
+		if laneKey != "" {
+			if p, ok := s.settleInLane(ctx, p, a, laneKey, st, res); ok {
+				return p, true, nil
+			}
+		}
+		p, err := s.settleAuthorize(ctx, a, st, res)
 		return p, true, err
 	case processor.NotReached:
 		return s.notReached(ctx, p, proc, a, err)
@@ -264,23 +272,8 @@ func (s *Service) settleAuthorize(ctx context.Context, a domain.Attempt, verdict
 		if err != nil {
 			return err
 		}
-		next := cur
-		next.PendingOp, next.ProcessorRef, next.DeclineCode = domain.OpNone, res.ProcessorRef, res.DeclineCode
 		from := p.Status
-		switch {
-		case verdict == processor.Declined:
-			next.Status = domain.AttemptFailed
-			p.Status, p.DeclineReason, p.DeclineCode = domain.PaymentFailed, domain.ReasonForCode(res.DeclineCode), res.DeclineCode
-		case verdict == processor.NotFound:
-			next.Status = domain.AttemptFailed
-			p.Status, p.DeclineReason = domain.PaymentFailed, domain.DeclineProcessorUnavailable
-		case p.CaptureMethod == domain.CaptureManual:
-			next.Status = domain.AttemptAuthorized
-			p.Status = domain.PaymentRequiresCapture
-		default:
-			next.Status = domain.AttemptCaptured
-			p.Status, p.Captured = domain.PaymentSucceeded, p.Amount.Amount
-		}
+		p, next := judge(p, cur, verdict, res)
 		if err := tx.UpdateAttempt(ctx, &next, cur.Status, cur.PendingOp); err != nil {
 			return err
 		}
@@ -304,22 +297,52 @@ func (s *Service) settleAuthorize(ctx context.Context, a domain.Attempt, verdict
 	return s.st.GetPayment(ctx, a.PaymentID)
 }
 
+// judge is what an authorization's verdict makes of the payment and its attempt.
+func judge(p domain.Payment, a domain.Attempt, verdict processor.Status, res processor.Result) (domain.Payment, domain.Attempt) {
+	a.PendingOp, a.ProcessorRef, a.DeclineCode = domain.OpNone, res.ProcessorRef, res.DeclineCode
+	switch {
+	case verdict == processor.Declined:
+		a.Status = domain.AttemptFailed
+		p.Status, p.DeclineReason, p.DeclineCode = domain.PaymentFailed, domain.ReasonForCode(res.DeclineCode), res.DeclineCode
+	case verdict == processor.NotFound:
+		a.Status = domain.AttemptFailed
+		p.Status, p.DeclineReason = domain.PaymentFailed, domain.DeclineProcessorUnavailable
+	case p.CaptureMethod == domain.CaptureManual:
+		a.Status = domain.AttemptAuthorized
+		p.Status = domain.PaymentRequiresCapture
+	default:
+		a.Status = domain.AttemptCaptured
+		p.Status, p.Captured = domain.PaymentSucceeded, p.Amount.Amount
+	}
+	return p, a
+}
+
 // afterPaymentChange writes what a payment's new status causes: its event, and for a capture the
 // ledger transaction and the risk credit.
 func (s *Service) afterPaymentChange(ctx context.Context, tx *store.Tx, p domain.Payment, proc string) error {
 	if p.Status == domain.PaymentSucceeded {
-		m := domain.Money{Amount: p.Captured, Currency: p.Amount.Currency}
-		if err := tx.Post(ctx, ledger.Captured(p.ID, proc, p.AccountID, m)); err != nil {
+		if err := tx.Post(ctx, captured(p, proc)); err != nil {
 			return err
 		}
-		trace := propagation.MapCarrier{}
-		propagation.TraceContext{}.Inject(ctx, trace)
-		if err := tx.Enqueue(ctx, OutboxRiskCredit, p.ID, RiskCredit{PaymentID: p.ID, AccountID: p.AccountID,
-			Asset: p.Amount.Currency, Amount: domain.Decimal(m), Trace: trace}); err != nil {
+		if err := tx.Enqueue(ctx, OutboxRiskCredit, p.ID, riskCredit(ctx, p)); err != nil {
 			return err
 		}
 	}
 	return tx.AddEvent(ctx, "payment."+string(p.Status), p.AccountID, p.ID, p)
+}
+
+// captured is the ledger transaction of a payment's capture.
+func captured(p domain.Payment, proc string) ledger.Transaction {
+	return ledger.Captured(p.ID, proc, p.AccountID, domain.Money{Amount: p.Captured, Currency: p.Amount.Currency})
+}
+
+// riskCredit is the outbox payload that credits risk with a payment's capture, carrying the trace
+// of the request that captured it.
+func riskCredit(ctx context.Context, p domain.Payment) RiskCredit {
+	trace := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, trace)
+	return RiskCredit{PaymentID: p.ID, AccountID: p.AccountID, Asset: p.Amount.Currency,
+		Amount: domain.Decimal(domain.Money{Amount: p.Captured, Currency: p.Amount.Currency}), Trace: trace}
 }
 
 // failPayment fails a payment still in processing that has no attempt in flight.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
@@ -23,6 +24,11 @@ type Store struct {
 	batch *sqldb.GroupCommitter[func(*Tx) error]
 	// stmts and rstmts prepare the statements run on db and rdb (see stmts.go).
 	stmts, rstmts *sqldb.Stmts
+	// lanes write the common path of deposits for many requests at once (lane.go).
+	lanes     []*sqldb.GroupCommitter[laneItem]
+	laneNext  atomic.Uint64
+	laneSQL   *laneStmts
+	laneStats laneCounter
 }
 
 // readConns is the number of SQLite read connections.
@@ -30,7 +36,8 @@ const readConns = 4
 
 // Options tune a Store.
 type Options struct {
-	// NoGroupCommit commits every SQLite transaction on its own (for comparison in benchmarks).
+	// NoGroupCommit commits every transaction on its own, without the deposit lanes (for comparison
+	// in benchmarks and for tests of the general path).
 	NoGroupCommit bool
 }
 
@@ -77,6 +84,14 @@ func OpenWith(ctx context.Context, url string, o Options) (*Store, error) {
 	if s.rdb != nil {
 		s.batch = newBatcher(s)
 	}
+	s.laneSQL = newLaneStmts(db.Dialect)
+	switch {
+	case o.NoGroupCommit:
+	case db.Dialect == sqldb.Postgres:
+		s.startLanes(postgresLanes)
+	default:
+		s.startLanes(1)
+	}
 	return s, nil
 }
 
@@ -101,6 +116,7 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // Close writes what is queued and closes the database.
 func (s *Store) Close() error {
+	s.closeLanes()
 	if s.batch != nil {
 		s.batch.Close()
 	}
