@@ -52,7 +52,7 @@ func BenchmarkCreatePayment(b *testing.B) {
 func benchCreate(b *testing.B, ctx context.Context, c paymentv1.PaymentServiceClient, p *testenv.Process, key func(int64) string) {
 	var n atomic.Int64
 	lat := make(chan time.Duration, 1<<16)
-	b.SetParallelism(16)
+	b.SetParallelism(benchParallelism(b))
 	cpu0 := processCPU(b, p)
 	stopProfile := profileServer(b, p)
 	b.ResetTimer()
@@ -144,4 +144,16 @@ func profileServer(b *testing.B, p *testenv.Process) func() {
 		}
 	}()
 	return func() { <-done }
+}
+
+// benchParallelism is the clients per core: BENCH_PARALLELISM, or 16 (32 clients on 2 cores).
+func benchParallelism(b *testing.B) int {
+	if v := os.Getenv("BENCH_PARALLELISM"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("BENCH_PARALLELISM=%q", v)
+		}
+		return n
+	}
+	return 16
 }
