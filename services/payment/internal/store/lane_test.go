@@ -103,7 +103,18 @@ func claimGeneral(t *testing.T, s *Store, d *NewDeposit) bool {
 func settleGeneral(s *Store, v *DepositVerdict) error {
 	ctx := context.Background()
 	return s.InTx(ctx, func(tx *Tx) error {
-		a, p := v.Attempt, v.Payment
+		// As settleAuthorize: the verdict applied to the attempt and payment as the transaction
+		// reads them.
+		a, err := tx.Attempt(ctx, v.Attempt.ID)
+		if err != nil {
+			return err
+		}
+		p, err := tx.Payment(ctx, v.Payment.ID)
+		if err != nil {
+			return err
+		}
+		a.Status, a.PendingOp, a.ProcessorRef, a.DeclineCode = v.Attempt.Status, v.Attempt.PendingOp, v.Attempt.ProcessorRef, v.Attempt.DeclineCode
+		p.Status, p.Captured, p.DeclineReason, p.DeclineCode = v.Payment.Status, v.Payment.Captured, v.Payment.DeclineReason, v.Payment.DeclineCode
 		if err := tx.UpdateAttempt(ctx, &a, v.AttemptFrom, v.AttemptFromOp); err != nil {
 			return err
 		}
