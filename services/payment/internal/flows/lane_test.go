@@ -284,3 +284,58 @@ func TestCreatePaymentLanesAnswerAsGeneralPath(t *testing.T) {
 		}
 	})
 }
+
+// A manual-capture deposit's verdict takes the lane too (an authorization: no ledger transaction
+// until the capture, which the general path writes), and a fraud-checked deposit claims through the
+// lane but, its attempt made only after the check, settles through the general path. Both answer,
+// replay and settle the money as they do without lanes.
+func TestCreatePaymentLaneManualCaptureAndFraud(t *testing.T) {
+	onBothLanes(t, func(t *testing.T, e *env, lanes bool) {
+		ctx := context.Background()
+		in := deposit(1000, "tok")
+		in.CaptureMethod = domain.CaptureManual
+		before := lanesNow(e.st)
+		p, _, err := e.svc.CreatePayment(ctx, "account:alice", "manual", in)
+		if err != nil || p.Status != domain.PaymentRequiresCapture || p.Attempts[0].Status != domain.AttemptAuthorized {
+			t.Fatalf("manual capture deposit: %+v %v", p, err)
+		}
+		if lts, err := e.st.LedgerTransactions(ctx, "", 0, 10); err != nil || len(lts) != 0 {
+			t.Fatalf("an authorization posted %+v (%v)", lts, err)
+		}
+		if again, replayed, err := e.svc.CreatePayment(ctx, "account:alice", "manual", in); err != nil || !replayed || again.Status != p.Status {
+			t.Fatalf("replay: %+v %v %v", again, replayed, err)
+		}
+		c, _, err := e.svc.CapturePayment(ctx, "account:alice", "cap", p.ID, 600)
+		if err != nil || c.Status != domain.PaymentSucceeded || c.Captured != 600 {
+			t.Fatalf("capture: %+v %v", c, err)
+		}
+
+		e.svc.cfg.Fraud = fraudAbove{limit: 5000}
+		f, _, err := e.svc.CreatePayment(ctx, "account:alice", "fraud-ok", deposit(500, "tok"))
+		if err != nil || f.Status != domain.PaymentSucceeded || f.FraudScore != 0.1 {
+			t.Fatalf("fraud-checked deposit: %+v %v", f, err)
+		}
+		d, _, err := e.svc.CreatePayment(ctx, "account:alice", "fraud-declined", deposit(9000, "tok"))
+		if err != nil || d.Status != domain.PaymentFailed || d.DeclineReason != domain.DeclineFraudSuspected {
+			t.Fatalf("fraud-declined deposit: %+v %v", d, err)
+		}
+		for key, want := range map[string]domain.Payment{"fraud-ok": f, "fraud-declined": d} {
+			in := deposit(want.Amount.Amount, "tok")
+			again, replayed, err := e.svc.CreatePayment(ctx, "account:alice", key, in)
+			if err != nil || !replayed || again.ID != want.ID || again.Status != want.Status {
+				t.Fatalf("%s replay: %+v %v %v", key, again, replayed, err)
+			}
+		}
+		// Lanes: the manual deposit's claim and verdict, the fraud-checked ones' claims only.
+		wantLanes := [2]int64{}
+		if lanes {
+			wantLanes = [2]int64{3, 1}
+		}
+		if got := laneWrites(e.st, before); got != wantLanes {
+			t.Fatalf("lanes wrote %v claims and verdicts, want %v", got, wantLanes)
+		}
+		if got := balance(t, e.st, ledger.Customer("alice")); got != -1100 {
+			t.Fatalf("customer funds %d, want -1100", got)
+		}
+	})
+}

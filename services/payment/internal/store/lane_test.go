@@ -352,3 +352,25 @@ func TestLaneClaimDuplicateKey(t *testing.T) {
 }
 
 func isNotFound(err error) bool { return errs.KindOf(err) == errs.KindNotFound }
+
+// A claim without a first attempt (a deposit whose attempt is made after its fraud check) writes
+// the key, the payment and its event, and no attempt.
+func TestLaneClaimWithoutAttempt(t *testing.T) {
+	onBoth(t, func(t *testing.T, s *Store) {
+		d := laneDeposit(s, "noatt", "k", 300)
+		d.Attempt = nil
+		if ok, err := s.ClaimDeposit(context.Background(), d); !ok || err != nil {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		got, err := s.GetPayment(context.Background(), d.Payment.ID)
+		if err != nil || !reflect.DeepEqual(got, d.Payment) {
+			t.Fatalf("payment read back %+v (%v)\nwant %+v", got, err, d.Payment)
+		}
+		if rec := keyRecord(t, s, d.Key.Caller, d.Key.Key); rec.State != idempotency.InFlight || rec.ObjectID != d.Payment.ID {
+			t.Fatalf("key record %+v", rec)
+		}
+		if evs := events(t, s, "noatt"); len(evs) != 1 || evs[d.Event.ID].Type != "payment.created" {
+			t.Fatalf("events %+v", evs)
+		}
+	})
+}
