@@ -163,10 +163,14 @@ func TestLaneManyConcurrent(t *testing.T) {
 func TestLaneBatchDuplicateClaims(t *testing.T) {
 	onBoth(t, func(t *testing.T, s *Store) {
 		ds := []*NewDeposit{laneDeposit(s, "bdup", "k", 5), laneDeposit(s, "bdup", "k", 5), laneDeposit(s, "bdup", "other", 5),
-			laneDeposit(s, "bdup", "k", 5)}
+			laneDeposit(s, "bdup", "k", 5), laneDeposit(s, "bdup2", "k", 5)}
 		items, done := claimItems(ds)
 		if err := writeBatch(s, items); err != nil {
 			t.Fatal(err)
+		}
+		// Keys are the caller's: another caller's k is its own.
+		if !done[4] {
+			t.Fatal("another caller's claim of the same key not claimed")
 		}
 		owners := 0
 		for _, i := range []int{0, 1, 3} {
@@ -181,14 +185,14 @@ func TestLaneBatchDuplicateClaims(t *testing.T) {
 		if owners != 1 || !done[2] {
 			t.Fatalf("claims done %v: want one of the three of key k, and the other key's", done)
 		}
-		if got := count(t, s, `SELECT COUNT(*) FROM payments`); got != 2 {
-			t.Fatalf("%d payments, want 2", got)
+		if got := count(t, s, `SELECT COUNT(*) FROM payments`); got != 3 {
+			t.Fatalf("%d payments, want 3", got)
 		}
-		if got := count(t, s, `SELECT COUNT(*) FROM events`); got != 2 {
-			t.Fatalf("%d events, want 2", got)
+		if got := count(t, s, `SELECT COUNT(*) FROM events`); got != 3 {
+			t.Fatalf("%d events, want 3", got)
 		}
-		if got := count(t, s, `SELECT COUNT(*) FROM attempts`); got != 2 {
-			t.Fatalf("%d attempts, want 2", got)
+		if got := count(t, s, `SELECT COUNT(*) FROM attempts`); got != 3 {
+			t.Fatalf("%d attempts, want 3", got)
 		}
 	})
 }
@@ -233,5 +237,53 @@ func TestLaneVerdictMismatchFailsBatch(t *testing.T) {
 			t.Fatalf("lane verdict alone: applied %v, %v", ok, err)
 		}
 		wantStored(t, s, ds[0], vs[0], events(t, s, "mismatch"))
+	})
+}
+
+// A batch with more accounts than one statement takes looks up every account's endpoints (the
+// lookup runs in chunks too) and owes each event to its own account's endpoint only.
+func TestLaneBatchManyAccounts(t *testing.T) {
+	onBoth(t, func(t *testing.T, s *Store) {
+		const n = 300
+		ds := make([]*NewDeposit, n)
+		endpoint := map[string]string{}
+		for i := range ds {
+			account := fmt.Sprint("acct-", i)
+			ds[i] = laneDeposit(s, account, "k", 7)
+			if i%3 != 2 { // every third account has no endpoint
+				endpoint[account] = addEndpoint(t, s, account)
+			}
+		}
+		items, done := claimItems(ds)
+		if err := writeBatch(s, items); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.query(context.Background(), `SELECT d.endpoint_id, e.account_id FROM webhook_deliveries d JOIN events e ON e.id = d.event_id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		got := 0
+		for rows.Next() {
+			var ep, account string
+			if err := rows.Scan(&ep, &account); err != nil {
+				t.Fatal(err)
+			}
+			if endpoint[account] != ep {
+				t.Fatalf("%s's event owed to endpoint %s, want %q", account, ep, endpoint[account])
+			}
+			got++
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range done {
+			if !done[i] {
+				t.Fatalf("claim %d not claimed", i)
+			}
+		}
+		if got != len(endpoint) {
+			t.Fatalf("%d deliveries, want %d (one per account with an endpoint)", got, len(endpoint))
+		}
 	})
 }
