@@ -75,6 +75,15 @@ func laneVerdict(s *Store, d *NewDeposit, approve bool) *DepositVerdict {
 // event in the same transaction. claimed false: the key has a record, and nothing was written.
 func claimGeneral(t *testing.T, s *Store, d *NewDeposit) bool {
 	t.Helper()
+	claimed, err := tryClaimGeneral(s, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return claimed
+}
+
+// tryClaimGeneral is claimGeneral for any goroutine.
+func tryClaimGeneral(s *Store, d *NewDeposit) (bool, error) {
 	ctx := context.Background()
 	var claimed bool
 	err := s.InTx(ctx, func(tx *Tx) error {
@@ -91,10 +100,7 @@ func claimGeneral(t *testing.T, s *Store, d *NewDeposit) bool {
 		}
 		return tx.AddEvent(ctx, "payment.created", p.AccountID, p.ID, p)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return claimed
+	return claimed && err == nil, err
 }
 
 // settleGeneral writes v as settleAuthorize does: compare-and-set of attempt and payment, ledger
@@ -371,6 +377,59 @@ func TestLaneClaimWithoutAttempt(t *testing.T) {
 		}
 		if evs := events(t, s, "noatt"); len(evs) != 1 || evs[d.Event.ID].Type != "payment.created" {
 			t.Fatalf("events %+v", evs)
+		}
+	})
+}
+
+// The lanes and the general path claim side by side (on SQLite on the one write connection, on
+// PostgreSQL on the pool): of a lane's and a general claim of one key exactly one owns it and the
+// other wrote nothing, and neither path waits on the other for good.
+func TestLaneBesideGeneralPath(t *testing.T) {
+	onBoth(t, func(t *testing.T, s *Store) {
+		const n = 50
+		viaLane, viaGeneral := make([]*NewDeposit, n), make([]*NewDeposit, n)
+		laneOwns, generalOwns := make([]bool, n), make([]bool, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			key := fmt.Sprint("both-", i)
+			viaLane[i], viaGeneral[i] = laneDeposit(s, "beside", key, 10), laneDeposit(s, "beside", key, 10)
+			wg.Go(func() {
+				var err error
+				if laneOwns[i], err = s.ClaimDeposit(context.Background(), viaLane[i]); err != nil {
+					t.Errorf("lane claim %d: %v", i, err)
+				}
+			})
+			wg.Go(func() {
+				var err error
+				if generalOwns[i], err = tryClaimGeneral(s, viaGeneral[i]); err != nil {
+					t.Errorf("general claim %d: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		for i := range n {
+			if laneOwns[i] == generalOwns[i] {
+				t.Fatalf("key %d: lane owns %v, general owns %v; want exactly one", i, laneOwns[i], generalOwns[i])
+			}
+			owner, loser := viaLane[i], viaGeneral[i]
+			if generalOwns[i] {
+				owner, loser = loser, owner
+			}
+			if rec := keyRecord(t, s, owner.Key.Caller, owner.Key.Key); rec.ObjectID != owner.Payment.ID {
+				t.Fatalf("key %d names %s, want the owner's %s", i, rec.ObjectID, owner.Payment.ID)
+			}
+			if _, err := s.GetPayment(context.Background(), loser.Payment.ID); !isNotFound(err) {
+				t.Fatalf("key %d: the loser's payment: %v", i, err)
+			}
+		}
+		for q, want := range map[string]int{
+			`SELECT COUNT(*) FROM payments WHERE account_id = ?`:                                            n,
+			`SELECT COUNT(*) FROM attempts a JOIN payments p ON p.id = a.payment_id WHERE p.account_id = ?`: n,
+			`SELECT COUNT(*) FROM events WHERE account_id = ?`:                                              n,
+		} {
+			if got := count(t, s, q, "beside"); got != want {
+				t.Fatalf("%s: %d, want %d", q, got, want)
+			}
 		}
 	})
 }
