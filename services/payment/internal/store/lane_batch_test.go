@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"sync"
 	"testing"
 
+	"github.com/bourse-dev/bourse/pkg/testenv"
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 )
 
@@ -286,4 +289,65 @@ func TestLaneBatchManyAccounts(t *testing.T) {
 			t.Fatalf("%d deliveries, want %d (one per account with an endpoint)", got, len(endpoint))
 		}
 	})
+}
+
+// Close writes what the lanes have queued: a claim answered claimed is in the database when it is
+// opened again, one refused for the closing is not, and nothing is answered both ways.
+func TestLaneCloseWritesWhatIsQueued(t *testing.T) {
+	check := func(t *testing.T, url string) {
+		ctx := context.Background()
+		s, err := Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 200
+		ds := make([]*NewDeposit, n)
+		for i := range ds {
+			ds[i] = laneDeposit(s, "closing", fmt.Sprint("c-", i), 3)
+		}
+		claimed, errs := make([]bool, n), make([]error, n)
+		started := make(chan struct{}, n)
+		var wg sync.WaitGroup
+		for i, d := range ds {
+			wg.Go(func() {
+				started <- struct{}{}
+				claimed[i], errs[i] = s.ClaimDeposit(ctx, d)
+			})
+		}
+		for range n / 2 {
+			<-started
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		s, err = Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		written := 0
+		for i, d := range ds {
+			_, err := s.GetPayment(ctx, d.Payment.ID)
+			switch {
+			case claimed[i] && err != nil:
+				t.Fatalf("claim %d answered claimed, then read back: %v", i, err)
+			case !claimed[i] && errs[i] == nil:
+				t.Fatalf("claim %d of a new key answered not claimed without an error", i)
+			case !claimed[i] && !isNotFound(err):
+				t.Fatalf("claim %d answered %v, yet its payment reads back (%v)", i, errs[i], err)
+			case claimed[i]:
+				written++
+			}
+		}
+		if written == 0 {
+			t.Fatal("no claim was written before the close")
+		}
+		t.Logf("%d of %d claims written, the rest refused for the closing", written, n)
+		if err := s.CheckInvariants(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("sqlite", func(t *testing.T) { check(t, filepath.Join(t.TempDir(), "payment.db")) })
+	t.Run("postgres", func(t *testing.T) { check(t, testenv.StartPostgres(t)) })
 }
