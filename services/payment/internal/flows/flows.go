@@ -168,7 +168,7 @@ func (s *Service) claimWith(ctx context.Context, caller, key, method string, par
 			return nil, nil
 		}
 		if err != nil {
-			s.log.Debug("deposit lane refused a claim; taking the general path", "err", err)
+			s.log.Warn("deposit lane batch failed; the claim takes the general path", "err", err)
 		}
 	}
 	if !finished {
@@ -184,7 +184,10 @@ func (s *Service) claimWith(ctx context.Context, caller, key, method string, par
 		if err != nil {
 			return nil, err
 		}
-		if claimed {
+		// A lane batch whose commit reported an error may have committed all the same: a record
+		// in flight for this request's own object is its own claim (object ids are never reused).
+		if claimed || lane != nil && existing.State == idempotency.InFlight && existing.ObjectID == objectID &&
+			existing.Method == method && existing.Fingerprint == rec.Fingerprint {
 			return nil, nil
 		}
 	}

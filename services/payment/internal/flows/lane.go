@@ -69,7 +69,7 @@ func (s *Service) settleInLane(ctx context.Context, p domain.Payment, a domain.A
 	}
 	applied, err := s.st.ApplyVerdict(ctx, v)
 	if err != nil {
-		s.log.Debug("deposit lane refused a verdict; taking the general path", "payment", p.ID, "err", err)
+		s.log.Warn("deposit lane batch failed; the verdict takes the general path", "payment", p.ID, "err", err)
 	}
 	return p, applied
 }

@@ -56,7 +56,7 @@ type NewDeposit struct {
 // it is still in flight for Method and the payment.
 type DepositVerdict struct {
 	At            time.Time
-	Attempt       domain.Attempt // the new state
+	Attempt       domain.Attempt // the new state; its Lookups and NextLookupAt must be the row's
 	AttemptFrom   domain.AttemptStatus
 	AttemptFromOp domain.Op
 	Payment       domain.Payment // the new state
@@ -117,7 +117,7 @@ func (s *Store) ClaimDeposit(ctx context.Context, d *NewDeposit) (claimed bool, 
 	}
 	err = s.lane().Submit(ctx, laneItem{claim: d, done: &claimed})
 	if claimed = claimed && err == nil; claimed {
-		s.laneStats.claims.Add(1)
+		s.analyzer.claimed(s.laneStats.claims.Add(1))
 	}
 	return claimed, err
 }

@@ -62,9 +62,13 @@ func newLaneStmts(d sqldb.Dialect) *laneStmts {
 			SELECT id, event_id, endpoint_id, next_at, created_at FROM v WHERE id IS NOT NULL`),
 		updAttempts: newSetStmt(cat(text("id", "status", "pending_op", "processor_ref", "decline_code"),
 			big("lookups", "next_lookup_at", "updated_at"), text("from_status", "from_op")),
+			// A verdict leaves lookups and next_lookup_at as they were; a janitor that rescheduled the
+			// attempt meanwhile changed them, and the general path, which reads the row, keeps its
+			// values: the verdict is for it then.
 			`UPDATE attempts SET status = v.status, pending_op = v.pending_op, processor_ref = v.processor_ref,
-				decline_code = v.decline_code, lookups = v.lookups, next_lookup_at = v.next_lookup_at, updated_at = v.updated_at
+				decline_code = v.decline_code, updated_at = v.updated_at
 			FROM v WHERE attempts.id = v.id AND attempts.status = v.from_status AND attempts.pending_op = v.from_op
+				AND attempts.lookups = v.lookups AND attempts.next_lookup_at = v.next_lookup_at
 			RETURNING attempts.id`),
 		updPayments: newSetStmt(cat(text("id", "status"), big("captured"), text("decline_reason", "decline_code"),
 			[]col{{"fraud_score", "DOUBLE PRECISION"}}, big("updated_at"), text("from_status")),
@@ -79,17 +83,14 @@ func newLaneStmts(d sqldb.Dialect) *laneStmts {
 			`INSERT INTO ledger_entries (tx_id, account, currency, amount) SELECT tx_id, account, currency, amount FROM v WHERE tx_id IS NOT NULL`),
 		insOutbox: newSetStmt(cat(text("kind", "ref", "payload"), big("next_at", "created_at")),
 			`INSERT INTO outbox (kind, ref, payload, next_at, created_at) SELECT kind, ref, payload, next_at, created_at FROM v WHERE kind IS NOT NULL`),
-		// By the primary key: a join on object_id alone may be planned as a scan of every record.
+		// By the primary key as well as object_id: the janitor's completion by object_id alone may
+		// find more than the request's own record, which is the only one this may complete.
 		completeKeys: newSetStmt(text("caller", "idem_key", "object_id", "method", "response"),
 			`UPDATE idempotency SET state = '`+done+`', response = v.response
 			FROM v WHERE idempotency.caller = v.caller AND idempotency.idem_key = v.idem_key
 				AND idempotency.object_id = v.object_id AND idempotency.method = v.method AND idempotency.state = '`+inFlight+`'`),
 	}
 }
-
-// planGuard makes PostgreSQL plan the lane's statements as index lookups, whatever it believes of
-// the tables' sizes; it lasts until the transaction's end.
-const planGuard = `SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`
 
 // laneWrite is one lane batch's transaction.
 type laneWrite struct {
@@ -110,15 +111,6 @@ type laneEvent struct {
 // batch: its request called the processor only after its claim had committed.
 func (s *Store) writeLane(ctx context.Context, tx *sql.Tx, items []laneItem) error {
 	w := &laneWrite{ctx: ctx, s: s, q: s.stmts.In(tx), events: s.laneSQL.insEvents.args(len(items)), eventsOf: map[string][]laneEvent{}}
-	if s.db.Dialect == sqldb.Postgres {
-		// Every lane statement joins a few rows of v to a big table by its key. PostgreSQL caches
-		// a prepared statement's plan, and one made while a table was small (or its statistics
-		// stale) may scan the whole table to hash-join it: twice as slow at 20,000 deposits, and
-		// worse with every one after.
-		if _, err := tx.ExecContext(ctx, planGuard); err != nil {
-			return err
-		}
-	}
 	var claims, verdicts []laneItem
 	for _, it := range items {
 		*it.done = false

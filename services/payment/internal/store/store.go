@@ -29,6 +29,7 @@ type Store struct {
 	laneNext  atomic.Uint64
 	laneSQL   *laneStmts
 	laneStats laneCounter
+	analyzer  *analyzer // PostgreSQL: keeps the lanes' plans in step with the tables (analyze.go)
 }
 
 // readConns is the number of SQLite read connections.
@@ -88,6 +89,7 @@ func OpenWith(ctx context.Context, url string, o Options) (*Store, error) {
 	switch {
 	case o.NoGroupCommit:
 	case db.Dialect == sqldb.Postgres:
+		s.startAnalyzer()
 		s.startLanes(postgresLanes)
 	default:
 		s.startLanes(1)
@@ -117,6 +119,7 @@ func (s *Store) migrate(ctx context.Context) error {
 // Close writes what is queued and closes the database.
 func (s *Store) Close() error {
 	s.closeLanes()
+	s.stopAnalyzer()
 	if s.batch != nil {
 		s.batch.Close()
 	}
