@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -115,6 +116,11 @@ func (s *Store) ClaimDeposit(ctx context.Context, d *NewDeposit) (claimed bool, 
 	if !s.HasLanes() {
 		return false, errNoLanes
 	}
+	// The writer tells a claimed key by the object it names: a key naming another payment would be
+	// written and left behind.
+	if d.Key.ObjectID != d.Payment.ID || d.Attempt != nil && d.Attempt.PaymentID != d.Payment.ID {
+		return false, fmt.Errorf("store: lane claim of payment %s names key object %q and attempt payment %q", d.Payment.ID, d.Key.ObjectID, attemptPayment(d.Attempt))
+	}
 	err = s.lane().Submit(ctx, laneItem{claim: d, done: &claimed})
 	if claimed = claimed && err == nil; claimed {
 		s.analyzer.claimed(s.laneStats.claims.Add(1))
@@ -155,4 +161,11 @@ type laneCounter struct{ claims, verdicts atomic.Int64 }
 // LaneWrites is how many claims and verdicts the lanes have written (tests).
 func (s *Store) LaneWrites() (claims, verdicts int64) {
 	return s.laneStats.claims.Load(), s.laneStats.verdicts.Load()
+}
+
+func attemptPayment(a *domain.Attempt) string {
+	if a == nil {
+		return ""
+	}
+	return a.PaymentID
 }

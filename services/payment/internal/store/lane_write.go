@@ -225,27 +225,38 @@ func (w *laneWrite) claims(items []laneItem) error {
 func (w *laneWrite) verdicts(items []laneItem) error {
 	st := w.s.laneSQL
 	upd := st.updAttempts.args(len(items))
+	// One verdict per attempt: a second one in the same batch would pass the same compare-and-set.
+	// The first is tried; the others are not applied and leave their callers to the general path.
+	first := make(map[string]*DepositVerdict, len(items))
 	for _, it := range items {
 		v := it.verdict
 		a := v.Attempt
+		if _, ok := first[a.ID]; ok {
+			continue
+		}
+		first[a.ID] = v
 		upd.add(a.ID, string(a.Status), string(a.PendingOp), a.ProcessorRef, a.DeclineCode, a.Lookups, nanos(a.NextLookupAt), nanos(v.At),
 			string(v.AttemptFrom), string(v.AttemptFromOp))
 	}
-	applied := make(map[string]bool, len(items))
+	held := make(map[string]bool, len(items))
 	if err := w.returning(upd, func(r *sql.Rows) error {
 		var id string
 		err := r.Scan(&id)
-		applied[id] = true
+		held[id] = true
 		return err
 	}); err != nil {
 		return err
+	}
+	applied := make(map[*DepositVerdict]bool, len(held))
+	for id := range held {
+		applied[first[id]] = true
 	}
 	if len(applied) == 0 {
 		return nil
 	}
 	pays := st.updPayments.args(len(applied))
 	for _, it := range items {
-		if v := it.verdict; applied[v.Attempt.ID] {
+		if v := it.verdict; applied[v] {
 			p := v.Payment
 			pays.add(p.ID, string(p.Status), p.Captured, string(p.DeclineReason), p.DeclineCode, p.FraudScore, nanos(v.At), string(v.PaymentFrom))
 		}
@@ -264,7 +275,7 @@ func (w *laneWrite) verdicts(items []laneItem) error {
 	ltx, box, keys := st.insLedgerTx.args(len(applied)), st.insOutbox.args(len(applied)), st.completeKeys.args(len(applied))
 	for _, it := range items {
 		v := it.verdict
-		if !applied[v.Attempt.ID] {
+		if !applied[v] {
 			continue
 		}
 		*it.done = true
@@ -294,7 +305,7 @@ func (w *laneWrite) verdicts(items []laneItem) error {
 	entries := st.insEntries.args(2 * len(txIDs))
 	for _, it := range items {
 		v := it.verdict
-		if !applied[v.Attempt.ID] || v.Ledger == nil {
+		if !applied[v] || v.Ledger == nil {
 			continue
 		}
 		id, ok := txIDs[kindRef{v.Ledger.Kind, v.Ledger.Ref}]

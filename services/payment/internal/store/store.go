@@ -305,5 +305,14 @@ func (s *Store) CheckInvariants(ctx context.Context) error {
 	if bad > 0 {
 		return fmt.Errorf("payment invariant: %d payments refunded more than captured or captured more than authorized", bad)
 	}
+	// Money captured is money the payment kept: a capture posted for a payment that did not
+	// succeed would credit the customer for nothing.
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM ledger_transactions t JOIN payments p ON p.id = t.ref
+		WHERE t.kind = 'payment.captured' AND p.status NOT IN ('succeeded', 'partially_refunded', 'refunded')`).Scan(&bad); err != nil {
+		return err
+	}
+	if bad > 0 {
+		return fmt.Errorf("payment invariant: %d payments have a capture posted but did not succeed", bad)
+	}
 	return nil
 }
