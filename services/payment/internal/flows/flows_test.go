@@ -12,7 +12,6 @@ import (
 	"github.com/bourse-dev/bourse/pkg/errs"
 	"github.com/bourse-dev/bourse/pkg/fraud"
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
-	"github.com/bourse-dev/bourse/services/payment/internal/idempotency"
 	"github.com/bourse-dev/bourse/services/payment/internal/ledger"
 	"github.com/bourse-dev/bourse/services/payment/internal/processor"
 	"github.com/bourse-dev/bourse/services/payment/internal/processor/instant"
@@ -169,34 +168,6 @@ func TestDepositCreditsRiskOnce(t *testing.T) {
 	_, _, err = e.svc.CreatePayment(ctx, "account:alice", "k1", deposit(999, "tok_ok"))
 	if ee, ok := errors.AsType[*errs.Error](err); !ok || ee.Field != "idempotency_key" {
 		t.Fatalf("same key, other amount: %v", err)
-	}
-}
-
-func TestConcurrentSameKeyExecutesOnce(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ids := map[string]int{}
-	inUse := 0
-	for range 50 {
-		wg.Go(func() {
-			p, _, err := e.svc.CreatePayment(ctx, "account:alice", "same", deposit(700, "tok_ok"))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.Is(err, idempotency.ErrInUse):
-				inUse++
-			case err != nil:
-				t.Error(err)
-			default:
-				ids[p.ID]++
-			}
-		})
-	}
-	wg.Wait()
-	if len(ids) != 1 || e.proc.Acted(processor.OpAuthorize) != 1 {
-		t.Fatalf("payments %v (%d in use), authorizations %d; want one of each", ids, inUse, e.proc.Acted(processor.OpAuthorize))
 	}
 }
 

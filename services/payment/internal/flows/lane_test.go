@@ -5,7 +5,6 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 	"github.com/bourse-dev/bourse/services/payment/internal/idempotency"
 	"github.com/bourse-dev/bourse/services/payment/internal/ledger"
+	"github.com/bourse-dev/bourse/services/payment/internal/paytest"
 	"github.com/bourse-dev/bourse/services/payment/internal/processor"
 	"github.com/bourse-dev/bourse/services/payment/internal/processor/instant"
 	"github.com/bourse-dev/bourse/services/payment/internal/store"
@@ -101,14 +101,7 @@ func TestCreatePaymentTakesTheLanes(t *testing.T) {
 			if p.Status != wantStatus || len(p.Attempts) != 1 {
 				t.Fatalf("%s: answered %s with %d attempts", token, p.Status, len(p.Attempts))
 			}
-			stored, err := e.st.GetPayment(ctx, p.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p.PaymentToken = "" // the request's, never stored
-			if !reflect.DeepEqual(p, stored) {
-				t.Fatalf("%s: answered %+v\nstored %+v", token, p, stored)
-			}
+			stored := requireAnsweredAsStored(t, e, token, p)
 			before = lanesNow(e.st)
 			again, replayed, err := e.svc.CreatePayment(ctx, "account:alice", "lane-"+token, deposit(250, token))
 			if err != nil || !replayed || !reflect.DeepEqual(again, stored) {
@@ -238,18 +231,6 @@ func TestConcurrentSameKeyOnLanes(t *testing.T) {
 	})
 }
 
-// normalized is p without what differs between two runs of the same deposit: ids, times and the
-// processor's reference.
-func normalized(p domain.Payment) domain.Payment {
-	p.ID, p.CreatedAt, p.UpdatedAt = "", time.Time{}, time.Time{}
-	p.Attempts = slices.Clone(p.Attempts)
-	for i := range p.Attempts {
-		a := &p.Attempts[i]
-		a.ID, a.PaymentID, a.ProcessorRef, a.CreatedAt, a.UpdatedAt, a.NextLookupAt = "", "", "", time.Time{}, time.Time{}, time.Time{}
-	}
-	return p
-}
-
 // The same deposit answers, stores and replays alike with the lanes on and off.
 func TestCreatePaymentLanesAnswerAsGeneralPath(t *testing.T) {
 	answers := map[string]map[bool][2]domain.Payment{} // backend → lanes → answer, replay
@@ -271,7 +252,7 @@ func TestCreatePaymentLanesAnswerAsGeneralPath(t *testing.T) {
 				answers[backend+token] = map[bool][2]domain.Payment{}
 			}
 			p.PaymentToken = ""
-			answers[backend+token][lanes] = [2]domain.Payment{normalized(p), normalized(again)}
+			answers[backend+token][lanes] = [2]domain.Payment{paytest.Normalized(p), paytest.Normalized(again)}
 		}
 		if lanes {
 			return // the general run, second, compares

@@ -15,6 +15,7 @@ import (
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 	"github.com/bourse-dev/bourse/services/payment/internal/idempotency"
 	"github.com/bourse-dev/bourse/services/payment/internal/ledger"
+	"github.com/bourse-dev/bourse/services/payment/internal/paytest"
 	"github.com/bourse-dev/bourse/services/payment/internal/webhook"
 )
 
@@ -134,18 +135,6 @@ func TestLaneWebhookDeliveries(t *testing.T) {
 	})
 }
 
-// normalized is p without what differs between two writes of the same deposit: ids, times and the
-// processor reference (named after the attempt).
-func normalized(p domain.Payment) domain.Payment {
-	p.ID, p.CreatedAt, p.UpdatedAt = "", time.Time{}, time.Time{}
-	p.Attempts = slices.Clone(p.Attempts)
-	for i := range p.Attempts {
-		a := &p.Attempts[i]
-		a.ID, a.PaymentID, a.ProcessorRef, a.CreatedAt, a.UpdatedAt, a.NextLookupAt = "", "", "", time.Time{}, time.Time{}, time.Time{}
-	}
-	return p
-}
-
 // The same deposit written by a lane and by the general path (a store without lanes) reads back the
 // same, saved idempotency result included; the lane's saved result is the payment as stored.
 func TestLaneEquivalentToGeneralPath(t *testing.T) {
@@ -178,7 +167,7 @@ func TestLaneEquivalentToGeneralPath(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(normalized(lp), normalized(gp)) {
+			if !reflect.DeepEqual(paytest.Normalized(lp), paytest.Normalized(gp)) {
 				t.Fatalf("claimed: lane %+v\ngeneral %+v", lp, gp)
 			}
 
@@ -194,7 +183,7 @@ func TestLaneEquivalentToGeneralPath(t *testing.T) {
 			if gp, err = s.GetPayment(ctx, viaGeneral.Payment.ID); err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(normalized(lp), normalized(gp)) {
+			if !reflect.DeepEqual(paytest.Normalized(lp), paytest.Normalized(gp)) {
 				t.Fatalf("captured %v: lane %+v\ngeneral %+v", approve, lp, gp)
 			}
 			lk, gk = keyRecord(t, s, viaLane.Key.Caller, viaLane.Key.Key), keyRecord(t, s, viaGeneral.Key.Caller, viaGeneral.Key.Key)
@@ -205,7 +194,7 @@ func TestLaneEquivalentToGeneralPath(t *testing.T) {
 			if err := json.Unmarshal(gk.Response, &gr); err != nil {
 				t.Fatalf("general path's saved result %q: %v", gk.Response, err)
 			}
-			if lk.State != idempotency.Done || gk.State != idempotency.Done || !reflect.DeepEqual(normalized(lr), normalized(gr)) {
+			if lk.State != idempotency.Done || gk.State != idempotency.Done || !reflect.DeepEqual(paytest.Normalized(lr), paytest.Normalized(gr)) {
 				t.Fatalf("captured %v: saved results: lane (%s) %+v\ngeneral (%s) %+v", approve, lk.State, lr, gk.State, gr)
 			}
 			if !reflect.DeepEqual(lr, lp) || !reflect.DeepEqual(gr, gp) {
