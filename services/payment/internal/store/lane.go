@@ -155,10 +155,10 @@ func (s *Store) ApplyVerdict(ctx context.Context, v *DepositVerdict) (applied bo
 
 var errNoLanes = errors.New("store: no deposit lanes")
 
-// laneCounter is for tests: how many claims and verdicts the lanes wrote.
+// laneCounter is how many claims and verdicts the lanes wrote (the analyzer's schedule; tests).
 type laneCounter struct{ claims, verdicts atomic.Int64 }
 
-// LaneWrites is how many claims and verdicts the lanes have written (tests).
+// LaneWrites is how many claims and verdicts the lanes have written.
 func (s *Store) LaneWrites() (claims, verdicts int64) {
 	return s.laneStats.claims.Load(), s.laneStats.verdicts.Load()
 }
