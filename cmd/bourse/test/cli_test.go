@@ -118,9 +118,17 @@ func TestTradingThroughTheCLI(t *testing.T) {
 		t.Errorf("buy answered %+v", bought)
 	}
 
-	code, out, _ = p.run(aliceKey, "account", "alice")
-	if code != 0 || !strings.Contains(out, "BTC-USD") || !strings.Contains(out, "0.2") {
-		t.Errorf("account: exit %d:\n%s", code, out)
+	// Matching settles a trade with risk on its own stream, after the order's answer: the position
+	// shows once risk has applied it.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		code, out, _ = p.run(aliceKey, "account", "alice")
+		if code == 0 && positionOf(out, "BTC-USD") == "0.2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("account: exit %d, no BTC-USD position of 0.2:\n%s", code, out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	code, out, _ = p.run(aliceKey, "book", "BTC-USD")
 	if code != 0 || !strings.Contains(out, "ask") || !strings.Contains(out, "50000") || !strings.Contains(out, "0.3") {
@@ -388,4 +396,14 @@ func TestOrderListThroughTheCLI(t *testing.T) {
 	if code, _, errOut = p.run(bobKey, "order", "list", "--account", "bob", "--page-token", "garbage!"); code != cli.ExitUsage || !strings.Contains(errOut, "page_token") {
 		t.Errorf("a bad page token: exit %d (%s), want %d", code, errOut, cli.ExitUsage)
 	}
+}
+
+// positionOf is the POSITION column of symbol's row in `bourse account`'s table ("" if none).
+func positionOf(table, symbol string) string {
+	for line := range strings.Lines(table) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == symbol {
+			return f[1]
+		}
+	}
+	return ""
 }
