@@ -195,37 +195,30 @@ func events(t *testing.T, s *Store, account string) map[string]domain.Event {
 // claimed.
 func claimAll(t *testing.T, s *Store, ds []*NewDeposit) []bool {
 	t.Helper()
-	claimed := make([]bool, len(ds))
-	var wg sync.WaitGroup
-	for i, d := range ds {
-		wg.Go(func() {
-			ok, err := s.ClaimDeposit(context.Background(), d)
-			if err != nil {
-				t.Errorf("claim %d: %v", i, err)
-			}
-			claimed[i] = ok
-		})
-	}
-	wg.Wait()
-	return claimed
+	return submitAll(t, "claim", ds, s.ClaimDeposit)
 }
 
 // applyAll submits the verdicts concurrently and returns which were applied.
 func applyAll(t *testing.T, s *Store, vs []*DepositVerdict) []bool {
 	t.Helper()
-	applied := make([]bool, len(vs))
+	return submitAll(t, "verdict", vs, s.ApplyVerdict)
+}
+
+func submitAll[T any](t *testing.T, what string, items []T, submit func(context.Context, T) (bool, error)) []bool {
+	t.Helper()
+	done := make([]bool, len(items))
 	var wg sync.WaitGroup
-	for i, v := range vs {
+	for i, it := range items {
 		wg.Go(func() {
-			ok, err := s.ApplyVerdict(context.Background(), v)
+			ok, err := submit(context.Background(), it)
 			if err != nil {
-				t.Errorf("verdict %d: %v", i, err)
+				t.Errorf("%s %d: %v", what, i, err)
 			}
-			applied[i] = ok
+			done[i] = ok
 		})
 	}
 	wg.Wait()
-	return applied
+	return done
 }
 
 // wantStored checks that d (and v, if set) read back through GetPayment, the key's record and the

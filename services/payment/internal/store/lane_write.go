@@ -163,6 +163,18 @@ func (w *laneWrite) returning(a *setArgs, scan func(*sql.Rows) error) error {
 	})
 }
 
+// returnedIDs runs a's statements, which return one id a row, and collects the ids.
+func (w *laneWrite) returnedIDs(a *setArgs) (map[string]bool, error) {
+	ids := make(map[string]bool, a.rows())
+	err := w.returning(a, func(r *sql.Rows) error {
+		var id string
+		err := r.Scan(&id)
+		ids[id] = true
+		return err
+	})
+	return ids, err
+}
+
 func (w *laneWrite) addEvent(e EventRow, at int64) {
 	w.events.add(e.ID, e.Type, e.AccountID, e.ObjectID, string(e.Data), at)
 	w.eventsOf[e.AccountID] = append(w.eventsOf[e.AccountID], laneEvent{e.ID, e.Type, at})
@@ -184,20 +196,15 @@ func (w *laneWrite) claims(items []laneItem) error {
 		}
 		keys.add(k.Caller, k.Key, k.Method, k.Fingerprint, string(idempotency.InFlight), k.ObjectID, nanos(it.claim.At))
 	}
-	claimed := make(map[string]bool, len(items))
-	if err := w.returning(keys, func(r *sql.Rows) error {
-		var id string
-		err := r.Scan(&id)
-		claimed[id] = true
-		return err
-	}); err != nil {
+	claimed, err := w.returnedIDs(keys)
+	if err != nil {
 		return err
 	}
 	pays, atts := st.insPayments.args(len(claimed)), st.insAttempts.args(len(claimed))
 	for _, it := range items {
 		d := it.claim
 		p := d.Payment
-		if !claimed[p.ID] || d.Key.ObjectID != p.ID {
+		if !claimed[p.ID] { // ClaimDeposit refused a key naming another payment
 			continue
 		}
 		*it.done = true
@@ -238,13 +245,8 @@ func (w *laneWrite) verdicts(items []laneItem) error {
 		upd.add(a.ID, string(a.Status), string(a.PendingOp), a.ProcessorRef, a.DeclineCode, a.Lookups, nanos(a.NextLookupAt), nanos(v.At),
 			string(v.AttemptFrom), string(v.AttemptFromOp))
 	}
-	held := make(map[string]bool, len(items))
-	if err := w.returning(upd, func(r *sql.Rows) error {
-		var id string
-		err := r.Scan(&id)
-		held[id] = true
-		return err
-	}); err != nil {
+	held, err := w.returnedIDs(upd)
+	if err != nil {
 		return err
 	}
 	applied := make(map[*DepositVerdict]bool, len(held))
@@ -261,15 +263,11 @@ func (w *laneWrite) verdicts(items []laneItem) error {
 			pays.add(p.ID, string(p.Status), p.Captured, string(p.DeclineReason), p.DeclineCode, p.FraudScore, nanos(v.At), string(v.PaymentFrom))
 		}
 	}
-	moved := 0
-	if err := w.returning(pays, func(r *sql.Rows) error {
-		var id string
-		moved++
-		return r.Scan(&id)
-	}); err != nil {
+	moved, err := w.returnedIDs(pays)
+	if err != nil {
 		return err
 	}
-	if moved != len(applied) {
+	if len(moved) != len(applied) {
 		return errLaneMismatch
 	}
 	ltx, box, keys := st.insLedgerTx.args(len(applied)), st.insOutbox.args(len(applied)), st.completeKeys.args(len(applied))
