@@ -112,7 +112,7 @@ func (s *Service) runPayment(ctx context.Context, p domain.Payment, procs []proc
 	}
 	for i, proc := range procs {
 		if i == 0 && first != nil {
-			if res, done, err := s.authorizeOwn(ctx, p, proc, *first, key); done {
+			if res, done, err := s.authorize(ctx, p, proc, *first, key); done {
 				return res, err
 			}
 			continue
@@ -146,17 +146,17 @@ func (s *Service) runPayment(ctx context.Context, p domain.Payment, procs []proc
 		if !cont {
 			return s.st.GetPayment(ctx, p.ID)
 		}
-		if res, done, err := s.authorizeOwn(ctx, p, proc, a, ""); done {
+		if res, done, err := s.authorize(ctx, p, proc, a, ""); done {
 			return res, err
 		}
 	}
 	return s.failPayment(ctx, p.ID, domain.DeclineProcessorUnavailable, "", p.FraudScore)
 }
 
-// authorizeOwn runs one attempt at one processor. done is false when the processor was provably not
+// authorize runs one attempt at one processor. done is false when the processor was provably not
 // reached and the next one may be tried. laneKey, when set, is the idempotency key of the request
 // that wrote p and a, a being the payment's only attempt: its verdict may then take a deposit lane.
-func (s *Service) authorizeOwn(ctx context.Context, p domain.Payment, proc processor.Processor, a domain.Attempt, laneKey string) (_ domain.Payment, done bool, _ error) {
+func (s *Service) authorize(ctx context.Context, p domain.Payment, proc processor.Processor, a domain.Attempt, laneKey string) (_ domain.Payment, done bool, _ error) {
 	// Past the processor or risk call the outcome must be recorded even if the client has gone.
 	ctx = context.WithoutCancel(ctx)
 	if s.beforeAuthorize != nil {
