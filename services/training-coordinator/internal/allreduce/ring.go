@@ -58,7 +58,9 @@ type Message struct {
 
 // Transport connects a rank to its ring neighbours. Send goes to the next rank, Recv returns the
 // next message from the previous one; both honour ctx's deadline. A transport whose previous rank
-// has gone (its stream broke) returns an error from Recv at once rather than waiting.
+// has gone (its stream broke) returns an error from Recv at once rather than waiting. A Recv that
+// ends on its ctx has taken no message (the ring listens upstream while a send is blocked and
+// cancels that listen once the send is through).
 type Transport interface {
 	Send(ctx context.Context, m Message) error
 	Recv(ctx context.Context) (Message, error)
@@ -72,6 +74,9 @@ type Ring struct {
 	Timeout time.Duration
 	// MaxChunk is the most values one message carries (default 256Ki, 1 MiB of float32).
 	MaxChunk int
+
+	// held is a message received while a send was still blocked, kept for the next receive.
+	held *Message
 }
 
 // Stats are one collective's figures.
@@ -191,17 +196,79 @@ func (r *Ring) run(ctx context.Context, gen, step uint64, v []float32, st *Stats
 func (r *Ring) round(ctx context.Context, gen, step uint64, ph Phase, k, sendSeg, recvSeg int, v []float32, st *Stats) error {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sent := make(chan error, 1)
-	go func() { sent <- r.sendSegment(rctx, gen, step, ph, k, sendSeg, v, st) }()
+	var serr error
+	sendDone := make(chan struct{})
+	go func() {
+		defer close(sendDone)
+		serr = r.sendSegment(rctx, gen, step, ph, k, sendSeg, v, st)
+	}()
 	rerr := r.recvSegment(rctx, gen, step, ph, k, recvSeg, v, ph == ReduceScatter)
+	if rerr == nil {
+		rerr = r.listenWhileSending(rctx, sendDone)
+	}
 	if rerr != nil {
 		cancel()
 	}
-	serr := <-sent
+	<-sendDone
 	if rerr != nil {
 		return rerr
 	}
 	return serr
+}
+
+// listenWhileSending waits for a send still blocked after the round's segment has arrived. A next
+// rank that failed has stopped reading, and its abort went on round the ring away from this rank;
+// the abort reaches this rank from the previous one, so keep listening there and fail at once on
+// it rather than at the send's deadline. Any other message is the next round's (or step's) and is
+// held for the next receive. A broken upstream stream is left for that receive to report: the
+// previous rank may simply have finished its last step and closed.
+func (r *Ring) listenWhileSending(ctx context.Context, sendDone <-chan struct{}) error {
+	if r.held != nil {
+		<-sendDone
+		return nil
+	}
+	select {
+	case <-sendDone:
+		return nil
+	default:
+	}
+	type received struct {
+		m   Message
+		err error
+	}
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	got := make(chan received, 1)
+	go func() {
+		m, err := r.T.Recv(lctx)
+		got <- received{m, err}
+	}()
+	select {
+	case <-sendDone:
+		stop()
+		if res := <-got; res.err == nil {
+			r.held = &res.m
+		}
+		return nil
+	case res := <-got:
+		if res.err == nil && res.m.Phase == Abort {
+			return &Error{Rank: r.Rank, Reason: "aborted upstream (" + res.m.Reason + ")", Remote: true}
+		}
+		if res.err == nil {
+			r.held = &res.m
+		}
+		<-sendDone
+		return nil
+	}
+}
+
+// recv returns the held message, if any, before the transport's next one.
+func (r *Ring) recv(ctx context.Context) (Message, error) {
+	if m := r.held; m != nil {
+		r.held = nil
+		return *m, nil
+	}
+	return r.T.Recv(ctx)
 }
 
 func (r *Ring) sendSegment(ctx context.Context, gen, step uint64, ph Phase, round, seg int, v []float32, st *Stats) error {
@@ -231,7 +298,7 @@ func (r *Ring) recvSegment(ctx context.Context, gen, step uint64, ph Phase, roun
 	off := 0
 	for first := true; first || lo+off < hi; first = false {
 		rctx, cancel := context.WithTimeout(ctx, r.timeout())
-		m, err := r.T.Recv(rctx)
+		m, err := r.recv(rctx)
 		cancel()
 		if err != nil {
 			return &Error{Rank: r.Rank, Reason: fmt.Sprintf("receive %s round %d from rank %d", ph, round, prev), Err: err}

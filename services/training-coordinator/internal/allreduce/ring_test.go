@@ -179,6 +179,85 @@ func TestDeadPeerFailsEveryoneFast(t *testing.T) {
 	}
 }
 
+// A rank whose next rank failed and stopped reading is blocked in its send after its own segment
+// has arrived; the abort reaches it from the previous rank and must end its collective then, not
+// at the send's deadline.
+func TestAbortReachesRankBlockedInSend(t *testing.T) {
+	const timeout = 2 * time.Second
+	mem := NewMemoryRing(3, 1)
+	upstream := mem.Transport(2) // the test is rank 2; rank 1 never reads
+	v := make([]float32, 300)    // three 100-value segments, ten chunks each
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := (&Ring{Rank: 0, Size: 3, T: mem.Transport(0), Timeout: timeout, MaxChunk: 10}).AllReduce(context.Background(), 1, 1, v)
+		done <- err
+	}()
+	ctx := context.Background()
+	for off := 0; off < 100; off += 10 {
+		data := make([]float32, 10)
+		if err := upstream.Send(ctx, Message{Gen: 1, Step: 1, Phase: ReduceScatter, Segment: 2, Offset: uint32(off), Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := upstream.Send(ctx, Message{Gen: 1, Step: 1, Phase: Abort, Reason: "rank 2 failed"}); err != nil {
+		t.Fatal(err)
+	}
+	err := <-done
+	elapsed := time.Since(start)
+	var e *Error
+	if !errors.As(err, &e) || !e.Remote {
+		t.Fatalf("err = %v, want the abort from upstream", err)
+	}
+	// Its own abort to the rank that stopped reading waits a quarter of the timeout; the send it
+	// was blocked in would have waited the whole timeout first.
+	if elapsed >= timeout {
+		t.Fatalf("took %v to fail; the abort arrived long before the %v send deadline", elapsed, timeout)
+	}
+}
+
+// With a slow reader downstream, a rank hears the next round's chunks while its send is still
+// blocked; those are held for the next receive, so the sums stay exact over many steps.
+func TestSlowReaderKeepsSumsExact(t *testing.T) {
+	const size, n, steps = 3, 90, 20
+	mem := NewMemoryRing(size, 1)
+	in := inputs(9, size, n)
+	want := Reference(in)
+	rings := make([]*Ring, size)
+	for rank := range size {
+		var tr Transport = mem.Transport(rank)
+		if rank == 1 {
+			tr = slowReader{tr}
+		}
+		rings[rank] = &Ring{Rank: rank, Size: size, T: tr, Timeout: 5 * time.Second, MaxChunk: 5}
+	}
+	for step := range uint64(steps) {
+		out := make([][]float32, size)
+		errs := make([]error, size)
+		var wg sync.WaitGroup
+		for rank := range size {
+			out[rank] = append([]float32(nil), in[rank]...)
+			wg.Go(func() {
+				_, errs[rank] = rings[rank].AllReduce(context.Background(), 1, step, out[rank])
+			})
+		}
+		wg.Wait()
+		for rank := range size {
+			if errs[rank] != nil {
+				t.Fatalf("step %d rank %d: %v", step, rank, errs[rank])
+			}
+			assertSum(t, size, n, rank, in, want, out[rank])
+		}
+	}
+}
+
+type slowReader struct{ Transport }
+
+func (s slowReader) Recv(ctx context.Context) (Message, error) {
+	time.Sleep(200 * time.Microsecond)
+	return s.Transport.Recv(ctx)
+}
+
 // A rank that goes silent (no crash, no abort) is caught by the receive deadline on every other rank.
 func TestSilentPeerHitsDeadline(t *testing.T) {
 	const size = 3
