@@ -88,6 +88,8 @@ type Service struct {
 	st    *store.Store
 	log   *slog.Logger
 	procs map[string]processor.Processor
+	// recent orders a deposit's claim: its record read first for a key seen lately (claimWith).
+	recent *recentKeys
 
 	beforeAuthorize func(domain.Attempt) // tests: a request stalling before its processor call
 }
@@ -115,7 +117,7 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, procs: map[string]processor.Processor{}}
+	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, procs: map[string]processor.Processor{}, recent: newRecentKeys()}
 	for _, p := range cfg.Processors {
 		s.procs[p.Name()] = p
 	}
@@ -155,21 +157,33 @@ func (s *Service) claimWith(ctx context.Context, caller, key, method string, par
 	begin func(*store.Tx) error) (replay []byte, err error) {
 	rec := idempotency.Record{Caller: caller, Key: key, Method: method, Fingerprint: idempotency.Fingerprint(params),
 		State: idempotency.InFlight, ObjectID: objectID}
+	// A deposit's claim can go to a lane, which claims a new key without a read before it but makes
+	// a retry wait for its writer: a key seen lately (a retry, most likely) reads its record first,
+	// any other key tries the lane first (see recentKeys).
+	inLane := func() bool {
+		lane.Key = rec
+		lane.Key.CreatedAt = lane.At
+		claimed, err := s.st.ClaimDeposit(ctx, lane)
+		if err != nil {
+			s.log.Warn("deposit lane batch failed; the claim takes the general path", "err", err)
+		}
+		return claimed
+	}
+	retry := false
+	if lane != nil {
+		retry = s.recent.seen(caller, key)
+		s.recent.remember(caller, key)
+	}
+	if lane != nil && !retry && inLane() {
+		return nil, nil
+	}
 	// A finished record is answered as it stands, without a write transaction.
 	existing, finished, err := s.st.FinishedKey(ctx, caller, key, s.cfg.Retention)
 	if err != nil {
 		return nil, err
 	}
-	if !finished && lane != nil {
-		lane.Key = rec
-		lane.Key.CreatedAt = lane.At
-		claimed, err := s.st.ClaimDeposit(ctx, lane)
-		if claimed {
-			return nil, nil
-		}
-		if err != nil {
-			s.log.Warn("deposit lane batch failed; the claim takes the general path", "err", err)
-		}
+	if !finished && retry && inLane() {
+		return nil, nil
 	}
 	if !finished {
 		var claimed bool

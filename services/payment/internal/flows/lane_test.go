@@ -320,3 +320,48 @@ func TestCreatePaymentLaneManualCaptureAndFraud(t *testing.T) {
 		}
 	})
 }
+
+// Whichever way in a deposit takes first (the lane's claim for a key the process has not seen
+// lately, the record's read for one it has), it gets the same answer: a process that has never
+// seen a key (here, one restarted on the same store) replays its stored result, and a key the process
+// has seen but that has no record is claimed and executed once, through the lanes when there are any.
+func TestCreatePaymentEitherWayIn(t *testing.T) {
+	onBothLanes(t, func(t *testing.T, e *env, lanes bool) {
+		ctx := context.Background()
+		first, _, err := e.svc.CreatePayment(ctx, "account:alice", "either-1", deposit(300, "tok"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := requireAnsweredAsStored(t, e, "either-1", first)
+		restarted := New(Config{Store: e.st, Router: Static{e.proc}, Risk: e.risk, ProcessorTimeout: time.Second, SettleAfter: 5 * time.Second})
+		before := lanesNow(e.st)
+		again, replayed, err := restarted.CreatePayment(ctx, "account:alice", "either-1", deposit(300, "tok"))
+		if err != nil || !replayed || !reflect.DeepEqual(again, stored) {
+			t.Fatalf("unseen replay (replayed %v, %v) %+v\nstored %+v", replayed, err, again, stored)
+		}
+		if got := laneWrites(e.st, before); got != [2]int64{} {
+			t.Fatalf("an unseen replay wrote %v through the lanes", got)
+		}
+		if _, _, err := restarted.CreatePayment(ctx, "account:alice", "either-1", deposit(301, "tok")); errs.KindOf(err) != errs.KindInvalidArgument || !strings.Contains(err.Error(), "idempotency_key") {
+			t.Fatalf("unseen key with other parameters: %v, want an idempotency_key error", err)
+		}
+
+		e.svc.recent.remember("account:alice", "either-2")
+		before = lanesNow(e.st)
+		p, replayed, err := e.svc.CreatePayment(ctx, "account:alice", "either-2", deposit(400, "tok"))
+		if err != nil || replayed || p.Status != domain.PaymentSucceeded {
+			t.Fatalf("seen key without a record: %s, replayed %v, %v", p.Status, replayed, err)
+		}
+		want := [2]int64{}
+		if lanes {
+			want = [2]int64{1, 1}
+		}
+		if got := laneWrites(e.st, before); got != want {
+			t.Fatalf("seen key without a record: lanes wrote %v, want %v", got, want)
+		}
+		requireAnsweredAsStored(t, e, "either-2", p)
+		if n := e.proc.Acted(processor.OpAuthorize); n != 2 {
+			t.Fatalf("processor authorized %d times, want 2", n)
+		}
+	})
+}

@@ -121,6 +121,9 @@ func (s *Store) ClaimDeposit(ctx context.Context, d *NewDeposit) (claimed bool, 
 	if d.Key.ObjectID != d.Payment.ID || d.Attempt != nil && d.Attempt.PaymentID != d.Payment.ID {
 		return false, fmt.Errorf("store: lane claim of payment %s names key object %q and attempt payment %q", d.Payment.ID, d.Key.ObjectID, attemptPayment(d.Attempt))
 	}
+	if !freshDeposit(d) {
+		return false, nil
+	}
 	err = s.lane().Submit(ctx, laneItem{claim: d, done: &claimed})
 	if claimed = claimed && err == nil; claimed {
 		s.analyzer.claimed(s.laneStats.claims.Add(1))
@@ -154,6 +157,21 @@ func (s *Store) ApplyVerdict(ctx context.Context, v *DepositVerdict) (applied bo
 }
 
 var errNoLanes = errors.New("store: no deposit lanes")
+
+// freshDeposit reports whether d is what the lane's claim statements write: a payment just begun
+// (processing, nothing captured, refunded, declined or scored), its key in flight, and an attempt,
+// if any, pending its authorization and never looked up. Anything else takes the general path.
+func freshDeposit(d *NewDeposit) bool {
+	p := d.Payment
+	fresh := p.Status == domain.PaymentProcessing && p.Captured == 0 && p.Refunded == 0 && p.RefundReserved == 0 &&
+		p.DeclineReason == "" && p.DeclineCode == "" && p.FraudScore == 0 && !p.RiskCredited &&
+		d.Key.State == idempotency.InFlight
+	if a := d.Attempt; a != nil {
+		fresh = fresh && a.Status == domain.AttemptPending && a.PendingOp == domain.OpAuthorize && a.ProcessorRef == "" &&
+			a.DeclineCode == "" && a.Lookups == 0
+	}
+	return fresh
+}
 
 // laneCounter is how many claims and verdicts the lanes wrote (the analyzer's schedule; tests).
 type laneCounter struct{ claims, verdicts atomic.Int64 }

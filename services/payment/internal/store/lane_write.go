@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/bourse-dev/bourse/pkg/sqldb"
+	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 	"github.com/bourse-dev/bourse/services/payment/internal/idempotency"
 )
 
@@ -43,17 +44,21 @@ func newLaneStmts(d sqldb.Dialect) *laneStmts {
 	}
 	done, inFlight := string(idempotency.Done), string(idempotency.InFlight)
 	return &laneStmts{
-		claimKeys: newSetStmt(cat(text("caller", "idem_key", "method", "fingerprint", "state", "object_id"), big("created_at")),
+		// A lane claim is of a new deposit (freshDeposit): what every such row has in common is
+		// written as literals, not bound once a row (binding was a fifth of the lane's statements).
+		claimKeys: newSetStmt(cat(text("caller", "idem_key", "method", "fingerprint", "object_id"), big("created_at")),
 			`INSERT INTO idempotency (caller, idem_key, method, fingerprint, state, object_id, created_at)
-			SELECT caller, idem_key, method, fingerprint, state, object_id, created_at FROM v WHERE caller IS NOT NULL
+			SELECT caller, idem_key, method, fingerprint, '`+inFlight+`', object_id, created_at FROM v WHERE caller IS NOT NULL
 			ON CONFLICT (caller, idem_key) DO NOTHING RETURNING object_id`),
-		insPayments: newSetStmt(cat(text("id", "caller", "account_id"), big("amount"), text("currency", "method", "capture_method", "status"),
-			big("captured", "refunded", "refund_reserved"), text("decline_reason", "decline_code"), []col{{"fraud_score", "DOUBLE PRECISION"}},
-			text("metadata"), big("risk_credited", "created_at", "updated_at")),
-			`INSERT INTO payments (`+paymentCols+`) SELECT `+paymentCols+` FROM v WHERE id IS NOT NULL`),
-		insAttempts: newSetStmt(cat(text("id", "payment_id", "processor", "status", "pending_op", "processor_ref", "decline_code"),
-			big("lookups", "next_lookup_at", "created_at", "updated_at")),
-			`INSERT INTO attempts (`+attemptCols+`) SELECT `+attemptCols+` FROM v WHERE id IS NOT NULL`),
+		insPayments: newSetStmt(cat(text("id", "caller", "account_id"), big("amount"), text("currency", "method", "capture_method", "metadata"),
+			big("created_at")),
+			`INSERT INTO payments (`+paymentCols+`)
+			SELECT id, caller, account_id, amount, currency, method, capture_method, '`+string(domain.PaymentProcessing)+`', 0, 0,
+				0, '', '', 0, metadata, 0, created_at, created_at FROM v WHERE id IS NOT NULL`),
+		insAttempts: newSetStmt(cat(text("id", "payment_id", "processor"), big("next_lookup_at", "created_at")),
+			`INSERT INTO attempts (`+attemptCols+`)
+			SELECT id, payment_id, processor, '`+string(domain.AttemptPending)+`', '`+string(domain.OpAuthorize)+`', '', '', 0,
+				next_lookup_at, created_at, created_at FROM v WHERE id IS NOT NULL`),
 		insEvents: newSetStmt(cat(text("id", "type", "account_id", "object_id", "data"), big("created_at")), eventsBody),
 		endpoints: newSetStmt(text("account"),
 			`SELECT w.id, w.account_id, w.event_types FROM webhook_endpoints w JOIN v ON w.account_id = v.account WHERE w.deleted = 0`),
@@ -194,7 +199,7 @@ func (w *laneWrite) claims(items []laneItem) error {
 		if i > 0 && sorted[i-1].claim.Key.Caller == k.Caller && sorted[i-1].claim.Key.Key == k.Key {
 			continue // the same key twice in one batch: the first claims it, the other reads its record
 		}
-		keys.add(k.Caller, k.Key, k.Method, k.Fingerprint, string(idempotency.InFlight), k.ObjectID, nanos(it.claim.At))
+		keys.add(k.Caller, k.Key, k.Method, k.Fingerprint, k.ObjectID, nanos(it.claim.At))
 	}
 	claimed, err := w.returnedIDs(keys)
 	if err != nil {
@@ -213,11 +218,9 @@ func (w *laneWrite) claims(items []laneItem) error {
 		if len(p.Metadata) > 0 {
 			md = jsonText(p.Metadata)
 		}
-		pays.add(p.ID, p.Caller, p.AccountID, p.Amount.Amount, p.Amount.Currency, string(p.Method), string(p.CaptureMethod), string(p.Status),
-			p.Captured, p.Refunded, p.RefundReserved, string(p.DeclineReason), p.DeclineCode, p.FraudScore, md, 0, at, at)
+		pays.add(p.ID, p.Caller, p.AccountID, p.Amount.Amount, p.Amount.Currency, string(p.Method), string(p.CaptureMethod), md, at)
 		if a := d.Attempt; a != nil {
-			atts.add(a.ID, a.PaymentID, a.Processor, string(a.Status), string(a.PendingOp), a.ProcessorRef, a.DeclineCode, a.Lookups,
-				nanos(a.NextLookupAt), at, at)
+			atts.add(a.ID, a.PaymentID, a.Processor, nanos(a.NextLookupAt), at)
 		}
 		w.addEvent(d.Event, at)
 	}

@@ -1,15 +1,16 @@
 package store
 
 import (
-	"math/bits"
+	"slices"
 	"strings"
 )
 
 // Set-oriented statements: one statement writes the rows of many requests. The rows arrive as a
 // VALUES list in a common table expression, v, that the statement reads like a table; both SQLite
-// and PostgreSQL run the same text. The list is padded with rows of NULLs to a power of two, which
-// the statement skips (its key column is never NULL in a real row), so each statement has a few
-// shapes only and every shape stays prepared.
+// and PostgreSQL run the same text. The list is padded with rows of NULLs to the next of a few
+// sizes (powers of two and the halfway points between them: 1, 2, 3, 4, 6, 8, 12, ...), which the
+// statement skips (its key column is never NULL in a real row), so each statement has a few shapes
+// only and every shape stays prepared, and a batch carries at most a third more rows than it has.
 
 // col is a column of v and the SQL type its values are cast to: the casts type a PostgreSQL
 // parameter that only a VALUES list would otherwise leave untyped (SQLite takes the affinity).
@@ -18,11 +19,20 @@ type col struct{ name, typ string }
 // setStmt is a statement over v, in every padded size up to maxSetRows rows.
 type setStmt struct {
 	cols  []col
-	texts []string // by log2 of the padded size
+	texts []string // by the padded size's place in setSizes
 }
 
 // maxSetRows bounds the rows of one statement; more rows take more statements.
 const maxSetRows = 128
+
+// setSizes are the padded sizes, ascending, up to maxSetRows.
+var setSizes = func() []int {
+	sizes := []int{1, 2}
+	for n := 4; n <= maxSetRows; n *= 2 {
+		sizes = append(sizes, n*3/4, n)
+	}
+	return sizes
+}()
 
 // newSetStmt builds "WITH v(cols) AS (VALUES ...) <body>" in every padded size.
 func newSetStmt(cols []col, body string) *setStmt {
@@ -33,22 +43,23 @@ func newSetStmt(cols []col, body string) *setStmt {
 		row[i], names[i] = "CAST(? AS "+c.typ+")", c.name
 	}
 	one := "(" + strings.Join(row, ",") + ")"
-	for n := 1; n <= maxSetRows; n *= 2 {
+	for _, n := range setSizes {
 		s.texts = append(s.texts, "WITH v ("+strings.Join(names, ", ")+") AS (VALUES "+one+strings.Repeat(","+one, n-1)+") "+body)
 	}
 	return s
 }
 
-// padded is the number of rows a statement for n rows has.
-func padded(n int) int {
-	if n <= 1 {
-		return 1
-	}
-	return 1 << bits.Len(uint(n-1))
+// sizeIndex is the place in setSizes of the padded size for n rows (1 ≤ n ≤ maxSetRows).
+func sizeIndex(n int) int {
+	i, _ := slices.BinarySearch(setSizes, n)
+	return i
 }
 
+// padded is the number of rows a statement for n rows has.
+func padded(n int) int { return setSizes[sizeIndex(max(n, 1))] }
+
 // text is the statement for n rows (1 ≤ n ≤ maxSetRows).
-func (s *setStmt) text(n int) string { return s.texts[bits.Len(uint(padded(n)))-1] }
+func (s *setStmt) text(n int) string { return s.texts[sizeIndex(n)] }
 
 // setArgs collects the rows of one set statement.
 type setArgs struct {

@@ -3,8 +3,9 @@ package store
 import "github.com/bourse-dev/bourse/pkg/sqldb"
 
 // maxStmts bounds the statements prepared per connection handle: every fixed statement of the
-// store, with room for the few shapes of the filtered lists; the rest run unprepared.
-const maxStmts = 256
+// store, every shape of the lanes' set statements (14 sizes of 14) and room for the few shapes of
+// the filtered lists; the rest run unprepared.
+const maxStmts = 512
 
 // newStmts prepares the statements run on db (nil: none, no handle). On SQLite that saves parsing
 // each statement again on every execution, which was a third of the writer's time. PostgreSQL's
