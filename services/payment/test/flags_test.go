@@ -25,6 +25,20 @@ func TestCaptureWindowMustBePositive(t *testing.T) {
 	}
 }
 
+// The binary refuses a --max-backoff shorter than the first retry's wait, naming the flag.
+func TestMaxBackoffAtLeastASecond(t *testing.T) {
+	bin := testenv.Build(t, paymentPkg)
+	for _, v := range []string{"0", "500ms", "-1h"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, bin, "--max-backoff="+v, "--data-dir="+filepath.Join(t.TempDir(), "payment"),
+			"--api-keys="+keyring, "--grpc-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0").CombinedOutput()
+		cancel()
+		if _, exited := err.(*exec.ExitError); !exited || !strings.Contains(string(out), "--max-backoff must be at least 1s") {
+			t.Fatalf("--max-backoff=%s: %v\n%s", v, err, out)
+		}
+	}
+}
+
 // The binary refuses a --settle-after too short for --processor-timeout: its authorization calls
 // end a grace before the janitor may look them up, so every call would be cut short.
 func TestSettleAfterMustCoverTheProcessorTimeout(t *testing.T) {

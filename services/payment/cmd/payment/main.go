@@ -65,13 +65,17 @@ func main() {
 	groupCommit := fs.Bool("group-commit", true, "SQLite: commit concurrent requests' transactions together (one fsync per batch); false commits each alone")
 	webhookMaxAge := fs.Duration("webhook-max-age", 24*time.Hour, "how long a webhook delivery is retried (exponential backoff)")
 	webhookPrivate := fs.Bool("webhook-allow-private-addresses", false, "deliver webhooks to loopback, private and link-local addresses too (development and tests only)")
-	webhookBackoff := fs.Duration("webhook-initial-backoff", 30*time.Second, "wait after a webhook delivery's first failure; doubles up to an hour")
+	webhookBackoff := fs.Duration("webhook-initial-backoff", 30*time.Second, "wait after a webhook delivery's first failure; doubles up to --max-backoff")
 	retention := fs.Duration("idempotency-retention", idempotency.DefaultRetention, "how long idempotency keys are kept")
+	maxBackoff := fs.Duration("max-backoff", time.Hour, "longest wait between retries: the janitor's lookups of open operations, the outbox's calls to risk and webhook deliveries back off exponentially up to it (at least 1s)")
 	captureWindow := fs.Duration("capture-window", flows.DefaultCaptureWindow, "how long a manual-capture authorization waits for its capture before the janitor voids it and cancels the payment (reason expired)")
 
 	os.Exit(app.Main(func(ctx context.Context, env *server.Env) (server.Service, error) {
 		if *captureWindow <= 0 {
 			return server.Service{}, fmt.Errorf("--capture-window must be positive, got %s", *captureWindow)
+		}
+		if *maxBackoff < time.Second {
+			return server.Service{}, fmt.Errorf("--max-backoff must be at least 1s (the first retry waits 1s), got %s", *maxBackoff)
 		}
 		if *settleAfter != 0 && 3**settleAfter < 4**procTimeout {
 			// An authorization call ends a grace (a quarter of --settle-after) before the janitor may
@@ -204,7 +208,7 @@ func main() {
 
 		svc := flows.New(flows.Config{Store: st, Router: router, Processors: procs, Fraud: checker, Risk: riskClient{riskv1.NewRiskServiceClient(riskConn)},
 			Logger: env.Logger, ProcessorTimeout: *procTimeout, RiskTimeout: *riskTimeout, SettleAfter: *settleAfter, Retention: *retention,
-			CaptureWindow: *captureWindow})
+			CaptureWindow: *captureWindow, MaxBackoff: *maxBackoff})
 
 		// The janitor and the outbox dispatcher are owned here: started now, stopped by Close (they
 		// block only on the database, the processors and risk, each call with its deadline).
@@ -212,7 +216,7 @@ func main() {
 		var wg sync.WaitGroup
 		wg.Go(func() { svc.RunJanitor(bg, *janitorEvery) })
 		wg.Go(func() { svc.RunOutbox(bg, *outboxEvery) })
-		hooks := webhook.NewDispatcher(st.Webhooks(), webhook.Config{MaxAge: *webhookMaxAge, InitialBackoff: *webhookBackoff,
+		hooks := webhook.NewDispatcher(st.Webhooks(), webhook.Config{MaxAge: *webhookMaxAge, InitialBackoff: *webhookBackoff, MaxBackoff: *maxBackoff,
 			AllowPrivateAddresses: *webhookPrivate, Log: env.Logger})
 		wg.Go(func() { _ = hooks.Run(bg) })
 

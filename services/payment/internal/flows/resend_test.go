@@ -112,3 +112,21 @@ func TestPayoutFirstCallNotReachedFallsBack(t *testing.T) {
 		t.Fatalf("%+v %v", x, err)
 	}
 }
+
+// Retries wait 1 s, then twice as long each time, never longer than MaxBackoff (default 1 h).
+func TestBackoffDoublesUpToTheCap(t *testing.T) {
+	for _, c := range []struct {
+		max  time.Duration
+		n    int
+		want time.Duration
+	}{
+		{0, 1, time.Second}, {0, 2, 2 * time.Second}, {0, 5, 16 * time.Second}, {0, 12, 2048 * time.Second}, {0, 13, time.Hour}, {0, 1000, time.Hour},
+		{10 * time.Second, 4, 8 * time.Second}, {10 * time.Second, 5, 10 * time.Second}, {10 * time.Second, 60, 10 * time.Second},
+		{time.Second, 1, time.Second}, {time.Second, 3, time.Second},
+	} {
+		s := New(Config{MaxBackoff: c.max})
+		if got := s.backoff(c.n); got != c.want {
+			t.Errorf("MaxBackoff %s: backoff(%d) = %s, want %s", c.max, c.n, got, c.want)
+		}
+	}
+}
