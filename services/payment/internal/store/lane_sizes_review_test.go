@@ -175,13 +175,13 @@ func TestLaneBatchAtEveryPaddedSize(t *testing.T) {
 				}
 			}
 			for q, want := range map[string]int{
-				`SELECT COUNT(*) FROM payments WHERE account_id = ?`:                                                                 n,
-				`SELECT COUNT(*) FROM payments WHERE account_id = ? AND status = 'succeeded'`:                                        captured,
-				`SELECT COUNT(*) FROM attempts a JOIN payments p ON p.id = a.payment_id WHERE p.account_id = ?`:                      n,
-				`SELECT COUNT(*) FROM idempotency WHERE caller = 'account:' || ? AND state = 'done' AND response <> ''`:              n,
-				`SELECT COUNT(*) FROM events WHERE account_id = ?`:                                                                   2 * n,
-				`SELECT COUNT(*) FROM ledger_transactions l JOIN payments p ON p.id = l.ref WHERE p.account_id = ?`:                  captured,
-				`SELECT COUNT(*) FROM outbox o JOIN payments p ON p.id = o.ref WHERE p.account_id = ?`:                               captured,
+				`SELECT COUNT(*) FROM payments WHERE account_id = ?`:                                                    n,
+				`SELECT COUNT(*) FROM payments WHERE account_id = ? AND status = 'succeeded'`:                           captured,
+				`SELECT COUNT(*) FROM attempts a JOIN payments p ON p.id = a.payment_id WHERE p.account_id = ?`:         n,
+				`SELECT COUNT(*) FROM idempotency WHERE caller = 'account:' || ? AND state = 'done' AND response <> ''`: n,
+				`SELECT COUNT(*) FROM events WHERE account_id = ?`:                                                      2 * n,
+				`SELECT COUNT(*) FROM ledger_transactions l JOIN payments p ON p.id = l.ref WHERE p.account_id = ?`:     captured,
+				`SELECT COUNT(*) FROM outbox o JOIN payments p ON p.id = o.ref WHERE p.account_id = ?`:                  captured,
 				`SELECT COUNT(*) FROM ledger_entries e JOIN ledger_transactions l ON l.id = e.tx_id JOIN payments p ON p.id = l.ref
 					WHERE p.account_id = ?`: 2 * captured,
 			} {
