@@ -129,7 +129,7 @@ func TestHeldChunksDeliveredOnceOverSteps(t *testing.T) {
 	}
 	for rank, r := range rings {
 		if r.held != nil {
-			t.Fatalf("rank %d holds %+v after the last step", rank, *r.held)
+			t.Fatalf("rank %d holds %+v after the last step", rank, r.held)
 		}
 	}
 	for i, l := range mem.links {

@@ -75,8 +75,9 @@ type Ring struct {
 	// MaxChunk is the most values one message carries (default 256Ki, 1 MiB of float32).
 	MaxChunk int
 
-	// held is a message received while a send was still blocked, kept for the next receive.
-	held *Message
+	// held are the messages received while a send was still blocked, oldest first, kept for the
+	// next receives.
+	held []Message
 }
 
 // Stats are one collective's figures.
@@ -204,7 +205,7 @@ func (r *Ring) round(ctx context.Context, gen, step uint64, ph Phase, k, sendSeg
 	}()
 	rerr := r.recvSegment(rctx, gen, step, ph, k, recvSeg, v, ph == ReduceScatter)
 	if rerr == nil {
-		rerr = r.listenWhileSending(rctx, sendDone)
+		rerr = r.listenWhileSending(rctx, sendDone, len(v))
 	}
 	if rerr != nil {
 		cancel()
@@ -219,18 +220,20 @@ func (r *Ring) round(ctx context.Context, gen, step uint64, ph Phase, k, sendSeg
 // listenWhileSending waits for a send still blocked after the round's segment has arrived. A next
 // rank that failed has stopped reading, and its abort went on round the ring away from this rank;
 // the abort reaches this rank from the previous one, so keep listening there and fail at once on
-// it rather than at the send's deadline. Any other message is the next round's (or step's) and is
-// held for the next receive. A broken upstream stream is left for that receive to report: the
-// previous rank may simply have finished its last step and closed.
-func (r *Ring) listenWhileSending(ctx context.Context, sendDone <-chan struct{}) error {
-	if r.held != nil {
-		<-sendDone
-		return nil
-	}
+// it rather than at the send's deadline. The previous rank may be rounds ahead (up to N−2, each a
+// segment) and send chunks of those before its abort: every other message is held, in order, for
+// the next receives, at most limit values of them (then the send's deadline decides). A broken
+// upstream stream is left for the next receive to report: the previous rank may simply have
+// finished its last step and closed.
+func (r *Ring) listenWhileSending(ctx context.Context, sendDone <-chan struct{}, limit int) error {
 	select {
 	case <-sendDone:
 		return nil
 	default:
+	}
+	held := 0
+	for _, m := range r.held {
+		held += len(m.Data)
 	}
 	type received struct {
 		m   Message
@@ -238,35 +241,50 @@ func (r *Ring) listenWhileSending(ctx context.Context, sendDone <-chan struct{})
 	}
 	lctx, stop := context.WithCancel(ctx)
 	defer stop()
+	// One receive at a time, always waited for: a Recv that ends on its ctx takes no message.
 	got := make(chan received, 1)
-	go func() {
-		m, err := r.T.Recv(lctx)
-		got <- received{m, err}
-	}()
-	select {
-	case <-sendDone:
-		stop()
-		if res := <-got; res.err == nil {
-			r.held = &res.m
+	listen := func() {
+		go func() {
+			m, err := r.T.Recv(lctx)
+			got <- received{m, err}
+		}()
+	}
+	listen()
+	for {
+		select {
+		case <-sendDone:
+			stop()
+			if res := <-got; res.err == nil {
+				r.held = append(r.held, res.m)
+			}
+			return nil
+		case res := <-got:
+			if res.err != nil {
+				<-sendDone
+				return nil
+			}
+			if res.m.Phase == Abort {
+				return &Error{Rank: r.Rank, Reason: "aborted upstream (" + res.m.Reason + ")", Remote: true}
+			}
+			r.held = append(r.held, res.m)
+			if held += len(res.m.Data); held > limit {
+				<-sendDone
+				return nil
+			}
+			listen()
 		}
-		return nil
-	case res := <-got:
-		if res.err == nil && res.m.Phase == Abort {
-			return &Error{Rank: r.Rank, Reason: "aborted upstream (" + res.m.Reason + ")", Remote: true}
-		}
-		if res.err == nil {
-			r.held = &res.m
-		}
-		<-sendDone
-		return nil
 	}
 }
 
-// recv returns the held message, if any, before the transport's next one.
+// recv returns the held messages, oldest first, before the transport's next one.
 func (r *Ring) recv(ctx context.Context) (Message, error) {
-	if m := r.held; m != nil {
-		r.held = nil
-		return *m, nil
+	if len(r.held) > 0 {
+		m := r.held[0]
+		r.held = r.held[1:]
+		if len(r.held) == 0 {
+			r.held = nil
+		}
+		return m, nil
 	}
 	return r.T.Recv(ctx)
 }
