@@ -10,7 +10,7 @@ import (
 // and PostgreSQL run the same text. The list is padded with rows of NULLs to the next of a few
 // sizes (powers of two and the halfway points between them: 1, 2, 3, 4, 6, 8, 12, ...), which the
 // statement skips (its key column is never NULL in a real row), so each statement has a few shapes
-// only and every shape stays prepared, and a batch carries at most a third more rows than it has.
+// only and every shape stays prepared, and padding is at most a third of a statement's rows.
 
 // col is a column of v and the SQL type its values are cast to: the casts type a PostgreSQL
 // parameter that only a VALUES list would otherwise leave untyped (SQLite takes the affinity).

@@ -3,7 +3,7 @@ package store
 import "github.com/bourse-dev/bourse/pkg/sqldb"
 
 // maxStmts bounds the statements prepared per connection handle: every fixed statement of the
-// store, every shape of the lanes' set statements (14 sizes of 14) and room for the few shapes of
+// store, every shape of the lanes' set statements (14 sizes of a dozen) and room for the few shapes of
 // the filtered lists; the rest run unprepared.
 const maxStmts = 512
 
