@@ -2,9 +2,11 @@ package testenv
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,8 +29,12 @@ func Build(t testing.TB, pkg string) string {
 		return bin
 	}
 	if builtDir == "" {
-		dir, err := os.MkdirTemp("", "bourse-testbin-")
-		if err != nil {
+		removeOrphanBuilds()
+		dir := filepath.Join(os.TempDir(), testbinPrefix+strconv.Itoa(os.Getpid()))
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		builtDir = dir
@@ -41,6 +47,26 @@ func Build(t testing.TB, pkg string) string {
 	}
 	built[pkg] = bin
 	return bin
+}
+
+// testbinPrefix names the directory of a test process's binaries, followed by its pid. The
+// binaries serve every test of the process, so nothing removes them while it runs; the next test
+// process that builds removes those of processes that have exited (a whole suite would otherwise
+// leave a few hundred megabytes behind per package).
+const testbinPrefix = "bourse-testbin-pid-"
+
+// removeOrphanBuilds removes the binaries of test processes that no longer run.
+func removeOrphanBuilds() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), testbinPrefix+"*"))
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(dir), testbinPrefix))
+		if err != nil || pid == os.Getpid() {
+			continue // not a pid, or ours
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(dir)
+		}
+	}
 }
 
 // Process is a running service started by the runtime.
