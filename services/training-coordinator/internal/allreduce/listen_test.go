@@ -2,6 +2,7 @@ package allreduce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -91,6 +92,51 @@ func TestListenIgnoresUpstreamThatFinished(t *testing.T) {
 	}
 	if g := runtime.NumGoroutine(); g > before {
 		t.Fatalf("%d goroutines after the collectives, %d before", g, before)
+	}
+}
+
+// A rank whose next rank failed and stopped reading is blocked in its send after its own segment
+// has arrived; the abort reaches it from the previous rank and must end its collective then, not
+// at the send's deadline, also when the previous rank was a round ahead and sent chunks of the next
+// round before its abort (those are held, and the abort behind them still heard). The test is rank
+// 2 of a ring of three whose rank 1 never reads.
+func TestAbortReachesRankBlockedInSend(t *testing.T) {
+	for _, ahead := range []int{0, 1, 3} {
+		const timeout = 2 * time.Second
+		mem := NewMemoryRing(3, 1)
+		upstream := mem.Transport(2)
+		v := make([]float32, 300) // three 100-value segments, ten chunks each
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() {
+			_, err := (&Ring{Rank: 0, Size: 3, T: mem.Transport(0), Timeout: timeout, MaxChunk: 10}).AllReduce(context.Background(), 1, 1, v)
+			done <- err
+		}()
+		ctx := context.Background()
+		send := func(m Message) {
+			if err := upstream.Send(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for off := 0; off < 100; off += 10 {
+			send(Message{Gen: 1, Step: 1, Phase: ReduceScatter, Segment: 2, Offset: uint32(off), Data: make([]float32, 10)})
+		}
+		// Rank 2's round-1 segment is segment 1, which rank 0 receives in round 1.
+		for i := range ahead {
+			send(Message{Gen: 1, Step: 1, Phase: ReduceScatter, Round: 1, Segment: 1, Offset: uint32(10 * i), Data: make([]float32, 10)})
+		}
+		send(Message{Gen: 1, Step: 1, Phase: Abort, Reason: "rank 2 failed"})
+		err := <-done
+		elapsed := time.Since(start)
+		var e *Error
+		if !errors.As(err, &e) || !e.Remote {
+			t.Fatalf("%d chunks ahead: err = %v, want the abort from upstream", ahead, err)
+		}
+		// Its own abort to the rank that stopped reading waits a quarter of the timeout; the send
+		// it was blocked in would have waited the whole timeout first.
+		if elapsed >= timeout {
+			t.Fatalf("%d chunks ahead: took %v to fail; the abort arrived long before the %v send deadline", ahead, elapsed, timeout)
+		}
 	}
 }
 
