@@ -49,6 +49,38 @@ func addEndpoint(t *testing.T, s *Store, account string, types ...string) string
 	return e.ID
 }
 
+// batchOfDeposits claims n new deposits of account in one lane batch, then writes their verdicts
+// (captured where approve(i), declined otherwise) in another, and fails unless every claim and
+// verdict was written.
+func batchOfDeposits(t *testing.T, s *Store, account string, n int, approve func(i int) bool) ([]*NewDeposit, []*DepositVerdict) {
+	t.Helper()
+	ds := make([]*NewDeposit, n)
+	for i := range ds {
+		ds[i] = laneDeposit(s, account, fmt.Sprint("b-", i), int64(10+i))
+	}
+	items, done := claimItems(ds)
+	if err := writeBatch(s, items); err != nil {
+		t.Fatalf("%d claims: %v", n, err)
+	}
+	vs := make([]*DepositVerdict, n)
+	for i, d := range ds {
+		if !done[i] {
+			t.Fatalf("%d claims: claim %d not claimed", n, i)
+		}
+		vs[i] = laneVerdict(s, d, approve(i))
+	}
+	items, done = verdictItems(vs)
+	if err := writeBatch(s, items); err != nil {
+		t.Fatalf("%d verdicts: %v", n, err)
+	}
+	for i := range done {
+		if !done[i] {
+			t.Fatalf("%d verdicts: verdict %d not applied", n, i)
+		}
+	}
+	return ds, vs
+}
+
 // Batches of every padded size, and larger than one statement takes (maxSetRows: the lane's
 // statements then run in chunks), write every row: with two endpoints taking every event, a batch of
 // n claims owes 2n deliveries, and one of n captures 2n ledger entries.
@@ -58,30 +90,9 @@ func TestLaneBatchSizes(t *testing.T) {
 			account := fmt.Sprint("sizes", n)
 			addEndpoint(t, s, account)
 			addEndpoint(t, s, account)
-			ds := make([]*NewDeposit, n)
-			for i := range ds {
-				ds[i] = laneDeposit(s, account, fmt.Sprint("b-", i), int64(10+i))
-			}
-			items, done := claimItems(ds)
-			if err := writeBatch(s, items); err != nil {
-				t.Fatalf("%d claims: %v", n, err)
-			}
-			vs := make([]*DepositVerdict, n)
-			for i, d := range ds {
-				if !done[i] {
-					t.Fatalf("%d claims: claim %d not claimed", n, i)
-				}
-				vs[i] = laneVerdict(s, d, true)
-			}
-			items, done = verdictItems(vs)
-			if err := writeBatch(s, items); err != nil {
-				t.Fatalf("%d verdicts: %v", n, err)
-			}
+			ds, vs := batchOfDeposits(t, s, account, n, func(int) bool { return true })
 			evs := events(t, s, account)
 			for i, d := range ds {
-				if !done[i] {
-					t.Fatalf("%d verdicts: verdict %d not applied", n, i)
-				}
 				// Every row of a small batch is read back; of a large one a sample across its
 				// chunks (the counts below cover the rest).
 				if n > 17 && i%16 != 0 && i != n-1 {

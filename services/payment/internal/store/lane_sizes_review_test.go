@@ -144,30 +144,7 @@ func TestLaneBatchAtEveryPaddedSize(t *testing.T) {
 	onBoth(t, func(t *testing.T, s *Store) {
 		for _, n := range ns {
 			account := fmt.Sprint("padsize", n)
-			ds := make([]*NewDeposit, n)
-			for i := range ds {
-				ds[i] = laneDeposit(s, account, fmt.Sprint("k-", i), int64(1+i))
-			}
-			items, done := claimItems(ds)
-			if err := writeBatch(s, items); err != nil {
-				t.Fatalf("%d claims: %v", n, err)
-			}
-			vs := make([]*DepositVerdict, n)
-			for i, d := range ds {
-				if !done[i] {
-					t.Fatalf("%d claims: %d not claimed", n, i)
-				}
-				vs[i] = laneVerdict(s, d, i%3 != 0)
-			}
-			items, done = verdictItems(vs)
-			if err := writeBatch(s, items); err != nil {
-				t.Fatalf("%d verdicts: %v", n, err)
-			}
-			for i := range done {
-				if !done[i] {
-					t.Fatalf("%d verdicts: %d not applied", n, i)
-				}
-			}
+			batchOfDeposits(t, s, account, n, func(i int) bool { return i%3 != 0 })
 			captured := 0
 			for i := range n {
 				if i%3 != 0 {
