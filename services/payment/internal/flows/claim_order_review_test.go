@@ -68,35 +68,12 @@ func TestClaimOrderAcrossProcesses(t *testing.T) {
 		ctx := context.Background()
 
 		// In flight in a, unseen in b.
-		entered, release := make(chan struct{}), make(chan struct{})
-		var once sync.Once
-		a.svc.beforeAuthorize = func(domain.Attempt) {
-			once.Do(func() {
-				close(entered)
-				<-release
-			})
-		}
-		type answer struct {
-			p   domain.Payment
-			err error
-		}
-		first := make(chan answer, 1)
-		go func() {
-			p, _, err := a.svc.CreatePayment(ctx, "account:alice", "busy", deposit(900, "tok"))
-			first <- answer{p, err}
-		}()
-		select {
-		case <-entered:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the first request never reached its processor call")
-		}
+		finish := stallInFlight(t, a.svc, "account:alice", "busy", deposit(900, "tok"))
 		before := lanesNow(b.st)
 		_, _, inUse := b.svc.CreatePayment(ctx, "account:alice", "busy", deposit(900, "tok"))
 		_, _, misuse := b.svc.CreatePayment(ctx, "account:alice", "busy", deposit(901, "tok"))
 		wrote := laneWrites(b.st, before)
-		close(release)
-		got := <-first
-		a.svc.beforeAuthorize = nil
+		got := finish()
 		if !errors.Is(inUse, idempotency.ErrInUse) {
 			t.Fatalf("key in flight in the other process: %v, want in use", inUse)
 		}

@@ -117,50 +117,66 @@ func TestCreatePaymentTakesTheLanes(t *testing.T) {
 	})
 }
 
+// answer is what a CreatePayment returned.
+type answer struct {
+	p   domain.Payment
+	err error
+}
+
+// stallInFlight starts CreatePayment(caller, key, in) on svc and returns once the request has
+// claimed its key and stopped before its processor call; finish lets it go on and returns its
+// answer.
+func stallInFlight(t *testing.T, svc *Service, caller, key string, in PaymentInput) (finish func() answer) {
+	t.Helper()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	t.Cleanup(func() { released.Do(func() { close(release) }) })
+	svc.beforeAuthorize = func(domain.Attempt) {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	}
+	first := make(chan answer, 1)
+	go func() {
+		p, _, err := svc.CreatePayment(context.Background(), caller, key, in)
+		first <- answer{p, err}
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request never reached its processor call")
+	}
+	finish = func() answer {
+		released.Do(func() { close(release) })
+		a := <-first
+		svc.beforeAuthorize = nil
+		return a
+	}
+	return finish
+}
+
 // While the request that claimed a key is still executing, another with the key is refused as in
 // use (or as a misuse of the key, with other parameters), writes nothing, and once the first has
 // finished a retry replays its answer.
 func TestCreatePaymentKeyInFlightOnLanes(t *testing.T) {
 	onBothLanes(t, func(t *testing.T, e *env, lanes bool) {
 		ctx := context.Background()
-		entered, release := make(chan struct{}), make(chan struct{})
-		var once sync.Once
-		e.svc.beforeAuthorize = func(domain.Attempt) {
-			once.Do(func() {
-				close(entered)
-				<-release
-			})
-		}
-		type answer struct {
-			p   domain.Payment
-			err error
-		}
-		first := make(chan answer, 1)
-		go func() {
-			p, _, err := e.svc.CreatePayment(ctx, "account:alice", "busy", deposit(900, "tok"))
-			first <- answer{p, err}
-		}()
-		select {
-		case <-entered:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the first request never reached its processor call")
-		}
+		finish := stallInFlight(t, e.svc, "account:alice", "busy", deposit(900, "tok"))
 		before := lanesNow(e.st)
-		if _, _, err := e.svc.CreatePayment(ctx, "account:alice", "busy", deposit(900, "tok")); !errors.Is(err, idempotency.ErrInUse) {
-			close(release)
-			t.Fatalf("same key while in flight: %v, want ErrInUse", err)
+		_, _, inUse := e.svc.CreatePayment(ctx, "account:alice", "busy", deposit(900, "tok"))
+		_, _, misuse := e.svc.CreatePayment(ctx, "account:alice", "busy", deposit(901, "tok"))
+		wrote := laneWrites(e.st, before)
+		a := finish()
+		if !errors.Is(inUse, idempotency.ErrInUse) {
+			t.Fatalf("same key while in flight: %v, want ErrInUse", inUse)
 		}
-		_, _, err := e.svc.CreatePayment(ctx, "account:alice", "busy", deposit(901, "tok"))
-		if ee, ok := errors.AsType[*errs.Error](err); !ok || ee.Field != "idempotency_key" {
-			close(release)
-			t.Fatalf("same key, other amount, while in flight: %v", err)
+		if ee, ok := errors.AsType[*errs.Error](misuse); !ok || ee.Field != "idempotency_key" {
+			t.Fatalf("same key, other amount, while in flight: %v", misuse)
 		}
-		if got := laneWrites(e.st, before); got != [2]int64{} {
-			close(release)
-			t.Fatalf("refused requests wrote %v through the lanes", got)
+		if wrote != [2]int64{} {
+			t.Fatalf("refused requests wrote %v through the lanes", wrote)
 		}
-		close(release)
-		a := <-first
 		if a.err != nil || a.p.Status != domain.PaymentSucceeded {
 			t.Fatalf("first request: %+v %v", a.p, a.err)
 		}
