@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bourse-dev/bourse/pkg/errs"
 	"github.com/bourse-dev/bourse/pkg/testenv"
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 	"github.com/bourse-dev/bourse/services/payment/internal/idempotency"
@@ -68,24 +67,7 @@ func TestClaimOrderAcrossProcesses(t *testing.T) {
 		ctx := context.Background()
 
 		// In flight in a, unseen in b.
-		finish := stallInFlight(t, a.svc, "account:alice", "busy", deposit(900, "tok"))
-		before := lanesNow(b.st)
-		_, _, inUse := b.svc.CreatePayment(ctx, "account:alice", "busy", deposit(900, "tok"))
-		_, _, misuse := b.svc.CreatePayment(ctx, "account:alice", "busy", deposit(901, "tok"))
-		wrote := laneWrites(b.st, before)
-		got := finish()
-		if !errors.Is(inUse, idempotency.ErrInUse) {
-			t.Fatalf("key in flight in the other process: %v, want in use", inUse)
-		}
-		if ee, ok := errors.AsType[*errs.Error](misuse); !ok || ee.Field != "idempotency_key" {
-			t.Fatalf("key in flight in the other process, other amount: %v", misuse)
-		}
-		if wrote != [2]int64{} {
-			t.Fatalf("refused requests wrote %v through the lanes", wrote)
-		}
-		if got.err != nil || got.p.Status != domain.PaymentSucceeded {
-			t.Fatalf("first request: %+v %v", got.p, got.err)
-		}
+		got := refusedWhileInFlight(t, a, b, "busy")
 		got.p.PaymentToken = ""
 		// b has seen the key now (it read first); a process that has not (a fresh one) replays too.
 		c := New(Config{Store: b.st, Router: Static{a.proc}, Risk: a.risk, ProcessorTimeout: time.Second, SettleAfter: 5 * time.Second, Retention: time.Hour})

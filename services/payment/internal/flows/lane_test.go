@@ -156,30 +156,41 @@ func stallInFlight(t *testing.T, svc *Service, caller, key string, in PaymentInp
 	return finish
 }
 
+// refusedWhileInFlight stalls a deposit with key in first's service before its processor call,
+// sends the same key through other's (same parameters, then another amount), and wants both refused
+// (in use; a misuse of idempotency_key) with nothing written through other's lanes. It returns the
+// first request's answer once it has finished, which must be a success.
+func refusedWhileInFlight(t *testing.T, first, other *env, key string) answer {
+	t.Helper()
+	ctx := context.Background()
+	finish := stallInFlight(t, first.svc, "account:alice", key, deposit(900, "tok"))
+	before := lanesNow(other.st)
+	_, _, inUse := other.svc.CreatePayment(ctx, "account:alice", key, deposit(900, "tok"))
+	_, _, misuse := other.svc.CreatePayment(ctx, "account:alice", key, deposit(901, "tok"))
+	wrote := laneWrites(other.st, before)
+	a := finish()
+	if !errors.Is(inUse, idempotency.ErrInUse) {
+		t.Fatalf("same key while in flight: %v, want ErrInUse", inUse)
+	}
+	if ee, ok := errors.AsType[*errs.Error](misuse); !ok || ee.Field != "idempotency_key" {
+		t.Fatalf("same key, other amount, while in flight: %v", misuse)
+	}
+	if wrote != [2]int64{} {
+		t.Fatalf("refused requests wrote %v through the lanes", wrote)
+	}
+	if a.err != nil || a.p.Status != domain.PaymentSucceeded {
+		t.Fatalf("first request: %+v %v", a.p, a.err)
+	}
+	return a
+}
+
 // While the request that claimed a key is still executing, another with the key is refused as in
 // use (or as a misuse of the key, with other parameters), writes nothing, and once the first has
 // finished a retry replays its answer.
 func TestCreatePaymentKeyInFlightOnLanes(t *testing.T) {
 	onBothLanes(t, func(t *testing.T, e *env, lanes bool) {
 		ctx := context.Background()
-		finish := stallInFlight(t, e.svc, "account:alice", "busy", deposit(900, "tok"))
-		before := lanesNow(e.st)
-		_, _, inUse := e.svc.CreatePayment(ctx, "account:alice", "busy", deposit(900, "tok"))
-		_, _, misuse := e.svc.CreatePayment(ctx, "account:alice", "busy", deposit(901, "tok"))
-		wrote := laneWrites(e.st, before)
-		a := finish()
-		if !errors.Is(inUse, idempotency.ErrInUse) {
-			t.Fatalf("same key while in flight: %v, want ErrInUse", inUse)
-		}
-		if ee, ok := errors.AsType[*errs.Error](misuse); !ok || ee.Field != "idempotency_key" {
-			t.Fatalf("same key, other amount, while in flight: %v", misuse)
-		}
-		if wrote != [2]int64{} {
-			t.Fatalf("refused requests wrote %v through the lanes", wrote)
-		}
-		if a.err != nil || a.p.Status != domain.PaymentSucceeded {
-			t.Fatalf("first request: %+v %v", a.p, a.err)
-		}
+		a := refusedWhileInFlight(t, e, e, "busy")
 		if n, err := e.st.ListPayments(ctx, store.PaymentFilter{AccountID: "alice", Limit: 10}); err != nil || len(n) != 1 {
 			t.Fatalf("%d payments (%v), want 1", len(n), err)
 		}
