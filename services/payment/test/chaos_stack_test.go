@@ -19,6 +19,9 @@ import (
 
 // The chaos stack: Consul, risk, the acquirer and payment as real processes, each on a data
 // directory that outlives it, so a SIGKILLed process is restarted on exactly what it had made durable.
+// On PostgreSQL payment runs as two replicas on the one database, as in production: the load goes
+// to both in turn, a payment crash kills one of them (each in turn) and the combined crashes kill
+// both, so a replica's janitor and dispatchers take over what the other left in flight.
 // The test goroutine owns every process (starts, kills and restarts them); the load's goroutines only
 // read the current clients through the accessors, which a restart swaps under mu.
 
@@ -54,10 +57,12 @@ type chaosStack struct {
 	mu       sync.Mutex
 	risk     *testenv.Process
 	acquirer *testenv.Process
-	payment  *paymentProc
+	payments []*paymentProc // the replicas: one on SQLite, two on PostgreSQL
+	served   int            // requests handed out, for the turns of pay
 	riskC    riskv1.RiskServiceClient
 	acqC     acquirerv1.AcquirerServiceClient
 	starts   int // acquirer starts, to give each its own fault dice
+	crashes  int // payment-only crashes, for the turns of the replica they kill
 }
 
 func startChaosStack(t *testing.T, postgres bool, seed uint64, faults string) *chaosStack {
@@ -67,6 +72,10 @@ func startChaosStack(t *testing.T, postgres bool, seed uint64, faults string) *c
 		riskDir: filepath.Join(dir, "risk"), acqDir: filepath.Join(dir, "acquirer"), dbArg: "--data-dir=" + filepath.Join(dir, "payment")}
 	if postgres {
 		c.dbArg = "--database-url=" + testenv.StartPostgres(t)
+	}
+	c.payments = make([]*paymentProc, 1)
+	if postgres {
+		c.payments = make([]*paymentProc, 2)
 	}
 	c.keys = newChaosKeys(t)
 	if err := os.WriteFile(c.keyFile, []byte(c.keys.payment+"\n"), 0o600); err != nil {
@@ -84,7 +93,9 @@ func startChaosStack(t *testing.T, postgres bool, seed uint64, faults string) *c
 	}
 	c.startAcquirer(t)
 	c.waitPassing(t, "risk", "acquirer")
-	c.startPayment(t)
+	for i := range c.payments {
+		c.startPayment(t, i)
+	}
 	return c
 }
 
@@ -116,10 +127,10 @@ func (c *chaosStack) startAcquirer(t *testing.T) {
 	c.mu.Unlock()
 }
 
-// startPayment starts payment on its data directory. Without circuit breakers the acquirer's faults
+// startPayment starts payment replica i on its store. Without circuit breakers the acquirer's faults
 // reach the UNKNOWN path instead of opening the circuit and sending everything to the fallback; the
 // processor timeout is below settle-after, so the janitor takes over only from a request that gave up.
-func (c *chaosStack) startPayment(t *testing.T) {
+func (c *chaosStack) startPayment(t *testing.T, i int) {
 	t.Helper()
 	p := testenv.StartService(t, testenv.Build(t, paymentPkg), nil, "--consul-addr="+c.agent.Addr,
 		"--check-interval=1s", "--api-keys="+c.keys.ring, c.dbArg, "--risk-api-key-file="+c.keyFile,
@@ -131,7 +142,7 @@ func (c *chaosStack) startPayment(t *testing.T) {
 	pp.alice = newPaymentClient(t, p.GRPCAddr, c.keys.alice)
 	pp.bob = newPaymentClient(t, p.GRPCAddr, c.keys.bob)
 	c.mu.Lock()
-	c.payment = pp
+	c.payments[i] = pp
 	c.mu.Unlock()
 }
 
@@ -147,10 +158,12 @@ func (c *chaosStack) waitPassing(t *testing.T, services ...string) {
 	})
 }
 
+// pay is the replica for the next request, each in turn.
 func (c *chaosStack) pay() *paymentProc {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.payment
+	c.served++
+	return c.payments[c.served%len(c.payments)]
 }
 
 func (c *chaosStack) riskClient() riskv1.RiskServiceClient {
@@ -170,20 +183,31 @@ func (c *chaosStack) acq() acquirerv1.AcquirerServiceClient {
 func (c *chaosStack) crash(t *testing.T, kind crashKind, down time.Duration) {
 	t.Helper()
 	c.mu.Lock()
-	pay, acq, risk := c.payment.Process, c.acquirer, c.risk
+	acq, risk := c.acquirer, c.risk
+	replicas := make([]int, len(c.payments))
+	for i := range replicas {
+		replicas[i] = i
+	}
+	if kind == crashPayment {
+		replicas = []int{c.crashes % len(c.payments)}
+		c.crashes++
+	}
+	var pays []*testenv.Process
+	if kind == crashPayment || kind == crashPaymentAcquirer || kind == crashAll {
+		for _, i := range replicas {
+			pays = append(pays, c.payments[i].Process)
+		}
+	}
 	c.mu.Unlock()
-	var victims []*testenv.Process
-	switch kind {
-	case crashPayment:
-		victims = []*testenv.Process{pay}
-	case crashAcquirer:
-		victims = []*testenv.Process{acq}
-	case crashRisk:
-		victims = []*testenv.Process{risk}
-	case crashPaymentAcquirer:
-		victims = []*testenv.Process{pay, acq}
-	case crashAll:
-		victims = []*testenv.Process{pay, acq, risk}
+	if len(pays) > 0 && len(c.payments) > 1 {
+		t.Logf("payment replicas killed: %v of %d", replicas, len(c.payments))
+	}
+	victims := pays
+	if kind == crashAcquirer || kind == crashPaymentAcquirer || kind == crashAll {
+		victims = append(victims, acq)
+	}
+	if kind == crashRisk || kind == crashAll {
+		victims = append(victims, risk)
 	}
 	for _, p := range victims {
 		kill(t, p)
@@ -195,8 +219,10 @@ func (c *chaosStack) crash(t *testing.T, kind crashKind, down time.Duration) {
 	if kind == crashAcquirer || kind == crashPaymentAcquirer || kind == crashAll {
 		c.startAcquirer(t)
 	}
-	if kind == crashPayment || kind == crashPaymentAcquirer || kind == crashAll {
-		c.startPayment(t)
+	if len(pays) > 0 {
+		for _, i := range replicas {
+			c.startPayment(t, i)
+		}
 	}
 }
 
@@ -205,7 +231,11 @@ func (c *chaosStack) logTails() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var b strings.Builder
-	for name, p := range map[string]*testenv.Process{"payment": c.payment.Process, "acquirer": c.acquirer, "risk": c.risk} {
+	procs := map[string]*testenv.Process{"acquirer": c.acquirer, "risk": c.risk}
+	for i, p := range c.payments {
+		procs[fmt.Sprint("payment ", i)] = p.Process
+	}
+	for name, p := range procs {
 		l := p.Log()
 		if len(l) > 4000 {
 			l = "..." + l[len(l)-4000:]
