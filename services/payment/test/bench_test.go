@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,6 +49,26 @@ func BenchmarkCreatePayment(b *testing.B) {
 			b.Run("replay", func(b *testing.B) { benchCreate(b, ctx, c, p, func(int64) string { return "replayed-key" }) })
 		})
 	}
+}
+
+// The same deposits with the acquirer process in the loop: payment on SQLite authorizes and
+// captures every deposit at a real acquirer over gRPC (which group-commits its own durable state),
+// new keys only. Reports the acquirer's CPU per payment too.
+func BenchmarkCreatePaymentThroughTheAcquirer(b *testing.B) {
+	acq := testenv.StartAcquirer(b, testenv.AcquirerOptions{Args: []string{"--rate-limit-service=off", "--log-level=warn"}})
+	keyFile := filepath.Join(b.TempDir(), "acquirer.key")
+	if err := os.WriteFile(keyFile, []byte(testenv.AcquirerPaymentKey+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	p := testenv.StartService(b, testenv.Build(b, paymentPkg), nil, "--register=false", "--api-keys="+keyring, "--data-dir="+b.TempDir(),
+		"--processors=acquirer", "--acquirer-addr="+acq.GRPCAddr, "--acquirer-api-key-file="+keyFile, "--circuit-breakers=false",
+		"--risk-addr=127.0.0.1:1", "--rate-limit-account=off", "--outbox-interval=1h")
+	c := paymentv1.NewPaymentServiceClient(dialB(b, p.GRPCAddr, aliceKey))
+	b.Run("new-key", func(b *testing.B) {
+		acq0 := processCPU(b, acq.Process)
+		benchCreate(b, context.Background(), c, p, func(i int64) string { return fmt.Sprint("acq-", time.Now().UnixNano(), "-", i) })
+		b.ReportMetric(float64((processCPU(b, acq.Process)-acq0).Microseconds())/float64(b.N), "acquirer-cpu-µs/op")
+	})
 }
 
 func benchCreate(b *testing.B, ctx context.Context, c paymentv1.PaymentServiceClient, p *testenv.Process, key func(int64) string) {
