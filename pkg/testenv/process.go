@@ -94,6 +94,9 @@ func StartService(t testing.TB, bin string, env []string, args ...string) *Proce
 	p.Cmd = exec.Command(bin, args...)
 	p.Cmd.Env = append(os.Environ(), env...)
 	p.Cmd.Stdout, p.Cmd.Stderr = logFile, logFile
+	// A test binary that dies (a timeout's panic, a SIGKILL) runs no cleanup: the kernel ends its
+	// services instead of leaving them serving, and spending CPU, on the machine.
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	acquirerv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/acquirer/v1"
 	paymentv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/payment/v1"
@@ -59,30 +60,58 @@ func readChaosState(ctx context.Context, c *chaosStack) (*chaosState, error) {
 			}
 		}
 	}
+	// One object at a time would take longer than a read may on a long run's tens of thousands of
+	// objects: eight at a time, each into its own slot.
+	var refunds, payouts, payments []string
 	for id, types := range s.events {
 		switch {
 		case strings.HasPrefix(types[0], "refund."):
-			r, err := p.admin.GetRefund(ctx, &paymentv1.GetRefundRequest{RefundId: id})
-			if err != nil {
-				return nil, fmt.Errorf("GetRefund %s: %w", id, err)
-			}
-			s.refunds[id] = r.GetRefund()
+			refunds = append(refunds, id)
 		case strings.HasPrefix(types[0], "payout."):
-			r, err := p.admin.GetPayout(ctx, &paymentv1.GetPayoutRequest{PayoutId: id})
-			if err != nil {
-				return nil, fmt.Errorf("GetPayout %s: %w", id, err)
-			}
-			s.payouts[id] = r.GetPayout()
+			payouts = append(payouts, id)
 		}
+	}
+	var mu sync.Mutex
+	if err := readEach(ctx, refunds, func(ctx context.Context, id string) error {
+		r, err := p.admin.GetRefund(ctx, &paymentv1.GetRefundRequest{RefundId: id})
+		if err != nil {
+			return fmt.Errorf("GetRefund %s: %w", id, err)
+		}
+		mu.Lock()
+		s.refunds[id] = r.GetRefund()
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := readEach(ctx, payouts, func(ctx context.Context, id string) error {
+		r, err := p.admin.GetPayout(ctx, &paymentv1.GetPayoutRequest{PayoutId: id})
+		if err != nil {
+			return fmt.Errorf("GetPayout %s: %w", id, err)
+		}
+		mu.Lock()
+		s.payouts[id] = r.GetPayout()
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	// ListPayments pages carry the attempts too, but read each payment once more on its own so a
 	// payment the listing missed (it must not) shows as a difference rather than being skipped.
 	for id := range s.payments {
+		payments = append(payments, id)
+	}
+	if err := readEach(ctx, payments, func(ctx context.Context, id string) error {
 		g, err := p.admin.GetPayment(ctx, &paymentv1.GetPaymentRequest{PaymentId: id})
 		if err != nil {
-			return nil, fmt.Errorf("GetPayment %s: %w", id, err)
+			return fmt.Errorf("GetPayment %s: %w", id, err)
 		}
+		mu.Lock()
 		s.payments[id] = g.GetPayment()
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	for _, kind := range []acquirerv1.OperationKind{acquirerv1.OperationKind_OPERATION_KIND_AUTHORIZE, acquirerv1.OperationKind_OPERATION_KIND_CAPTURE,
 		acquirerv1.OperationKind_OPERATION_KIND_VOID, acquirerv1.OperationKind_OPERATION_KIND_REFUND, acquirerv1.OperationKind_OPERATION_KIND_PAYOUT} {
@@ -135,6 +164,39 @@ func readChaosState(ctx context.Context, c *chaosStack) (*chaosState, error) {
 		}
 	}
 	return s, nil
+}
+
+// readEach runs read for every id, eight at a time, and returns the first error (the others stop
+// at their next id).
+func readEach(ctx context.Context, ids []string, read func(context.Context, string) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan string)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for id := range next {
+				if err := read(ctx, id); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+	for _, id := range ids {
+		select {
+		case next <- id:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && err != context.Canceled {
+		return err
+	}
+	return nil
 }
 
 // cents reads a risk decimal ("12.5", "12.50000000") as USD cents; finer amounts are an error (every

@@ -2,6 +2,7 @@ package payment_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	acquirerv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/acquirer/v1"
 	paymentv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/payment/v1"
@@ -157,10 +161,15 @@ func settleChaos(ctx context.Context, t *testing.T, c *chaosStack, bound time.Du
 	deadline, report := start.Add(bound), start.Add(10*time.Second)
 	var last []string
 	var lastErr error
+	// A read of a long run's state takes longer: a read that ran out of time gets twice as long.
+	readTimeout := 30 * time.Second
 	for time.Now().Before(deadline) {
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		rctx, cancel := context.WithTimeout(ctx, readTimeout)
 		st, err := readChaosState(rctx, c)
 		cancel()
+		if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
+			readTimeout *= 2
+		}
 		if lastErr = err; err == nil {
 			if last = st.unsettled(); len(last) == 0 {
 				return st, nil
