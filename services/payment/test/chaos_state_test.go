@@ -71,47 +71,28 @@ func readChaosState(ctx context.Context, c *chaosStack) (*chaosState, error) {
 			payouts = append(payouts, id)
 		}
 	}
-	var mu sync.Mutex
-	if err := readEach(ctx, refunds, func(ctx context.Context, id string) error {
+	if err := readEach(ctx, refunds, s.refunds, func(ctx context.Context, id string) (*paymentv1.Refund, error) {
 		r, err := p.admin.GetRefund(ctx, &paymentv1.GetRefundRequest{RefundId: id})
-		if err != nil {
-			return fmt.Errorf("GetRefund %s: %w", id, err)
-		}
-		mu.Lock()
-		s.refunds[id] = r.GetRefund()
-		mu.Unlock()
-		return nil
+		return r.GetRefund(), err
 	}); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("GetRefund %w", err)
 	}
-	if err := readEach(ctx, payouts, func(ctx context.Context, id string) error {
+	if err := readEach(ctx, payouts, s.payouts, func(ctx context.Context, id string) (*paymentv1.Payout, error) {
 		r, err := p.admin.GetPayout(ctx, &paymentv1.GetPayoutRequest{PayoutId: id})
-		if err != nil {
-			return fmt.Errorf("GetPayout %s: %w", id, err)
-		}
-		mu.Lock()
-		s.payouts[id] = r.GetPayout()
-		mu.Unlock()
-		return nil
+		return r.GetPayout(), err
 	}); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("GetPayout %w", err)
 	}
 	// ListPayments pages carry the attempts too, but read each payment once more on its own so a
 	// payment the listing missed (it must not) shows as a difference rather than being skipped.
 	for id := range s.payments {
 		payments = append(payments, id)
 	}
-	if err := readEach(ctx, payments, func(ctx context.Context, id string) error {
-		g, err := p.admin.GetPayment(ctx, &paymentv1.GetPaymentRequest{PaymentId: id})
-		if err != nil {
-			return fmt.Errorf("GetPayment %s: %w", id, err)
-		}
-		mu.Lock()
-		s.payments[id] = g.GetPayment()
-		mu.Unlock()
-		return nil
+	if err := readEach(ctx, payments, s.payments, func(ctx context.Context, id string) (*paymentv1.Payment, error) {
+		r, err := p.admin.GetPayment(ctx, &paymentv1.GetPaymentRequest{PaymentId: id})
+		return r.GetPayment(), err
 	}); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("GetPayment %w", err)
 	}
 	for _, kind := range []acquirerv1.OperationKind{acquirerv1.OperationKind_OPERATION_KIND_AUTHORIZE, acquirerv1.OperationKind_OPERATION_KIND_CAPTURE,
 		acquirerv1.OperationKind_OPERATION_KIND_VOID, acquirerv1.OperationKind_OPERATION_KIND_REFUND, acquirerv1.OperationKind_OPERATION_KIND_PAYOUT} {
@@ -166,19 +147,25 @@ func readChaosState(ctx context.Context, c *chaosStack) (*chaosState, error) {
 	return s, nil
 }
 
-// readEach runs read for every id, eight at a time, and returns the first error (the others stop
-// at their next id).
-func readEach(ctx context.Context, ids []string, read func(context.Context, string) error) error {
+// readEach reads every id into into, eight at a time, and returns the first error, naming its id
+// (the other readers stop at their next id).
+func readEach[T any](ctx context.Context, ids []string, into map[string]T, read func(context.Context, string) (T, error)) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	next := make(chan string)
+	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
 			for id := range next {
-				if err := read(ctx, id); err != nil {
-					cancel(err)
+				v, err := read(ctx, id)
+				if err != nil {
+					cancel(fmt.Errorf("%s: %w", id, err))
+					continue
 				}
+				mu.Lock()
+				into[id] = v
+				mu.Unlock()
 			}
 		})
 	}
