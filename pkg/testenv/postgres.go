@@ -3,12 +3,14 @@ package testenv
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,10 +18,31 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
+// Postgres is a private PostgreSQL server of a test. Kill and Restart crash it and bring it back on
+// the same data directory and port, so its clients' URL stays valid and the restart replays its WAL
+// (crash recovery), as a server that lost power would. The test goroutine owns it: Kill and Restart
+// are not safe for concurrent use.
+type Postgres struct {
+	// URL is the empty test database's, valid across restarts.
+	URL string
+
+	asServer func(string, ...string) *exec.Cmd
+	dir      string
+	data     string
+	sock     string
+	port     int
+	starts   int
+	srv      *exec.Cmd
+	exited   <-chan struct{}
+}
+
 // StartPostgres runs a private PostgreSQL server on a free loopback port for the test and returns
 // the URL of an empty database in it. The server comes from Debian's postgresql package, which is
 // installed with apt-get when absent.
-func StartPostgres(t testing.TB) string {
+func StartPostgres(t testing.TB) string { return StartPostgresServer(t).URL }
+
+// StartPostgresServer is StartPostgres with a handle on the server, for tests that crash it.
+func StartPostgresServer(t testing.TB) *Postgres {
 	t.Helper()
 	binDir := postgresBinDir(t)
 	dir, err := os.MkdirTemp("", "bourse-pg-")
@@ -45,6 +68,7 @@ func StartPostgres(t testing.TB) string {
 	}
 	asServer := func(name string, args ...string) *exec.Cmd {
 		cmd := exec.Command(filepath.Join(binDir, name), args...)
+		// Pdeathsig reaches the postmaster alone; its backends notice it gone and exit.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGTERM}
 		cmd.Dir = dir
 		return cmd
@@ -52,48 +76,186 @@ func StartPostgres(t testing.TB) string {
 	if out, err := asServer("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	return withFreshPorts(t, "postgres", func() (string, error) { return startPostgres(t, asServer, dir, data, sock) })
+	p := &Postgres{asServer: asServer, dir: dir, data: data, sock: sock}
+	withFreshPorts(t, "postgres", func() (struct{}, error) {
+		p.port = pickPort(t)
+		return struct{}{}, p.start(t)
+	})
+	admin, err := sql.Open("pgx", p.adminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE DATABASE bourse_test"); err != nil {
+		t.Fatalf("testenv: postgres: %v", err)
+	}
+	p.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/bourse_test?sslmode=disable", p.port)
+	return p
 }
 
-// startPostgres starts the server on data on a fresh port and creates the test database.
-func startPostgres(t testing.TB, asServer func(string, ...string) *exec.Cmd, dir, data, sock string) (string, error) {
-	port := pickPort(t)
-	logPath := filepath.Join(dir, fmt.Sprintf("postgres-%d.log", port))
-	srv := asServer("postgres", "-D", data, "-p", strconv.Itoa(port), "-k", sock,
+func (p *Postgres) adminURL() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port)
+}
+
+// start runs the server on p.data and p.port and waits until it accepts connections.
+func (p *Postgres) start(t testing.TB) error {
+	p.starts++
+	logPath := filepath.Join(p.dir, fmt.Sprintf("postgres-%d-%d.log", p.port, p.starts))
+	srv := p.asServer("postgres", "-D", p.data, "-p", strconv.Itoa(p.port), "-k", p.sock,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=100")
 	exited := startBackground(t, srv, logPath, syscall.SIGINT) // SIGINT: postgres's fast shutdown
+	p.srv, p.exited = srv, exited
 
-	admin := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-	db, err := sql.Open("pgx", admin)
+	db, err := sql.Open("pgx", p.adminURL())
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer db.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		// The port may be another server's, one that took it first: only this server counts (it
-		// exits when its bind fails).
+		// exits when its bind fails). A restarted one answers once its crash recovery is done.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		var served string
 		err = db.QueryRowContext(ctx, "SHOW data_directory").Scan(&served)
 		cancel()
-		if err == nil && served == data {
-			break
+		if err == nil && served == p.data {
+			return nil
 		}
 		select {
 		case <-exited:
-			return "", exitError("postgres", readFile(logPath))
+			return exitError("postgres", readFile(logPath))
 		default:
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("postgres not accepting connections in 30s (%v):\n%s", err, readFile(logPath))
+			return fmt.Errorf("postgres not accepting connections in 30s (%v):\n%s", err, readFile(logPath))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if _, err := db.Exec("CREATE DATABASE bourse_test"); err != nil {
-		return "", err
+}
+
+// Kill SIGKILLs the server, the postmaster and every backend, and returns once none of them runs any
+// more: a restart refuses while a backend of the old server still holds its shared memory.
+//
+// The backends are the postmaster's children but not of its process group (each makes itself a
+// session leader), so they are found as its children: the postmaster is stopped first (it forks no
+// more), its children are killed, then the postmaster itself. A backend thus never sees its
+// postmaster gone and has no chance to do anything a crash would not let it do.
+func (p *Postgres) Kill(t testing.TB) {
+	t.Helper()
+	pm := p.srv.Process.Pid
+	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
+		t.Fatalf("testenv: stopping postgres: %v", err)
 	}
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/bourse_test?sslmode=disable", port), nil
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, ok := readProcStat(pm)
+		if !ok || st.state == "T" || st.state == "t" {
+			break // stopped (or already dead)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: postgres not stopped in 10s (state %s)", st.state)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	backends, err := childrenOf(pm)
+	if err != nil {
+		t.Fatalf("testenv: postgres's backends: %v", err)
+	}
+	for _, b := range backends {
+		_ = syscall.Kill(b.pid, syscall.SIGKILL) // one that exited meanwhile is gone already
+	}
+	if err := syscall.Kill(pm, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("testenv: SIGKILL postgres: %v", err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(time.Until(deadline)):
+		t.Fatal("testenv: postgres did not die of SIGKILL in 10s")
+	}
+	for _, b := range backends {
+		for b.alive() {
+			if time.Now().After(deadline) {
+				t.Fatalf("testenv: postgres backend %d still running 10s after SIGKILL", b.pid)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// Restart starts the killed server again on its data directory and port and returns once it
+// accepts connections, its crash recovery done. Another process may have taken the port while the
+// server was down; the start is then tried again for a while, since the clients know only this port.
+func (p *Postgres) Restart(t testing.TB) {
+	t.Helper()
+	if !hasExited(p.exited) {
+		t.Fatal("testenv: postgres restarted while running")
+	}
+	var err error
+	for range bindAttempts {
+		if err = p.start(t); err == nil || !errors.Is(err, errPortTaken) {
+			break
+		}
+		t.Logf("testenv: postgres: port %d taken while it was down; trying again", p.port)
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		t.Fatalf("testenv: postgres restart: %v", err)
+	}
+}
+
+// procStat is what Kill reads of /proc/<pid>/stat.
+type procStat struct {
+	pid, ppid int
+	state     string
+	startTime string // since boot: tells the process from a later one with its pid
+}
+
+func readProcStat(pid int) (procStat, bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return procStat{}, false
+	}
+	// pid (comm) state ppid pgrp ... starttime (field 22): comm may hold spaces and parentheses,
+	// so the fields are read after the last ")".
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return procStat{}, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return procStat{}, false
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return procStat{pid: pid, ppid: ppid, state: f[0], startTime: f[19]}, true
+}
+
+// alive reports whether the process still runs. A killed backend's parent is gone, so it is
+// reparented and may stay a zombie for a while; a zombie holds nothing (its memory, the attachment
+// to the shared segment among it, is released at exit), so it does not count.
+func (p procStat) alive() bool {
+	now, ok := readProcStat(p.pid)
+	return ok && now.startTime == p.startTime && now.state != "Z" && now.state != "X"
+}
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(pid int) ([]procStat, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []procStat
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, ok := readProcStat(n); ok && st.ppid == pid {
+			out = append(out, st)
+		}
+	}
+	return out, nil
 }
 
 // postgresCredential is the postgres account when running as root (initdb refuses root), else nil.
