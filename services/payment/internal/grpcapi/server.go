@@ -56,6 +56,7 @@ type Server struct {
 func New(svc *flows.Service) *Server { return &Server{flows: svc, st: svc.Store()} }
 
 // toStatus is the one place errors become codes: idempotency_key_in_use is Aborted (retryable), the
+// database out of reach Unavailable (retryable: a retry with the same key reads what committed), the
 // rest goes through the runtime's kind mapping.
 func toStatus(err error) error {
 	if err == nil {
@@ -63,6 +64,9 @@ func toStatus(err error) error {
 	}
 	if errors.Is(err, idempotency.ErrInUse) {
 		return status.Error(codes.Aborted, idempotency.ErrInUse.Error())
+	}
+	if errs.KindOf(err) == errs.KindInternal && store.Unavailable(err) {
+		return status.Error(codes.Unavailable, "the payment database is unavailable; retry with the same idempotency key")
 	}
 	return server.ToStatus(err)
 }

@@ -1,0 +1,51 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"strings"
+)
+
+// Unavailable reports whether err is the database being out of reach rather than a verdict on the
+// request: the connection refused or broken (the server crashed or restarts), or the server not yet
+// accepting work (crash recovery). Such a request may be retried as it is: its transaction either
+// committed or it did not, and a retry with the same idempotency key reads which. A context that
+// ended is not one of these (the caller's own deadline), nor is a refusal by the database, which
+// would refuse the retry as well.
+func Unavailable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return true // refused, reset, timed out at the socket
+	}
+	// pgx's errors, by their methods (the driver is pkg/sqldb's business, not a dependency here).
+	if e, ok := errors.AsType[interface {
+		error
+		SQLState() string
+	}](err); ok {
+		return unavailableState(e.SQLState())
+	}
+	if e, ok := errors.AsType[interface {
+		error
+		SafeToRetry() bool
+	}](err); ok && e.SafeToRetry() {
+		return true // failed before anything was sent ("conn closed")
+	}
+	return false
+}
+
+// unavailableState: SQLSTATE classes 08 (connection exception) and 53 (insufficient resources: too
+// many connections, out of memory or disk), and 57P01–57P03 (the server shutting down, crashed,
+// or not yet accepting connections: "the database system is starting up" during crash recovery).
+func unavailableState(s string) bool {
+	return strings.HasPrefix(s, "08") || strings.HasPrefix(s, "53") || s == "57P01" || s == "57P02" || s == "57P03"
+}
