@@ -62,6 +62,7 @@ func main() {
 	settleAfter := fs.Duration("settle-after", 0, "how long an open operation is left to its request before the janitor takes it over; at least 4/3 of --processor-timeout (default 3 × --processor-timeout)")
 	janitorEvery := fs.Duration("janitor-interval", time.Second, "how often the janitor looks for open operations")
 	outboxEvery := fs.Duration("outbox-interval", 200*time.Millisecond, "how often the outbox dispatcher looks for due items")
+	outboxLease := fs.Duration("outbox-lease", flows.DefaultOutboxLease, "how long a claimed outbox item is its claimer's before another replica may deliver it again (risk dedupes); an item whose claimer died waits this long")
 	groupCommit := fs.Bool("group-commit", true, "SQLite: commit concurrent requests' transactions together (one fsync per batch); false commits each alone")
 	webhookMaxAge := fs.Duration("webhook-max-age", 24*time.Hour, "how long a webhook delivery is retried (exponential backoff)")
 	webhookPrivate := fs.Bool("webhook-allow-private-addresses", false, "deliver webhooks to loopback, private and link-local addresses too (development and tests only)")
@@ -208,7 +209,7 @@ func main() {
 
 		svc := flows.New(flows.Config{Store: st, Router: router, Processors: procs, Fraud: checker, Risk: riskClient{riskv1.NewRiskServiceClient(riskConn)},
 			Logger: env.Logger, ProcessorTimeout: *procTimeout, RiskTimeout: *riskTimeout, SettleAfter: *settleAfter, Retention: *retention,
-			CaptureWindow: *captureWindow, MaxBackoff: *maxBackoff})
+			CaptureWindow: *captureWindow, MaxBackoff: *maxBackoff, OutboxLease: *outboxLease})
 
 		// The janitor and the outbox dispatcher are owned here: started now, stopped by Close (they
 		// block only on the database, the processors and risk, each call with its deadline).

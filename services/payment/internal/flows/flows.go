@@ -80,6 +80,8 @@ type Config struct {
 	// CaptureWindow is how long a manual-capture authorization may wait for its capture before the
 	// janitor voids it and cancels the payment (default 7 days, like Stripe).
 	CaptureWindow time.Duration
+	// OutboxLease is how long a claimed outbox item is its claimer's (default DefaultOutboxLease).
+	OutboxLease time.Duration
 }
 
 // Service runs the flows.
@@ -113,6 +115,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.CaptureWindow <= 0 {
 		cfg.CaptureWindow = DefaultCaptureWindow
+	}
+	if cfg.OutboxLease <= 0 {
+		cfg.OutboxLease = DefaultOutboxLease
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -10,10 +10,11 @@ import (
 	"github.com/bourse-dev/bourse/services/payment/internal/store"
 )
 
-// outboxLease is how long a claimed outbox item is left to its claimer before another replica (or
-// this one after a crash) may deliver it again. Risk dedupes by ref, so a second delivery is
-// harmless; the lease only keeps replicas from doing the same work at once.
-const outboxLease = 30 * time.Second
+// DefaultOutboxLease is how long a claimed outbox item is left to its claimer before another replica
+// (or this one after a crash) may deliver it again (Config.OutboxLease). Risk dedupes by ref, so a
+// second delivery is harmless; the lease only keeps replicas from doing the same work at once. It
+// is also how long an item waits whose claimer died, or lost the database, before finishing it.
+const DefaultOutboxLease = 30 * time.Second
 
 // RunOutbox delivers outbox items every interval until ctx ends. The caller owns the goroutine.
 func (s *Service) RunOutbox(ctx context.Context, interval time.Duration) {
@@ -32,7 +33,7 @@ func (s *Service) RunOutbox(ctx context.Context, interval time.Duration) {
 
 // OutboxPass delivers the items due now and reports how many it claimed.
 func (s *Service) OutboxPass(ctx context.Context) int {
-	items, err := s.st.ClaimOutbox(ctx, janitorBatch, outboxLease)
+	items, err := s.st.ClaimOutbox(ctx, janitorBatch, s.cfg.OutboxLease)
 	if err != nil {
 		s.log.Warn("outbox: claim", "err", err)
 		return 0
