@@ -190,6 +190,10 @@ func (l *chaosLoad) send(rec *keyRecord, do func(ctx context.Context, p *payment
 		case code == codes.InvalidArgument || code == codes.PermissionDenied || code == codes.Unauthenticated:
 			b.violate("%s %s: %v (the request is valid and the caller's own)", rec.kind, rec.key, err)
 			return false
+		case code == codes.Internal || code == codes.Unknown:
+			// Retried all the same, but a crash (the database's among them) is no internal error: a
+			// client must be told to retry (Unavailable, Aborted), never that the service is broken.
+			b.violate("%s %s: %v (a crash must answer a retryable code)", rec.kind, rec.key, err)
 		}
 		b.mu.Lock()
 		b.retried[code]++
@@ -371,7 +375,8 @@ func (l *chaosLoad) replayOne(rng *rand.Rand, account string) {
 		if id != rec.id || !replayed {
 			l.book.violate("%s %s replayed as %s (replayed=%v), first answered %s", rec.kind, rec.key, id, replayed, rec.id)
 		}
-	case code == codes.InvalidArgument || code == codes.PermissionDenied || code == codes.NotFound || code == codes.FailedPrecondition:
+	case code == codes.InvalidArgument || code == codes.PermissionDenied || code == codes.NotFound || code == codes.FailedPrecondition ||
+		code == codes.Internal || code == codes.Unknown:
 		l.book.violate("%s %s: the replay of an acknowledged request answered %v", rec.kind, rec.key, err)
 	}
 }

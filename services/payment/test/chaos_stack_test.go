@@ -21,7 +21,10 @@ import (
 // directory that outlives it, so a SIGKILLed process is restarted on exactly what it had made durable.
 // On PostgreSQL payment runs as two replicas on the one database, as in production: the load goes
 // to both in turn, a payment crash kills one of them (each in turn) and the combined crashes kill
-// both, so a replica's janitor and dispatchers take over what the other left in flight.
+// both, so a replica's janitor and dispatchers take over what the other left in flight. The
+// PostgreSQL server is a process of the flow too: it is SIGKILLed alone (the replicas live on and
+// must ride out the outage on their pools), with both replicas, and with everything, and restarted
+// on its data directory, where crash recovery replays its WAL.
 // The test goroutine owns every process (starts, kills and restarts them); the load's goroutines only
 // read the current clients through the accessors, which a restart swaps under mu.
 
@@ -37,11 +40,46 @@ const (
 	crashRisk
 	crashPaymentAcquirer
 	crashAll
-	crashKinds
+	// PostgreSQL's, on PostgreSQL only.
+	crashPostgres
+	crashPostgresPayment
+	crashPostgresAll
 )
 
 func (k crashKind) String() string {
-	return [...]string{"payment", "acquirer", "risk", "payment+acquirer", "payment+acquirer+risk"}[k]
+	return [...]string{"payment", "acquirer", "risk", "payment+acquirer", "payment+acquirer+risk",
+		"postgres", "postgres+payment", "postgres+payment+acquirer+risk"}[k]
+}
+
+// crashKindsOf are the kinds of a run: PostgreSQL's only where there is a server to kill.
+func crashKindsOf(postgres bool) []crashKind {
+	kinds := []crashKind{crashPayment, crashAcquirer, crashRisk, crashPaymentAcquirer, crashAll}
+	if postgres {
+		kinds = append(kinds, crashPostgres, crashPostgresPayment, crashPostgresAll)
+	}
+	return kinds
+}
+
+// kills says which processes a crash of kind k takes down.
+func (k crashKind) kills() (payment, acquirer, risk, postgres bool) {
+	switch k {
+	case crashPayment:
+		return true, false, false, false
+	case crashAcquirer:
+		return false, true, false, false
+	case crashRisk:
+		return false, false, true, false
+	case crashPaymentAcquirer:
+		return true, true, false, false
+	case crashAll:
+		return true, true, true, false
+	case crashPostgres:
+		return false, false, false, true
+	case crashPostgresPayment:
+		return true, false, false, true
+	default: // crashPostgresAll
+		return true, true, true, true
+	}
 }
 
 type chaosStack struct {
@@ -49,7 +87,8 @@ type chaosStack struct {
 	keyFile string
 	riskDir string
 	acqDir  string
-	dbArg   string // payment's store: --data-dir (SQLite) or --database-url (PostgreSQL, not killed)
+	dbArg   string            // payment's store: --data-dir (SQLite) or --database-url (PostgreSQL)
+	pg      *testenv.Postgres // the PostgreSQL server, nil on SQLite
 	seed    uint64
 	faults  string // the acquirer's random-fault flags, "" when off
 	keys    chaosKeys
@@ -71,7 +110,8 @@ func startChaosStack(t *testing.T, postgres bool, seed uint64, faults string) *c
 	c := &chaosStack{agent: testenv.StartConsul(t), keyFile: filepath.Join(dir, "payment.key"), seed: seed, faults: faults,
 		riskDir: filepath.Join(dir, "risk"), acqDir: filepath.Join(dir, "acquirer"), dbArg: "--data-dir=" + filepath.Join(dir, "payment")}
 	if postgres {
-		c.dbArg = "--database-url=" + testenv.StartPostgres(t)
+		c.pg = testenv.StartPostgresServer(t)
+		c.dbArg = "--database-url=" + c.pg.URL
 	}
 	c.payments = make([]*paymentProc, 1)
 	if postgres {
@@ -130,13 +170,16 @@ func (c *chaosStack) startAcquirer(t *testing.T) {
 // startPayment starts payment replica i on its store. Without circuit breakers the acquirer's faults
 // reach the UNKNOWN path instead of opening the circuit and sending everything to the fallback; the
 // processor timeout is below settle-after, so the janitor takes over only from a request that gave up.
+// Nearly every crash that kills a replica or PostgreSQL under load leaves an outbox item claimed and
+// not finished: a lease of 5 s instead of 30 s keeps that wait from making most of a run's time (a
+// second delivery while a slow one is still under way is harmless, risk dedupes the ref).
 func (c *chaosStack) startPayment(t *testing.T, i int) {
 	t.Helper()
 	p := testenv.StartService(t, testenv.Build(t, paymentPkg), nil, "--consul-addr="+c.agent.Addr,
 		"--check-interval=1s", "--api-keys="+c.keys.ring, c.dbArg, "--risk-api-key-file="+c.keyFile,
 		"--acquirer-api-key-file="+c.keyFile, "--rate-limit-account=off", "--processors=acquirer,instant",
 		"--circuit-breakers=false", "--processor-timeout=1s", "--settle-after=2s", "--janitor-interval=200ms",
-		"--outbox-interval=50ms", "--webhook-allow-private-addresses")
+		"--outbox-interval=50ms", "--outbox-lease=5s", "--webhook-allow-private-addresses")
 	pp := &paymentProc{Process: p}
 	pp.admin = newPaymentClient(t, p.GRPCAddr, c.keys.admin)
 	pp.alice = newPaymentClient(t, p.GRPCAddr, c.keys.alice)
@@ -179,49 +222,78 @@ func (c *chaosStack) acq() acquirerv1.AcquirerServiceClient {
 }
 
 // crash SIGKILLs the processes of kind, waits down for a moment (so clients and payment see them
-// gone, not just slow), and restarts them on their data in dependency order.
+// gone, not just slow), and restarts them on their data in dependency order: PostgreSQL first.
 func (c *chaosStack) crash(t *testing.T, kind crashKind, down time.Duration) {
 	t.Helper()
+	c.mustRun(t)
+	killPay, killAcq, killRisk, killPG := kind.kills()
 	c.mu.Lock()
 	acq, risk := c.acquirer, c.risk
-	replicas := make([]int, len(c.payments))
-	for i := range replicas {
-		replicas[i] = i
-	}
-	if kind == crashPayment {
+	var replicas []int
+	switch {
+	case kind == crashPayment:
 		replicas = []int{c.crashes % len(c.payments)}
 		c.crashes++
+	case killPay:
+		for i := range c.payments {
+			replicas = append(replicas, i)
+		}
 	}
 	var pays []*testenv.Process
-	if kind == crashPayment || kind == crashPaymentAcquirer || kind == crashAll {
-		for _, i := range replicas {
-			pays = append(pays, c.payments[i].Process)
-		}
+	for _, i := range replicas {
+		pays = append(pays, c.payments[i].Process)
 	}
 	c.mu.Unlock()
 	if len(pays) > 0 && len(c.payments) > 1 {
 		t.Logf("payment replicas killed: %v of %d", replicas, len(c.payments))
 	}
 	victims := pays
-	if kind == crashAcquirer || kind == crashPaymentAcquirer || kind == crashAll {
+	if killAcq {
 		victims = append(victims, acq)
 	}
-	if kind == crashRisk || kind == crashAll {
+	if killRisk {
 		victims = append(victims, risk)
+	}
+	if killPG {
+		c.pg.Kill(t)
 	}
 	for _, p := range victims {
 		kill(t, p)
 	}
 	time.Sleep(down)
-	if kind == crashRisk || kind == crashAll {
+	if killPG {
+		began := time.Now()
+		c.pg.Restart(t)
+		t.Logf("postgres back (crash recovery) in %v", time.Since(began).Round(time.Millisecond))
+	}
+	if killRisk {
 		c.startRisk(t)
 	}
-	if kind == crashAcquirer || kind == crashPaymentAcquirer || kind == crashAll {
+	if killAcq {
 		c.startAcquirer(t)
 	}
-	if len(pays) > 0 {
-		for _, i := range replicas {
-			c.startPayment(t, i)
+	for _, i := range replicas {
+		c.startPayment(t, i)
+	}
+}
+
+// mustRun fails the test if a process exited that was not killed: a replica that panicked or gave
+// up when the database or a dependency went away (only SIGKILL is the test's).
+func (c *chaosStack) mustRun(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	procs := map[string]*testenv.Process{"acquirer": c.acquirer, "risk": c.risk}
+	for i, p := range c.payments {
+		procs[fmt.Sprint("payment ", i)] = p.Process
+	}
+	c.mu.Unlock()
+	for name, p := range procs {
+		if p.WaitExit(10 * time.Millisecond) { // not 0: a closed channel and a fired timer would race
+			l := p.Log()
+			if len(l) > 4000 {
+				l = "..." + l[len(l)-4000:]
+			}
+			t.Fatalf("%s exited on its own (%v):\n%s", name, p.ExitErr(), l)
 		}
 	}
 }

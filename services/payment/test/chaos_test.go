@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,18 +30,18 @@ const chaosDefaultCrashes = 8
 const chaosFaults = "--fault-fail-before=0.1 --fault-lose-answer=0.1"
 
 // chaosSettleTimeout bounds the wait for the janitor and the outbox once the load has stopped, plus
-// as long again as the load ran. The tail is usually an outbox row a killed payment had claimed (its
-// 30 s lease must run out) or a step retried with backoff: a step's backoff doubles with each failed
+// as long again as the load ran. The tail is usually an outbox row a killed payment had claimed, or
+// one whose delivery was cut off by PostgreSQL's crash (its lease must run out), or a step retried with backoff: a step's backoff doubles with each failed
 // try over the whole load, so its next try may be as far off as its age at the last failure.
 const chaosSettleTimeout = 120 * time.Second
 
-func chaosParams(t *testing.T, defaultCrashes int) (crashes int, seed uint64) {
+func chaosParams(t *testing.T, defaultCrashes, kinds int) (crashes int, seed uint64) {
 	t.Helper()
 	crashes = defaultCrashes
 	if s := os.Getenv("PAYMENT_CHAOS_CRASHES"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < int(crashKinds) {
-			t.Fatalf("PAYMENT_CHAOS_CRASHES=%q: want a number ≥ %d (one crash point of each kind)", s, crashKinds)
+		if err != nil || n < kinds {
+			t.Fatalf("PAYMENT_CHAOS_CRASHES=%q: want a number ≥ %d (one crash point of each kind)", s, kinds)
 		}
 		crashes = n
 	}
@@ -55,17 +56,17 @@ func chaosParams(t *testing.T, defaultCrashes int) (crashes int, seed uint64) {
 	return crashes, seed
 }
 
-// chaosSchedule draws the kind of each crash point; the first five are one of each kind in random
-// order, so every run has all of them.
-func chaosSchedule(rng *rand.Rand, n int) []crashKind {
-	kinds := make([]crashKind, n)
-	for i := range kinds {
-		kinds[i] = crashKind(rng.IntN(int(crashKinds)))
+// chaosSchedule draws the kind of each of n crash points from kinds; the first len(kinds) are one
+// of each in random order, so every run has all of them (n is at least len(kinds)).
+func chaosSchedule(rng *rand.Rand, n int, kinds []crashKind) []crashKind {
+	out := make([]crashKind, n)
+	for i := range out {
+		out[i] = kinds[rng.IntN(len(kinds))]
 	}
-	first := []crashKind{crashPayment, crashAcquirer, crashRisk, crashPaymentAcquirer, crashAll}
+	first := slices.Clone(kinds)
 	rng.Shuffle(len(first), func(i, j int) { first[i], first[j] = first[j], first[i] })
-	copy(kinds, first)
-	return kinds
+	copy(out, first)
+	return out
 }
 
 // TestPaymentChaos: payment (on SQLite), the acquirer and risk as real processes under a load of
@@ -79,12 +80,15 @@ func chaosSchedule(rng *rand.Rand, n int) []crashKind {
 // schedule and load.
 func TestPaymentChaos(t *testing.T) { runPaymentChaos(t, false, chaosDefaultCrashes) }
 
-// TestPaymentChaosPostgres is the same with payment on PostgreSQL (the server is never killed: it is
-// the durable store payment restarts on), one crash point of each kind by default.
-func TestPaymentChaosPostgres(t *testing.T) { runPaymentChaos(t, true, int(crashKinds)) }
+// TestPaymentChaosPostgres is the same with two payment replicas on PostgreSQL, where the PostgreSQL
+// server is SIGKILLed too: alone (the replicas stay up through the outage), with both replicas, and
+// with everything, then restarted on its data (crash recovery). One crash point of each kind by
+// default.
+func TestPaymentChaosPostgres(t *testing.T) { runPaymentChaos(t, true, len(crashKindsOf(true))) }
 
 func runPaymentChaos(t *testing.T, postgres bool, defaultCrashes int) {
-	crashes, seed := chaosParams(t, defaultCrashes)
+	kinds := crashKindsOf(postgres)
+	crashes, seed := chaosParams(t, defaultCrashes, len(kinds))
 	t.Logf("payment chaos: %d crash points, seed %d (repeat with PAYMENT_CHAOS_SEED=%d)", crashes, seed, seed)
 	start := time.Now()
 	c := startChaosStack(t, postgres, seed, chaosFaults)
@@ -105,7 +109,7 @@ func runPaymentChaos(t *testing.T, postgres bool, defaultCrashes int) {
 		}
 	})
 	counts := map[crashKind]int{}
-	for i, kind := range chaosSchedule(rng, crashes) {
+	for i, kind := range chaosSchedule(rng, crashes, kinds) {
 		time.Sleep(time.Second + time.Duration(rng.Int64N(int64(2*time.Second))))
 		down := time.Duration(rng.Int64N(int64(500 * time.Millisecond)))
 		t.Logf("crash %d of %d: SIGKILL %s (down %v) at %v", i+1, crashes, kind, down.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
@@ -129,6 +133,7 @@ func runPaymentChaos(t *testing.T, postgres bool, defaultCrashes int) {
 		fail("%v", err)
 	}
 	t.Logf("settled at %v", time.Since(start).Round(time.Millisecond))
+	c.mustRun(t)
 	if v := checkChaosInvariants(st, book); len(v) > 0 {
 		sort.Strings(v)
 		if len(v) > 30 {
