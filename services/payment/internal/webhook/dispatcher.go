@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Config tunes a Dispatcher. Zero fields take the defaults.
@@ -299,7 +300,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl Delivery) {
 		r.Outcome = Delivered
 	default:
 		if err != nil {
-			r.Error = err.Error()
+			r.Error = storable(err.Error(), maxError)
 		} else {
 			r.Error = fmt.Sprintf("endpoint answered %d", status)
 		}
@@ -323,7 +324,29 @@ func (d *Dispatcher) attempt(ctx context.Context, dl Delivery) {
 // errPermanent marks a delivery that can never succeed (its event does not encode).
 var errPermanent = errors.New("permanent")
 
-const maxResponse = 256
+// maxResponse and maxError bound what an attempt records of the receiver's answer (Result.Response,
+// Result.Error), in bytes.
+const (
+	maxResponse = 256
+	maxError    = 500
+)
+
+// storable is s as a text column holds it: valid UTF-8 without NUL (PostgreSQL refuses both in
+// text, and a receiver chooses every byte of its answer: an attempt whose record fails is made
+// again, forever), at most n bytes, cut at a character boundary (so a store's own cut at n bytes
+// never splits one).
+func storable(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
+}
 
 // send posts the signed event and returns the status and the start of the response body.
 func (d *Dispatcher) send(ctx context.Context, dl Delivery, now time.Time) (int, string, error) {
@@ -348,5 +371,5 @@ func (d *Dispatcher) send(ctx context.Context, dl Delivery, now time.Time) (int,
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	// Read a little more so the connection can be reused, but never a hostile stream's worth.
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, strings.ToValidUTF8(string(head), "\uFFFD"), nil
+	return resp.StatusCode, storable(string(head), maxResponse), nil
 }

@@ -30,6 +30,9 @@ func publicOnly(_, address string, _ syscall.RawConn) error {
 	return nil
 }
 
+// maxResponseHeader bounds the header block of a receiver's answer.
+const maxResponseHeader = 64 << 10
+
 // newClient is the dispatcher's own HTTP client: public addresses only unless allowPrivate.
 func newClient(allowPrivate bool) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -41,5 +44,8 @@ func newClient(allowPrivate bool) *http.Client {
 		return d.DialContext(ctx, network, addr)
 	}
 	tr.Proxy = nil // a proxy would dial the internal address on the dispatcher's behalf
+	// The transport's own default is 10 MiB of headers per answer, per worker; a receiver needs a
+	// few hundred bytes to say 2xx.
+	tr.MaxResponseHeaderBytes = maxResponseHeader
 	return &http.Client{Transport: tr}
 }
