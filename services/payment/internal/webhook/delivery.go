@@ -82,14 +82,14 @@ func (o Outcome) String() string {
 
 // Result is one attempt (or deferral) of a delivery, for the store to record.
 type Result struct {
-	DeliveryID  string
-	Outcome     Outcome
-	Attempt     int       // 1 for the first attempt; unchanged (Delivery.Attempts) when Deferred
-	At          time.Time // when the attempt started
-	Duration    time.Duration
-	StatusCode  int       // the HTTP status; 0 when there was none
-	Error       string    // why it failed, when it did (at most 500 bytes)
-	Response    string    // the start of the response body (at most 256 bytes), for the customer
+	DeliveryID string
+	Outcome    Outcome
+	Attempt    int       // 1 for the first attempt; unchanged (Delivery.Attempts) when Deferred
+	At         time.Time // when the attempt started
+	Duration   time.Duration
+	StatusCode int    // the HTTP status; 0 when there was none
+	Error      string // why it failed, when it did (at most 500 bytes)
+	Response   string // the start of the response body (at most 256 bytes), for the customer
 	// Error and Response are valid UTF-8 without NUL, whatever bytes the receiver sent.
 	NextAttempt time.Time // for Failed and Deferred
 }
