@@ -5,8 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/bourse-dev/bourse/pkg/errs"
+	"slices"
 
+	"github.com/bourse-dev/bourse/pkg/errs"
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 	"github.com/bourse-dev/bourse/services/payment/internal/store"
 )
@@ -15,6 +16,33 @@ import (
 // writes one delivery per endpoint in the transaction that settles it, so the number is what one
 // customer may add to everyone's commits.
 const MaxEndpointsPerAccount = 16
+
+// knownEventTypes is every event type the service writes: an object's creation and each status it can
+// reach (payment.succeeded, refund.failed, payout.reversing, ...), sorted.
+var knownEventTypes = func() []string {
+	out := []string{"payment.created", "refund.created", "payout.created"}
+	for _, s := range domain.PaymentStatuses {
+		out = append(out, "payment."+string(s))
+	}
+	for _, s := range domain.RefundStatuses {
+		out = append(out, "refund."+string(s))
+	}
+	for _, s := range domain.PayoutStatuses {
+		out = append(out, "payout."+string(s))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}()
+
+// EventTypes lists the event types an endpoint may subscribe to, sorted. A type outside it would be
+// a subscription that never fires, so the API refuses it.
+func EventTypes() []string { return slices.Clone(knownEventTypes) }
+
+// IsEventType reports whether t is one of EventTypes.
+func IsEventType(t string) bool {
+	_, ok := slices.BinarySearch(knownEventTypes, t)
+	return ok
+}
 
 // EndpointInput is a validated CreateWebhookEndpoint request.
 type EndpointInput struct {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
+	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 )
 
 // An account's live endpoints are bounded: each event writes one delivery per endpoint.
@@ -25,5 +26,49 @@ func TestWebhookEndpointsPerAccountAreBounded(t *testing.T) {
 	other := EndpointInput{AccountID: "acct-2", URL: "https://example.test/hook"}
 	if _, _, err := e.svc.CreateWebhookEndpoint(ctx, "account:acct-2", "wh-0", other); err != nil {
 		t.Fatalf("another account's first endpoint: %v", err)
+	}
+}
+
+// The event types an endpoint may subscribe to include every type the flows write, so that no
+// subscription the API accepts is one that can never fire, and none that can fire is refused.
+func TestEveryWrittenEventTypeCanBeSubscribedTo(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p, _, err := e.svc.CreatePayment(ctx, "account:alice", "k", deposit(5000, "tok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc.OutboxPass(ctx)
+	if _, _, err := e.svc.RefundPayment(ctx, "account:alice", "r1", p.ID, 300, ""); err != nil {
+		t.Fatal(err)
+	}
+	out := PayoutInput{AccountID: "alice", Amount: domain.Money{Amount: 2000, Currency: "USD"}, Destination: "ba_ok"}
+	if _, _, err := e.svc.CreatePayout(ctx, "account:alice", "p1", out); err != nil {
+		t.Fatal(err)
+	}
+	out.Amount.Amount = 999999 // over the balance: a failed payout
+	if _, _, err := e.svc.CreatePayout(ctx, "account:alice", "p2", out); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := e.st.ListEvents(ctx, "alice", "", 0, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		seen[ev.Type] = true
+		if !IsEventType(ev.Type) {
+			t.Errorf("event type %q is written but not in EventTypes %v", ev.Type, EventTypes())
+		}
+	}
+	for _, want := range []string{"payment.created", "payment.succeeded", "refund.created", "payout.created", "payout.failed"} {
+		if !seen[want] {
+			t.Errorf("no %s among the events written %v: the test no longer covers it", want, seen)
+		}
+	}
+	for _, bad := range []string{"", "payment", "payment.", "payment.*", "payment.succeded", "charge.succeeded"} {
+		if IsEventType(bad) {
+			t.Errorf("%q is taken for an event type", bad)
+		}
 	}
 }

@@ -1,7 +1,7 @@
 package grpcapi
 
 import (
-	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,6 +10,7 @@ import (
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 	"github.com/bourse-dev/bourse/services/payment/internal/flows"
 	"github.com/bourse-dev/bourse/services/payment/internal/store"
+	"github.com/bourse-dev/bourse/services/payment/internal/webhook"
 )
 
 // Request validation: every field is checked before anything is written or any record is claimed,
@@ -153,19 +154,24 @@ func validateEndpoint(req *paymentv1.CreateWebhookEndpointRequest) (flows.Endpoi
 	if err := validateAccount(req.GetAccountId()); err != nil {
 		return in, err
 	}
-	if err := domain.ValidateText("url", req.GetUrl(), true, domain.MaxURL); err != nil {
+	if err := domain.ValidateText("url", req.GetUrl(), true, webhook.MaxURL); err != nil {
 		return in, err
 	}
-	u, err := url.Parse(req.GetUrl())
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return in, errs.Invalid("url", "must be an absolute http or https URL")
+	if err := webhook.CheckURL(req.GetUrl()); err != nil {
+		return in, errs.Invalid("url", "%v", err)
 	}
 	if len(req.GetEventTypes()) > 32 {
 		return in, errs.Invalid("event_types", "at most 32")
 	}
-	for _, t := range req.GetEventTypes() {
+	for i, t := range req.GetEventTypes() {
 		if err := domain.ValidateText("event_types", t, true, 64); err != nil {
 			return in, err
+		}
+		if !flows.IsEventType(t) {
+			return in, errs.Invalid("event_types", "%q is not an event type (they are %s)", t, strings.Join(flows.EventTypes(), ", "))
+		}
+		if slices.Contains(req.GetEventTypes()[:i], t) {
+			return in, errs.Invalid("event_types", "%q is listed twice", t)
 		}
 	}
 	if err := domain.ValidateIdempotencyKey(req.GetIdempotencyKey()); err != nil {

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/bourse-dev/bourse/pkg/auth/authtest"
@@ -70,4 +71,50 @@ func FuzzParsePageToken(f *testing.F) {
 // The README's access table for payment is rendered from Policy (make docs rewrites it).
 func TestReadmeAccessTable(t *testing.T) {
 	authtest.CheckReadme(t, "payment", Policy, &paymentv1.PaymentService_ServiceDesc)
+}
+
+// An endpoint is refused, naming the field, when its URL could leak a credential or never be
+// delivered to, or when it subscribes to a type the service never writes (a typo would be an
+// endpoint that silently gets nothing).
+func TestValidateEndpointRefusals(t *testing.T) {
+	long := "https://example.com/" + strings.Repeat("a", 2048)
+	many := make([]string, 33)
+	for i := range many {
+		many[i] = "payment.succeeded"
+	}
+	for _, tc := range []struct {
+		url   string
+		types []string
+		field string // "" when accepted
+	}{
+		{"https://example.com/hook?source=bourse", []string{"payment.succeeded", "refund.failed", "payout.created"}, ""},
+		{"http://example.com:8080/hook", nil, ""},
+		{"https://user:secret@example.com/hook", nil, "url"},
+		{"https://token@example.com/hook", nil, "url"},
+		{"https://example.com/hook#frag", nil, "url"},
+		{"ftp://example.com/hook", nil, "url"},
+		{"javascript:alert(1)", nil, "url"},
+		{"http:///hook", nil, "url"},
+		{"/hook", nil, "url"},
+		{"https://exa mple.com/", nil, "url"},
+		{"https://example.com/\x00", nil, "url"},
+		{long, nil, "url"},
+		{"https://example.com/hook", []string{"payment.succeded"}, "event_types"},
+		{"https://example.com/hook", []string{"payment.*"}, "event_types"},
+		{"https://example.com/hook", []string{"payment.succeeded", "payment.succeeded"}, "event_types"},
+		{"https://example.com/hook", []string{""}, "event_types"},
+		{"https://example.com/hook", many, "event_types"},
+	} {
+		_, err := validateEndpoint(&paymentv1.CreateWebhookEndpointRequest{AccountId: "alice", Url: tc.url, EventTypes: tc.types, IdempotencyKey: "k"})
+		if tc.field == "" {
+			if err != nil {
+				t.Errorf("%.60q %v: refused: %v", tc.url, tc.types, err)
+			}
+			continue
+		}
+		e, ok := errors.AsType[*errs.Error](err)
+		if !ok || e.Kind != errs.KindInvalidArgument || e.Field != tc.field {
+			t.Errorf("%.60q %v: %v, want InvalidArgument naming %s", tc.url, tc.types, err, tc.field)
+		}
+	}
 }
