@@ -183,4 +183,3 @@ func isCommit(typ byte, msg []byte) bool {
 	q := bytes.ToLower(bytes.TrimRight(bytes.TrimSpace(body), ";"))
 	return bytes.Equal(q, []byte("commit")) || bytes.Equal(q, []byte("end"))
 }
-
