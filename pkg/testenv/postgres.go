@@ -20,8 +20,9 @@ import (
 
 // Postgres is a private PostgreSQL server of a test. Kill and Restart crash it and bring it back on
 // the same data directory and port, so its clients' URL stays valid and the restart replays its WAL
-// (crash recovery), as a server that lost power would. The test goroutine owns it: Kill and Restart
-// are not safe for concurrent use.
+// (crash recovery), as after a crash of the server's processes (the kernel's page cache survives
+// them, so this is not a power loss: what was written but not fsynced is not lost). The test
+// goroutine owns it: Kill and Restart are not safe for concurrent use.
 type Postgres struct {
 	// URL is the empty test database's, valid across restarts.
 	URL string
