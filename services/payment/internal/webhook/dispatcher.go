@@ -30,6 +30,9 @@ type Config struct {
 	MaxBackoff     time.Duration
 	// MaxAge is how long after its creation a delivery is retried (default 24 h).
 	MaxAge time.Duration
+	// SlowAfter is how long an attempt may take before its endpoint counts as slow (default half of
+	// RequestTimeout): see Run.
+	SlowAfter time.Duration
 	// PollInterval is how often the store is asked for due deliveries when nothing woke the
 	// dispatcher (default 1 s); Kick wakes it at once.
 	PollInterval time.Duration
@@ -54,6 +57,9 @@ func (c Config) withDefaults() Config {
 	c.PerEndpoint = min(c.PerEndpoint, c.Concurrency)
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 10 * time.Second
+	}
+	if c.SlowAfter <= 0 {
+		c.SlowAfter = c.RequestTimeout / 2
 	}
 	if c.InitialBackoff <= 0 {
 		c.InitialBackoff = 30 * time.Second
@@ -129,6 +135,12 @@ func (d *Dispatcher) lease() time.Duration { return d.cfg.RequestTimeout + 30*ti
 // batch is handed back (Deferred), so that a slow endpoint's backlog never fills the claims the
 // other endpoints need. A queued delivery waits for at most one request of its
 // endpoint, well inside its lease.
+//
+// An endpoint whose last attempt took longer than SlowAfter (a timeout, or a receiver that takes
+// its time) is slow until one does not: it gets one worker at a time, from a share of half of them
+// for all the slow endpoints together, and no local queue, so that however many endpoints hang, the
+// others keep the other half of the workers. A fresh endpoint that hangs holds its PerEndpoint
+// share for one RequestTimeout before it is known to be slow.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -136,10 +148,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		d:       d,
 		ctx:     ctx,
 		wg:      &wg,
-		done:    make(chan Delivery, d.cfg.Concurrency),
+		done:    make(chan finished, d.cfg.Concurrency),
 		claimed: make(map[string]bool, 2*d.cfg.Concurrency),
 		running: make(map[string]int),
 		queued:  make(map[string][]Delivery),
+		slow:    make(map[string]struct{}),
 	}
 	defer s.handBack()
 	tick := time.NewTicker(d.cfg.PollInterval)
@@ -152,125 +165,21 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case dl := <-s.done:
-			s.finish(dl)
+		case f := <-s.done:
+			s.finish(f)
 		case <-d.kick:
 		case <-tick.C:
 		}
 		// Collect every worker that finished meanwhile before asking again.
 		for drained := false; !drained; {
 			select {
-			case dl := <-s.done:
-				s.finish(dl)
+			case f := <-s.done:
+				s.finish(f)
 			default:
 				drained = true
 			}
 		}
 	}
-}
-
-// runState is Run's bookkeeping; only Run's goroutine touches it.
-type runState struct {
-	d       *Dispatcher
-	ctx     context.Context
-	wg      *sync.WaitGroup
-	done    chan Delivery         // workers report here; holds Concurrency, so a send never blocks
-	claimed map[string]bool       // delivery ids running or queued here
-	total   int                   // running
-	running map[string]int        // endpoint id -> running
-	queued  map[string][]Delivery // endpoint id -> waiting for one of its workers
-}
-
-// poll claims due deliveries for the free capacity and reports whether the store may hold more.
-func (s *runState) poll() bool {
-	free := 2*s.d.cfg.Concurrency - len(s.claimed)
-	if free <= 0 {
-		return false
-	}
-	var skip []string
-	for ep, q := range s.queued {
-		if len(q) >= s.d.cfg.PerEndpoint {
-			skip = append(skip, ep)
-		}
-	}
-	batch, err := s.d.store.Due(s.ctx, DueQuery{Now: s.d.cfg.Now(), Lease: s.d.lease(), Limit: free, SkipEndpoints: skip})
-	if err != nil {
-		if s.ctx.Err() == nil {
-			s.d.cfg.Log.WarnContext(s.ctx, "webhook: reading due deliveries", "err", err)
-		}
-		return false
-	}
-	for _, dl := range batch {
-		ep := dl.Endpoint.ID
-		switch {
-		case s.claimed[dl.ID]:
-			// Claimed again while still held here (a store whose lease ran out): the attempt in
-			// flight or queued will record it.
-		case s.total < s.d.cfg.Concurrency && s.running[ep] < s.d.cfg.PerEndpoint:
-			s.start(dl)
-		case len(s.queued[ep]) < s.d.cfg.PerEndpoint:
-			s.claimed[dl.ID] = true
-			s.queued[ep] = append(s.queued[ep], dl)
-		default:
-			// Due again at once: its endpoint is skipped from the next poll until it has room.
-			s.d.deferDelivery(s.ctx, dl, s.d.cfg.Now())
-		}
-	}
-	return len(batch) == free
-}
-
-func (s *runState) start(dl Delivery) {
-	s.claimed[dl.ID] = true
-	s.total++
-	s.running[dl.Endpoint.ID]++
-	s.wg.Go(func() {
-		s.d.attempt(s.ctx, dl)
-		s.done <- dl
-	})
-}
-
-// finish books a finished attempt and starts queued deliveries on the freed workers.
-func (s *runState) finish(dl Delivery) {
-	ep := dl.Endpoint.ID
-	delete(s.claimed, dl.ID)
-	s.total--
-	if s.running[ep]--; s.running[ep] <= 0 {
-		delete(s.running, ep)
-	}
-	if s.ctx.Err() != nil {
-		return
-	}
-	// Its own endpoint first (it just freed a slot there), then any other with room.
-	for _, e := range append([]string{ep}, mapKeys(s.queued)...) {
-		for s.total < s.d.cfg.Concurrency && s.running[e] < s.d.cfg.PerEndpoint && len(s.queued[e]) > 0 {
-			next := s.queued[e][0]
-			s.queued[e] = s.queued[e][1:]
-			delete(s.claimed, next.ID)
-			s.start(next)
-		}
-		if len(s.queued[e]) == 0 {
-			delete(s.queued, e)
-		}
-	}
-}
-
-// handBack returns the queued deliveries to the store as due now, so that another replica, or this
-// one restarted, takes them without waiting for their lease.
-func (s *runState) handBack() {
-	now := s.d.cfg.Now()
-	for _, q := range s.queued {
-		for _, dl := range q {
-			s.d.deferDelivery(s.ctx, dl, now)
-		}
-	}
-}
-
-func mapKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	return keys
 }
 
 // recordCtx lets a result be written even as the dispatcher stops: an attempt that was made should
@@ -288,8 +197,8 @@ func (d *Dispatcher) deferDelivery(ctx context.Context, dl Delivery, next time.T
 	}
 }
 
-// attempt makes one HTTP attempt of dl and records it.
-func (d *Dispatcher) attempt(ctx context.Context, dl Delivery) {
+// attempt makes one HTTP attempt of dl, records it and returns how long the request took.
+func (d *Dispatcher) attempt(ctx context.Context, dl Delivery) time.Duration {
 	start := d.cfg.Now()
 	r := Result{DeliveryID: dl.ID, Attempt: dl.Attempts + 1, At: start}
 	status, resp, err := d.send(ctx, dl, start)
@@ -319,6 +228,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl Delivery) {
 		// The claim lapses and the delivery is attempted again: at least once, never lost.
 		d.cfg.Log.WarnContext(ctx, "webhook: recording an attempt", "delivery", dl.ID, "err", err)
 	}
+	return r.Duration
 }
 
 // errPermanent marks a delivery that can never succeed (its event does not encode).
