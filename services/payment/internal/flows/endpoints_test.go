@@ -72,3 +72,47 @@ func TestEveryWrittenEventTypeCanBeSubscribedTo(t *testing.T) {
 		}
 	}
 }
+
+// The replay of a creation (same caller, key and request) is the same endpoint with the same
+// secret, and creates nothing; the same key with another request is refused without a secret; a
+// refusal (the account full) leaves the key free for a retry once there is room.
+func TestCreateWebhookEndpointReplay(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	in := EndpointInput{AccountID: "acct-1", URL: "https://example.test/hook", EventTypes: []string{"payment.succeeded"}}
+	first, replayed, err := e.svc.CreateWebhookEndpoint(ctx, "account:acct-1", "wh", in)
+	if err != nil || replayed || first.Secret == "" {
+		t.Fatalf("create: %+v replayed=%v %v", first, replayed, err)
+	}
+	again, replayed, err := e.svc.CreateWebhookEndpoint(ctx, "account:acct-1", "wh", in)
+	if err != nil || !replayed || again.ID != first.ID || again.Secret != first.Secret {
+		t.Fatalf("replay: %+v replayed=%v %v; want endpoint %s with its secret", again, replayed, err, first.ID)
+	}
+	other := in
+	other.URL = "https://attacker.test/hook"
+	got, _, err := e.svc.CreateWebhookEndpoint(ctx, "account:acct-1", "wh", other)
+	if err == nil || got.Secret != "" {
+		t.Fatalf("the key with another URL: %+v %v; want refused, no secret", got, err)
+	}
+	eps, err := e.st.Endpoints(ctx, "acct-1")
+	if err != nil || len(eps) != 1 || eps[0].ID != first.ID || eps[0].URL != in.URL {
+		t.Fatalf("endpoints %+v %v; want the one created", eps, err)
+	}
+
+	// Full account: refused, and the key is not spent.
+	for i := 1; i < MaxEndpointsPerAccount; i++ {
+		if _, _, err := e.svc.CreateWebhookEndpoint(ctx, "account:acct-1", fmt.Sprintf("wh-%d", i), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := e.svc.CreateWebhookEndpoint(ctx, "account:acct-1", "wh-late", in); errs.KindOf(err) != errs.KindFailedPrecondition {
+		t.Fatalf("over the bound: %v", err)
+	}
+	if err := e.st.DeleteEndpoint(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	late, replayed, err := e.svc.CreateWebhookEndpoint(ctx, "account:acct-1", "wh-late", in)
+	if err != nil || replayed || late.ID == first.ID {
+		t.Fatalf("the refused key retried with room: %+v replayed=%v %v", late, replayed, err)
+	}
+}
