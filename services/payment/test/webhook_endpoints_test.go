@@ -1,0 +1,88 @@
+package payment_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paymentv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/payment/v1"
+	"github.com/bourse-dev/bourse/pkg/testenv"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// A deleted endpoint stops receiving: the deliveries it still had pending (here failing, retried
+// every second at most) end, and later events owe it nothing. Another account cannot delete it (or
+// learn that it exists: NotFound, as for an id that names nothing), and a URL carrying a credential
+// or an unknown event type is refused, naming the field.
+func TestDeletedWebhookEndpointStopsReceiving(t *testing.T) {
+	s := startStack(t, sqliteArg(t))
+	p := s.startPayment(t, "--processors=instant", "--webhook-initial-backoff=200ms", "--max-backoff=1s")
+	var requests atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		requests.Add(1)
+		http.Error(w, "down", http.StatusServiceUnavailable) // every delivery stays pending
+	})}
+	go srv.Serve(ln) //nolint:errcheck // closed by the cleanup
+	t.Cleanup(func() { srv.Close() })
+	url := "http://" + ln.Addr().String() + "/hook"
+	ctx := context.Background()
+
+	for _, bad := range []struct {
+		req   *paymentv1.CreateWebhookEndpointRequest
+		field string
+	}{
+		{&paymentv1.CreateWebhookEndpointRequest{AccountId: "alice", Url: "http://user:pw@" + ln.Addr().String() + "/hook", IdempotencyKey: "bad1"}, "url"},
+		{&paymentv1.CreateWebhookEndpointRequest{AccountId: "alice", Url: url, EventTypes: []string{"payment.suceeded"}, IdempotencyKey: "bad2"}, "event_types"},
+	} {
+		_, err := p.alice.CreateWebhookEndpoint(ctx, bad.req)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), bad.field) {
+			t.Errorf("%+v: %v, want InvalidArgument naming %s", bad.req, err, bad.field)
+		}
+	}
+
+	ep, err := p.alice.CreateWebhookEndpoint(ctx, &paymentv1.CreateWebhookEndpointRequest{AccountId: "alice", Url: url, IdempotencyKey: "wh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ep.GetEndpoint().GetEndpointId()
+	if _, err := p.alice.CreatePayment(ctx, deposit("alice", 100, "d1")); err != nil {
+		t.Fatal(err)
+	}
+	// Retried: the deliveries are pending, and would go on being attempted.
+	testenv.WaitFor(t, 30*time.Second, "the failing deliveries retried", func() bool { return requests.Load() >= 4 })
+
+	if _, err := p.bob.DeleteWebhookEndpoint(ctx, &paymentv1.DeleteWebhookEndpointRequest{EndpointId: id}); status.Code(err) != codes.NotFound {
+		t.Fatalf("bob deleting alice's endpoint: %v, want NotFound", err)
+	}
+	if _, err := p.alice.DeleteWebhookEndpoint(ctx, &paymentv1.DeleteWebhookEndpointRequest{EndpointId: id}); err != nil {
+		t.Fatalf("alice deleting her endpoint: %v", err)
+	}
+	if _, err := p.alice.DeleteWebhookEndpoint(ctx, &paymentv1.DeleteWebhookEndpointRequest{EndpointId: id}); status.Code(err) != codes.NotFound {
+		t.Fatalf("deleting it again: %v, want NotFound", err)
+	}
+	list, err := p.alice.ListWebhookEndpoints(ctx, &paymentv1.ListWebhookEndpointsRequest{AccountId: "alice"})
+	if err != nil || len(list.GetEndpoints()) != 0 {
+		t.Fatalf("alice's endpoints after the delete: %v %v", list.GetEndpoints(), err)
+	}
+	// An attempt claimed just before the delete may still land; none after that.
+	time.Sleep(500 * time.Millisecond)
+	before := requests.Load()
+	if _, err := p.alice.CreatePayment(ctx, deposit("alice", 200, "d2")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // three retry rounds at --max-backoff
+	if n := requests.Load() - before; n != 0 {
+		t.Fatalf("the deleted endpoint got %d requests after its deletion", n)
+	}
+}
