@@ -2,8 +2,10 @@ package webhook
 
 import (
 	"net"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The guard runs on the address dialled. Every internal or special-purpose address is refused, in
@@ -39,5 +41,27 @@ func TestGuardRefusesEveryInternalAddress(t *testing.T) {
 	}
 	if err := publicOnly("tcp", "example.com:443", nil); err == nil {
 		t.Error("a name reached the guard and passed: it must see addresses only")
+	}
+}
+
+// The guard sees the address after DNS: a name that resolves to loopback is refused like the literal
+// address, and the receiver behind it gets nothing.
+func TestGuardAppliesAfterNameResolution(t *testing.T) {
+	rc := newReceiver(t, "s")
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	st := newMemStore()
+	addEvents(st, 1, Endpoint{ID: "we_l", URL: "http://localhost:" + port + "/hook", Secrets: []string{"s"}}, "l")
+	d, stop := startAsIs(t, st, Config{PollInterval: 5 * time.Millisecond, InitialBackoff: time.Hour})
+	d.Kick()
+	eventually(t, 30*time.Second, "one attempt", func() bool { _, log := st.snapshot(); return len(log) == 1 })
+	stop()
+	_, log := st.snapshot()
+	if log[0].Outcome != Failed || !strings.Contains(log[0].Error, "not a public address") {
+		t.Fatalf("attempt %+v: want failed, refused as not public", log[0])
+	}
+	if n, _, _ := rc.count(); n != 0 {
+		t.Fatalf("the receiver behind localhost got %d requests", n)
 	}
 }
