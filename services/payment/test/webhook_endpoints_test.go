@@ -18,11 +18,11 @@ import (
 
 // A deleted endpoint stops receiving: the deliveries it still had pending (here failing, retried
 // every second at most) end, and later events owe it nothing. Another account cannot delete it (or
-// learn that it exists: NotFound, as for an id that names nothing), and a URL carrying a credential
-// or an unknown event type is refused, naming the field.
+// learn that it exists: NotFound, as for an id that names nothing), a URL carrying a credential or
+// an unknown event type is refused, naming the field, and the signing secret is never logged.
 func TestDeletedWebhookEndpointStopsReceiving(t *testing.T) {
 	s := startStack(t, sqliteArg(t))
-	p := s.startPayment(t, "--processors=instant", "--webhook-initial-backoff=200ms", "--max-backoff=1s")
+	p := s.startPayment(t, "--processors=instant", "--webhook-initial-backoff=200ms", "--max-backoff=1s", "--log-level=debug")
 	var requests atomic.Int32
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -84,5 +84,10 @@ func TestDeletedWebhookEndpointStopsReceiving(t *testing.T) {
 	time.Sleep(3 * time.Second) // three retry rounds at --max-backoff
 	if n := requests.Load() - before; n != 0 {
 		t.Fatalf("the deleted endpoint got %d requests after its deletion", n)
+	}
+	// The signing secret is in the creation's answer only: not in the service's log, even at debug.
+	secret := strings.TrimPrefix(ep.GetSecret(), "whsec_")
+	if len(secret) < 32 || p.LogContains(secret) || !p.LogContains(id) {
+		t.Fatalf("secret %q: logged %v (the log names the endpoint: %v)", ep.GetSecret(), p.LogContains(secret), p.LogContains(id))
 	}
 }
