@@ -116,7 +116,7 @@ type DueQuery struct {
 	Now           time.Time
 	Lease         time.Duration
 	Limit         int
-	SkipEndpoints []string // endpoint ids; at most Config.Concurrency of them
+	SkipEndpoints []string // endpoint ids; at most 4×Config.Concurrency of them
 }
 
 // MaxURL bounds an endpoint URL.
