@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrClosed is returned by Submit after Close.
@@ -62,6 +63,12 @@ type Options struct {
 	// OnFail is told of the failure that stopped a FailStop committer (or of the one given to Fail);
 	// it may call Err but must not enqueue to, sync or close the committer.
 	OnFail func(error)
+	// TxTimeout bounds each batch's transaction, its commit included (0: no bound). A database that
+	// hangs rather than fails would otherwise hold the writer, and everyone queued behind it, for
+	// ever. A batch past it fails with an error wrapping ErrTxTimeout (a FailStop committer stops)
+	// like any failed commit; as after a lost connection, a commit cut off this way may have
+	// committed.
+	TxTimeout time.Duration
 }
 
 // ItemOptions say how one item is committed (see SubmitWith and EnqueueFuncWith).
@@ -308,15 +315,21 @@ func (g *GroupCommitter[T]) commitAll(batch []pending[T]) error {
 	if len(items) == 0 {
 		return nil
 	}
-	ctx := context.Background()
+	ctx, done := g.txContext()
 	err := g.db.InTx(ctx, func(tx *sql.Tx) error { return g.write(ctx, tx, items) })
 	clear(items) // the items are the callers'; do not keep them alive
-	return err
+	return done(err)
 }
 
 // commitEach runs each item in a savepoint of one transaction. It returns each item's own error and
 // the transaction's (which, when set, is every item's not already failed).
 func (g *GroupCommitter[T]) commitEach(batch []pending[T]) ([]error, error) {
+	ctx, done := g.txContext()
+	errs, err := g.commitEachIn(ctx, batch)
+	return errs, done(err)
+}
+
+func (g *GroupCommitter[T]) commitEachIn(ctx context.Context, batch []pending[T]) ([]error, error) {
 	errs := g.errs[:0]
 	for range batch {
 		errs = append(errs, nil)
@@ -325,7 +338,6 @@ func (g *GroupCommitter[T]) commitEach(batch []pending[T]) ([]error, error) {
 	if !slices.ContainsFunc(batch, func(p pending[T]) bool { return !p.barrier }) {
 		return errs, nil
 	}
-	ctx := context.Background()
 	tx, err := g.db.BeginTx(ctx, nil)
 	if err != nil {
 		return errs, err
@@ -343,6 +355,7 @@ func (g *GroupCommitter[T]) commitEach(batch []pending[T]) ([]error, error) {
 			return errs, err
 		}
 		if errs[i] = g.each(ctx, tx, p.item); errs[i] != nil {
+			errs[i] = TimedOut(ctx, errs[i])
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT sqldb_item`); err != nil {
 				_ = tx.Rollback()
 				return errs, fmt.Errorf("sqldb: undoing a failed item of a batch: %w", err)

@@ -35,6 +35,8 @@ type Postgres struct {
 	starts   int
 	srv      *exec.Cmd
 	exited   <-chan struct{}
+	frozen   []procStat // the backends Freeze stopped
+	isFrozen bool
 }
 
 // StartPostgres runs a private PostgreSQL server on a free loopback port for the test and returns
@@ -202,6 +204,47 @@ func (p *Postgres) Restart(t testing.TB) {
 	}
 	if err != nil {
 		t.Fatalf("testenv: postgres restart: %v", err)
+	}
+}
+
+// Freeze stops the server, the postmaster and every backend, with SIGSTOP: a database that hangs
+// rather than fails. Its connections stay open and new ones are accepted by the kernel, but nothing
+// answers until Thaw.
+func (p *Postgres) Freeze(t testing.TB) {
+	t.Helper()
+	pm := p.srv.Process.Pid
+	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil { // first: it forks no more backends
+		t.Fatalf("testenv: stopping postgres: %v", err)
+	}
+	backends, err := childrenOf(pm)
+	if err != nil {
+		t.Fatalf("testenv: postgres's backends: %v", err)
+	}
+	for _, b := range backends {
+		_ = syscall.Kill(b.pid, syscall.SIGSTOP)
+	}
+	if !p.isFrozen {
+		// Before the server's own cleanup, which a stopped server would not answer.
+		t.Cleanup(func() {
+			if p.isFrozen {
+				p.Thaw(t)
+			}
+		})
+	}
+	p.frozen, p.isFrozen = backends, true
+}
+
+// Thaw lets a frozen server go on where it stopped.
+func (p *Postgres) Thaw(t testing.TB) {
+	t.Helper()
+	for _, b := range p.frozen {
+		if b.alive() {
+			_ = syscall.Kill(b.pid, syscall.SIGCONT)
+		}
+	}
+	p.frozen, p.isFrozen = nil, false
+	if err := syscall.Kill(p.srv.Process.Pid, syscall.SIGCONT); err != nil {
+		t.Fatalf("testenv: continuing postgres: %v", err)
 	}
 }
 

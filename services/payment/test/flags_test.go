@@ -43,6 +43,13 @@ func TestMaxBackoffAtLeastASecond(t *testing.T) {
 	}
 }
 
+// The binary refuses a --database-timeout that would cut a loaded batch short, naming the flag.
+func TestDatabaseTimeoutAtLeastASecond(t *testing.T) {
+	for _, v := range []string{"0", "200ms", "-1s"} {
+		refusesToStart(t, []string{"--database-timeout=" + v}, "--database-timeout must be at least 1s")
+	}
+}
+
 // The binary refuses a --settle-after too short for --processor-timeout: its authorization calls
 // end a grace before the janitor may look them up, so every call would be cut short.
 func TestSettleAfterMustCoverTheProcessorTimeout(t *testing.T) {

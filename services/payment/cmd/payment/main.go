@@ -69,11 +69,15 @@ func main() {
 	webhookBackoff := fs.Duration("webhook-initial-backoff", 30*time.Second, "wait after a webhook delivery's first failure; doubles up to --max-backoff")
 	retention := fs.Duration("idempotency-retention", idempotency.DefaultRetention, "how long idempotency keys are kept")
 	maxBackoff := fs.Duration("max-backoff", time.Hour, "longest wait between retries: the janitor's lookups of open operations, the outbox's calls to risk and webhook deliveries back off exponentially up to it (at least 1s)")
+	dbTimeout := fs.Duration("database-timeout", store.DefaultTxTimeout, "longest a write transaction may take, its commit included: a database that hangs then fails the requests waiting on it with Unavailable (retry with the same key) instead of holding them (at least 1s)")
 	captureWindow := fs.Duration("capture-window", flows.DefaultCaptureWindow, "how long a manual-capture authorization waits for its capture before the janitor voids it and cancels the payment (reason expired)")
 
 	os.Exit(app.Main(func(ctx context.Context, env *server.Env) (server.Service, error) {
 		if *captureWindow <= 0 {
 			return server.Service{}, fmt.Errorf("--capture-window must be positive, got %s", *captureWindow)
+		}
+		if *dbTimeout < time.Second {
+			return server.Service{}, fmt.Errorf("--database-timeout must be at least 1s (a loaded batch takes tens of milliseconds), got %s", *dbTimeout)
 		}
 		if *maxBackoff < time.Second {
 			return server.Service{}, fmt.Errorf("--max-backoff must be at least 1s (the first retry waits 1s), got %s", *maxBackoff)
@@ -91,7 +95,7 @@ func main() {
 			}
 			url = filepath.Join(*dataDir, "payment.db")
 		}
-		st, err := store.OpenWith(ctx, url, store.Options{NoGroupCommit: !*groupCommit})
+		st, err := store.OpenWith(ctx, url, store.Options{NoGroupCommit: !*groupCommit, TxTimeout: *dbTimeout})
 		if err != nil {
 			return server.Service{}, fmt.Errorf("open store: %w", err)
 		}

@@ -23,7 +23,7 @@ func newBatcher(s *Store) *sqldb.GroupCommitter[func(*Tx) error] {
 	// The items of a batch share its transaction and so its bound statements. cur belongs to the
 	// committer's writer goroutine, the only one that runs items.
 	var cur *sqldb.TxStmts
-	return sqldb.NewSavepointCommitter(s.db, sqldb.Options{MaxBatch: maxBatch, QueueLen: 8 * maxBatch},
+	return sqldb.NewSavepointCommitter(s.db, sqldb.Options{MaxBatch: maxBatch, QueueLen: 8 * maxBatch, TxTimeout: s.txTimeout},
 		func(_ context.Context, tx *sql.Tx, fn func(*Tx) error) error {
 			if cur == nil || cur.Tx() != tx {
 				cur = s.stmts.In(tx)

@@ -94,7 +94,7 @@ func (s *Store) RowTime() time.Time { return s.txNow() }
 
 func (s *Store) startLanes(n int) {
 	for range n {
-		s.lanes = append(s.lanes, sqldb.NewGroupCommitterWith(s.db, sqldb.Options{MaxBatch: laneMaxBatch, QueueLen: 4 * laneMaxBatch},
+		s.lanes = append(s.lanes, sqldb.NewGroupCommitterWith(s.db, sqldb.Options{MaxBatch: laneMaxBatch, QueueLen: 4 * laneMaxBatch, TxTimeout: s.txTimeout},
 			func(ctx context.Context, tx *sql.Tx, items []laneItem) error { return s.writeLane(ctx, tx, items) }))
 	}
 }

@@ -30,6 +30,7 @@ type Store struct {
 	laneSQL   *laneStmts
 	laneStats laneCounter
 	analyzer  *analyzer // PostgreSQL: keeps the lanes' plans in step with the tables (analyze.go)
+	txTimeout time.Duration
 }
 
 // readConns is the number of SQLite read connections.
@@ -40,7 +41,15 @@ type Options struct {
 	// NoGroupCommit commits every transaction on its own, without the deposit lanes (for comparison
 	// in benchmarks and for tests of the general path).
 	NoGroupCommit bool
+	// TxTimeout bounds every write transaction, its commit included (default DefaultTxTimeout). A
+	// database that hangs rather than fails then costs its callers an error they may retry with
+	// the same idempotency key (Unavailable), instead of holding them, the lanes' writers and
+	// everyone queued behind those until it answers.
+	TxTimeout time.Duration
 }
+
+// DefaultTxTimeout is Options.TxTimeout's default: far beyond any batch's time (milliseconds).
+const DefaultTxTimeout = 30 * time.Second
 
 // Open connects to url (postgres://... or a SQLite file path), applies the schema and checks the
 // ledger invariant.
@@ -52,7 +61,10 @@ func OpenWith(ctx context.Context, url string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, now: time.Now}
+	if o.TxTimeout <= 0 {
+		o.TxTimeout = DefaultTxTimeout
+	}
+	s := &Store{db: db, now: time.Now, txTimeout: o.TxTimeout}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -178,7 +190,13 @@ func (s *Store) InTx(ctx context.Context, fn func(*Tx) error) error {
 	if s.batch != nil {
 		return s.batch.Submit(ctx, fn)
 	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{tx: tx, q: s.stmts.In(tx), s: s, now: s.txNow()}) })
+	txCtx, cancel := context.WithTimeout(ctx, s.txTimeout)
+	defer cancel()
+	err := s.db.InTx(txCtx, func(tx *sql.Tx) error { return fn(&Tx{tx: tx, q: s.stmts.In(tx), s: s, now: s.txNow()}) })
+	if ctx.Err() == nil { // the bound's own, not the caller's deadline
+		err = sqldb.TimedOut(txCtx, err)
+	}
+	return err
 }
 
 // Now is the transaction's time: every row it writes carries it.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"strings"
+
+	"github.com/bourse-dev/bourse/pkg/sqldb"
 )
 
 // Unavailable reports whether err is the database being out of reach rather than a verdict on the
@@ -17,6 +19,9 @@ import (
 // ended is not one of these (the caller's own deadline), nor is a refusal by the database, which
 // would refuse the retry as well.
 func Unavailable(err error) bool {
+	if errors.Is(err, sqldb.ErrTxTimeout) {
+		return true // the database did not answer within the store's own bound (Options.TxTimeout)
+	}
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
@@ -27,7 +32,7 @@ func Unavailable(err error) bool {
 	if _, ok := errors.AsType[net.Error](err); ok {
 		return true // refused, reset, timed out at the socket
 	}
-	// pgx's errors, by their methods (the driver is pkg/sqldb's business, not a dependency here).
+	// pgx's errors, by their methods (the driver is pkg/sqldb's business).
 	if e, ok := errors.AsType[interface {
 		error
 		SQLState() string

@@ -1,0 +1,74 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/bourse-dev/bourse/pkg/sqldb"
+	"github.com/bourse-dev/bourse/pkg/testenv"
+)
+
+// A PostgreSQL server that hangs instead of failing (every process stopped: connections open,
+// nothing answers). Every write, through a lane or the general path, fails within the store's
+// TxTimeout with an error Unavailable reports (the client's retry is safe); nothing hangs on the
+// lanes' writers; once the server answers again the same store writes, and the lanes' deposits
+// that failed left nothing behind that the invariants or a fresh claim of their keys trip on.
+func TestHungPostgresFailsWithinTheTimeout(t *testing.T) {
+	pg := testenv.StartPostgresServer(t)
+	const timeout = time.Second
+	s, err := OpenWith(context.Background(), pg.URL, Options{TxTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if ok, err := s.ClaimDeposit(ctx, laneDeposit(s, "hung", "before", 100)); !ok || err != nil {
+		t.Fatalf("claim before: %v %v", ok, err)
+	}
+
+	pg.Freeze(t)
+	start := time.Now()
+	type outcome struct {
+		what string
+		err  error
+	}
+	out := make(chan outcome, 8)
+	for i := range 4 {
+		go func() {
+			_, err := s.ClaimDeposit(ctx, laneDeposit(s, "hung", "lane-"+string(rune('a'+i)), 100))
+			out <- outcome{"lane claim", err}
+		}()
+		go func() {
+			_, err := tryClaimGeneral(s, laneDeposit(s, "hung", "general-"+string(rune('a'+i)), 100))
+			out <- outcome{"general claim", err}
+		}()
+	}
+	for range 8 {
+		o := <-out
+		if !errors.Is(o.err, sqldb.ErrTxTimeout) || !Unavailable(o.err) {
+			t.Errorf("%s while the database hangs: %v, want a timeout that Unavailable reports", o.what, o.err)
+		}
+	}
+	// Each lane batch and each transaction has its own bound; the driver gives up on a connection
+	// a moment after its context ends.
+	if d := time.Since(start); d > 4*timeout+5*time.Second {
+		t.Errorf("answered after %v", d)
+	}
+	pg.Thaw(t)
+
+	if ok, err := s.ClaimDeposit(ctx, laneDeposit(s, "hung", "after", 100)); !ok || err != nil {
+		t.Fatalf("claim of a new key once the database answers: %v %v", ok, err)
+	}
+	// A claim whose commit went through before its time ran out holds its key (the general path
+	// then reads it, as flows does); one that did not left the key free. Neither errs.
+	for _, key := range []string{"lane-a", "general-a"} {
+		if _, err := s.ClaimDeposit(ctx, laneDeposit(s, "hung", key, 100)); err != nil {
+			t.Fatalf("claim of %q once the database answers: %v", key, err)
+		}
+	}
+	if err := s.CheckInvariants(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
