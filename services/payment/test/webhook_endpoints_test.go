@@ -91,3 +91,22 @@ func TestDeletedWebhookEndpointStopsReceiving(t *testing.T) {
 		t.Fatalf("secret %q: logged %v (the log names the endpoint: %v)", ep.GetSecret(), p.LogContains(secret), p.LogContains(id))
 	}
 }
+
+// Without --webhook-allow-private-addresses (production's default) an endpoint on an internal host
+// on its face is refused at creation, naming url, and its key stays free; a public URL is accepted.
+func TestInternalWebhookEndpointRefusedAtCreation(t *testing.T) {
+	p := testenv.StartService(t, testenv.Build(t, paymentPkg), nil, "--register=false", "--api-keys="+keyring,
+		"--data-dir="+t.TempDir(), "--processors=instant", "--risk-addr=127.0.0.1:1", "--rate-limit-account=off")
+	alice := newPaymentClient(t, p.GRPCAddr, aliceKey)
+	ctx := context.Background()
+	for _, url := range []string{"http://127.0.0.1:8080/hook", "http://localhost/hook", "http://169.254.169.254/latest"} {
+		_, err := alice.CreateWebhookEndpoint(ctx, &paymentv1.CreateWebhookEndpointRequest{AccountId: "alice", Url: url, IdempotencyKey: "internal"})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "url") {
+			t.Fatalf("%s: %v, want InvalidArgument naming url", url, err)
+		}
+	}
+	ep, err := alice.CreateWebhookEndpoint(ctx, &paymentv1.CreateWebhookEndpointRequest{AccountId: "alice", Url: "https://hooks.example.com/bourse", IdempotencyKey: "internal"})
+	if err != nil || ep.GetReplayed() {
+		t.Fatalf("public URL under the refused requests' key: %v (replayed %v)", err, ep.GetReplayed())
+	}
+}

@@ -226,6 +226,7 @@ func main() {
 		wg.Go(func() { _ = hooks.Run(bg) })
 
 		api := grpcapi.New(svc)
+		api.AllowPrivateWebhooks = *webhookPrivate
 		return server.Service{
 			Register: func(s grpc.ServiceRegistrar) { paymentv1.RegisterPaymentServiceServer(s, api) },
 			Policy:   grpcapi.Policy,

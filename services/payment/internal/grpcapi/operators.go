@@ -21,7 +21,7 @@ func (s *Server) CreateWebhookEndpoint(ctx context.Context, req *paymentv1.Creat
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	in, err := validateEndpoint(req)
+	in, err := validateEndpoint(req, s.AllowPrivateWebhooks)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -50,6 +50,9 @@ type Server struct {
 	paymentv1.UnimplementedPaymentServiceServer
 	flows *flows.Service
 	st    *store.Store
+	// AllowPrivateWebhooks accepts endpoint URLs naming internal hosts (localhost, private and
+	// loopback addresses), as the dispatcher's --webhook-allow-private-addresses delivers to them.
+	AllowPrivateWebhooks bool
 }
 
 // New returns the server over svc.

@@ -149,7 +149,9 @@ func validateListPayments(req *paymentv1.ListPaymentsRequest) (store.PaymentFilt
 	return f, nil
 }
 
-func validateEndpoint(req *paymentv1.CreateWebhookEndpointRequest) (flows.EndpointInput, error) {
+// validateEndpoint checks a new endpoint; with allowPrivate its URL may name an internal host (as the
+// dispatcher may then deliver there).
+func validateEndpoint(req *paymentv1.CreateWebhookEndpointRequest, allowPrivate bool) (flows.EndpointInput, error) {
 	var in flows.EndpointInput
 	if err := validateAccount(req.GetAccountId()); err != nil {
 		return in, err
@@ -159,6 +161,11 @@ func validateEndpoint(req *paymentv1.CreateWebhookEndpointRequest) (flows.Endpoi
 	}
 	if err := webhook.CheckURL(req.GetUrl()); err != nil {
 		return in, errs.Invalid("url", "%v", err)
+	}
+	if !allowPrivate {
+		if err := webhook.CheckPublicHost(req.GetUrl()); err != nil {
+			return in, errs.Invalid("url", "%v", err)
+		}
 	}
 	if len(req.GetEventTypes()) > 32 {
 		return in, errs.Invalid("event_types", "at most 32")

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -143,6 +145,25 @@ func CheckURL(raw string) error {
 	}
 	if u.Fragment != "" {
 		return fmt.Errorf("must not carry a fragment")
+	}
+	return nil
+}
+
+// CheckPublicHost refuses, for the API layer, an endpoint URL whose host is internal on its face:
+// localhost (and its subdomains) or an IP address that is not public. Deliveries to it would all be
+// refused by the dispatcher's guard, so the customer is told now, not by endpoints that never get an
+// event. A name is left to the guard, which checks what it resolves to at each delivery.
+func CheckPublicHost(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL")
+	}
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return fmt.Errorf("host %s is this machine: deliveries go to public addresses only", host)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && !public(ip) {
+		return fmt.Errorf("host %s is not a public address: deliveries go to public addresses only", ip)
 	}
 	return nil
 }
