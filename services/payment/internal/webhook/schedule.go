@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -162,7 +164,7 @@ func (s *runState) finish(f finished) {
 		return
 	}
 	// Its own endpoint first (it just freed a slot there), then any other with room.
-	for _, e := range append([]string{ep}, mapKeys(s.queued)...) {
+	for _, e := range append([]string{ep}, slices.Collect(maps.Keys(s.queued))...) {
 		for len(s.queued[e]) > 0 && s.canStart(e) {
 			next := s.queued[e][0]
 			s.queued[e] = s.queued[e][1:]
@@ -193,12 +195,4 @@ func (s *runState) handBack() {
 			s.d.deferDelivery(s.ctx, dl, now)
 		}
 	}
-}
-
-func mapKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	return keys
 }
