@@ -2,9 +2,12 @@ package payment_test
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -94,7 +97,8 @@ func TestDeletedWebhookEndpointStopsReceiving(t *testing.T) {
 
 // Without --webhook-allow-private-addresses (production's default) an endpoint on an internal host
 // on its face is refused at creation, naming url, and its key stays free; a public URL is accepted.
-func TestInternalWebhookEndpointRefusedAtCreation(t *testing.T) {
+// Then the listing pages.
+func TestWebhookEndpointsRefusedOnInternalHostsAndPaged(t *testing.T) {
 	p := testenv.StartService(t, testenv.Build(t, paymentPkg), nil, "--register=false", "--api-keys="+keyring,
 		"--data-dir="+t.TempDir(), "--processors=instant", "--risk-addr=127.0.0.1:1", "--rate-limit-account=off")
 	alice := newPaymentClient(t, p.GRPCAddr, aliceKey)
@@ -108,5 +112,54 @@ func TestInternalWebhookEndpointRefusedAtCreation(t *testing.T) {
 	ep, err := alice.CreateWebhookEndpoint(ctx, &paymentv1.CreateWebhookEndpointRequest{AccountId: "alice", Url: "https://hooks.example.com/bourse", IdempotencyKey: "internal"})
 	if err != nil || ep.GetReplayed() {
 		t.Fatalf("public URL under the refused requests' key: %v (replayed %v)", err, ep.GetReplayed())
+	}
+
+	// Listing pages through every account's endpoints for admin, oldest first, each once; a
+	// customer sees its own only; a token made up, or a payment's, is refused, naming page_token.
+	bob := newPaymentClient(t, p.GRPCAddr, bobKey)
+	admin := newPaymentClient(t, p.GRPCAddr, adminKey)
+	want := []string{ep.GetEndpoint().GetEndpointId()}
+	for i := range 4 {
+		c, acct := alice, "alice"
+		if i%2 == 1 {
+			c, acct = bob, "bob"
+		}
+		e, err := c.CreateWebhookEndpoint(ctx, &paymentv1.CreateWebhookEndpointRequest{AccountId: acct, Url: fmt.Sprintf("https://hooks.example.com/%d", i),
+			IdempotencyKey: fmt.Sprint("page-", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e.GetEndpoint().GetEndpointId())
+	}
+	var got []string
+	var sizes []int
+	for tok := ""; ; {
+		resp, err := admin.ListWebhookEndpoints(ctx, &paymentv1.ListWebhookEndpointsRequest{PageSize: 2, PageToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(resp.GetEndpoints()))
+		for _, e := range resp.GetEndpoints() {
+			got = append(got, e.GetEndpointId())
+		}
+		if tok = resp.GetNextPageToken(); tok == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, want) || !slices.Equal(sizes, []int{2, 2, 1}) {
+		t.Fatalf("admin's pages %v of %v, want %v in pages of 2, 2, 1", sizes, got, want)
+	}
+	mine, err := bob.ListWebhookEndpoints(ctx, &paymentv1.ListWebhookEndpointsRequest{AccountId: "bob"})
+	if err != nil || len(mine.GetEndpoints()) != 2 || mine.GetNextPageToken() != "" {
+		t.Fatalf("bob's endpoints: %v %v, want his 2 in one page", mine, err)
+	}
+	for _, tok := range []string{"bm90IGEgdG9rZW4", "x", base64.RawURLEncoding.EncodeToString([]byte("1|pay_2al5brrdffbnbgtokkm6bqtl"))} {
+		_, err := admin.ListWebhookEndpoints(ctx, &paymentv1.ListWebhookEndpointsRequest{PageToken: tok})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "page_token") {
+			t.Fatalf("token %q: %v, want InvalidArgument naming page_token", tok, err)
+		}
+	}
+	if _, err := admin.ListWebhookEndpoints(ctx, &paymentv1.ListWebhookEndpointsRequest{PageSize: 101}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("page_size 101: %v, want InvalidArgument", err)
 	}
 }

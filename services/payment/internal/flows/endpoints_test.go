@@ -7,6 +7,7 @@ import (
 
 	"github.com/bourse-dev/bourse/pkg/errs"
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
+	"github.com/bourse-dev/bourse/services/payment/internal/store"
 )
 
 // An account's live endpoints are bounded: each event writes one delivery per endpoint.
@@ -94,7 +95,7 @@ func TestCreateWebhookEndpointReplay(t *testing.T) {
 	if err == nil || got.Secret != "" {
 		t.Fatalf("the key with another URL: %+v %v; want refused, no secret", got, err)
 	}
-	eps, err := e.st.Endpoints(ctx, "acct-1")
+	eps, err := e.st.Endpoints(ctx, store.EndpointsPage{Account: "acct-1", Limit: 100})
 	if err != nil || len(eps) != 1 || eps[0].ID != first.ID || eps[0].URL != in.URL {
 		t.Fatalf("endpoints %+v %v; want the one created", eps, err)
 	}

@@ -7,6 +7,7 @@ import (
 	paymentv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/payment/v1"
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 	"github.com/bourse-dev/bourse/services/payment/internal/ledger"
+	"github.com/bourse-dev/bourse/services/payment/internal/store"
 )
 
 // Webhook endpoints and the operators' ledger views.
@@ -38,11 +39,26 @@ func (s *Server) ListWebhookEndpoints(ctx context.Context, req *paymentv1.ListWe
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	es, err := s.st.Endpoints(ctx, account)
+	size, err := pageSize("page_size", req.GetPageSize(), 100, 100)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	pg := store.EndpointsPage{Account: account, Limit: size + 1}
+	if tok := req.GetPageToken(); tok != "" {
+		if pg.AfterNanos, pg.AfterID, err = parsePageToken(tok, "we_"); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	es, err := s.st.Endpoints(ctx, pg)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	out := &paymentv1.ListWebhookEndpointsResponse{}
+	if len(es) > size {
+		es = es[:size]
+		last := es[len(es)-1]
+		out.NextPageToken = pageToken(last.CreatedAt.UnixNano(), last.ID)
+	}
 	for _, e := range es {
 		out.Endpoints = append(out.Endpoints, toEndpoint(e))
 	}

@@ -193,11 +193,12 @@ func pageToken(nanos int64, id string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(nanos, 10) + "|" + id))
 }
 
-func parsePageToken(tok string) (int64, string, error) {
+// parsePageToken reads a pageToken whose id has prefix (the listed objects' kind).
+func parsePageToken(tok, prefix string) (int64, string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err == nil {
 		if ns, id, ok := strings.Cut(string(b), "|"); ok {
-			if n, err := strconv.ParseInt(ns, 10, 64); err == nil && n >= 0 && validateID("page_token", id, "pay_") == nil {
+			if n, err := strconv.ParseInt(ns, 10, 64); err == nil && n >= 0 && validateID("page_token", id, prefix) == nil {
 				return n, id, nil
 			}
 		}

@@ -140,7 +140,7 @@ func validateListPayments(req *paymentv1.ListPaymentsRequest) (store.PaymentFilt
 		if len(tok) > 200 {
 			return f, errs.Invalid("page_token", "not a token this service issued")
 		}
-		n, id, err := parsePageToken(tok)
+		n, id, err := parsePageToken(tok, "pay_")
 		if err != nil {
 			return f, err
 		}

@@ -58,7 +58,7 @@ func FuzzParsePageToken(f *testing.F) {
 	f.Add("")
 	f.Add("!!!")
 	f.Fuzz(func(t *testing.T, tok string) {
-		n, id, err := parsePageToken(tok)
+		n, id, err := parsePageToken(tok, "pay_")
 		if err != nil {
 			return
 		}

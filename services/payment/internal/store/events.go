@@ -204,13 +204,25 @@ func (t *Tx) LiveEndpoints(ctx context.Context, account string) (int, error) {
 	return n, err
 }
 
-// Endpoints lists live endpoints (of one account, or all when account is "").
-func (s *Store) Endpoints(ctx context.Context, account string) ([]domain.WebhookEndpoint, error) {
+// EndpointsPage says which live endpoints Endpoints lists: of Account (all when ""), oldest first,
+// after the one created at AfterNanos with AfterID when AfterID is set, at most Limit.
+type EndpointsPage struct {
+	Account    string
+	AfterNanos int64
+	AfterID    string
+	Limit      int
+}
+
+// Endpoints lists a page of live endpoints.
+func (s *Store) Endpoints(ctx context.Context, pg EndpointsPage) ([]domain.WebhookEndpoint, error) {
 	q, args := `SELECT id, account_id, url, event_types, secret, created_at FROM webhook_endpoints WHERE deleted = 0`, []any{}
-	if account != "" {
-		q, args = q+` AND account_id = ?`, append(args, account)
+	if pg.Account != "" {
+		q, args = q+` AND account_id = ?`, append(args, pg.Account)
 	}
-	rows, err := s.query(ctx, q+` ORDER BY created_at, id LIMIT 1000`, args...)
+	if pg.AfterID != "" {
+		q, args = q+` AND (created_at > ? OR created_at = ? AND id > ?)`, append(args, pg.AfterNanos, pg.AfterNanos, pg.AfterID)
+	}
+	rows, err := s.query(ctx, q+` ORDER BY created_at, id LIMIT ?`, append(args, pg.Limit)...)
 	if err != nil {
 		return nil, err
 	}

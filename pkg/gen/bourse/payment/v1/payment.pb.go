@@ -2493,8 +2493,13 @@ func (x *CreateWebhookEndpointResponse) GetReplayed() bool {
 }
 
 type ListWebhookEndpointsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required for a customer key (its own account); optional for admin (empty: every account's).
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// 1-100, default 100 (an account has at most 16 live endpoints).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From the previous response's next_page_token; account_id must stay the same.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2536,9 +2541,26 @@ func (x *ListWebhookEndpointsRequest) GetAccountId() string {
 	return ""
 }
 
+func (x *ListWebhookEndpointsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWebhookEndpointsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListWebhookEndpointsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Endpoints     []*WebhookEndpoint     `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Oldest first.
+	Endpoints []*WebhookEndpoint `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	// Empty when there are no more.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2578,6 +2600,13 @@ func (x *ListWebhookEndpointsResponse) GetEndpoints() []*WebhookEndpoint {
 		return x.Endpoints
 	}
 	return nil
+}
+
+func (x *ListWebhookEndpointsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type DeleteWebhookEndpointRequest struct {
@@ -3280,12 +3309,16 @@ const file_bourse_payment_v1_payment_proto_rawDesc = "" +
 	"\x1dCreateWebhookEndpointResponse\x12>\n" +
 	"\bendpoint\x18\x01 \x01(\v2\".bourse.payment.v1.WebhookEndpointR\bendpoint\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x1a\n" +
-	"\breplayed\x18\x03 \x01(\bR\breplayed\"<\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\"x\n" +
 	"\x1bListWebhookEndpointsRequest\x12\x1d\n" +
 	"\n" +
-	"account_id\x18\x01 \x01(\tR\taccountId\"`\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x88\x01\n" +
 	"\x1cListWebhookEndpointsResponse\x12@\n" +
-	"\tendpoints\x18\x01 \x03(\v2\".bourse.payment.v1.WebhookEndpointR\tendpoints\"?\n" +
+	"\tendpoints\x18\x01 \x03(\v2\".bourse.payment.v1.WebhookEndpointR\tendpoints\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"?\n" +
 	"\x1cDeleteWebhookEndpointRequest\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\"\x1f\n" +
