@@ -92,6 +92,8 @@ type Service struct {
 	procs map[string]processor.Processor
 	// recent orders a deposit's claim: its record read first for a key seen lately (claimWith).
 	recent *recentKeys
+	// staleFrom is where the janitor's next look at stale idempotency records starts (janitor.go).
+	staleFrom staleCursor
 
 	beforeAuthorize func(domain.Attempt) // tests: a request stalling before its processor call
 }

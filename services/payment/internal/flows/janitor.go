@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
@@ -133,12 +134,23 @@ func (s *Service) reschedule(ctx context.Context, a domain.Attempt) {
 
 // completeStaleKeys finishes the idempotency records of requests that died, once their object has
 // settled, so the client's retry gets the outcome instead of idempotency_key_in_use forever.
+//
+// Each pass looks at the next janitorBatch records after those the last pass looked at, starting
+// over after the newest: records whose object has not settled yet (a payout waiting for risk, an
+// attempt's lookup backing off) are passed over, never looked at again and again while the records
+// behind them wait.
 func (s *Service) completeStaleKeys(ctx context.Context, now time.Time) {
-	keys, err := s.st.StaleKeys(ctx, now.Add(-s.cfg.SettleAfter), janitorBatch)
+	from := s.staleFrom.get()
+	keys, err := s.st.StaleKeys(ctx, now.Add(-s.cfg.SettleAfter), from, janitorBatch)
 	if err != nil {
 		s.log.Warn("janitor: stale idempotency records", "err", err)
 		return
 	}
+	next := store.StaleKey{}
+	if len(keys) == janitorBatch {
+		next = keys[len(keys)-1]
+	}
+	s.staleFrom.set(next)
 	for _, k := range keys {
 		var obj any
 		settled := false
@@ -164,4 +176,23 @@ func (s *Service) completeStaleKeys(ctx context.Context, now time.Time) {
 			s.log.Warn("janitor: completing an idempotency record", "err", err)
 		}
 	}
+}
+
+// staleCursor is the janitor's place among the stale idempotency records. JanitorPass may run on
+// several goroutines (RunJanitor's and tests'): the place is shared under mu.
+type staleCursor struct {
+	mu   sync.Mutex
+	next store.StaleKey
+}
+
+func (c *staleCursor) get() store.StaleKey {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.next
+}
+
+func (c *staleCursor) set(k store.StaleKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.next = k
 }

@@ -109,14 +109,21 @@ func (t *Tx) DeleteKey(ctx context.Context, caller, key string) error {
 // StaleKey is an in-flight record left by a request that did not finish (its process died).
 type StaleKey struct {
 	Caller, Key, Method, ObjectID string
+	CreatedAt                     int64 // Unix nanoseconds: with Caller and Key, the key's place in StaleKeys' order
 }
 
-// StaleKeys lists in-flight records created before olderThan.
-func (s *Store) StaleKeys(ctx context.Context, olderThan time.Time, limit int) ([]StaleKey, error) {
-	rows, err := s.query(ctx, `SELECT caller, idem_key, method, object_id FROM idempotency WHERE state = ? AND created_at <= ? LIMIT ?`,
-		idempotency.InFlight, nanos(olderThan), limit)
+// staleKeysQuery has the state as a literal: a bound one would not match the partial index
+// idempotency_in_flight.
+const staleKeysQuery = `SELECT caller, idem_key, method, object_id, created_at FROM idempotency
+	WHERE state = '` + string(idempotency.InFlight) + `' AND created_at <= ? AND (created_at, caller, idem_key) > (?, ?, ?)
+	ORDER BY created_at, caller, idem_key LIMIT ?`
+
+// StaleKeys lists in-flight records created before olderThan, oldest first, from the one after
+// after (the zero StaleKey: from the start), at most limit.
+func (s *Store) StaleKeys(ctx context.Context, olderThan time.Time, after StaleKey, limit int) ([]StaleKey, error) {
+	rows, err := s.query(ctx, staleKeysQuery, nanos(olderThan), after.CreatedAt, after.Caller, after.Key, limit)
 	return collect(rows, err, func(r scanner) (k StaleKey, err error) {
-		err = r.Scan(&k.Caller, &k.Key, &k.Method, &k.ObjectID)
+		err = r.Scan(&k.Caller, &k.Key, &k.Method, &k.ObjectID, &k.CreatedAt)
 		return k, err
 	})
 }

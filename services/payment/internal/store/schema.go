@@ -4,7 +4,10 @@
 // one database transaction (Tx), so a crash leaves either all of them or none.
 package store
 
-import "github.com/bourse-dev/bourse/pkg/sqldb"
+import (
+	"github.com/bourse-dev/bourse/pkg/sqldb"
+	"github.com/bourse-dev/bourse/services/payment/internal/idempotency"
+)
 
 // migrations are applied in order, once. Times are Unix nanoseconds; amounts integer minor units.
 func migrations(d sqldb.Dialect) []string {
@@ -97,6 +100,10 @@ func migrations(d sqldb.Dialect) []string {
 		pgOnly(d, `CREATE INDEX events_account_xid ON events (account_id, xid, seq)`),
 		// The janitor's search for uncaptured authorizations past the capture window.
 		`CREATE INDEX payments_status_created ON payments (status, created_at)`,
+		// The janitor's search for records of requests that died (StaleKeys): the in-flight ones
+		// only, where a scan of idempotency_created would read every finished record in retention
+		// first (0.4 s a pass at a million).
+		`CREATE INDEX idempotency_in_flight ON idempotency (created_at, caller, idem_key) WHERE state = '` + string(idempotency.InFlight) + `'`,
 	}
 }
 
