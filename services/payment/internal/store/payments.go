@@ -236,11 +236,15 @@ func (t *Tx) UpdateAttempt(ctx context.Context, a *domain.Attempt, from domain.A
 	return nil
 }
 
+// dueAttemptsQuery's condition on pending_op is, word for word, the predicate of the partial index
+// attempts_open, which it reads in next_lookup_at order.
+const dueAttemptsQuery = `SELECT ` + attemptCols + ` FROM attempts WHERE pending_op <> '' AND next_lookup_at <= ? AND updated_at <= ?
+	ORDER BY next_lookup_at LIMIT ?`
+
 // DueAttempts lists attempts with an operation in flight whose next lookup is due and that have not
 // changed since olderThan (so a request still waiting for the processor is left alone).
 func (s *Store) DueAttempts(ctx context.Context, now, olderThan time.Time, limit int) ([]domain.Attempt, error) {
-	rows, err := s.query(ctx, `SELECT `+attemptCols+` FROM attempts WHERE pending_op <> '' AND next_lookup_at <= ? AND updated_at <= ?
-		ORDER BY next_lookup_at LIMIT ?`, nanos(now), nanos(olderThan), limit)
+	rows, err := s.query(ctx, dueAttemptsQuery, nanos(now), nanos(olderThan), limit)
 	return collect(rows, err, scanAttempt)
 }
 

@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -64,31 +62,4 @@ func TestStaleKeysPagesInFlightRecords(t *testing.T) {
 			t.Fatalf("stale keys %v, want %v", got, want)
 		}
 	})
-}
-
-// The search for stale records reads the in-flight records' own index, not every record in
-// retention (SQLite's plan; PostgreSQL plans by its statistics).
-func TestStaleKeysReadTheInFlightIndex(t *testing.T) {
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "payment.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	rows, err := s.db.Query(`EXPLAIN QUERY PLAN `+staleKeysQuery, 1, 0, "", "", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var steps []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		steps = append(steps, detail)
-	}
-	if len(steps) != 1 || !strings.Contains(steps[0], "USING INDEX idempotency_in_flight") {
-		t.Fatalf("plan %q, want one search of idempotency_in_flight (no sort, no other index)", steps)
-	}
 }
