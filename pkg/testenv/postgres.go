@@ -151,16 +151,7 @@ func (p *Postgres) Kill(t testing.TB) {
 		t.Fatalf("testenv: stopping postgres: %v", err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, ok := readProcStat(pm)
-		if !ok || st.state == "T" || st.state == "t" {
-			break // stopped (or already dead)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testenv: postgres not stopped in 10s (state %s)", st.state)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitPidStopped(t, pm, deadline)
 	backends, err := childrenOf(pm)
 	if err != nil {
 		t.Fatalf("testenv: postgres's backends: %v", err)
@@ -168,6 +159,8 @@ func (p *Postgres) Kill(t testing.TB) {
 	for _, b := range backends {
 		_ = syscall.Kill(b.pid, syscall.SIGKILL) // one that exited meanwhile is gone already
 	}
+	// A frozen server is dead now: nothing is left to let go on.
+	p.frozen, p.isFrozen = nil, false
 	if err := syscall.Kill(pm, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		t.Fatalf("testenv: SIGKILL postgres: %v", err)
 	}
@@ -209,29 +202,62 @@ func (p *Postgres) Restart(t testing.TB) {
 
 // Freeze stops the server, the postmaster and every backend, with SIGSTOP: a database that hangs
 // rather than fails. Its connections stay open and new ones are accepted by the kernel, but nothing
-// answers until Thaw.
+// answers until Thaw. It returns once every process is stopped: the postmaster first, so that it
+// forks no backend after its children are listed.
 func (p *Postgres) Freeze(t testing.TB) {
 	t.Helper()
-	pm := p.srv.Process.Pid
-	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil { // first: it forks no more backends
-		t.Fatalf("testenv: stopping postgres: %v", err)
-	}
-	backends, err := childrenOf(pm)
-	if err != nil {
-		t.Fatalf("testenv: postgres's backends: %v", err)
-	}
-	for _, b := range backends {
-		_ = syscall.Kill(b.pid, syscall.SIGSTOP)
-	}
 	if !p.isFrozen {
-		// Before the server's own cleanup, which a stopped server would not answer.
+		// Before the server's own cleanup, which a stopped server would not answer; registered
+		// first, so that a freeze that fails half-way is let go of too.
 		t.Cleanup(func() {
 			if p.isFrozen {
 				p.Thaw(t)
 			}
 		})
 	}
-	p.frozen, p.isFrozen = backends, true
+	p.isFrozen = true
+	pm := p.srv.Process.Pid
+	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
+		t.Fatalf("testenv: stopping postgres: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	waitPidStopped(t, pm, deadline)
+	backends, err := childrenOf(pm)
+	if err != nil {
+		t.Fatalf("testenv: postgres's backends: %v", err)
+	}
+	p.frozen = backends
+	for _, b := range backends {
+		_ = syscall.Kill(b.pid, syscall.SIGSTOP)
+	}
+	for _, b := range backends {
+		waitStopped(t, b, deadline)
+	}
+}
+
+// waitStopped returns once the process p is stopped or gone (a signal to another process is
+// delivered asynchronously), failing the test at deadline.
+func waitStopped(t testing.TB, p procStat, deadline time.Time) {
+	t.Helper()
+	for {
+		st, ok := readProcStat(p.pid)
+		if !ok || st.startTime != p.startTime || st.state == "T" || st.state == "t" || st.state == "Z" || st.state == "X" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: postgres process %d not stopped in 10s (state %s)", p.pid, st.state)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitPidStopped is waitStopped for the process pid, a child of this one (its pid is not reused
+// before it is reaped).
+func waitPidStopped(t testing.TB, pid int, deadline time.Time) {
+	t.Helper()
+	if st, ok := readProcStat(pid); ok {
+		waitStopped(t, st, deadline)
+	}
 }
 
 // Thaw lets a frozen server go on where it stopped.
