@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -162,8 +163,45 @@ func CheckPublicHost(raw string) error {
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return fmt.Errorf("host %s is this machine: deliveries go to public addresses only", host)
 	}
-	if ip, err := netip.ParseAddr(host); err == nil && !public(ip) {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		ip, err = numericIPv4(host)
+	}
+	if err == nil && !public(ip) {
 		return fmt.Errorf("host %s is not a public address: deliveries go to public addresses only", ip)
 	}
 	return nil
+}
+
+// numericIPv4 reads host as inet_aton does, which a C resolver applies before any DNS: one to four
+// parts, each decimal, octal (a leading 0) or hex (0x), the last filling the bytes left, so
+// 2130706433, 0x7f.1 and 127.1 are all 127.0.0.1. netip reads only the dotted-decimal form.
+func numericIPv4(host string) (netip.Addr, error) {
+	parts := strings.Split(host, ".")
+	if len(parts) > 4 {
+		return netip.Addr{}, fmt.Errorf("not an address")
+	}
+	var v uint64
+	for i, part := range parts {
+		base := 10
+		switch {
+		case strings.HasPrefix(part, "0x"):
+			base, part = 16, part[2:]
+		case len(part) > 1 && part[0] == '0':
+			base, part = 8, part[1:]
+		}
+		n, err := strconv.ParseUint(part, base, 32)
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("not an address")
+		}
+		bits := 8
+		if i == len(parts)-1 {
+			bits = 8 * (4 - i)
+		}
+		if n >= 1<<bits {
+			return netip.Addr{}, fmt.Errorf("not an address")
+		}
+		v = v<<bits | n
+	}
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), nil
 }
