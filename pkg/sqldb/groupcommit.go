@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -335,7 +334,17 @@ func (g *GroupCommitter[T]) commitEachIn(ctx context.Context, batch []pending[T]
 		errs = append(errs, nil)
 	}
 	g.errs = errs
-	if !slices.ContainsFunc(batch, func(p pending[T]) bool { return !p.barrier }) {
+	// An item whose submitter has gone is answered before the transaction begins, and a batch of
+	// such items (or barriers) begins none: behind a database that hangs, the queue then drains
+	// behind the one batch that waits out its TxTimeout, not a TxTimeout per batch.
+	live := false
+	for i, p := range batch {
+		if !p.barrier {
+			errs[i] = p.ctx.Err()
+			live = live || errs[i] == nil
+		}
+	}
+	if !live {
 		return errs, nil
 	}
 	tx, err := g.db.BeginTx(ctx, nil)
@@ -343,7 +352,7 @@ func (g *GroupCommitter[T]) commitEachIn(ctx context.Context, batch []pending[T]
 		return errs, err
 	}
 	for i, p := range batch {
-		if p.barrier {
+		if p.barrier || errs[i] != nil {
 			continue
 		}
 		if err := p.ctx.Err(); err != nil {
