@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/idna"
 )
 
 // Event is one entry of the payment event log, as a webhook delivers it. ID is the receiver's key
@@ -159,7 +161,13 @@ func CheckPublicHost(raw string) error {
 	if err != nil {
 		return fmt.Errorf("not a URL")
 	}
-	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	host := u.Hostname()
+	// As the HTTP client reads it before dialling (full-width letters and digits, an ideographic
+	// full stop): ｌｏｃａｌｈｏｓｔ reaches localhost.
+	if a, err := idna.Lookup.ToASCII(host); err == nil {
+		host = a
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return fmt.Errorf("host %s is this machine: deliveries go to public addresses only", host)
 	}
