@@ -45,20 +45,27 @@ func Unavailable(err error) bool {
 	}](err); ok && e.SafeToRetry() {
 		return true // failed before anything was sent ("conn closed")
 	}
-	// SQLite's, by its method: SQLITE_BUSY (any extended code), the lock held by another
-	// connection past the busy timeout. The statement that met it did nothing, and the store's
-	// write transactions take the write lock as they begin, so nothing of them was written.
+	// SQLite's, by its method (primary result code, any extended one): SQLITE_BUSY, the lock held
+	// by another connection past the busy timeout (the store's write transactions take the write
+	// lock as they begin, so nothing of them was written), and SQLITE_FULL, the disk full (as
+	// PostgreSQL's class 53).
 	if e, ok := errors.AsType[interface {
 		error
 		Code() int
-	}](err); ok && e.Code()&0xff == sqliteBusy {
-		return true
+	}](err); ok {
+		switch e.Code() & 0xff {
+		case sqliteBusy, sqliteFull:
+			return true
+		}
 	}
 	return false
 }
 
-// sqliteBusy is SQLITE_BUSY, the primary result code of "database is locked".
-const sqliteBusy = 5
+// SQLite's primary result codes: "database is locked", "database or disk is full".
+const (
+	sqliteBusy = 5
+	sqliteFull = 13
+)
 
 // unavailableState: SQLSTATE classes 08 (connection exception) and 53 (insufficient resources: too
 // many connections, out of memory or disk), and 57P01–57P03 (the server shutting down, crashed,

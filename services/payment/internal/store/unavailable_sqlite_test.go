@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -50,6 +51,38 @@ func TestSQLiteLockedIsUnavailable(t *testing.T) {
 	})
 	if err == nil {
 		t.Fatal("a write while another connection holds the lock succeeded")
+	}
+	if !Unavailable(err) {
+		t.Fatalf("%v: Unavailable false, want true (retryable with the same key)", err)
+	}
+}
+
+// A SQLite file that cannot grow (the disk full; here its page limit) refuses every write with
+// SQLITE_FULL until space is freed, as PostgreSQL's disk_full (class 53), which Unavailable
+// reports: nothing was written, and the same request retried later succeeds.
+func TestSQLiteFullIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "payment.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE t (v BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	var pages int
+	if err := db.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, pages)); err != nil {
+		t.Fatal(err)
+	}
+	err = db.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO t VALUES (zeroblob(1 << 20))`)
+		return err
+	})
+	if err == nil {
+		t.Fatal("a write past the file's limit succeeded")
 	}
 	if !Unavailable(err) {
 		t.Fatalf("%v: Unavailable false, want true (retryable with the same key)", err)
