@@ -137,6 +137,23 @@ func (p *Postgres) start(t testing.TB) error {
 	}
 }
 
+// stopPostmaster stops the postmaster with SIGSTOP, so that it forks no more, and lists its
+// children once it has stopped; deadline bounds what the caller waits for next.
+func (p *Postgres) stopPostmaster(t testing.TB) (pm int, deadline time.Time, backends []procStat) {
+	t.Helper()
+	pm = p.srv.Process.Pid
+	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
+		t.Fatalf("testenv: stopping postgres: %v", err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	waitPidStopped(t, pm, deadline)
+	backends, err := childrenOf(pm)
+	if err != nil {
+		t.Fatalf("testenv: postgres's backends: %v", err)
+	}
+	return pm, deadline, backends
+}
+
 // Kill SIGKILLs the server, the postmaster and every backend, and returns once none of them runs any
 // more: a restart refuses while a backend of the old server still holds its shared memory.
 //
@@ -146,16 +163,7 @@ func (p *Postgres) start(t testing.TB) error {
 // postmaster gone and has no chance to do anything a crash would not let it do.
 func (p *Postgres) Kill(t testing.TB) {
 	t.Helper()
-	pm := p.srv.Process.Pid
-	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
-		t.Fatalf("testenv: stopping postgres: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	waitPidStopped(t, pm, deadline)
-	backends, err := childrenOf(pm)
-	if err != nil {
-		t.Fatalf("testenv: postgres's backends: %v", err)
-	}
+	pm, deadline, backends := p.stopPostmaster(t)
 	for _, b := range backends {
 		_ = syscall.Kill(b.pid, syscall.SIGKILL) // one that exited meanwhile is gone already
 	}
@@ -216,16 +224,7 @@ func (p *Postgres) Freeze(t testing.TB) {
 		})
 	}
 	p.isFrozen = true
-	pm := p.srv.Process.Pid
-	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
-		t.Fatalf("testenv: stopping postgres: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	waitPidStopped(t, pm, deadline)
-	backends, err := childrenOf(pm)
-	if err != nil {
-		t.Fatalf("testenv: postgres's backends: %v", err)
-	}
+	_, deadline, backends := p.stopPostmaster(t)
 	p.frozen = backends
 	for _, b := range backends {
 		_ = syscall.Kill(b.pid, syscall.SIGSTOP)
