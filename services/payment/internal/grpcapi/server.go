@@ -19,6 +19,7 @@ import (
 	"github.com/bourse-dev/bourse/pkg/errs"
 	paymentv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/payment/v1"
 	"github.com/bourse-dev/bourse/pkg/server"
+	"github.com/bourse-dev/bourse/pkg/sqldb"
 	"github.com/bourse-dev/bourse/services/payment/internal/domain"
 	"github.com/bourse-dev/bourse/services/payment/internal/flows"
 	"github.com/bourse-dev/bourse/services/payment/internal/idempotency"
@@ -68,7 +69,7 @@ func toStatus(err error) error {
 	if errors.Is(err, idempotency.ErrInUse) {
 		return status.Error(codes.Aborted, idempotency.ErrInUse.Error())
 	}
-	if errs.KindOf(err) == errs.KindInternal && store.Unavailable(err) {
+	if errs.KindOf(err) == errs.KindInternal && sqldb.Unavailable(err) {
 		return status.Error(codes.Unavailable, "the payment database is unavailable; retry with the same idempotency key")
 	}
 	return server.ToStatus(err)

@@ -47,7 +47,7 @@ func TestHungPostgresFailsWithinTheTimeout(t *testing.T) {
 	}
 	for range 8 {
 		o := <-out
-		if !errors.Is(o.err, sqldb.ErrTxTimeout) || !Unavailable(o.err) {
+		if !errors.Is(o.err, sqldb.ErrTxTimeout) || !sqldb.Unavailable(o.err) {
 			t.Errorf("%s while the database hangs: %v, want a timeout that Unavailable reports", o.what, o.err)
 		}
 	}

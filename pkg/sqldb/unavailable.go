@@ -1,4 +1,4 @@
-package store
+package sqldb
 
 import (
 	"context"
@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"strings"
-
-	"github.com/bourse-dev/bourse/pkg/sqldb"
 )
 
 // Unavailable reports whether err is the database being out of reach rather than a verdict on the
@@ -19,8 +17,8 @@ import (
 // ended is not one of these (the caller's own deadline), nor is a refusal by the database, which
 // would refuse the retry as well.
 func Unavailable(err error) bool {
-	if errors.Is(err, sqldb.ErrTxTimeout) {
-		return true // the database did not answer within the store's own bound (Options.TxTimeout)
+	if errors.Is(err, ErrTxTimeout) {
+		return true // no answer within the transaction's own bound (Options.TxTimeout, TimedOut)
 	}
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
@@ -32,7 +30,7 @@ func Unavailable(err error) bool {
 	if _, ok := errors.AsType[net.Error](err); ok {
 		return true // refused, reset, timed out at the socket
 	}
-	// pgx's errors, by their methods (the driver is pkg/sqldb's business).
+	// pgx's errors, by their methods (by their methods, so that this file depends on no driver).
 	if e, ok := errors.AsType[interface {
 		error
 		SQLState() string
@@ -46,8 +44,8 @@ func Unavailable(err error) bool {
 		return true // failed before anything was sent ("conn closed")
 	}
 	// SQLite's, by its method (primary result code, any extended one): SQLITE_BUSY, the lock held
-	// by another connection past the busy timeout (the store's write transactions take the write
-	// lock as they begin, so nothing of them was written), and SQLITE_FULL, the disk full (as
+	// by another connection past the busy timeout (write transactions take the write lock as
+	// they begin, _txlock=immediate, so nothing of them was written), and SQLITE_FULL, the disk full (as
 	// PostgreSQL's class 53).
 	if e, ok := errors.AsType[interface {
 		error

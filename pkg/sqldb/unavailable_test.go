@@ -1,4 +1,4 @@
-package store
+package sqldb
 
 import (
 	"context"
@@ -6,20 +6,18 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
-
-	"github.com/bourse-dev/bourse/pkg/sqldb"
 )
 
 // SQLite's answer while another connection holds the write lock past the busy timeout (an
 // operator's shell, a backup, a second process on the file) is "database is locked": the
 // database out of reach for now, not a verdict on the request. Nothing was written (the
 // transaction never began), so a retry with the same key is safe: Unavailable, as a hung
-// PostgreSQL's timeout is. (The store's busy timeout, 10 s, is below the default TxTimeout, 30 s:
-// a locked SQLite file answers this, not ErrTxTimeout.)
+// PostgreSQL's timeout is. (The busy timeout, 10 s, is below payment's default TxTimeout, 30 s: a
+// locked SQLite file answers this, not ErrTxTimeout.)
 func TestSQLiteLockedIsUnavailable(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "payment.db")
+	path := filepath.Join(t.TempDir(), "test.db")
 	ctx := context.Background()
-	holder, err := sqldb.Open(ctx, path)
+	holder, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +34,7 @@ func TestSQLiteLockedIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	other, err := sqldb.Open(ctx, path)
+	other, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +60,7 @@ func TestSQLiteLockedIsUnavailable(t *testing.T) {
 // reports: nothing was written, and the same request retried later succeeds.
 func TestSQLiteFullIsUnavailable(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "payment.db"))
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
