@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
@@ -91,11 +92,21 @@ type resyncer struct {
 	wake    chan struct{}
 	quit    chan struct{}
 	stopped chan struct{}
+	// requested counts requests; served is the count the last finished round began with. While
+	// requested > served a round is owed, and the shards report themselves syncing: between a
+	// request and its round's captures no shard's syncPending is set yet, and an operator (or a
+	// test) reading "not syncing" then would take missing reservations for settled ones.
+	requested atomic.Uint64
+	served    atomic.Uint64
 }
+
+// owed reports whether a requested round has not yet queued its captures.
+func (r *resyncer) owed() bool { return r.requested.Load() > r.served.Load() }
 
 // requestResync asks for a round; requests while one is pending merge into it.
 func (x *Exchange) requestResync(reason string) {
 	x.log.Info("re-sync of reservations with risk requested", "reason", reason)
+	x.resync.requested.Add(1)
 	select {
 	case x.resync.wake <- struct{}{}:
 	default:
@@ -207,6 +218,7 @@ func (x *Exchange) accountsWithOpenOrders(want func(string) bool) map[string]boo
 // pending one re-syncs it, and what it does not cover (checks of the generations since) waits for
 // the next round.
 func (x *Exchange) resyncRound() bool {
+	covers := x.resync.requested.Load() // requests after this load wake the next round
 	g := x.checker.bump()
 	if !x.checker.waitIdle(g, x.resync.quit) {
 		return false
@@ -234,6 +246,7 @@ func (x *Exchange) resyncRound() bool {
 			}
 		}
 	}
+	x.resync.served.Store(covers)
 	return true
 }
 
@@ -299,7 +312,7 @@ func (sh *shard) settlementStatus() ShardSettlement {
 	settled, queued, syncing, inc := sh.rep.status()
 	reason := sh.rep.haltReason()
 	return ShardSettlement{Shard: sh.index, Epoch: sh.rep.stream.Epoch, JournalSeq: sh.journal.LastSeq(), SettledSeq: settled,
-		Queued: queued, Halted: reason != "", HaltReason: reason, Syncing: syncing || sh.syncPending.Load(), RiskIncarnation: inc}
+		Queued: queued, Halted: reason != "", HaltReason: reason, Syncing: syncing || sh.syncPending.Load() || sh.x.resync.owed(), RiskIncarnation: inc}
 }
 
 // ResumeSettlement makes a halted shard retry its refused settlement now.
