@@ -66,8 +66,36 @@ const (
 )
 
 // unavailableState: SQLSTATE classes 08 (connection exception) and 53 (insufficient resources: too
-// many connections, out of memory or disk), and 57P01–57P03 (the server shutting down, crashed,
-// or not yet accepting connections: "the database system is starting up" during crash recovery).
+// many connections, out of memory or disk), 57014 (a statement cancelled: statement_timeout, or an
+// operator's pg_cancel_backend; its transaction is aborted whole), and 57P01–57P03 (the server
+// shutting down, crashed, or not yet accepting connections: "the database system is starting up"
+// during crash recovery). 08P01 (protocol violation) is a fault of the request's bytes, which a
+// retry repeats, so it is not one of these.
 func unavailableState(s string) bool {
-	return strings.HasPrefix(s, "08") || strings.HasPrefix(s, "53") || s == "57P01" || s == "57P02" || s == "57P03"
+	switch s {
+	case "08P01":
+		return false
+	case "57014", "57P01", "57P02", "57P03":
+		return true
+	}
+	return strings.HasPrefix(s, "08") || strings.HasPrefix(s, "53")
+}
+
+// RolledBack reports whether the database rolled err's transaction back whole to end a conflict
+// with another transaction: a deadlock (40P01) or a serialization failure (40001). Nothing of it
+// was written and the conflict is gone with it, so the same request retried (with the same
+// idempotency key) goes through: the conflict is the system's, not a verdict on the request.
+func RolledBack(err error) bool {
+	e, ok := errors.AsType[interface {
+		error
+		SQLState() string
+	}](err)
+	if !ok {
+		return false
+	}
+	switch e.SQLState() {
+	case "40001", "40P01":
+		return true
+	}
+	return false
 }

@@ -59,7 +59,8 @@ type Server struct {
 // New returns the server over svc.
 func New(svc *flows.Service) *Server { return &Server{flows: svc, st: svc.Store()} }
 
-// toStatus is the one place errors become codes: idempotency_key_in_use is Aborted (retryable), the
+// toStatus is the one place errors become codes: idempotency_key_in_use is Aborted (retryable), a
+// transaction the database rolled back to end a conflict (deadlock, serialization) Aborted too, the
 // database out of reach Unavailable (retryable: a retry with the same key reads what committed), the
 // rest goes through the runtime's kind mapping.
 func toStatus(err error) error {
@@ -71,6 +72,9 @@ func toStatus(err error) error {
 	}
 	if errs.KindOf(err) == errs.KindInternal && sqldb.Unavailable(err) {
 		return status.Error(codes.Unavailable, "the payment database is unavailable; retry with the same idempotency key")
+	}
+	if errs.KindOf(err) == errs.KindInternal && sqldb.RolledBack(err) {
+		return status.Error(codes.Aborted, "the payment database rolled back a conflicting transaction; retry with the same idempotency key")
 	}
 	return server.ToStatus(err)
 }

@@ -2,13 +2,16 @@ package grpcapi
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/bourse-dev/bourse/pkg/auth"
+	"github.com/bourse-dev/bourse/pkg/errs"
 	paymentv1 "github.com/bourse-dev/bourse/pkg/gen/bourse/payment/v1"
 	"github.com/bourse-dev/bourse/pkg/testenv"
 	"github.com/bourse-dev/bourse/services/payment/internal/flows"
@@ -72,5 +75,24 @@ func TestDatabaseDownIsUnavailable(t *testing.T) {
 	again, err := pay(ctx, "k2")
 	if err != nil || !again.GetReplayed() || again.GetPayment().GetStatus() != paymentv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED {
 		t.Fatalf("k2 retried once the database is back: %v, %v; want its payment replayed as succeeded", again, err)
+	}
+}
+
+// The codes of PostgreSQL's answers that are not verdicts on the request (pkg/sqldb proves a real
+// server gives these SQLSTATEs): a transaction rolled back to end a conflict is Aborted, a
+// cancelled statement Unavailable, both retryable with the same key; a refusal stays Internal.
+func TestDatabaseConflictsAreRetryable(t *testing.T) {
+	for state, want := range map[string]codes.Code{
+		"40P01": codes.Aborted,     // deadlock_detected
+		"40001": codes.Aborted,     // serialization_failure
+		"57014": codes.Unavailable, // query_canceled (statement_timeout)
+		"08006": codes.Unavailable, // connection_failure
+		"23505": codes.Internal,    // unique_violation: a refusal a retry repeats
+		"08P01": codes.Internal,    // protocol_violation: so is this
+	} {
+		err := errs.Wrap(errs.KindInternal, fmt.Errorf("store: %w", &pgconn.PgError{Code: state}), "create payment")
+		if got := status.Code(toStatus(err)); got != want {
+			t.Errorf("SQLSTATE %s: %v, want %v", state, got, want)
+		}
 	}
 }
