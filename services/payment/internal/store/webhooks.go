@@ -54,19 +54,8 @@ func (w webhookStore) Due(ctx context.Context, q webhook.DueQuery) ([]webhook.De
 	var out []webhook.Delivery
 	err := s.InTx(ctx, func(tx *Tx) error {
 		out = out[:0]
-		where, args := `final = '' AND next_at <= ?`, []any{nanos(q.Now)}
-		if len(q.SkipEndpoints) > 0 {
-			where += ` AND endpoint_id NOT IN (?` + strings.Repeat(",?", len(q.SkipEndpoints)-1) + `)`
-			for _, e := range q.SkipEndpoints {
-				args = append(args, e)
-			}
-		}
-		lock := ""
-		if s.Dialect() == sqldb.Postgres {
-			lock = " FOR UPDATE SKIP LOCKED"
-		}
-		rows, err := tx.query(ctx, `SELECT id FROM webhook_deliveries WHERE `+where+` ORDER BY next_at LIMIT ?`+lock,
-			append(args, q.Limit)...)
+		query, args := dueQuery(q, s.Dialect())
+		rows, err := tx.query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -90,10 +79,10 @@ func (w webhookStore) Due(ctx context.Context, q webhook.DueQuery) ([]webhook.De
 			var d webhook.Delivery
 			var typ, data, url, secret string
 			var created, evCreated int64
-			err := tx.queryRow(ctx, `SELECT d.id, d.attempts, d.created_at, e.id, e.type, e.data, e.created_at, w.id, w.url, w.secret
+			err := tx.queryRow(ctx, `SELECT d.id, d.attempts, d.created_at, e.id, e.type, e.data, e.created_at, w.id, w.account_id, w.url, w.secret
 				FROM webhook_deliveries d JOIN events e ON e.id = d.event_id JOIN webhook_endpoints w ON w.id = d.endpoint_id
 				WHERE d.id = ? AND w.deleted = 0`, id).
-				Scan(&d.ID, &d.Attempts, &created, &d.Event.ID, &typ, &data, &evCreated, &d.Endpoint.ID, &url, &secret)
+				Scan(&d.ID, &d.Attempts, &created, &d.Event.ID, &typ, &data, &evCreated, &d.Endpoint.ID, &d.Endpoint.Account, &url, &secret)
 			if err != nil {
 				// A deleted endpoint's deliveries end here.
 				if _, err := tx.exec(ctx, `UPDATE webhook_deliveries SET final = 'endpoint_deleted' WHERE id = ?`, id); err != nil {
@@ -108,6 +97,32 @@ func (w webhookStore) Due(ctx context.Context, q webhook.DueQuery) ([]webhook.De
 		return nil
 	})
 	return out, err
+}
+
+// dueQuery is Due's search for the ids to claim: due, not final, oldest first, neither of a skipped
+// endpoint nor of a skipped account's endpoint. An account's endpoints are read by
+// webhook_endpoints_account, its handful of ids then excluded as the skipped endpoints are, while
+// the deliveries are read by webhook_deliveries_due as without skips.
+func dueQuery(q webhook.DueQuery, d sqldb.Dialect) (string, []any) {
+	where, args := `final = '' AND next_at <= ?`, []any{nanos(q.Now)}
+	if len(q.SkipEndpoints) > 0 {
+		where += ` AND endpoint_id NOT IN (?` + strings.Repeat(",?", len(q.SkipEndpoints)-1) + `)`
+		for _, e := range q.SkipEndpoints {
+			args = append(args, e)
+		}
+	}
+	if len(q.SkipAccounts) > 0 {
+		where += ` AND endpoint_id NOT IN (SELECT id FROM webhook_endpoints WHERE account_id IN (?` +
+			strings.Repeat(",?", len(q.SkipAccounts)-1) + `))`
+		for _, a := range q.SkipAccounts {
+			args = append(args, a)
+		}
+	}
+	lock := ""
+	if d == sqldb.Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	return `SELECT id FROM webhook_deliveries WHERE ` + where + ` ORDER BY next_at LIMIT ?` + lock, append(args, q.Limit)
 }
 
 // Record stores one attempt's result.

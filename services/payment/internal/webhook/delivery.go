@@ -41,6 +41,9 @@ func (e Event) Body() ([]byte, error) {
 type Endpoint struct {
 	ID  string
 	URL string
+	// Account owns the endpoint: its endpoints together get at most Config.PerAccount workers. Empty
+	// (no account) leaves the endpoint to its PerEndpoint share alone; the payment store always sets it.
+	Account string
 	// Secrets signs with each (one v1 per secret): the current one, plus the previous one for a while
 	// after a rotation, so receivers can switch at their own pace.
 	Secrets []string
@@ -65,8 +68,8 @@ const (
 	Failed
 	// GaveUp: the attempt failed and the next one would fall past MaxAge. Final.
 	GaveUp
-	// Deferred: not attempted (its endpoint already had its share of the dispatcher's workers in
-	// flight); due again at NextAttempt, Attempts unchanged, nothing to add to the attempt log.
+	// Deferred: not attempted (its endpoint or its account already had its share of the
+	// dispatcher's workers in flight); due again at NextAttempt, Attempts unchanged, nothing to add to the attempt log.
 	Deferred
 )
 
@@ -101,9 +104,9 @@ type Result struct {
 
 // Store is the durable side of deliveries, implemented by the payment service's database.
 //
-// Due returns up to q.Limit deliveries that are not final, whose next attempt is at or before q.Now
-// and whose endpoint is not in q.SkipEndpoints (those this dispatcher cannot take more of now),
-// oldest due first, and claims them: none of them is returned again (to this or any other
+// Due returns up to q.Limit deliveries that are not final, whose next attempt is at or before q.Now,
+// whose endpoint is not in q.SkipEndpoints and whose endpoint's account is not in q.SkipAccounts
+// (those this dispatcher cannot take more of now), oldest due first, and claims them: none of them is returned again (to this or any other
 // dispatcher, on any replica) until q.Now+q.Lease, unless Record reschedules it first. The dispatcher's
 // lease always exceeds its request timeout, so a claimed delivery is recorded before the claim
 // lapses unless the process dies, in which case the delivery is simply due again.
@@ -122,6 +125,7 @@ type DueQuery struct {
 	Lease         time.Duration
 	Limit         int
 	SkipEndpoints []string // endpoint ids; at most 4×Config.Concurrency of them
+	SkipAccounts  []string // account ids (Endpoint.Account, never empty); at most 2×Config.Concurrency
 }
 
 // MaxURL bounds an endpoint URL.

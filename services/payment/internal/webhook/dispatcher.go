@@ -22,6 +22,10 @@ type Config struct {
 	// PerEndpoint is how many of them one endpoint may hold (default Concurrency/4, at least 1), so a
 	// slow or hanging receiver holds at most that many workers and never stalls the others.
 	PerEndpoint int
+	// PerAccount is how many of them the endpoints of one account may hold together (default
+	// Concurrency/4, at least 1), so an account with many endpoints, each within its own share, still
+	// leaves the other accounts their workers. An endpoint holds at most the smaller of the two.
+	PerAccount int
 	// RequestTimeout bounds one HTTP attempt, connection to last byte (default 10 s).
 	RequestTimeout time.Duration
 	// InitialBackoff is the wait after the first failure; it doubles per failure up to MaxBackoff
@@ -55,6 +59,10 @@ func (c Config) withDefaults() Config {
 		c.PerEndpoint = max(c.Concurrency/4, 1)
 	}
 	c.PerEndpoint = min(c.PerEndpoint, c.Concurrency)
+	if c.PerAccount <= 0 {
+		c.PerAccount = max(c.Concurrency/4, 1)
+	}
+	c.PerAccount = min(c.PerAccount, c.Concurrency)
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 10 * time.Second
 	}
@@ -129,18 +137,22 @@ func (d *Dispatcher) lease() time.Duration { return d.cfg.RequestTimeout + 30*ti
 // RequestTimeout, and canceled by ctx) and returns ctx's error. The workers it starts block only on
 // their HTTP request and on Store.Record.
 //
-// Run claims up to twice Concurrency deliveries: those running, and for each endpoint at its
-// PerEndpoint share a short local queue (PerEndpoint long) that starts as its workers free up.
-// An endpoint whose queue is full is skipped when asking the store, and a delivery past it in one
-// batch is handed back (Deferred), so that a slow endpoint's backlog never fills the claims the
-// other endpoints need. A queued delivery waits for at most one request of its
-// endpoint, well inside its lease.
+// Workers are shared at two levels: an endpoint holds at most PerEndpoint of them and the
+// endpoints of one account together at most PerAccount, so neither a hanging receiver nor an
+// account with many endpoints, each a little under the slow threshold, holds every worker.
+//
+// Run claims up to twice Concurrency deliveries: those running, and a short local queue of those
+// that wait for a worker (at most PerEndpoint per endpoint and PerAccount per account), which start
+// as workers free up, oldest queued first. An endpoint or account whose queue is full is skipped
+// when asking the store, and a delivery past it in one batch is handed back (Deferred), so that one
+// endpoint's or account's backlog never fills the claims the others need. A queued delivery waits
+// for the requests in flight ahead of it, each bounded by RequestTimeout, well inside its lease.
 //
 // An endpoint whose last attempt took longer than SlowAfter (a timeout, or a receiver that takes
 // its time) is slow until one does not: it gets one worker at a time, from a share of half of them
-// for all the slow endpoints together, and no local queue, so that however many endpoints hang, the
-// others keep the other half of the workers. A fresh endpoint that hangs holds its PerEndpoint
-// share for one RequestTimeout before it is known to be slow.
+// for all the slow endpoints together (and within its account's share), and no local queue, so that
+// however many endpoints hang, the others keep the other half of the workers. A fresh endpoint that
+// hangs holds its PerEndpoint share for one RequestTimeout before it is known to be slow.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -151,8 +163,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		done:    make(chan finished, d.cfg.Concurrency),
 		claimed: make(map[string]bool, 2*d.cfg.Concurrency),
 		running: make(map[string]int),
-		queued:  make(map[string][]Delivery),
-		slow:    make(map[string]struct{}),
+		queued:  make(map[string][]queuedDelivery),
+		acctRun: make(map[string]int),
+		acctQd:  make(map[string]int),
+		slow:    make(map[string]string),
 	}
 	defer s.handBack()
 	tick := time.NewTicker(d.cfg.PollInterval)

@@ -9,9 +9,9 @@ import (
 )
 
 // memStore is the unit-test Store. It keeps the contract the dispatcher relies on, as the payment
-// database does: Due returns only due, non-final deliveries of endpoints not skipped, oldest due
-// first, and claims them until
-// now+lease; Record applies each outcome as documented and logs every attempt.
+// database does: Due returns only due, non-final deliveries of endpoints not skipped, nor of an
+// account skipped (compared as the store's SQL does, empty ids included), oldest due first, and
+// claims them until now+lease; Record applies each outcome as documented and logs every attempt.
 type memStore struct {
 	mu   sync.Mutex
 	rows map[string]*memRow
@@ -37,7 +37,8 @@ func (m *memStore) Due(_ context.Context, q DueQuery) ([]Delivery, error) {
 	defer m.mu.Unlock()
 	var due []*memRow
 	for _, r := range m.rows {
-		if r.final == 0 && !r.next.After(q.Now) && !slices.Contains(q.SkipEndpoints, r.d.Endpoint.ID) {
+		if r.final == 0 && !r.next.After(q.Now) && !slices.Contains(q.SkipEndpoints, r.d.Endpoint.ID) &&
+			!slices.Contains(q.SkipAccounts, r.d.Endpoint.Account) {
 			due = append(due, r)
 		}
 	}

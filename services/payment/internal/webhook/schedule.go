@@ -2,8 +2,6 @@ package webhook
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"sync"
 	"time"
 )
@@ -14,12 +12,21 @@ type runState struct {
 	d       *Dispatcher
 	ctx     context.Context
 	wg      *sync.WaitGroup
-	done    chan finished         // workers report here; holds Concurrency, so a send never blocks
-	claimed map[string]bool       // delivery ids running or queued here
-	total   int                   // running
-	running map[string]int        // endpoint id -> running
-	queued  map[string][]Delivery // endpoint id -> waiting for one of its workers
-	slow    map[string]struct{}   // endpoints whose last attempt here took longer than SlowAfter
+	done    chan finished               // workers report here; holds Concurrency, so a send never blocks
+	claimed map[string]bool             // delivery ids running or queued here
+	total   int                         // running
+	running map[string]int              // endpoint id -> running
+	queued  map[string][]queuedDelivery // endpoint id -> waiting for a worker, oldest first
+	seq     uint64                      // queuing order, across endpoints
+	acctRun map[string]int              // account -> running, for endpoints with an account
+	acctQd  map[string]int              // account -> queued, for endpoints with an account
+	slow    map[string]string           // endpoint id -> its account, for the endpoints whose last attempt here took longer than SlowAfter
+}
+
+// queuedDelivery is a claimed delivery waiting for a worker; seq orders it among all the queued.
+type queuedDelivery struct {
+	dl  Delivery
+	seq uint64
 }
 
 // finished is a worker's report: the delivery it attempted and how long the request took.
@@ -49,45 +56,56 @@ func (s *runState) slowRunning() int {
 	return n
 }
 
-// canStart reports whether a delivery to ep may take a worker now.
-func (s *runState) canStart(ep string) bool {
-	if s.total >= s.d.cfg.Concurrency {
-		return false
-	}
-	if s.isSlow(ep) {
-		return s.running[ep] == 0 && s.slowRunning() < s.slowShare()
-	}
-	return s.running[ep] < s.d.cfg.PerEndpoint
+// accountFull reports whether account a holds its PerAccount share of the workers. An endpoint
+// without an account is bounded by its own share only.
+func (s *runState) accountFull(a string) bool {
+	return a != "" && s.acctRun[a] >= s.d.cfg.PerAccount
 }
 
-// skip lists the endpoints the store should not return now: those whose local queue is full, the
-// slow ones with an attempt running and, while the slow share is taken, up to Concurrency more slow
-// ones (the others, when due, are deferred by a RequestTimeout).
-func (s *runState) skip() []string {
-	var skip []string
+// canStart reports whether a delivery to ep may take a worker now.
+func (s *runState) canStart(ep Endpoint) bool {
+	if s.total >= s.d.cfg.Concurrency || s.accountFull(ep.Account) {
+		return false
+	}
+	if s.isSlow(ep.ID) {
+		return s.running[ep.ID] == 0 && s.slowRunning() < s.slowShare()
+	}
+	return s.running[ep.ID] < s.d.cfg.PerEndpoint
+}
+
+// skip lists the endpoints and the accounts the store should not return now. Endpoints: those whose
+// local queue is full, the slow ones with an attempt running and up to Concurrency more slow ones
+// that could not start either (the slow share is taken, or their account's; the others, when due,
+// are deferred by a RequestTimeout). Accounts: those whose local queue is full, at most
+// 2×Concurrency, since the claims are.
+func (s *runState) skip() (endpoints, accounts []string) {
 	for ep, q := range s.queued {
 		if len(q) >= s.d.cfg.PerEndpoint {
-			skip = append(skip, ep)
+			endpoints = append(endpoints, ep)
 		}
 	}
 	for ep := range s.running {
 		if s.isSlow(ep) {
-			skip = append(skip, ep)
+			endpoints = append(endpoints, ep)
 		}
 	}
-	if s.slowRunning() >= s.slowShare() {
-		n := 0
-		for ep := range s.slow {
-			if n == s.d.cfg.Concurrency {
-				break
-			}
-			if s.running[ep] == 0 {
-				skip = append(skip, ep)
-				n++
-			}
+	slowFull := s.slowRunning() >= s.slowShare()
+	n := 0
+	for ep, acct := range s.slow {
+		if n == s.d.cfg.Concurrency {
+			break
+		}
+		if s.running[ep] == 0 && (slowFull || s.accountFull(acct)) {
+			endpoints = append(endpoints, ep)
+			n++
 		}
 	}
-	return skip
+	for a, q := range s.acctQd {
+		if q >= s.d.cfg.PerAccount {
+			accounts = append(accounts, a)
+		}
+	}
+	return endpoints, accounts
 }
 
 // poll claims due deliveries for the free capacity and reports whether the store may hold more.
@@ -96,7 +114,9 @@ func (s *runState) poll() bool {
 	if free <= 0 {
 		return false
 	}
-	batch, err := s.d.store.Due(s.ctx, DueQuery{Now: s.d.cfg.Now(), Lease: s.d.lease(), Limit: free, SkipEndpoints: s.skip()})
+	skipEndpoints, skipAccounts := s.skip()
+	batch, err := s.d.store.Due(s.ctx, DueQuery{Now: s.d.cfg.Now(), Lease: s.d.lease(), Limit: free,
+		SkipEndpoints: skipEndpoints, SkipAccounts: skipAccounts})
 	if err != nil {
 		if s.ctx.Err() == nil {
 			s.d.cfg.Log.WarnContext(s.ctx, "webhook: reading due deliveries", "err", err)
@@ -104,36 +124,67 @@ func (s *runState) poll() bool {
 		return false
 	}
 	for _, dl := range batch {
-		ep := dl.Endpoint.ID
+		ep, acct := dl.Endpoint.ID, dl.Endpoint.Account
 		switch {
 		case s.claimed[dl.ID]:
 			// Claimed again while still held here (a store whose lease ran out): the attempt in
 			// flight or queued will record it.
-		case s.canStart(ep):
+		case s.canStart(dl.Endpoint):
 			s.start(dl)
 		case s.isSlow(ep):
 			// A slow endpoint keeps no queue here. With an attempt running it is skipped from the
-			// next poll, so it is due again at once; without, it waits for the slow share to free.
+			// next poll, so it is due again at once; without, it waits for the slow share or its
+			// account's to free.
 			next := s.d.cfg.Now()
 			if s.running[ep] == 0 {
 				next = next.Add(s.d.cfg.RequestTimeout)
 			}
 			s.d.deferDelivery(s.ctx, dl, next)
-		case len(s.queued[ep]) < s.d.cfg.PerEndpoint:
-			s.claimed[dl.ID] = true
-			s.queued[ep] = append(s.queued[ep], dl)
+		case len(s.queued[ep]) < s.d.cfg.PerEndpoint && (acct == "" || s.acctQd[acct] < s.d.cfg.PerAccount):
+			s.enqueue(dl)
 		default:
-			// Due again at once: its endpoint is skipped from the next poll until it has room.
+			// Due again at once: its endpoint or its account is skipped from the next poll until it
+			// has room.
 			s.d.deferDelivery(s.ctx, dl, s.d.cfg.Now())
 		}
 	}
 	return len(batch) == free
 }
 
+func (s *runState) enqueue(dl Delivery) {
+	s.claimed[dl.ID] = true
+	s.seq++
+	s.queued[dl.Endpoint.ID] = append(s.queued[dl.Endpoint.ID], queuedDelivery{dl, s.seq})
+	if a := dl.Endpoint.Account; a != "" {
+		s.acctQd[a]++
+	}
+}
+
+// dequeue takes the first queued delivery of endpoint ep off the queue.
+func (s *runState) dequeue(ep string) Delivery {
+	q := s.queued[ep]
+	dl := q[0].dl
+	if len(q) == 1 {
+		delete(s.queued, ep)
+	} else {
+		s.queued[ep] = q[1:]
+	}
+	delete(s.claimed, dl.ID)
+	if a := dl.Endpoint.Account; a != "" {
+		if s.acctQd[a]--; s.acctQd[a] <= 0 {
+			delete(s.acctQd, a)
+		}
+	}
+	return dl
+}
+
 func (s *runState) start(dl Delivery) {
 	s.claimed[dl.ID] = true
 	s.total++
 	s.running[dl.Endpoint.ID]++
+	if a := dl.Endpoint.Account; a != "" {
+		s.acctRun[a]++
+	}
 	s.wg.Go(func() {
 		took := s.d.attempt(s.ctx, dl)
 		s.done <- finished{dl, took}
@@ -143,11 +194,16 @@ func (s *runState) start(dl Delivery) {
 // finish books a finished attempt, learns whether its endpoint is slow, and starts queued
 // deliveries on the freed workers.
 func (s *runState) finish(f finished) {
-	ep := f.dl.Endpoint.ID
+	ep, acct := f.dl.Endpoint.ID, f.dl.Endpoint.Account
 	delete(s.claimed, f.dl.ID)
 	s.total--
 	if s.running[ep]--; s.running[ep] <= 0 {
 		delete(s.running, ep)
+	}
+	if acct != "" {
+		if s.acctRun[acct]--; s.acctRun[acct] <= 0 {
+			delete(s.acctRun, acct)
+		}
 	}
 	if f.took > s.d.cfg.SlowAfter {
 		if _, ok := s.slow[ep]; !ok && len(s.slow) >= maxSlowTracked {
@@ -156,33 +212,38 @@ func (s *runState) finish(f finished) {
 				break
 			}
 		}
-		s.slow[ep] = struct{}{}
+		s.slow[ep] = acct
 	} else {
 		delete(s.slow, ep)
 	}
 	if s.ctx.Err() != nil {
 		return
 	}
-	// Its own endpoint first (it just freed a slot there), then any other with room.
-	for _, e := range append([]string{ep}, slices.Collect(maps.Keys(s.queued))...) {
-		for len(s.queued[e]) > 0 && s.canStart(e) {
-			next := s.queued[e][0]
-			s.queued[e] = s.queued[e][1:]
-			delete(s.claimed, next.ID)
-			s.start(next)
+	s.startQueued()
+	if s.isSlow(ep) {
+		// Queued before it was found slow: handed back, due at once (it is skipped while its
+		// attempt runs), rather than held here past a slot it may not get for a while.
+		for len(s.queued[ep]) > 0 {
+			s.d.deferDelivery(s.ctx, s.dequeue(ep), s.d.cfg.Now())
 		}
-		if s.isSlow(e) {
-			// Queued before it was found slow: handed back, due at once (it is skipped while its
-			// attempt runs), rather than held here past a slot it may not get for a while.
-			for _, dl := range s.queued[e] {
-				delete(s.claimed, dl.ID)
-				s.d.deferDelivery(s.ctx, dl, s.d.cfg.Now())
+	}
+}
+
+// startQueued starts queued deliveries while any can start, oldest queued first: a delivery that
+// waits for its account's share (or for any worker) is not overtaken by ones queued after it, so
+// it starts once the requests in flight ahead of it end.
+func (s *runState) startQueued() {
+	for {
+		next, oldest, found := "", uint64(0), false
+		for ep, q := range s.queued {
+			if (!found || q[0].seq < oldest) && s.canStart(q[0].dl.Endpoint) {
+				next, oldest, found = ep, q[0].seq, true
 			}
-			s.queued[e] = nil
 		}
-		if len(s.queued[e]) == 0 {
-			delete(s.queued, e)
+		if !found {
+			return
 		}
+		s.start(s.dequeue(next))
 	}
 }
 
@@ -191,8 +252,8 @@ func (s *runState) finish(f finished) {
 func (s *runState) handBack() {
 	now := s.d.cfg.Now()
 	for _, q := range s.queued {
-		for _, dl := range q {
-			s.d.deferDelivery(s.ctx, dl, now)
+		for _, qd := range q {
+			s.d.deferDelivery(s.ctx, qd.dl, now)
 		}
 	}
 }

@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bourse-dev/bourse/pkg/sqldb"
+	"github.com/bourse-dev/bourse/services/payment/internal/webhook"
+)
+
+// addEvents writes n events of account, each owed to every live endpoint of the account.
+func addEvents(t *testing.T, s *Store, account string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range n {
+		err := s.InTx(ctx, func(tx *Tx) error {
+			return tx.AddEvent(ctx, "payment.succeeded", account, fmt.Sprint("pay_", account, i), map[string]int{"n": i})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Due with SkipAccounts returns none of the skipped accounts' deliveries, whichever of their
+// endpoints they are owed to, and every other one; it claims none of the skipped, which the next
+// Due without skips returns. Each delivery names its endpoint's account.
+func TestDueSkipsAccounts(t *testing.T) {
+	onBoth(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		endpoints := map[string]string{} // endpoint id -> account
+		for _, a := range []string{"acct_a", "acct_a", "acct_a", "acct_b", "acct_c", "acct_c"} {
+			endpoints[addEndpoint(t, s, a)] = a
+		}
+		for _, a := range []string{"acct_a", "acct_b", "acct_c"} {
+			addEvents(t, s, a, 5)
+		}
+		byAccount := func(due []webhook.Delivery) map[string]int {
+			got := map[string]int{}
+			for _, d := range due {
+				if d.Endpoint.Account != endpoints[d.Endpoint.ID] {
+					t.Fatalf("delivery %s of endpoint %s names account %q, want %q", d.ID, d.Endpoint.ID, d.Endpoint.Account, endpoints[d.Endpoint.ID])
+				}
+				got[d.Endpoint.Account]++
+			}
+			return got
+		}
+		now := time.Now().Add(time.Hour)
+		due, err := s.Webhooks().Due(ctx, webhook.DueQuery{Now: now, Lease: time.Minute, Limit: 100, SkipAccounts: []string{"acct_a", "acct_x"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := byAccount(due), map[string]int{"acct_b": 5, "acct_c": 10}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("due skipping acct_a: deliveries by account %v, want %v", got, want)
+		}
+		// Both kinds of skip at once: an endpoint of acct_a's is no less skipped for being listed
+		// twice, and an unskipped account's endpoint is skipped alone.
+		var oneOfA string
+		for ep, a := range endpoints {
+			if a == "acct_a" {
+				oneOfA = ep
+				break
+			}
+		}
+		due, err = s.Webhooks().Due(ctx, webhook.DueQuery{Now: now, Lease: time.Minute, Limit: 100,
+			SkipEndpoints: []string{oneOfA}, SkipAccounts: []string{"acct_a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(due) != 0 {
+			t.Fatalf("due again with acct_a skipped: %d deliveries, want none (b's and c's are claimed)", len(due))
+		}
+		due, err = s.Webhooks().Due(ctx, webhook.DueQuery{Now: now, Lease: time.Minute, Limit: 100, SkipEndpoints: []string{oneOfA}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := byAccount(due), map[string]int{"acct_a": 10}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("due with one of acct_a's endpoints skipped: deliveries by account %v, want %v", got, want)
+		}
+		for _, d := range due {
+			if d.Endpoint.ID == oneOfA {
+				t.Fatalf("delivery %s of the skipped endpoint returned", d.ID)
+			}
+		}
+	})
+}
+
+// Skipping accounts keeps Due's search on the due index (no scan of every delivery ever written,
+// no sort), the skipped accounts' endpoints read by the account index. SQLite's plan.
+func TestDueSkippingAccountsReadsIndexes(t *testing.T) {
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "payment.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	query, args := dueQuery(webhook.DueQuery{Now: time.Now(), Limit: 32,
+		SkipEndpoints: []string{"we_1", "we_2"}, SkipAccounts: []string{"acct_a", "acct_b", "acct_c"}}, sqldb.SQLite)
+	rows, err := s.db.Query(`EXPLAIN QUERY PLAN `+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, detail)
+	}
+	rows.Close()
+	plan := strings.Join(steps, "; ")
+	searchesDue := slices.ContainsFunc(steps, func(st string) bool {
+		return strings.HasPrefix(st, "SEARCH webhook_deliveries USING INDEX webhook_deliveries_due (final=? AND next_at<?)")
+	})
+	searchesAccounts := slices.ContainsFunc(steps, func(st string) bool {
+		return strings.HasPrefix(st, "SEARCH webhook_endpoints USING") && strings.Contains(st, "INDEX webhook_endpoints_account (account_id=?)")
+	})
+	if !searchesDue || !searchesAccounts || strings.Contains(plan, "SCAN webhook_deliveries") || strings.Contains(plan, "TEMP B-TREE") {
+		t.Errorf("plan %q: want a search of webhook_deliveries_due and of webhook_endpoints_account, no scan of the deliveries, no sort", plan)
+	}
+}
