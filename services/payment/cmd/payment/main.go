@@ -69,7 +69,7 @@ func main() {
 	webhookBackoff := fs.Duration("webhook-initial-backoff", 30*time.Second, "wait after a webhook delivery's first failure; doubles up to --max-backoff")
 	retention := fs.Duration("idempotency-retention", idempotency.DefaultRetention, "how long idempotency keys are kept")
 	maxBackoff := fs.Duration("max-backoff", time.Hour, "longest wait between retries: the janitor's lookups of open operations, the outbox's calls to risk and webhook deliveries back off exponentially up to it (at least 1s)")
-	dbTimeout := fs.Duration("database-timeout", store.DefaultTxTimeout, "longest a write transaction may take, its commit included: a database that hangs then fails the requests waiting on it with Unavailable (retry with the same key) instead of holding them (at least 1s)")
+	dbTimeout := fs.Duration("database-timeout", store.DefaultTxTimeout, "longest a write transaction (its commit included) or a read may take: a database that hangs then fails the requests waiting on it with Unavailable (retry with the same key) instead of holding them (at least 1s)")
 	captureWindow := fs.Duration("capture-window", flows.DefaultCaptureWindow, "how long a manual-capture authorization waits for its capture before the janitor voids it and cancels the payment (reason expired)")
 
 	os.Exit(app.Main(func(ctx context.Context, env *server.Env) (server.Service, error) {

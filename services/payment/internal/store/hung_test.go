@@ -13,7 +13,8 @@ import (
 // A PostgreSQL server that hangs instead of failing (every process stopped: connections open,
 // nothing answers). Every write, through a lane or the general path, fails within the store's
 // TxTimeout with an error Unavailable reports (the client's retry is safe); nothing hangs on the
-// lanes' writers; once the server answers again the same store writes, and the lanes' deposits
+// lanes' writers; reads (a replay's, a GetPayment's, a list's) fail the same way within the same
+// bound, however long their callers would wait; once the server answers again the same store writes, and the lanes' deposits
 // that failed left nothing behind that the invariants or a fresh claim of their keys trip on.
 func TestHungPostgresFailsWithinTheTimeout(t *testing.T) {
 	pg := testenv.StartPostgresServer(t)
@@ -24,7 +25,8 @@ func TestHungPostgresFailsWithinTheTimeout(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	if ok, err := s.ClaimDeposit(ctx, laneDeposit(s, "hung", "before", 100)); !ok || err != nil {
+	before := laneDeposit(s, "hung", "before", 100)
+	if ok, err := s.ClaimDeposit(ctx, before); !ok || err != nil {
 		t.Fatalf("claim before: %v %v", ok, err)
 	}
 
@@ -34,7 +36,7 @@ func TestHungPostgresFailsWithinTheTimeout(t *testing.T) {
 		what string
 		err  error
 	}
-	out := make(chan outcome, 8)
+	out := make(chan outcome, 11)
 	for i := range 4 {
 		go func() {
 			_, err := s.ClaimDeposit(ctx, laneDeposit(s, "hung", "lane-"+string(rune('a'+i)), 100))
@@ -45,7 +47,19 @@ func TestHungPostgresFailsWithinTheTimeout(t *testing.T) {
 			out <- outcome{"general claim", err}
 		}()
 	}
-	for range 8 {
+	go func() {
+		_, err := s.GetPayment(ctx, before.Payment.ID)
+		out <- outcome{"GetPayment", err}
+	}()
+	go func() {
+		_, _, err := s.FinishedKey(ctx, before.Key.Caller, before.Key.Key, time.Hour)
+		out <- outcome{"replay's read", err}
+	}()
+	go func() {
+		_, err := s.ListPayments(ctx, PaymentFilter{AccountID: "hung", Limit: 10})
+		out <- outcome{"ListPayments", err}
+	}()
+	for range 11 {
 		o := <-out
 		if !errors.Is(o.err, sqldb.ErrTxTimeout) || !sqldb.Unavailable(o.err) {
 			t.Errorf("%s while the database hangs: %v, want a timeout that Unavailable reports", o.what, o.err)

@@ -63,7 +63,7 @@ func (s *Store) FinishedKey(ctx context.Context, caller, key string, retention t
 	return rec, true, nil
 }
 
-func scanKey(row *sql.Row, caller, key string) (idempotency.Record, error) {
+func scanKey(row scanner, caller, key string) (idempotency.Record, error) {
 	r := idempotency.Record{Caller: caller, Key: key}
 	var resp string
 	var created int64

@@ -218,16 +218,16 @@ func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error
 	return t.q.Query(t.stmtCtx(ctx), q, args...)
 }
 
-func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return s.readStmts().QueryRow(ctx, q, args...)
-}
-
-func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return s.readStmts().Query(ctx, q, args...)
+// rowSet is what collect reads: *sql.Rows, or a read's boundedRows.
+type rowSet interface {
+	scanner
+	Next() bool
+	Close() error
+	Err() error
 }
 
 // collect scans every row of a query (rows and err as the query returned them) with scan.
-func collect[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
+func collect[T any, R rowSet](rows R, err error, scan func(scanner) (T, error)) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -293,6 +293,7 @@ func notFound(what, id string) error {
 // CheckInvariants verifies what must hold after every committed transaction: each ledger transaction
 // and the whole ledger sum to zero per currency, and no payment has refunded more than it captured.
 func (s *Store) CheckInvariants(ctx context.Context) error {
+	ctx = withoutReadBound(ctx) // it reads the whole ledger, and runs at start
 	rows, err := s.query(ctx, `SELECT tx_id, currency, SUM(amount) FROM ledger_entries GROUP BY tx_id, currency HAVING SUM(amount) <> 0`)
 	if err != nil {
 		return err
