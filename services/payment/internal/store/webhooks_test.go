@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bourse-dev/bourse/pkg/sqldb"
+	"github.com/bourse-dev/bourse/pkg/testenv"
 	"github.com/bourse-dev/bourse/services/payment/internal/webhook"
 )
 
@@ -124,5 +125,54 @@ func TestDueSkippingAccountsReadsIndexes(t *testing.T) {
 	})
 	if !searchesDue || !searchesAccounts || strings.Contains(plan, "SCAN webhook_deliveries") || strings.Contains(plan, "TEMP B-TREE") {
 		t.Errorf("plan %q: want a search of webhook_deliveries_due and of webhook_endpoints_account, no scan of the deliveries, no sort", plan)
+	}
+}
+
+// On PostgreSQL too: with most deliveries final and a few due, a Due that skips accounts reads the
+// due index, no scan of the deliveries and no sort, and finds the skipped accounts' endpoints by
+// the account index.
+func TestDueSkippingAccountsReadsIndexesOnPostgres(t *testing.T) {
+	s, err := Open(context.Background(), testenv.StartPostgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{
+		`INSERT INTO webhook_endpoints (id, caller, account_id, url, secret, created_at)
+			SELECT 'we_' || g, 'c', 'acct_' || (g % 500), 'https://example.test/', 's', g FROM generate_series(1, 5000) g`,
+		`INSERT INTO webhook_deliveries (id, event_id, endpoint_id, next_at, final, created_at)
+			SELECT 'd_' || g, 'evt_' || g, 'we_' || (g % 5000 + 1), g, CASE WHEN g % 1000 = 0 THEN '' ELSE 'delivered' END, g
+			FROM generate_series(1, 50000) g`,
+		`ANALYZE`,
+	} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	query, args := dueQuery(webhook.DueQuery{Now: time.Unix(0, 60000), Limit: 32,
+		SkipEndpoints: []string{"we_1", "we_2"}, SkipAccounts: []string{"acct_1", "acct_2", "acct_3"}}, sqldb.Postgres)
+	rows, err := conn.QueryContext(ctx, `EXPLAIN `+s.db.Rebind(query), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	rows.Close()
+	text := strings.Join(plan, "\n")
+	if !strings.Contains(text, " using webhook_deliveries_due ") || !strings.Contains(text, "webhook_endpoints_account") ||
+		strings.Contains(text, "Seq Scan on webhook_deliveries") || strings.Contains(text, "Sort") {
+		t.Errorf("plan\n%s\nwant a search of webhook_deliveries_due and of webhook_endpoints_account, no scan of the deliveries, no sort", text)
 	}
 }
