@@ -1,13 +1,67 @@
 package webhook
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
+
+// claimWatch is a memStore that counts, per account, the deliveries the dispatcher holds (returned
+// by Due and not yet recorded), as each Due begins: by then the dispatcher has handed back what it
+// did not keep of the previous batch, so what it holds is what runs and what waits in its queue.
+type claimWatch struct {
+	*memStore
+	mu      sync.Mutex
+	held    map[string]string // delivery id -> account
+	most    map[string]int    // account -> the most held at the start of a Due
+	skipped map[string]int    // account -> the Dues that skip it
+}
+
+func newClaimWatch(st *memStore) *claimWatch {
+	return &claimWatch{memStore: st, held: map[string]string{}, most: map[string]int{}, skipped: map[string]int{}}
+}
+
+func (c *claimWatch) Due(ctx context.Context, q DueQuery) ([]Delivery, error) {
+	c.mu.Lock()
+	per := map[string]int{}
+	for _, a := range c.held {
+		per[a]++
+	}
+	for a, n := range per {
+		c.most[a] = max(c.most[a], n)
+	}
+	for _, a := range q.SkipAccounts {
+		c.skipped[a]++
+	}
+	c.mu.Unlock()
+	out, err := c.memStore.Due(ctx, q)
+	c.mu.Lock()
+	for _, d := range out {
+		c.held[d.ID] = d.Endpoint.Account
+	}
+	c.mu.Unlock()
+	return out, err
+}
+
+func (c *claimWatch) Record(ctx context.Context, r Result) error {
+	err := c.memStore.Record(ctx, r)
+	c.mu.Lock()
+	delete(c.held, r.DeliveryID)
+	c.mu.Unlock()
+	return err
+}
+
+func (c *claimWatch) counts() (most, skipped map[string]int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.most), maps.Clone(c.skipped)
+}
 
 // inFlight counts the requests its receivers hold at once, over all of them, and the most ever.
 type inFlight struct{ now, max atomic.Int32 }
@@ -58,7 +112,8 @@ func TestManyEndpointsOfOneAccountDoNotStarveTheOthers(t *testing.T) {
 	defer b.Close()
 
 	// Eight workers: two per endpoint and two per account (both defaults, a quarter).
-	d, stop := start(t, st, Config{
+	watch := newClaimWatch(st)
+	d, stop := start(t, watch, Config{
 		Concurrency: 8, PollInterval: 10 * time.Millisecond,
 		RequestTimeout: 2 * time.Second, SlowAfter: time.Second,
 	})
@@ -84,6 +139,13 @@ func TestManyEndpointsOfOneAccountDoNotStarveTheOthers(t *testing.T) {
 	stop()
 	if m := aFlight.max.Load(); m > 2 {
 		t.Fatalf("account a had %d requests in flight at once, PerAccount is 2", m)
+	}
+	// Its claims are bounded too: two running and two waiting, and then it is skipped when claiming,
+	// so its backlog never takes the claims the other account's deliveries need.
+	most, skipped := watch.counts()
+	if most["acct_a"] > 4 || skipped["acct_a"] == 0 {
+		t.Fatalf("account a held at most %d claims and was skipped by %d Dues; want at most 4 (PerAccount running and queued), and some",
+			most["acct_a"], skipped["acct_a"])
 	}
 	if _, _, bad := bRc.count(); bad != 0 {
 		t.Fatalf("%d bad requests at b", bad)
