@@ -154,3 +154,43 @@ func TestManyEndpointsOfOneAccountDoNotStarveTheOthers(t *testing.T) {
 		t.Fatalf("account a's receivers answered %d requests, want %d (each delivered once)", got, endpointsOfA*eventsEach)
 	}
 }
+
+// Slow endpoints count toward their account: an account's hanging endpoints, once known to be slow,
+// get one worker each from the slow share, but never more than their account's share together (the
+// slow share alone would let four of them hold half of eight workers, one each). The other
+// account's deliveries go out meanwhile.
+func TestSlowEndpointsCountTowardTheirAccount(t *testing.T) {
+	hang := &hangingServer{}
+	slow := httptest.NewServer(hang)
+	defer slow.Close()
+	fastRc := newReceiver(t, "f")
+	fast := httptest.NewServer(fastRc)
+	defer fast.Close()
+
+	st := newMemStore()
+	const hanging = 4
+	for i := range hanging {
+		addEvents(st, 30, Endpoint{ID: fmt.Sprintf("we_slow%d", i), Account: "acct_a", URL: slow.URL, Secrets: []string{"s"}}, fmt.Sprintf("slow%d", i))
+	}
+	const timeout = 300 * time.Millisecond
+	d, stop := start(t, st, Config{
+		Concurrency: 8, PollInterval: 10 * time.Millisecond,
+		RequestTimeout: timeout, InitialBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+	})
+	d.Kick()
+	// Long enough for every hanging endpoint to be found slow and tried again.
+	eventually(t, 30*time.Second, "the hanging endpoints' requests", func() bool { return hang.total.Load() >= 3*hanging })
+	addEvents(st, 20, Endpoint{ID: "we_fast", Account: "acct_b", URL: fast.URL, Secrets: []string{"f"}}, "fast")
+	d.Kick()
+	eventually(t, 30*time.Second, "account b gets its 20 events while account a's endpoints hang", func() bool {
+		n, _, _ := fastRc.count()
+		return n == 20
+	})
+	stop()
+	if m := hang.max.Load(); m > 2 {
+		t.Fatalf("account a's hanging endpoints held %d requests at once; PerAccount is 2", m)
+	}
+	if _, _, bad := fastRc.count(); bad != 0 {
+		t.Fatalf("%d bad requests", bad)
+	}
+}
