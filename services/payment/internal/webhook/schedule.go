@@ -90,9 +90,13 @@ func (s *runState) skip() (endpoints, accounts []string) {
 		}
 	}
 	slowFull := s.slowRunning() >= s.slowShare()
+	anyAccountFull := false
+	for a := range s.acctRun {
+		anyAccountFull = anyAccountFull || s.accountFull(a)
+	}
 	n := 0
 	for ep, acct := range s.slow {
-		if n == s.d.cfg.Concurrency {
+		if n == s.d.cfg.Concurrency || !slowFull && !anyAccountFull {
 			break
 		}
 		if s.running[ep] == 0 && (slowFull || s.accountFull(acct)) {
