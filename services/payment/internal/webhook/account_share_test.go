@@ -194,3 +194,63 @@ func TestSlowEndpointsCountTowardTheirAccount(t *testing.T) {
 		t.Fatalf("%d bad requests", bad)
 	}
 }
+
+// Within an account too, one endpoint with an older backlog, answering a little under the slow
+// threshold, does not hold its account's share until the backlog is through: it may queue only half
+// its account's queue, so the account's other endpoint is claimed as well, and their queued
+// deliveries start oldest first. Before, the busy endpoint filled its account's queue, the account
+// was skipped when claiming, and the other endpoint's deliveries waited behind most of the backlog.
+func TestOneEndpointDoesNotStarveItsAccountsOthers(t *testing.T) {
+	const (
+		backlog     = 40
+		answerAfter = 150 * time.Millisecond
+	)
+	var busyFlight inFlight
+	var busyDone atomic.Int32
+	busyRc := newReceiver(t, "a")
+	busyRc.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		busyFlight.enter()
+		defer busyFlight.now.Add(-1)
+		defer busyDone.Add(1)
+		select {
+		case <-time.After(answerAfter):
+			return false
+		case <-r.Context().Done():
+			return true
+		}
+	}
+	busy := httptest.NewServer(busyRc)
+	defer busy.Close()
+	quickRc := newReceiver(t, "a")
+	quick := httptest.NewServer(quickRc)
+	defer quick.Close()
+	st := newMemStore()
+	addEvents(st, backlog, Endpoint{ID: "we_busy", Account: "acct_a", URL: busy.URL, Secrets: []string{"a"}}, "busy")
+	d, stop := start(t, st, Config{
+		Concurrency: 8, PollInterval: 10 * time.Millisecond,
+		RequestTimeout: 2 * time.Second, SlowAfter: time.Second,
+	})
+	d.Kick()
+	eventually(t, 30*time.Second, "the busy endpoint's first requests", func() bool { return busyFlight.now.Load() >= 2 })
+	addEvents(st, 10, Endpoint{ID: "we_quick", Account: "acct_a", URL: quick.URL, Secrets: []string{"a"}}, "quick")
+	d.Kick()
+	eventually(t, 30*time.Second, "the quick endpoint gets its 10 events", func() bool {
+		n, _, _ := quickRc.count()
+		return n == 10
+	})
+	n := busyDone.Load()
+	t.Logf("busy endpoint: %d of %d requests answered when the quick one's 10 were through", n, backlog)
+	if n >= backlog/2 {
+		t.Fatalf("the busy endpoint had %d of its %d requests answered before the quick endpoint of its account got its 10", n, backlog)
+	}
+	eventually(t, 60*time.Second, "every delivery final", st.allFinal)
+	stop()
+	if m := busyFlight.max.Load(); m > 2 {
+		t.Fatalf("the busy endpoint had %d requests in flight at once; PerEndpoint and PerAccount are 2", m)
+	}
+	for _, rc := range []*receiver{busyRc, quickRc} {
+		if _, _, bad := rc.count(); bad != 0 {
+			t.Fatalf("%d bad requests", bad)
+		}
+	}
+}

@@ -142,8 +142,9 @@ func (d *Dispatcher) lease() time.Duration { return d.cfg.RequestTimeout + 30*ti
 // account with many endpoints, each a little under the slow threshold, holds every worker.
 //
 // Run claims up to twice Concurrency deliveries: those running, and a short local queue of those
-// that wait for a worker (at most PerEndpoint per endpoint and PerAccount per account), which start
-// as workers free up, oldest queued first. An endpoint or account whose queue is full is skipped
+// that wait for a worker (at most PerAccount per account, and per endpoint PerEndpoint or half its
+// account's, so that one endpoint's older backlog leaves room for its account's other endpoints),
+// which start as workers free up, oldest queued first. An endpoint or account whose queue is full is skipped
 // when asking the store, and a delivery past it in one batch is handed back (Deferred), so that one
 // endpoint's or account's backlog never fills the claims the others need. A queued delivery waits
 // for the requests in flight ahead of it, each bounded by RequestTimeout, well inside its lease.

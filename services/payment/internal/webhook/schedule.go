@@ -62,6 +62,16 @@ func (s *runState) accountFull(a string) bool {
 	return a != "" && s.acctRun[a] >= s.d.cfg.PerAccount
 }
 
+// queueCap is how many deliveries of ep may wait here for a worker: PerEndpoint, and at most half
+// its account's queue, so that one endpoint's backlog, older than the rest, leaves its account's
+// other endpoints room to be claimed (and then to start, oldest queued first).
+func (s *runState) queueCap(ep Endpoint) int {
+	if ep.Account == "" {
+		return s.d.cfg.PerEndpoint
+	}
+	return min(s.d.cfg.PerEndpoint, max(s.d.cfg.PerAccount/2, 1))
+}
+
 // canStart reports whether a delivery to ep may take a worker now.
 func (s *runState) canStart(ep Endpoint) bool {
 	if s.total >= s.d.cfg.Concurrency || s.accountFull(ep.Account) {
@@ -80,7 +90,7 @@ func (s *runState) canStart(ep Endpoint) bool {
 // 2×Concurrency, since the claims are.
 func (s *runState) skip() (endpoints, accounts []string) {
 	for ep, q := range s.queued {
-		if len(q) >= s.d.cfg.PerEndpoint {
+		if len(q) >= s.queueCap(q[0].dl.Endpoint) {
 			endpoints = append(endpoints, ep)
 		}
 	}
@@ -144,7 +154,7 @@ func (s *runState) poll() bool {
 				next = next.Add(s.d.cfg.RequestTimeout)
 			}
 			s.d.deferDelivery(s.ctx, dl, next)
-		case len(s.queued[ep]) < s.d.cfg.PerEndpoint && (acct == "" || s.acctQd[acct] < s.d.cfg.PerAccount):
+		case len(s.queued[ep]) < s.queueCap(dl.Endpoint) && (acct == "" || s.acctQd[acct] < s.d.cfg.PerAccount):
 			s.enqueue(dl)
 		default:
 			// Due again at once: its endpoint or its account is skipped from the next poll until it
