@@ -67,6 +67,10 @@ func (r *boundedRows) Close() error {
 
 func (r *boundedRows) Err() error { return r.bound.timedOut(r.Rows.Err()) }
 
+// Scan is marked as Err is: when the bound ends after Next gave a row, database/sql closes the rows
+// and the Scan is the first to fail, with the bound's deadline.
+func (r *boundedRows) Scan(dest ...any) error { return r.bound.timedOut(r.Rows.Scan(dest...)) }
+
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) boundedRow {
 	b := s.readBound(ctx)
 	return boundedRow{row: s.readStmts().QueryRow(b.ctx, q, args...), bound: b}
