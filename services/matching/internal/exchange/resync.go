@@ -105,8 +105,8 @@ func (r *resyncer) owed() bool { return r.requested.Load() > r.served.Load() }
 
 // requestResync asks for a round; requests while one is pending merge into it.
 func (x *Exchange) requestResync(reason string) {
+	x.resync.requested.Add(1) // before anything that may take time: the status says syncing from here
 	x.log.Info("re-sync of reservations with risk requested", "reason", reason)
-	x.resync.requested.Add(1)
 	select {
 	case x.resync.wake <- struct{}{}:
 	default:
@@ -251,9 +251,16 @@ func (x *Exchange) resyncRound() bool {
 }
 
 // syncDone ends a shard's capture; if a round passed over the shard meanwhile, it asks for another.
+// The request comes before syncMissed is cleared, so that the shard says it is syncing throughout
+// (pending, then missed, then the round owed); the Swap after it still catches a round that passed
+// over the shard while this ran, as it did.
 func (sh *shard) syncDone() {
 	sh.syncPending.Store(false)
-	if sh.syncMissed.Swap(false) {
+	asked := sh.syncMissed.Load()
+	if asked {
+		sh.x.requestResync("a round passed over a shard whose re-sync was still pending")
+	}
+	if sh.syncMissed.Swap(false) && !asked {
 		sh.x.requestResync("a round passed over a shard whose re-sync was still pending")
 	}
 }
@@ -312,7 +319,7 @@ func (sh *shard) settlementStatus() ShardSettlement {
 	settled, queued, syncing, inc := sh.rep.status()
 	reason := sh.rep.haltReason()
 	return ShardSettlement{Shard: sh.index, Epoch: sh.rep.stream.Epoch, JournalSeq: sh.journal.LastSeq(), SettledSeq: settled,
-		Queued: queued, Halted: reason != "", HaltReason: reason, Syncing: syncing || sh.syncPending.Load() || sh.x.resync.owed(), RiskIncarnation: inc}
+		Queued: queued, Halted: reason != "", HaltReason: reason, Syncing: syncing || sh.syncPending.Load() || sh.syncMissed.Load() || sh.x.resync.owed(), RiskIncarnation: inc}
 }
 
 // ResumeSettlement makes a halted shard retry its refused settlement now.
