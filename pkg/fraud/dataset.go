@@ -45,7 +45,8 @@ var (
 //   - Labels are noisy: 2% of fraud is labelled honest (never reported), 0.3% of honest payments
 //     are labelled fraud (chargebacks).
 //
-// Amounts are drawn as if every currency were worth one US dollar: Vector has no exchange rate.
+// Amounts are drawn in US dollars and expressed in the sample's currency at its reference rate
+// (USDPerUnit), rounded to the currency's minor unit: what Vector reads back in dollars.
 func Generate(seed uint64, n int) ([]Sample, error) {
 	if n < 0 || n > MaxSamples {
 		return nil, fmt.Errorf("fraud: %d samples is outside 0-%d", n, MaxSamples)
@@ -62,7 +63,7 @@ func (r *rng) sample() Sample {
 	if !r.bernoulli(FraudRate) {
 		s := r.honest()
 		s.Fraud = r.bernoulli(falseChargeback)
-		return s
+		return s.inCurrency()
 	}
 	var s Sample
 	switch r.pick(0.35, 0.35, 0.30) {
@@ -74,6 +75,14 @@ func (r *rng) sample() Sample {
 		s = r.takeover()
 	}
 	s.Fraud = !r.bernoulli(missedFraudRate)
+	return s.inCurrency()
+}
+
+// inCurrency expresses the sample's amounts, drawn in US dollars, in its currency (no draw: the
+// samples of a seed stay the same draws).
+func (s Sample) inCurrency() Sample {
+	s.AmountMajor = fromUSD(s.AmountMajor, s.Currency)
+	s.AmountLastDayMajor = fromUSD(s.AmountLastDayMajor, s.Currency)
 	return s
 }
 

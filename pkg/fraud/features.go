@@ -7,7 +7,9 @@ package fraud
 import "math"
 
 // FeatureVersion names the layout of Vector; a model's config records the version it was trained on.
-const FeatureVersion = 1
+// Version 2 takes the amounts in US dollars at a reference rate (reference.go); version 1 took them
+// in the currency's own units, so that a yen looked like a dollar.
+const FeatureVersion = 2
 
 // Tensor names of the fraud model in inference (KServe v2).
 const (
@@ -17,7 +19,8 @@ const (
 )
 
 // Features are what payment knows about a deposit when it asks for a score. Amounts are in the
-// currency's major units (12.34 USD is 12.34), as floats: they only feed the model.
+// currency's major units (12.34 USD is 12.34, 1,500 JPY is 1500), as floats: they only feed the
+// model, and Vector takes them in US dollars at the currency's reference rate (USDPerUnit).
 type Features struct {
 	AmountMajor        float64 // this payment's amount
 	Currency           string  // ISO-4217, upper case
@@ -48,7 +51,7 @@ var majorCurrencies = map[string]bool{"USD": true, "EUR": true, "GBP": true, "JP
 // cannot push the input outside the range the model was trained on.
 func (f Features) Vector() []float32 {
 	v := make([]float32, NumFeatures)
-	v[FeatLogAmount] = float32(math.Log1p(max(f.AmountMajor, 0)))
+	v[FeatLogAmount] = float32(math.Log1p(max(inUSD(f.AmountMajor, f.Currency), 0)))
 	if f.Method == "card" {
 		v[FeatIsCard] = 1
 	}
@@ -61,6 +64,6 @@ func (f Features) Vector() []float32 {
 	v[FeatLogAccountAge] = float32(math.Log1p(max(f.AccountAgeDays, 0)))
 	v[FeatDepositsLastHour] = float32(min(f.DepositsLastHour, 50))
 	v[FeatDepositsLastDay] = float32(min(f.DepositsLastDay, 200))
-	v[FeatLogAmountLastDay] = float32(math.Log1p(max(f.AmountLastDayMajor, 0)))
+	v[FeatLogAmountLastDay] = float32(math.Log1p(max(inUSD(f.AmountLastDayMajor, f.Currency), 0)))
 	return v
 }

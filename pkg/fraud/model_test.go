@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -153,7 +154,7 @@ func TestWriteRepositoryIsByteIdentical(t *testing.T) {
 	for _, e := range m.MetadataProps {
 		meta[e.Key] = e.Value
 	}
-	if m.IrVersion != 10 || m.OpsetImport[0].Version != 21 || meta["feature_version"] != "1" || meta["dataset_seed"] != "11" || meta["dataset_samples"] != "8000" {
+	if m.IrVersion != 10 || m.OpsetImport[0].Version != 21 || meta["feature_version"] != strconv.Itoa(fraud.FeatureVersion) || meta["dataset_seed"] != "11" || meta["dataset_samples"] != "8000" {
 		t.Fatalf("ir %d opset %v metadata %v", m.IrVersion, m.OpsetImport, meta)
 	}
 	in, out := m.Graph.Input[0], m.Graph.Output[0]
