@@ -67,15 +67,17 @@ const (
 
 // unavailableState: SQLSTATE classes 08 (connection exception) and 53 (insufficient resources: too
 // many connections, out of memory or disk), 57014 (a statement cancelled: statement_timeout, or an
-// operator's pg_cancel_backend; its transaction is aborted whole), and 57P01–57P03 (the server
+// operator's pg_cancel_backend; its transaction is aborted whole), 57P01–57P03 (the server
 // shutting down, crashed, or not yet accepting connections: "the database system is starting up"
-// during crash recovery). 08P01 (protocol violation) is a fault of the request's bytes, which a
+// during crash recovery), and the sessions the server ends on its own timeouts, FATAL and rolled back
+// whole as an operator's terminate is: 25P03 (idle_in_transaction_session_timeout) and 57P05
+// (idle_session_timeout). 08P01 (protocol violation) is a fault of the request's bytes, which a
 // retry repeats, so it is not one of these.
 func unavailableState(s string) bool {
 	switch s {
 	case "08P01":
 		return false
-	case "57014", "57P01", "57P02", "57P03":
+	case "57014", "57P01", "57P02", "57P03", "57P05", "25P03":
 		return true
 	}
 	return strings.HasPrefix(s, "08") || strings.HasPrefix(s, "53")

@@ -87,6 +87,8 @@ func TestDatabaseConflictsAreRetryable(t *testing.T) {
 		"40001": codes.Aborted,     // serialization_failure
 		"57014": codes.Unavailable, // query_canceled (statement_timeout)
 		"08006": codes.Unavailable, // connection_failure
+		"25P03": codes.Unavailable, // idle_in_transaction_session_timeout: the session ended, rolled back
+		"57P05": codes.Unavailable, // idle_session_timeout
 		"23505": codes.Internal,    // unique_violation: a refusal a retry repeats
 		"08P01": codes.Internal,    // protocol_violation: so is this
 	} {
