@@ -276,13 +276,19 @@ func (x *Exchange) cancelUncovered(shard uint32, ids []uint64) {
 		want[id] = true
 	}
 	sh := x.shards[shard]
-	_ = sh.enqueue(command{kind: cmdQuery, query: func(*output) {
+	// Counted before the reporter ends its re-sync, so the shard says syncing without a gap until
+	// every cancel is answered (journaled): until then risk holds nothing for orders still open.
+	sh.uncovering.Add(1)
+	err := sh.enqueue(command{kind: cmdQuery, query: func(*output) {
+		defer sh.uncovering.Add(-1)
 		for _, m := range sh.markets {
 			for _, o := range m.orders {
 				if !o.Status.closed() && want[o.reservation] {
 					ref := OrderRef{Account: o.Account, Symbol: m.spec.Symbol, OrderID: o.ID}
 					x.log.Warn("cancelling an order whose reservation risk could not restore", "symbol", ref.Symbol, "order", o.ID, "account", o.Account)
+					sh.uncovering.Add(1)
 					go x.Cancel(ref, func(r Result) {
+						defer sh.uncovering.Add(-1)
 						if r.Err != nil {
 							x.log.Error("cancel of an unreserved order failed", "order", ref.OrderID, "err", r.Err)
 						}
@@ -291,6 +297,10 @@ func (x *Exchange) cancelUncovered(shard uint32, ids []uint64) {
 			}
 		}
 	}})
+	if err != nil {
+		sh.uncovering.Add(-1)
+		x.log.Error("cancels of unreserved orders not queued", "shard", shard, "err", err)
+	}
 }
 
 // ShardSettlement is one shard's settlement with risk, for operators.
@@ -319,7 +329,7 @@ func (sh *shard) settlementStatus() ShardSettlement {
 	settled, queued, syncing, inc := sh.rep.status()
 	reason := sh.rep.haltReason()
 	return ShardSettlement{Shard: sh.index, Epoch: sh.rep.stream.Epoch, JournalSeq: sh.journal.LastSeq(), SettledSeq: settled,
-		Queued: queued, Halted: reason != "", HaltReason: reason, Syncing: syncing || sh.syncPending.Load() || sh.syncMissed.Load() || sh.x.resync.owed(), RiskIncarnation: inc}
+		Queued: queued, Halted: reason != "", HaltReason: reason, Syncing: syncing || sh.syncPending.Load() || sh.syncMissed.Load() || sh.uncovering.Load() > 0 || sh.x.resync.owed(), RiskIncarnation: inc}
 }
 
 // ResumeSettlement makes a halted shard retry its refused settlement now.

@@ -60,6 +60,9 @@ type shard struct {
 	// syncMissed is set by a round that passed over the shard because its capture was pending; the
 	// capture's end then asks for another round (the one passed over may be for a later risk start).
 	syncMissed atomic.Bool
+	// uncovering counts the cancels of orders a re-sync left uncovered that are not yet answered
+	// (and the scan that finds them); the shard says it is syncing meanwhile (resync.go).
+	uncovering atomic.Int64
 
 	mu      sync.Mutex
 	queue   []command
