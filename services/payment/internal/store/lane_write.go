@@ -304,6 +304,7 @@ func (w *laneWrite) verdicts(items []laneItem) error {
 		return err
 	}
 	entries := st.insEntries.args(2 * len(txIDs))
+	deltas := balanceDeltas{}
 	for _, it := range items {
 		v := it.verdict
 		if !applied[v] || v.Ledger == nil {
@@ -316,6 +317,7 @@ func (w *laneWrite) verdicts(items []laneItem) error {
 		for _, e := range v.Ledger.Entries {
 			entries.add(id, e.Account, e.Currency, e.Amount)
 		}
+		deltas.add(v.Ledger.Entries...)
 	}
 	if err := w.exec(entries); err != nil {
 		return err
@@ -323,7 +325,12 @@ func (w *laneWrite) verdicts(items []laneItem) error {
 	if err := w.exec(box); err != nil {
 		return err
 	}
-	return w.exec(keys)
+	if err := w.exec(keys); err != nil {
+		return err
+	}
+	// The batch's entries added to the balances, per (account, currency), in one shard for the
+	// whole batch and last, so the batch holds the hot rows only for its commit (balances.go).
+	return w.exec(deltas.args(w.s.pickShard()))
 }
 
 // writeEvents inserts the batch's events and their webhook deliveries (as addDeliveries does for

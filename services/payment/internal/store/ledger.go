@@ -8,24 +8,29 @@ import (
 	"github.com/bourse-dev/bourse/services/payment/internal/ledger"
 )
 
-// Post appends a balanced ledger transaction. A transaction of the same kind and reference is
-// refused by the unique key, so a state change replayed by two replicas cannot post twice (the CAS
-// on the state change already prevents it; this is the ledger's own guard).
+// Post appends a balanced ledger transaction and adds its entries to the maintained balances
+// (balances.go). A transaction of the same kind and reference is refused by the unique key, so a
+// state change replayed by two replicas cannot post twice (the CAS on the state change already
+// prevents it; this is the ledger's own guard).
 //
 // It is one statement on PostgreSQL (the entries insert takes the transaction's id from the
-// insert's RETURNING in a CTE) and two on SQLite, which has no data-modifying CTEs: every statement
-// is a round trip on PostgreSQL and a step of the single writer on SQLite.
+// insert's RETURNING in a CTE, and the balances' upsert is the statement's own) and three on
+// SQLite, which has no data-modifying CTEs: every statement is a round trip on PostgreSQL and a
+// step of the single writer on SQLite.
 func (t *Tx) Post(ctx context.Context, lt ledger.Transaction) error {
 	if err := lt.Validate(); err != nil {
 		return err
 	}
-	args := make([]any, 0, 3+4*len(lt.Entries))
+	deltas := balanceDeltas{}
+	deltas.add(lt.Entries...)
+	balances := deltas.args(t.s.pickShard())
 	if t.s.db.Dialect == sqldb.Postgres {
+		args := make([]any, 0, 3+3*len(lt.Entries)+len(balances.vals))
 		args = append(args, lt.Kind, lt.Ref, nanos(t.now))
 		for _, e := range lt.Entries {
 			args = append(args, e.Account, e.Currency, e.Amount)
 		}
-		_, err := t.exec(ctx, postSQL(len(lt.Entries)), args...)
+		_, err := t.exec(ctx, postSQL(len(lt.Entries), balances.rows()), append(args, balances.vals...)...)
 		return err
 	}
 	var id int64
@@ -33,23 +38,33 @@ func (t *Tx) Post(ctx context.Context, lt ledger.Transaction) error {
 		lt.Kind, lt.Ref, nanos(t.now)).Scan(&id); err != nil {
 		return err
 	}
+	args := make([]any, 0, 4*len(lt.Entries))
 	for _, e := range lt.Entries {
 		args = append(args, id, e.Account, e.Currency, e.Amount)
 	}
-	_, err := t.exec(ctx, entriesSQL(len(lt.Entries)), args...)
-	return err
+	if _, err := t.exec(ctx, entriesSQL(len(lt.Entries)), args...); err != nil {
+		return err
+	}
+	return balances.each(func(q string, args []any) error {
+		_, err := t.exec(ctx, q, args...)
+		return err
+	})
 }
 
-// The statements' text for the common numbers of entries is built once (it is also the prepared
-// statements' key).
+// The statements' text for the common numbers of entries (and of the accounts they move) is built
+// once (it is also the prepared statements' key).
 var (
 	entriesSQLs = make([]string, 5)
-	postSQLs    = make([]string, 5)
+	postSQLs    = make([][]string, 5) // by entries, then accounts
 )
 
 func init() {
 	for n := 1; n < len(entriesSQLs); n++ {
-		entriesSQLs[n], postSQLs[n] = buildEntriesSQL(n), buildPostSQL(n)
+		entriesSQLs[n] = buildEntriesSQL(n)
+		postSQLs[n] = make([]string, n+1)
+		for m := 1; m <= n; m++ {
+			postSQLs[n][m] = buildPostSQL(n, m)
+		}
 	}
 }
 
@@ -60,11 +75,11 @@ func entriesSQL(n int) string {
 	return buildEntriesSQL(n)
 }
 
-func postSQL(n int) string {
-	if n < len(postSQLs) {
-		return postSQLs[n]
+func postSQL(n, m int) string {
+	if n < len(postSQLs) && m <= n {
+		return postSQLs[n][m]
 	}
-	return buildPostSQL(n)
+	return buildPostSQL(n, m)
 }
 
 // buildEntriesSQL inserts n entries of one transaction (SQLite).
@@ -72,32 +87,14 @@ func buildEntriesSQL(n int) string {
 	return `INSERT INTO ledger_entries (tx_id, account, currency, amount) VALUES (?,?,?,?)` + strings.Repeat(`,(?,?,?,?)`, n-1)
 }
 
-// buildPostSQL inserts a transaction and its n entries (PostgreSQL).
-func buildPostSQL(n int) string {
-	return `WITH t AS (INSERT INTO ledger_transactions (kind, ref, created_at) VALUES (?,?,?) RETURNING id)
-		INSERT INTO ledger_entries (tx_id, account, currency, amount) SELECT t.id, v.account, v.currency, v.amount
-		FROM t, (VALUES (?::text,?::text,?::bigint)` + strings.Repeat(`,(?,?,?)`, n-1) + `) AS v (account, currency, amount)`
-}
-
-// Balances derives the balance of every ledger account (optionally one account or currency).
-func (s *Store) Balances(ctx context.Context, account, currency string) ([]ledger.Balance, error) {
-	var where []string
-	var args []any
-	if account != "" {
-		where, args = append(where, "account = ?"), append(args, account)
-	}
-	if currency != "" {
-		where, args = append(where, "currency = ?"), append(args, currency)
-	}
-	q := `SELECT account, currency, SUM(amount) FROM ledger_entries`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	rows, err := s.query(ctx, q+` GROUP BY account, currency ORDER BY account, currency`, args...)
-	return collect(rows, err, func(r scanner) (b ledger.Balance, err error) {
-		err = r.Scan(&b.Account, &b.Currency, &b.Amount)
-		return b, err
-	})
+// buildPostSQL inserts a transaction and its n entries, and adds them to the balances of the m
+// (account, currency) they move, rows as upsertBalances takes them (PostgreSQL).
+func buildPostSQL(n, m int) string {
+	return `WITH t AS (INSERT INTO ledger_transactions (kind, ref, created_at) VALUES (?,?,?) RETURNING id),
+		e AS (INSERT INTO ledger_entries (tx_id, account, currency, amount) SELECT t.id, v.account, v.currency, v.amount
+		FROM t, (VALUES (?::text,?::text,?::bigint)` + strings.Repeat(`,(?,?,?)`, n-1) + `) AS v (account, currency, amount))
+		INSERT INTO ledger_balances (account, currency, shard, balance) VALUES (?::text,?::text,?::integer,?::bigint)` + strings.Repeat(`,(?,?,?,?)`, m-1) + `
+		ON CONFLICT (account, currency, shard) DO UPDATE SET balance = ledger_balances.balance + excluded.balance`
 }
 
 // LedgerTx is a stored ledger transaction.

@@ -109,7 +109,23 @@ func migrations(d sqldb.Dialect) []string {
 		// cost every attempt's writes an entry kept for ever.
 		`DROP INDEX attempts_due`,
 		`CREATE INDEX attempts_open ON attempts (next_lookup_at) WHERE pending_op <> ''`,
+		// Balances maintained with the entries (balances.go), so that reading one, and the check at
+		// start, cost the accounts rather than the ledger. Filled from the entries of a database
+		// written by an earlier release (which must not write while this runs).
+		`CREATE TABLE ledger_balances (
+			account TEXT NOT NULL, currency TEXT NOT NULL, shard INTEGER NOT NULL, balance BIGINT NOT NULL,
+			PRIMARY KEY (account, currency, shard))` + sqliteOnly(d, ` WITHOUT ROWID`),
+		`INSERT INTO ledger_balances (account, currency, shard, balance)
+			SELECT account, currency, 0, SUM(amount) FROM ledger_entries GROUP BY account, currency`,
 	}
+}
+
+// sqliteOnly is text that only SQLite's statement has.
+func sqliteOnly(d sqldb.Dialect, text string) string {
+	if d == sqldb.SQLite {
+		return text
+	}
+	return ""
 }
 
 // pgOnly is a PostgreSQL migration that is a no-op on SQLite, so both dialects' lists keep the

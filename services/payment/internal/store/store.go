@@ -52,7 +52,7 @@ type Options struct {
 const DefaultTxTimeout = 30 * time.Second
 
 // Open connects to url (postgres://... or a SQLite file path), applies the schema and checks the
-// ledger invariant.
+// ledger invariant as far as a bounded read can (checkOnOpen).
 func Open(ctx context.Context, url string) (*Store, error) { return OpenWith(ctx, url, Options{}) }
 
 // OpenWith is Open with options.
@@ -90,7 +90,7 @@ func OpenWith(ctx context.Context, url string, o Options) (*Store, error) {
 		s.rdb.SetMaxIdleConns(readConns)
 	}
 	s.stmts, s.rstmts = newStmts(s.db), newStmts(s.rdb)
-	if err := s.CheckInvariants(ctx); err != nil {
+	if err := s.checkOnOpen(ctx); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
@@ -290,10 +290,13 @@ func notFound(what, id string) error {
 	return errs.New(errs.KindNotFound, "%s %q not found", what, id)
 }
 
-// CheckInvariants verifies what must hold after every committed transaction: each ledger transaction
-// and the whole ledger sum to zero per currency, and no payment has refunded more than it captured.
+// CheckInvariants is the full audit of what must hold after every committed transaction: each
+// ledger transaction and the whole ledger sum to zero per currency, the maintained balances are
+// the sums of the entries per account and currency, no payment has refunded more than it captured
+// or captured more than its amount, and no capture is posted for a payment that did not succeed.
+// It reads the whole ledger and every payment (Open checks a bounded part: checkOnOpen).
 func (s *Store) CheckInvariants(ctx context.Context) error {
-	ctx = withoutReadBound(ctx) // it reads the whole ledger, and runs at start
+	ctx = withoutReadBound(ctx) // it reads the whole ledger
 	rows, err := s.query(ctx, `SELECT tx_id, currency, SUM(amount) FROM ledger_entries GROUP BY tx_id, currency HAVING SUM(amount) <> 0`)
 	if err != nil {
 		return err
@@ -310,11 +313,14 @@ func (s *Store) CheckInvariants(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	bs, err := s.Balances(ctx, "", "")
+	bs, err := s.derivedBalances(ctx)
 	if err != nil {
 		return err
 	}
 	if _, err := ledger.CheckBalances(bs); err != nil {
+		return err
+	}
+	if err := s.checkMaintainedBalances(ctx, bs); err != nil {
 		return err
 	}
 	var bad int
