@@ -98,6 +98,8 @@ type resyncer struct {
 	// test) reading "not syncing" then would take missing reservations for settled ones.
 	requested atomic.Uint64
 	served    atomic.Uint64
+	// incMu orders noteIncarnation's changes of incarnation (never held on its fast path).
+	incMu sync.Mutex
 }
 
 // owed reports whether a requested round has not yet queued its captures.
@@ -113,16 +115,25 @@ func (x *Exchange) requestResync(reason string) {
 	}
 }
 
-// noteIncarnation records risk's incarnation from an answer; a new one starts a round.
+// noteIncarnation records risk's incarnation from an answer; a new one starts a round. The round
+// is counted before the incarnation is stored: another answer of the new incarnation takes the
+// fast path only once it is, so its caller (an order acknowledged, then a status read) cannot read
+// "not syncing" between the two.
 func (x *Exchange) noteIncarnation(inc uint64) {
 	if x.riskInc.Load() == inc && x.riskIncKnown.Load() {
 		return // the common case: reads only, no shared write per risk answer
 	}
-	if old := x.riskInc.Swap(inc); old != inc && x.riskIncKnown.Swap(true) {
-		x.requestResync(fmt.Sprintf("risk restarted (incarnation %d, was %d): its reservations are gone", inc, old))
-	} else {
-		x.riskIncKnown.Store(true)
+	x.resync.incMu.Lock()
+	defer x.resync.incMu.Unlock()
+	old, known := x.riskInc.Load(), x.riskIncKnown.Load()
+	if known && old == inc {
+		return
 	}
+	if known {
+		x.requestResync(fmt.Sprintf("risk restarted (incarnation %d, was %d): its reservations are gone", inc, old))
+	}
+	x.riskInc.Store(inc)
+	x.riskIncKnown.Store(true)
 }
 
 func (x *Exchange) runResync() {
