@@ -178,7 +178,7 @@ func (s *Store) RetryOutbox(ctx context.Context, id int64, at time.Time, lastErr
 	if len(lastErr) > 500 {
 		lastErr = lastErr[:500]
 	}
-	_, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE outbox SET next_at = ?, last_error = ? WHERE id = ?`), nanos(at), lastErr, id)
+	_, err := s.exec(ctx, `UPDATE outbox SET next_at = ?, last_error = ? WHERE id = ?`, nanos(at), lastErr, id)
 	return err
 }
 
@@ -259,7 +259,7 @@ func (s *Store) Endpoint(ctx context.Context, id string) (domain.WebhookEndpoint
 
 // DeleteEndpoint marks an endpoint deleted.
 func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_endpoints SET deleted = 1 WHERE id = ? AND deleted = 0`), id)
+	res, err := s.exec(ctx, `UPDATE webhook_endpoints SET deleted = 1 WHERE id = ? AND deleted = 0`, id)
 	if err != nil {
 		return err
 	}

@@ -85,3 +85,12 @@ func (s *Store) query(ctx context.Context, q string, args ...any) (*boundedRows,
 	}
 	return &boundedRows{Rows: rows, bound: b}, nil
 }
+
+// exec runs one statement outside any transaction (an endpoint's deletion, an outbox item's next
+// try), bounded as a read is, for the same reason.
+func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	b := s.readBound(ctx)
+	defer b.cancel()
+	res, err := s.db.ExecContext(b.ctx, s.db.Rebind(q), args...)
+	return res, b.timedOut(err)
+}
