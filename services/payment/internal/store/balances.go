@@ -22,9 +22,10 @@ import (
 // transaction is locked until that commits, so two lanes or two replicas updating one row would
 // take turns for the whole of each other's transaction: a house account's balance is spread over
 // balanceShards rows (a lane batch adds to one, a general transaction to a random one) and reads
-// sum them. A trading account's own customer_funds row is shard 0 only: its deposits seldom race,
-// and its rows are the most numerous, which shards would multiply. SQLite has one writer, so one
-// shard.
+// sum them. A trading account's is spread too: one account's concurrent deposits through the
+// general path otherwise queue on its row (BenchmarkDepositWrites/postgres/general, all of one
+// account, took twice as long), and an account has a row only in the shards it was moved in.
+// SQLite has one writer, so one shard.
 //
 // Deadlocks: each statement adds to its rows in one order, (account, currency) ascending, and each
 // writer of ledger_entries adds to its balances in one statement, so two transactions never wait for
@@ -45,14 +46,6 @@ func (s *Store) balanceShards() int {
 // pickShard is the shard a transaction or lane batch adds to.
 func (s *Store) pickShard() int { return rand.IntN(s.balanceShards()) }
 
-// balanceShard is the shard account's delta goes to when its writer picked pick.
-func balanceShard(account string, pick int) int {
-	if strings.HasPrefix(account, ledger.CustomerFunds+":") {
-		return 0
-	}
-	return pick
-}
-
 type accountCurrency struct{ account, currency string }
 
 // balanceDeltas sums entries per (account, currency).
@@ -64,8 +57,8 @@ func (d balanceDeltas) add(entries ...ledger.Entry) {
 	}
 }
 
-// args is the deltas as rows of upsertBalances, in the one order every writer adds in.
-func (d balanceDeltas) args(pick int) *setArgs {
+// args is the deltas as rows of upsertBalances for shard, in the one order every writer adds in.
+func (d balanceDeltas) args(shard int) *setArgs {
 	keys := slices.SortedFunc(func(yield func(accountCurrency) bool) {
 		for k := range d {
 			if !yield(k) {
@@ -77,7 +70,7 @@ func (d balanceDeltas) args(pick int) *setArgs {
 	})
 	a := upsertBalances.args(len(keys))
 	for _, k := range keys {
-		a.add(k.account, k.currency, balanceShard(k.account, pick), d[k])
+		a.add(k.account, k.currency, shard, d[k])
 	}
 	return a
 }

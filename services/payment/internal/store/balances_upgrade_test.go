@@ -104,9 +104,11 @@ func TestOpenRefusesAnUnbalancedLedger(t *testing.T) {
 				}
 			}
 			db := s.db
+			const oneShard = `AND shard = (SELECT MIN(shard) FROM ledger_balances WHERE account = 'customer_funds:alice')`
 			for _, tc := range []struct{ name, breakIt, fixIt, want string }{
-				{"balances off", `UPDATE ledger_balances SET balance = balance + 1 WHERE account = 'customer_funds:alice'`,
-					`UPDATE ledger_balances SET balance = balance - 1 WHERE account = 'customer_funds:alice'`, "the balances of USD sum to 1"},
+				{"balances off", `UPDATE ledger_balances SET balance = balance + 1 WHERE account = 'customer_funds:alice' ` + oneShard,
+					`UPDATE ledger_balances SET balance = balance - 1 WHERE account = 'customer_funds:alice' ` + oneShard,
+					"the balances of USD sum to 1"},
 				{"latest transaction off", `UPDATE ledger_entries SET amount = 11 WHERE amount = 10 AND tx_id = (SELECT MAX(id) FROM ledger_transactions)`,
 					`UPDATE ledger_entries SET amount = 10 WHERE amount = 11`, "is off by 1 USD"},
 			} {
