@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -20,22 +21,23 @@ import (
 //
 // Every deposit moves its processor's clearing account. On PostgreSQL a row updated by one
 // transaction is locked until that commits, so two lanes or two replicas updating one row would
-// take turns for the whole of each other's transaction: a house account's balance is spread over
+// take turns for the whole of each other's transaction: an account's balance is spread over
 // balanceShards rows (a lane batch adds to one, a general transaction to a random one) and reads
-// sum them. A trading account's is spread too: one account's concurrent deposits through the
-// general path otherwise queue on its row (BenchmarkDepositWrites/postgres/general, all of one
-// account, took twice as long), and an account has a row only in the shards it was moved in.
-// SQLite has one writer, so one shard.
+// sum them. Trading accounts too: one account's concurrent deposits through the general path
+// otherwise queue on its row (BenchmarkDepositWrites/postgres/general, all of one account, took
+// twice as long), and an account has rows only in the shards it was moved in. SQLite has one
+// writer, so one shard.
 //
-// Deadlocks: each statement adds to its rows in one order, (account, currency) ascending, and each
-// writer of ledger_entries adds to its balances in one statement, so two transactions never wait for
-// each other's balance rows in a cycle. A transaction that posts twice adds twice (Post is one
-// statement each); the service's transactions post at most once.
+// Deadlocks: each writer of ledger_entries adds to its balances in one statement (a lane batch past
+// maxSetRows accounts: consecutive ones), its rows in one order, (account, currency) ascending, so
+// two transactions never wait for each other's balance rows in a cycle. A transaction that posts
+// twice adds twice, each in order but not the two together; the service's transactions post at
+// most once.
 
-// pgBalanceShards is the number of rows a house account's balance is spread over on PostgreSQL.
+// pgBalanceShards is the number of rows an account's balance is spread over on PostgreSQL.
 const pgBalanceShards = 8
 
-// balanceShards is the number of shard rows a house account's balance may have.
+// balanceShards is the number of shard rows an account's balance may have.
 func (s *Store) balanceShards() int {
 	if s.db.Dialect == sqldb.Postgres {
 		return pgBalanceShards
@@ -59,13 +61,7 @@ func (d balanceDeltas) add(entries ...ledger.Entry) {
 
 // args is the deltas as rows of upsertBalances for shard, in the one order every writer adds in.
 func (d balanceDeltas) args(shard int) *setArgs {
-	keys := slices.SortedFunc(func(yield func(accountCurrency) bool) {
-		for k := range d {
-			if !yield(k) {
-				return
-			}
-		}
-	}, func(a, b accountCurrency) int {
+	keys := slices.SortedFunc(maps.Keys(d), func(a, b accountCurrency) int {
 		return cmp.Or(strings.Compare(a.account, b.account), strings.Compare(a.currency, b.currency))
 	})
 	a := upsertBalances.args(len(keys))
@@ -146,7 +142,8 @@ func (s *Store) checkMaintainedBalances(ctx context.Context, derived []ledger.Ba
 	return nil
 }
 
-// recentTxs is how many of the latest ledger transactions Open checks entry by entry.
+// recentTxs is how many of the latest ledger transactions Open checks entry by entry (and of the
+// latest payments).
 const recentTxs = 10000
 
 // The ids of the latest recentTxs transactions: a walk down the primary key.
