@@ -130,19 +130,14 @@ func (s *Store) LedgerTransactions(ctx context.Context, ref string, after int64,
 		return nil, err
 	}
 	for i := range out {
-		er, err := s.query(ctx, `SELECT account, currency, amount FROM ledger_entries WHERE tx_id = ?`, out[i].ID)
-		if err != nil {
+		rows, err := s.query(ctx, `SELECT account, currency, amount FROM ledger_entries WHERE tx_id = ?`, out[i].ID)
+		// collect reads rows.Err too: a read cut short fails, never answers a transaction's entries in part.
+		if out[i].Entries, err = collect(rows, err, func(r scanner) (e ledger.Entry, err error) {
+			err = r.Scan(&e.Account, &e.Currency, &e.Amount)
+			return e, err
+		}); err != nil {
 			return nil, err
 		}
-		for er.Next() {
-			var e ledger.Entry
-			if err := er.Scan(&e.Account, &e.Currency, &e.Amount); err != nil {
-				er.Close()
-				return nil, err
-			}
-			out[i].Entries = append(out[i].Entries, e)
-		}
-		er.Close()
 	}
 	return out, nil
 }

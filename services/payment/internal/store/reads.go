@@ -12,8 +12,9 @@ import (
 // API answers Unavailable, instead of holding the request (and a pooled connection) for as long as
 // its caller would wait, which with no deadline is for ever.
 
-// unboundedReads marks a context whose reads take as long as they take: the startup scan of the
-// whole ledger (CheckInvariants), which grows with the ledger and must not fail a start for size.
+// unboundedReads marks a context whose reads take as long as they take: the full audit
+// (CheckInvariants), which reads the whole ledger and grows with it. Open's own check is bounded
+// (checkOnOpen) and runs within the bound.
 type unboundedReads struct{}
 
 func withoutReadBound(ctx context.Context) context.Context {
