@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -48,28 +47,10 @@ func openAndBalancesQueries() []planQuery {
 // index, over a range of ids, and every other table by a key, or by an index in order up to a
 // LIMIT; none sorts for an ORDER BY. (Not timed: the plans are what grows with the ledger.)
 func TestOpenChecksReadNoLedgerScan(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "payment.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, sqliteURL(t), Options{})
 	fillLedger(t, s, 5000)
 	for _, q := range openAndBalancesQueries() {
-		rows, err := s.db.QueryContext(ctx, `EXPLAIN QUERY PLAN `+q.query, q.args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var steps []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			steps = append(steps, detail)
-		}
-		rows.Close()
+		steps := sqlitePlan(t, s, q.query, q.args...)
 		text := strings.Join(steps, "\n")
 		for _, w := range q.want {
 			if !regexp.MustCompile(`(?m)` + w).MatchString(text) {

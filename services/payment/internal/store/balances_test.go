@@ -17,30 +17,19 @@ import (
 // keptBalances reads ledger_balances itself, its shards summed, by (account, currency).
 func keptBalances(t *testing.T, s *Store) map[accountCurrency]int64 {
 	t.Helper()
-	rows, err := s.db.QueryContext(context.Background(), `SELECT account, currency, balance FROM ledger_balances`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[accountCurrency]int64{}
-	for rows.Next() {
-		var k accountCurrency
-		var b int64
-		if err := rows.Scan(&k.account, &k.currency, &b); err != nil {
-			t.Fatal(err)
-		}
-		out[k] += b
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return sumByAccount(t, s, `SELECT account, currency, balance FROM ledger_balances`)
 }
 
 // entrySums sums ledger_entries by (account, currency).
 func entrySums(t *testing.T, s *Store) map[accountCurrency]int64 {
 	t.Helper()
-	rows, err := s.db.QueryContext(context.Background(), `SELECT account, currency, amount FROM ledger_entries`)
+	return sumByAccount(t, s, `SELECT account, currency, amount FROM ledger_entries`)
+}
+
+// sumByAccount sums the amounts of query's rows (account, currency, amount) by (account, currency).
+func sumByAccount(t *testing.T, s *Store, query string) map[accountCurrency]int64 {
+	t.Helper()
+	rows, err := s.db.QueryContext(context.Background(), query)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,10 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/bourse-dev/bourse/pkg/sqldb"
-	"github.com/bourse-dev/bourse/pkg/testenv"
 )
 
 // balancesMigrations is how many migrations the release before the maintained balances had.
@@ -17,22 +15,10 @@ const balancesMigrations = 35
 // account's balance the sum of its entries (an account back at zero listed at zero), passes the
 // full audit, and postings after the upgrade add to those balances. On SQLite and PostgreSQL.
 func TestUpgradeFillsTheBalances(t *testing.T) {
-	for _, dialect := range []string{"sqlite", "postgres"} {
-		t.Run(dialect, func(t *testing.T) {
-			url := filepath.Join(t.TempDir(), "payment.db")
-			if dialect == "postgres" {
-				url = testenv.StartPostgres(t)
-			}
-			ctx := context.Background()
-			old, err := sqldb.Open(ctx, url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			all := migrations(old.Dialect)
-			if err := old.Migrate(ctx, all[:balancesMigrations]); err != nil {
-				t.Fatalf("the earlier release's schema: %v", err)
-			}
-			for _, q := range []string{
+	forEachDialect(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		all := writeEarlierRelease(t, url, balancesMigrations, func(d sqldb.Dialect) []string {
+			stmts := []string{
 				`INSERT INTO ledger_transactions (id, kind, ref, created_at) VALUES (1, 'payment.captured', 'pay_1', 1),
 					(2, 'payment.captured', 'pay_2', 2), (3, 'refund.debited', 're_1', 3), (4, 'test', 'eur', 4)`,
 				`INSERT INTO ledger_entries (tx_id, account, currency, amount) VALUES
@@ -40,97 +26,82 @@ func TestUpgradeFillsTheBalances(t *testing.T) {
 					(2, 'processor_receivable:acquirer', 'USD', 40), (2, 'customer_funds:bob', 'USD', -40),
 					(3, 'customer_funds:alice', 'USD', 100), (3, 'refunds', 'USD', -100),
 					(4, 'fees', 'EUR', 5), (4, 'customer_funds:bob', 'EUR', -5)`,
-			} {
-				if _, err := old.ExecContext(ctx, q); err != nil {
-					t.Fatalf("%s: %v", q, err)
-				}
 			}
-			if old.Dialect == sqldb.Postgres {
-				if _, err := old.ExecContext(ctx, `SELECT setval('ledger_transactions_id_seq', 4)`); err != nil {
-					t.Fatal(err)
-				}
+			if d == sqldb.Postgres {
+				stmts = append(stmts, `SELECT setval('ledger_transactions_id_seq', 4)`)
 			}
-			old.Close()
-
-			s, err := Open(ctx, url)
-			if err != nil {
-				t.Fatalf("opening the earlier release's database: %v", err)
-			}
-			defer s.Close()
-			want := map[accountCurrency]int64{
-				{"processor_receivable:acquirer", "USD"}: 140, {"customer_funds:alice", "USD"}: 0, {"customer_funds:bob", "USD"}: -40,
-				{"refunds", "USD"}: -100, {"fees", "EUR"}: 5, {"customer_funds:bob", "EUR"}: -5,
-			}
-			if got := keptBalances(t, s); !mapsEqual(got, want) {
-				t.Fatalf("balances after the upgrade %v, want %v", got, want)
-			}
-			wantBalancesOfEntries(t, s)
-			if err := post(ctx, s, "test", "after", e("refunds", "USD", 100), e("customer_funds:alice", "USD", -100)); err != nil {
-				t.Fatal(err)
-			}
-			want[accountCurrency{"refunds", "USD"}] += 100
-			want[accountCurrency{"customer_funds:alice", "USD"}] -= 100
-			if got := keptBalances(t, s); !mapsEqual(got, want) {
-				t.Fatalf("balances after a posting on the upgraded database %v, want %v", got, want)
-			}
-			if err := s.CheckInvariants(ctx); err != nil {
-				t.Fatal(err)
-			}
-			var n int
-			if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&n); err != nil || n != len(all) {
-				t.Errorf("schema version %d (%v), want %d", n, err, len(all))
-			}
+			return stmts
 		})
-	}
+
+		s, err := Open(ctx, url)
+		if err != nil {
+			t.Fatalf("opening the earlier release's database: %v", err)
+		}
+		defer s.Close()
+		want := map[accountCurrency]int64{
+			{"processor_receivable:acquirer", "USD"}: 140, {"customer_funds:alice", "USD"}: 0, {"customer_funds:bob", "USD"}: -40,
+			{"refunds", "USD"}: -100, {"fees", "EUR"}: 5, {"customer_funds:bob", "EUR"}: -5,
+		}
+		if got := keptBalances(t, s); !mapsEqual(got, want) {
+			t.Fatalf("balances after the upgrade %v, want %v", got, want)
+		}
+		wantBalancesOfEntries(t, s)
+		if err := post(ctx, s, "test", "after", e("refunds", "USD", 100), e("customer_funds:alice", "USD", -100)); err != nil {
+			t.Fatal(err)
+		}
+		want[accountCurrency{"refunds", "USD"}] += 100
+		want[accountCurrency{"customer_funds:alice", "USD"}] -= 100
+		if got := keptBalances(t, s); !mapsEqual(got, want) {
+			t.Fatalf("balances after a posting on the upgraded database %v, want %v", got, want)
+		}
+		if err := s.CheckInvariants(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wantSchemaVersion(t, s, all)
+	})
 }
 
 // Open refuses a database whose maintained balances do not sum to zero in a currency, and one whose
 // latest transaction does not balance; both are found without reading the whole ledger.
 func TestOpenRefusesAnUnbalancedLedger(t *testing.T) {
-	for _, dialect := range []string{"sqlite", "postgres"} {
-		t.Run(dialect, func(t *testing.T) {
-			url := filepath.Join(t.TempDir(), "payment.db")
-			if dialect == "postgres" {
-				url = testenv.StartPostgres(t)
-			}
-			ctx := context.Background()
-			s, err := Open(ctx, url)
-			if err != nil {
+	forEachDialect(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s, err := Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ref := range []string{"a", "b"} {
+			if err := post(ctx, s, "test", ref, e("refunds", "USD", 10), e("customer_funds:alice", "USD", -10)); err != nil {
 				t.Fatal(err)
 			}
-			for _, ref := range []string{"a", "b"} {
-				if err := post(ctx, s, "test", ref, e("refunds", "USD", 10), e("customer_funds:alice", "USD", -10)); err != nil {
-					t.Fatal(err)
-				}
+		}
+		db := s.db
+		const oneShard = `AND shard = (SELECT MIN(shard) FROM ledger_balances WHERE account = 'customer_funds:alice')`
+		for _, tc := range []struct{ name, breakIt, fixIt, want string }{
+			{"balances off", `UPDATE ledger_balances SET balance = balance + 1 WHERE account = 'customer_funds:alice' ` + oneShard,
+				`UPDATE ledger_balances SET balance = balance - 1 WHERE account = 'customer_funds:alice' ` + oneShard,
+				"the balances of USD sum to 1"},
+			{"latest transaction off", `UPDATE ledger_entries SET amount = 11 WHERE amount = 10 AND tx_id = (SELECT MAX(id) FROM ledger_transactions)`,
+				`UPDATE ledger_entries SET amount = 10 WHERE amount = 11`, "is off by 1 USD"},
+		} {
+			if _, err := db.ExecContext(ctx, tc.breakIt); err != nil {
+				t.Fatal(err)
 			}
-			db := s.db
-			const oneShard = `AND shard = (SELECT MIN(shard) FROM ledger_balances WHERE account = 'customer_funds:alice')`
-			for _, tc := range []struct{ name, breakIt, fixIt, want string }{
-				{"balances off", `UPDATE ledger_balances SET balance = balance + 1 WHERE account = 'customer_funds:alice' ` + oneShard,
-					`UPDATE ledger_balances SET balance = balance - 1 WHERE account = 'customer_funds:alice' ` + oneShard,
-					"the balances of USD sum to 1"},
-				{"latest transaction off", `UPDATE ledger_entries SET amount = 11 WHERE amount = 10 AND tx_id = (SELECT MAX(id) FROM ledger_transactions)`,
-					`UPDATE ledger_entries SET amount = 10 WHERE amount = 11`, "is off by 1 USD"},
-			} {
-				if _, err := db.ExecContext(ctx, tc.breakIt); err != nil {
-					t.Fatal(err)
+			if reopened, err := Open(ctx, url); err == nil || !strings.Contains(err.Error(), tc.want) {
+				if err == nil {
+					reopened.Close()
 				}
-				if reopened, err := Open(ctx, url); err == nil || !strings.Contains(err.Error(), tc.want) {
-					if err == nil {
-						reopened.Close()
-					}
-					t.Fatalf("%s: Open answered %v, want an error with %q", tc.name, err, tc.want)
-				}
-				if _, err := db.ExecContext(ctx, tc.fixIt); err != nil {
-					t.Fatal(err)
-				}
+				t.Fatalf("%s: Open answered %v, want an error with %q", tc.name, err, tc.want)
 			}
-			s.Close()
-			s, err = Open(ctx, url)
-			if err != nil {
-				t.Fatalf("Open once repaired: %v", err)
+			if _, err := db.ExecContext(ctx, tc.fixIt); err != nil {
+				t.Fatal(err)
 			}
-			s.Close()
-		})
-	}
+		}
+		s.Close()
+		s, err = Open(ctx, url)
+		if err != nil {
+			t.Fatalf("Open once repaired: %v", err)
+		}
+		s.Close()
+	})
 }

@@ -17,13 +17,8 @@ import (
 // bound, however long their callers would wait; once the server answers again the same store writes, and the lanes' deposits
 // that failed left nothing behind that the invariants or a fresh claim of their keys trip on.
 func TestHungPostgresFailsWithinTheTimeout(t *testing.T) {
-	pg := testenv.StartPostgresServer(t)
 	const timeout = time.Second
-	s, err := OpenWith(context.Background(), pg.URL, Options{TxTimeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, pg := storeOnPostgresServer(t, timeout)
 	ctx := context.Background()
 	before := laneDeposit(s, "hung", "before", 100)
 	if ok, err := s.ClaimDeposit(ctx, before); !ok || err != nil {
@@ -32,10 +27,6 @@ func TestHungPostgresFailsWithinTheTimeout(t *testing.T) {
 
 	pg.Freeze(t)
 	start := time.Now()
-	type outcome struct {
-		what string
-		err  error
-	}
 	out := make(chan outcome, 11)
 	for i := range 4 {
 		go func() {
@@ -60,10 +51,7 @@ func TestHungPostgresFailsWithinTheTimeout(t *testing.T) {
 		out <- outcome{"ListPayments", err}
 	}()
 	for range 11 {
-		o := <-out
-		if !errors.Is(o.err, sqldb.ErrTxTimeout) || !sqldb.Unavailable(o.err) {
-			t.Errorf("%s while the database hangs: %v, want a timeout that Unavailable reports", o.what, o.err)
-		}
+		wantHungTimeout(t, <-out)
 	}
 	// Each lane batch and each transaction has its own bound; the driver gives up on a connection
 	// a moment after its context ends.
@@ -84,5 +72,27 @@ func TestHungPostgresFailsWithinTheTimeout(t *testing.T) {
 	}
 	if err := s.CheckInvariants(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// storeOnPostgresServer opens a store with TxTimeout timeout on a PostgreSQL server of its own,
+// which the test may freeze and thaw; the store is closed when the test ends.
+func storeOnPostgresServer(t *testing.T, timeout time.Duration) (*Store, *testenv.Postgres) {
+	t.Helper()
+	pg := testenv.StartPostgresServer(t)
+	return openStore(t, pg.URL, Options{TxTimeout: timeout}), pg
+}
+
+// outcome is what one call made while the database hangs answered.
+type outcome struct {
+	what string
+	err  error
+}
+
+// wantHungTimeout fails the test unless o is the store's timeout, one Unavailable reports.
+func wantHungTimeout(t *testing.T, o outcome) {
+	t.Helper()
+	if !errors.Is(o.err, sqldb.ErrTxTimeout) || !sqldb.Unavailable(o.err) {
+		t.Errorf("%s while the database hangs: %v, want a timeout that Unavailable reports", o.what, o.err)
 	}
 }

@@ -1,8 +1,6 @@
 package store
 
 import (
-	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -11,11 +9,7 @@ import (
 // it: not every record in retention (stale keys) or every attempt ever made (due attempts), which
 // each pass would otherwise scan. SQLite's plans; PostgreSQL plans by its statistics.
 func TestJanitorSearchesReadOpenWorkIndexes(t *testing.T) {
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "payment.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, sqliteURL(t), Options{})
 	for _, tc := range []struct {
 		name, query, index string
 		args               []any
@@ -23,20 +17,7 @@ func TestJanitorSearchesReadOpenWorkIndexes(t *testing.T) {
 		{"StaleKeys", staleKeysQuery, "idempotency_in_flight", []any{1, 0, "", "", 100}},
 		{"DueAttempts", dueAttemptsQuery, "attempts_open", []any{1, 1, 100}},
 	} {
-		rows, err := s.db.Query(`EXPLAIN QUERY PLAN `+tc.query, tc.args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var steps []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			steps = append(steps, detail)
-		}
-		rows.Close()
+		steps := sqlitePlan(t, s, tc.query, tc.args...)
 		if len(steps) != 1 || !strings.Contains(steps[0], "USING INDEX "+tc.index) {
 			t.Errorf("%s: plan %q, want one search of %s (no scan, no sort)", tc.name, steps, tc.index)
 		}

@@ -2,12 +2,10 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/bourse-dev/bourse/pkg/sqldb"
-	"github.com/bourse-dev/bourse/pkg/testenv"
 )
 
 // earlierMigrations is how many migrations the release before the janitor's partial indexes had
@@ -18,53 +16,33 @@ const earlierMigrations = 32
 // on it, and the janitor's searches, now on the partial indexes, find the open work written
 // before the upgrade. On SQLite and PostgreSQL.
 func TestMigrationsUpgradeAnEarlierReleasesDatabase(t *testing.T) {
-	for _, dialect := range []string{"sqlite", "postgres"} {
-		t.Run(dialect, func(t *testing.T) {
-			url := filepath.Join(t.TempDir(), "payment.db")
-			if dialect == "postgres" {
-				url = testenv.StartPostgres(t)
-			}
-			ctx := context.Background()
-			old, err := sqldb.Open(ctx, url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			all := migrations(old.Dialect)
-			if err := old.Migrate(ctx, all[:earlierMigrations]); err != nil {
-				t.Fatalf("the earlier release's schema: %v", err)
-			}
-			for _, q := range []string{
+	forEachDialect(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		all := writeEarlierRelease(t, url, earlierMigrations, func(sqldb.Dialect) []string {
+			return []string{
 				`INSERT INTO payments (id, caller, account_id, amount, currency, method, capture_method, status, created_at, updated_at)
 					VALUES ('pay_1', 'c', 'acct', 100, 'USD', 'card', 'automatic', 'processing', 1, 1)`,
 				`INSERT INTO attempts (id, payment_id, processor, status, pending_op, next_lookup_at, created_at, updated_at)
 					VALUES ('att_1', 'pay_1', 'p', 'pending', 'authorize', 1, 1, 1)`,
 				`INSERT INTO idempotency (caller, idem_key, method, fingerprint, state, object_id, created_at)
 					VALUES ('c', 'k1', 'CreatePayment', 'f', 'in_flight', 'pay_1', 1)`,
-			} {
-				if _, err := old.ExecContext(ctx, q); err != nil {
-					t.Fatalf("%s: %v", q, err)
-				}
-			}
-			old.Close()
-
-			s, err := Open(ctx, url)
-			if err != nil {
-				t.Fatalf("opening the earlier release's database: %v", err)
-			}
-			defer s.Close()
-			now := time.Unix(0, 1000)
-			keys, err := s.StaleKeys(ctx, now, StaleKey{}, 10)
-			if err != nil || len(keys) != 1 || keys[0].Key != "k1" {
-				t.Errorf("stale keys after the upgrade: %v %v, want k1", keys, err)
-			}
-			due, err := s.DueAttempts(ctx, now, now, 10)
-			if err != nil || len(due) != 1 || due[0].ID != "att_1" {
-				t.Errorf("due attempts after the upgrade: %v %v, want att_1", due, err)
-			}
-			var n int
-			if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&n); err != nil || n != len(all) {
-				t.Errorf("schema version %d (%v), want %d", n, err, len(all))
 			}
 		})
-	}
+
+		s, err := Open(ctx, url)
+		if err != nil {
+			t.Fatalf("opening the earlier release's database: %v", err)
+		}
+		defer s.Close()
+		now := time.Unix(0, 1000)
+		keys, err := s.StaleKeys(ctx, now, StaleKey{}, 10)
+		if err != nil || len(keys) != 1 || keys[0].Key != "k1" {
+			t.Errorf("stale keys after the upgrade: %v %v, want k1", keys, err)
+		}
+		due, err := s.DueAttempts(ctx, now, now, 10)
+		if err != nil || len(due) != 1 || due[0].ID != "att_1" {
+			t.Errorf("due attempts after the upgrade: %v %v, want att_1", due, err)
+		}
+		wantSchemaVersion(t, s, all)
+	})
 }

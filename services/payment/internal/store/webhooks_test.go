@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -95,27 +94,10 @@ func TestDueSkipsAccounts(t *testing.T) {
 // Skipping accounts keeps Due's search on the due index (no scan of every delivery ever written,
 // no sort), the skipped accounts' endpoints read by the account index. SQLite's plan.
 func TestDueSkippingAccountsReadsIndexes(t *testing.T) {
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "payment.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, sqliteURL(t), Options{})
 	query, args := dueQuery(webhook.DueQuery{Now: time.Now(), Limit: 32,
 		SkipEndpoints: []string{"we_1", "we_2"}, SkipAccounts: []string{"acct_a", "acct_b", "acct_c"}}, sqldb.SQLite)
-	rows, err := s.db.Query(`EXPLAIN QUERY PLAN `+query, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var steps []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		steps = append(steps, detail)
-	}
-	rows.Close()
+	steps := sqlitePlan(t, s, query, args...)
 	plan := strings.Join(steps, "; ")
 	searchesDue := slices.ContainsFunc(steps, func(st string) bool {
 		return strings.HasPrefix(st, "SEARCH webhook_deliveries USING INDEX webhook_deliveries_due (final=? AND next_at<?)")
@@ -132,45 +114,18 @@ func TestDueSkippingAccountsReadsIndexes(t *testing.T) {
 // due index, no scan of the deliveries and no sort, and finds the skipped accounts' endpoints by
 // the account index.
 func TestDueSkippingAccountsReadsIndexesOnPostgres(t *testing.T) {
-	s, err := Open(context.Background(), testenv.StartPostgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	for _, q := range []string{
+	s := openStore(t, testenv.StartPostgres(t), Options{})
+	conn := postgresConn(t, s,
 		`INSERT INTO webhook_endpoints (id, caller, account_id, url, secret, created_at)
 			SELECT 'we_' || g, 'c', 'acct_' || (g % 500), 'https://example.test/', 's', g FROM generate_series(1, 5000) g`,
 		`INSERT INTO webhook_deliveries (id, event_id, endpoint_id, next_at, final, created_at)
 			SELECT 'd_' || g, 'evt_' || g, 'we_' || (g % 5000 + 1), g, CASE WHEN g % 1000 = 0 THEN '' ELSE 'delivered' END, g
 			FROM generate_series(1, 50000) g`,
 		`ANALYZE`,
-	} {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	query, args := dueQuery(webhook.DueQuery{Now: time.Unix(0, 60000), Limit: 32,
 		SkipEndpoints: []string{"we_1", "we_2"}, SkipAccounts: []string{"acct_1", "acct_2", "acct_3"}}, sqldb.Postgres)
-	rows, err := conn.QueryContext(ctx, `EXPLAIN `+s.db.Rebind(query), args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, line)
-	}
-	rows.Close()
-	text := strings.Join(plan, "\n")
+	text := strings.Join(postgresPlan(t, conn, `EXPLAIN `+s.db.Rebind(query), args...), "\n")
 	if !strings.Contains(text, " using webhook_deliveries_due ") || !strings.Contains(text, "webhook_endpoints_account") ||
 		strings.Contains(text, "Seq Scan on webhook_deliveries") || strings.Contains(text, "Sort") {
 		t.Errorf("plan\n%s\nwant a search of webhook_deliveries_due and of webhook_endpoints_account, no scan of the deliveries, no sort", text)
