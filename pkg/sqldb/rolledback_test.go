@@ -1,15 +1,9 @@
 package sqldb
 
 import (
-	"context"
 	"database/sql"
 	"sync"
 	"testing"
-	"time"
-
-	_ "github.com/jackc/pgx/v5/stdlib"
-
-	"github.com/bourse-dev/bourse/pkg/testenv"
 )
 
 // PostgreSQL's own answers, from a real server: a deadlock it breaks by rolling one transaction
@@ -17,23 +11,10 @@ import (
 // statement that outlived statement_timeout is Unavailable. None of them is a verdict on the
 // request, and a unique violation, which is one, is neither.
 func TestPostgresConflictsAreRetryable(t *testing.T) {
-	pg := testenv.StartPostgresServer(t)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	db, err := sql.Open("pgx", pg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	exec := func(q string) {
-		t.Helper()
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	exec(`CREATE TABLE t (id INT PRIMARY KEY, v INT)`)
-	exec(`INSERT INTO t VALUES (1, 0), (2, 0)`)
-	exec(`ALTER DATABASE bourse_test SET deadlock_timeout = '50ms'`)
+	ctx, db := rawPostgres(t,
+		`CREATE TABLE t (id INT PRIMARY KEY, v INT)`,
+		`INSERT INTO t VALUES (1, 0), (2, 0)`,
+		`ALTER DATABASE bourse_test SET deadlock_timeout = '50ms'`)
 
 	t.Run("deadlock", func(t *testing.T) {
 		// Two transactions lock the rows in opposite orders; PostgreSQL rolls one back.
@@ -87,7 +68,7 @@ func TestPostgresConflictsAreRetryable(t *testing.T) {
 		if err := a.QueryRowContext(ctx, `SELECT v FROM t WHERE id = 1`).Scan(&v); err != nil {
 			t.Fatal(err)
 		}
-		exec(`UPDATE t SET v = v + 1 WHERE id = 1`) // commits after a's snapshot
+		execAll(t, ctx, db, `UPDATE t SET v = v + 1 WHERE id = 1`) // commits after a's snapshot
 		_, err = a.ExecContext(ctx, `UPDATE t SET v = v + 1 WHERE id = 1`)
 		if err == nil || !RolledBack(err) {
 			t.Fatalf("%v: RolledBack false, want true", err)

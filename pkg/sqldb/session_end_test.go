@@ -2,13 +2,8 @@ package sqldb
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 	"time"
-
-	_ "github.com/jackc/pgx/v5/stdlib"
-
-	"github.com/bourse-dev/bourse/pkg/testenv"
 )
 
 // PostgreSQL ends a session it has timed out (idle_in_transaction_session_timeout,
@@ -17,14 +12,7 @@ import (
 // retry on another connection goes through: Unavailable, as 57P01 is. A statement the caller's own
 // context ends is not (pgx stops the wait at the socket; no 57014 comes back for it).
 func TestPostgresSessionEndsAreUnavailable(t *testing.T) {
-	pg := testenv.StartPostgresServer(t)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	db, err := sql.Open("pgx", pg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	ctx, db := rawPostgres(t)
 
 	t.Run("idle in transaction", func(t *testing.T) {
 		tx, err := db.BeginTx(ctx, nil)
