@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -63,19 +61,6 @@ func (c *claimWatch) counts() (most, skipped map[string]int) {
 	return maps.Clone(c.most), maps.Clone(c.skipped)
 }
 
-// inFlight counts the requests its receivers hold at once, over all of them, and the most ever.
-type inFlight struct{ now, max atomic.Int32 }
-
-func (c *inFlight) enter() {
-	n := c.now.Add(1)
-	for {
-		m := c.max.Load()
-		if n <= m || c.max.CompareAndSwap(m, n) {
-			return
-		}
-	}
-}
-
 // An account with many endpoints, each with a backlog older than anything else and each answering
 // a little under the slow threshold (so none is ever slow, and each may keep its PerEndpoint
 // share), holds at most PerAccount workers together: another account's deliveries go out while its
@@ -92,24 +77,12 @@ func TestManyEndpointsOfOneAccountDoNotStarveTheOthers(t *testing.T) {
 	st := newMemStore()
 	for i := range endpointsOfA {
 		rc := newReceiver(t, "a")
-		rc.hook = func(w http.ResponseWriter, r *http.Request) bool {
-			aFlight.enter()
-			defer aFlight.now.Add(-1)
-			defer aDone.Add(1)
-			select {
-			case <-time.After(answerAfter):
-				return false
-			case <-r.Context().Done():
-				return true
-			}
-		}
-		srv := httptest.NewServer(rc)
-		defer srv.Close()
+		rc.hook = holdFor(&aFlight, &aDone, answerAfter)
+		srv := serve(t, rc)
 		addEvents(st, eventsEach, Endpoint{ID: fmt.Sprintf("we_a%d", i), Account: "acct_a", URL: srv.URL, Secrets: []string{"a"}}, fmt.Sprintf("a%d", i))
 	}
 	bRc := newReceiver(t, "b")
-	b := httptest.NewServer(bRc)
-	defer b.Close()
+	b := serve(t, bRc)
 
 	// Eight workers: two per endpoint and two per account (both defaults, a quarter).
 	watch := newClaimWatch(st)
@@ -123,10 +96,7 @@ func TestManyEndpointsOfOneAccountDoNotStarveTheOthers(t *testing.T) {
 	eventually(t, 30*time.Second, "account a's first requests", func() bool { return aFlight.now.Load() >= 2 })
 	addEvents(st, 20, Endpoint{ID: "we_b", Account: "acct_b", URL: b.URL, Secrets: []string{"b"}}, "b")
 	d.Kick()
-	eventually(t, 30*time.Second, "account b gets its 20 events", func() bool {
-		n, _, _ := bRc.count()
-		return n == 20
-	})
+	waitReceived(t, 30*time.Second, bRc, 20, "account b gets its 20 events")
 	// Holding all eight workers, A would have most of its 60 requests answered before B's first;
 	// with two of them, B's deliveries (milliseconds each) are through while A is a few requests in.
 	n := aDone.Load()
@@ -147,9 +117,7 @@ func TestManyEndpointsOfOneAccountDoNotStarveTheOthers(t *testing.T) {
 		t.Fatalf("account a held at most %d claims and was skipped by %d Dues; want at most 4 (PerAccount running and queued), and some",
 			most["acct_a"], skipped["acct_a"])
 	}
-	if _, _, bad := bRc.count(); bad != 0 {
-		t.Fatalf("%d bad requests at b", bad)
-	}
+	wantNoBadRequests(t, bRc)
 	if got := aDone.Load(); got != endpointsOfA*eventsEach {
 		t.Fatalf("account a's receivers answered %d requests, want %d (each delivered once)", got, endpointsOfA*eventsEach)
 	}
@@ -161,11 +129,9 @@ func TestManyEndpointsOfOneAccountDoNotStarveTheOthers(t *testing.T) {
 // account's deliveries go out meanwhile.
 func TestSlowEndpointsCountTowardTheirAccount(t *testing.T) {
 	hang := &hangingServer{}
-	slow := httptest.NewServer(hang)
-	defer slow.Close()
+	slow := serve(t, hang)
 	fastRc := newReceiver(t, "f")
-	fast := httptest.NewServer(fastRc)
-	defer fast.Close()
+	fast := serve(t, fastRc)
 
 	st := newMemStore()
 	const hanging = 4
@@ -182,17 +148,12 @@ func TestSlowEndpointsCountTowardTheirAccount(t *testing.T) {
 	eventually(t, 30*time.Second, "the hanging endpoints' requests", func() bool { return hang.total.Load() >= 3*hanging })
 	addEvents(st, 20, Endpoint{ID: "we_fast", Account: "acct_b", URL: fast.URL, Secrets: []string{"f"}}, "fast")
 	d.Kick()
-	eventually(t, 30*time.Second, "account b gets its 20 events while account a's endpoints hang", func() bool {
-		n, _, _ := fastRc.count()
-		return n == 20
-	})
+	waitReceived(t, 30*time.Second, fastRc, 20, "account b gets its 20 events while account a's endpoints hang")
 	stop()
 	if m := hang.max.Load(); m > 2 {
 		t.Fatalf("account a's hanging endpoints held %d requests at once; PerAccount is 2", m)
 	}
-	if _, _, bad := fastRc.count(); bad != 0 {
-		t.Fatalf("%d bad requests", bad)
-	}
+	wantNoBadRequests(t, fastRc)
 }
 
 // Within an account too, one endpoint with an older backlog, answering a little under the slow
@@ -208,22 +169,10 @@ func TestOneEndpointDoesNotStarveItsAccountsOthers(t *testing.T) {
 	var busyFlight inFlight
 	var busyDone atomic.Int32
 	busyRc := newReceiver(t, "a")
-	busyRc.hook = func(w http.ResponseWriter, r *http.Request) bool {
-		busyFlight.enter()
-		defer busyFlight.now.Add(-1)
-		defer busyDone.Add(1)
-		select {
-		case <-time.After(answerAfter):
-			return false
-		case <-r.Context().Done():
-			return true
-		}
-	}
-	busy := httptest.NewServer(busyRc)
-	defer busy.Close()
+	busyRc.hook = holdFor(&busyFlight, &busyDone, answerAfter)
+	busy := serve(t, busyRc)
 	quickRc := newReceiver(t, "a")
-	quick := httptest.NewServer(quickRc)
-	defer quick.Close()
+	quick := serve(t, quickRc)
 	st := newMemStore()
 	addEvents(st, backlog, Endpoint{ID: "we_busy", Account: "acct_a", URL: busy.URL, Secrets: []string{"a"}}, "busy")
 	d, stop := start(t, st, Config{
@@ -234,10 +183,7 @@ func TestOneEndpointDoesNotStarveItsAccountsOthers(t *testing.T) {
 	eventually(t, 30*time.Second, "the busy endpoint's first requests", func() bool { return busyFlight.now.Load() >= 2 })
 	addEvents(st, 10, Endpoint{ID: "we_quick", Account: "acct_a", URL: quick.URL, Secrets: []string{"a"}}, "quick")
 	d.Kick()
-	eventually(t, 30*time.Second, "the quick endpoint gets its 10 events", func() bool {
-		n, _, _ := quickRc.count()
-		return n == 10
-	})
+	waitReceived(t, 30*time.Second, quickRc, 10, "the quick endpoint gets its 10 events")
 	n := busyDone.Load()
 	t.Logf("busy endpoint: %d of %d requests answered when the quick one's 10 were through", n, backlog)
 	if n >= backlog/2 {
@@ -248,9 +194,5 @@ func TestOneEndpointDoesNotStarveItsAccountsOthers(t *testing.T) {
 	if m := busyFlight.max.Load(); m > 2 {
 		t.Fatalf("the busy endpoint had %d requests in flight at once; PerEndpoint and PerAccount are 2", m)
 	}
-	for _, rc := range []*receiver{busyRc, quickRc} {
-		if _, _, bad := rc.count(); bad != 0 {
-			t.Fatalf("%d bad requests", bad)
-		}
-	}
+	wantNoBadRequests(t, busyRc, quickRc)
 }

@@ -2,35 +2,10 @@ package webhook
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// hangingServer accepts requests and answers none of them until the dispatcher gives up; it counts
-// the requests it held and the most it held at once.
-type hangingServer struct {
-	now, max, total atomic.Int32
-}
-
-func (h *hangingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Read the body first: the server sees the client hang up (and ends the context) only after.
-	io.Copy(io.Discard, r.Body)
-	h.total.Add(1)
-	n := h.now.Add(1)
-	defer h.now.Add(-1)
-	for {
-		m := h.max.Load()
-		if n <= m || h.max.CompareAndSwap(m, n) {
-			break
-		}
-	}
-	<-r.Context().Done()
-}
 
 // Enough hanging endpoints to hold every worker at their PerEndpoint share (here four, each with a
 // backlog older than anything else) do not stall the other endpoints: once an endpoint's attempt
@@ -39,11 +14,9 @@ func (h *hangingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // attempt a full RequestTimeout), and every other account's events waited behind them.
 func TestManySlowEndpointsDoNotStarveTheOthers(t *testing.T) {
 	hang := &hangingServer{}
-	slow := httptest.NewServer(hang)
-	defer slow.Close()
+	slow := serve(t, hang)
 	fastRc := newReceiver(t, "f")
-	fast := httptest.NewServer(fastRc)
-	defer fast.Close()
+	fast := serve(t, fastRc)
 
 	st := newMemStore()
 	const hanging = 4
@@ -62,10 +35,7 @@ func TestManySlowEndpointsDoNotStarveTheOthers(t *testing.T) {
 	// that the fast endpoint's deliveries need milliseconds. Five timeouts is ample on a loaded machine;
 	// the backlog ahead of them takes 30 timeouts.
 	began := time.Now()
-	eventually(t, 10*timeout, "the fast endpoint gets its 20 events while four endpoints hang", func() bool {
-		n, _, _ := fastRc.count()
-		return n == 20
-	})
+	waitReceived(t, 10*timeout, fastRc, 20, "the fast endpoint gets its 20 events while four endpoints hang")
 	took := time.Since(began)
 	// From then on every hanging endpoint is known to be slow: together they hold at most half the
 	// workers, one each. Measured from the attempt log (the dispatcher's side of each request).
@@ -93,9 +63,7 @@ func TestManySlowEndpointsDoNotStarveTheOthers(t *testing.T) {
 	if len(spans) < 4 || most > 2 {
 		t.Fatalf("%d slow attempts after the first round, at most %d at once; want some, and at most 2 (their share of 4 workers)", len(spans), most)
 	}
-	if _, _, bad := fastRc.count(); bad != 0 {
-		t.Fatalf("%d bad requests", bad)
-	}
+	wantNoBadRequests(t, fastRc)
 	// The hanging endpoints are still served, one worker at a time, within their share.
 	if hang.total.Load() < hanging {
 		t.Fatalf("the hanging endpoints got %d requests in %v", hang.total.Load(), took)

@@ -1,0 +1,82 @@
+package webhook
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// inFlight counts the requests its receivers hold at once, over all of them, and the most ever.
+type inFlight struct{ now, max atomic.Int32 }
+
+func (c *inFlight) enter() {
+	n := c.now.Add(1)
+	for {
+		m := c.max.Load()
+		if n <= m || c.max.CompareAndSwap(m, n) {
+			return
+		}
+	}
+}
+
+// holdFor is a receiver hook that holds each request for d (or until the dispatcher gives up
+// on it) before the receiver answers, counting it in flight while held and in done once let go.
+func holdFor(flight *inFlight, done *atomic.Int32, d time.Duration) func(http.ResponseWriter, *http.Request) bool {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		flight.enter()
+		defer flight.now.Add(-1)
+		defer done.Add(1)
+		select {
+		case <-time.After(d):
+			return false
+		case <-r.Context().Done():
+			return true
+		}
+	}
+}
+
+// hangingServer accepts requests and answers none of them until the dispatcher gives up; it counts
+// the requests it held, the ones it holds and the most it held at once.
+type hangingServer struct {
+	inFlight
+	total atomic.Int32
+}
+
+func (h *hangingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Read the body first: the server sees the client hang up (and ends the context) only after.
+	io.Copy(io.Discard, r.Body)
+	h.total.Add(1)
+	h.enter()
+	defer h.now.Add(-1)
+	<-r.Context().Done()
+}
+
+// serve serves h on loopback until the test ends.
+func serve(t *testing.T, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// waitReceived waits up to within for rc to have answered n requests, failing the test with what
+// if it has not.
+func waitReceived(t *testing.T, within time.Duration, rc *receiver, n int, what string) {
+	t.Helper()
+	eventually(t, within, what, func() bool {
+		got, _, _ := rc.count()
+		return got == n
+	})
+}
+
+// wantNoBadRequests fails the test if any of rcs was sent a request it could not verify.
+func wantNoBadRequests(t *testing.T, rcs ...*receiver) {
+	t.Helper()
+	for _, rc := range rcs {
+		if _, _, bad := rc.count(); bad != 0 {
+			t.Fatalf("%d bad requests at the receiver of secret %q", bad, rc.secret)
+		}
+	}
+}
