@@ -3,11 +3,8 @@ package exchange
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/bourse-dev/bourse/services/matching/internal/book"
 )
 
 // slowResyncLog is a log sink that is slow (a blocked terminal, a full pipe) on the one message a
@@ -36,11 +33,7 @@ func (h slowResyncLog) WithGroup(g string) slog.Handler { return slowResyncLog{h
 // capture missed for restored.
 func TestStatusSaysSyncingFromAPassedOverCaptureToTheNextRound(t *testing.T) {
 	risk := &syncBlocker{fakeRisk: newFakeRisk()}
-	x := openTest(t, t.TempDir(), risk, func(c *Config) { c.Logger = slog.New(slowResyncLog{slog.DiscardHandler}) })
-	defer closeTest(t, x)
-	addSymbol(t, x, "BTC-USD")
-	submit(t, x, limit("alice", "a1", book.Buy, 9000, 3))
-	eventually(t, "the first sync", func() bool { return synced(x) })
+	x := syncedWithAlice(t, risk, func(c *Config) { c.Logger = slog.New(slowResyncLog{slog.DiscardHandler}) })
 
 	risk.block.Store(true)
 	x.requestResync("test: the first round") // its captures fail against risk and back off
@@ -55,32 +48,13 @@ func TestStatusSaysSyncingFromAPassedOverCaptureToTheNextRound(t *testing.T) {
 		return true
 	})
 
-	var sawSettled, sawSyncingAfter atomic.Bool
-	stop, polled := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(polled)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if synced(x) {
-				sawSettled.Store(true)
-			} else if sawSettled.Load() {
-				sawSyncingAfter.Store(true)
-			}
-			time.Sleep(200 * time.Microsecond)
-		}
-	}()
+	watch := watchSettled(t, x, 200*time.Microsecond)
 	risk.block.Store(false)
 	eventually(t, "the re-sync", func() bool {
 		return synced(x) && sameReservations(risk.openQty(), openOrders(t, x)) && !x.resync.owed()
 	})
 	time.Sleep(300 * time.Millisecond) // any round still to come shows itself
-	close(stop)
-	<-polled
-	if sawSyncingAfter.Load() {
+	if watch.syncingAgain() {
 		t.Fatal("the status said settled, not syncing, while a round was owed, then syncing again")
 	}
 }

@@ -31,11 +31,7 @@ func (s *syncBlocker) Sync(ctx context.Context, b SyncBatch) (SyncAnswer, error)
 // newer incarnation without the orders checked since, and only another round restores them.
 func TestTwoRiskRestartsDuringAReSyncKeepEveryReservation(t *testing.T) {
 	risk := &syncBlocker{fakeRisk: newFakeRisk()}
-	x := openTest(t, t.TempDir(), risk, fastProbe)
-	defer closeTest(t, x)
-	addSymbol(t, x, "BTC-USD")
-	submit(t, x, limit("alice", "a1", book.Buy, 9000, 3))
-	eventually(t, "the first sync", func() bool { return synced(x) })
+	x := syncedWithAlice(t, risk, fastProbe)
 	risk.block.Store(true)
 	risk.restart() // incarnation 2: the heartbeat starts a round, its sync fails and backs off
 	eventually(t, "the sync backing off", func() bool { return risk.fails.Load() >= 4 })

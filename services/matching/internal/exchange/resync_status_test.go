@@ -15,11 +15,7 @@ import (
 // the fake's gate.
 func TestStatusSaysSyncingFromTheRequestOfARound(t *testing.T) {
 	risk := newFakeRisk()
-	x := openTest(t, t.TempDir(), risk)
-	defer closeTest(t, x)
-	addSymbol(t, x, "BTC-USD")
-	submit(t, x, limit("alice", "a1", book.Buy, 9000, 3))
-	eventually(t, "the first sync", func() bool { return synced(x) })
+	x := syncedWithAlice(t, risk)
 
 	gate := make(chan struct{})
 	risk.set(func(f *fakeRisk) { f.gate, f.gatePrice = gate, 9100 })

@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,42 +14,21 @@ import (
 // round until the end, the status goes from syncing to settled once, never back.
 func TestStatusSaysSyncingUntilUncoveredOrdersAreCancelled(t *testing.T) {
 	risk := newFakeRisk()
-	x := openTest(t, t.TempDir(), risk)
-	defer closeTest(t, x)
-	addSymbol(t, x, "BTC-USD")
-	submit(t, x, limit("alice", "a1", book.Buy, 9000, 3))
-	submit(t, x, limit("tight", "t1", book.Buy, 10000, 5))
-	eventually(t, "the first sync", func() bool { return synced(x) })
+	x := syncedWith(t, risk, []OrderRequest{
+		limit("alice", "a1", book.Buy, 9000, 3),
+		limit("tight", "t1", book.Buy, 10000, 5),
+	})
 
 	risk.restart()
 	risk.set(func(f *fakeRisk) { f.balances["tight"].quote = 0 }) // the new incarnation covers nothing of tight's
 	x.noteIncarnation(2)                                          // as an answer from the new incarnation would
 
-	var sawSettled, sawSyncingAfter atomic.Bool
-	stop, polled := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(polled)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if synced(x) {
-				sawSettled.Store(true)
-			} else if sawSettled.Load() {
-				sawSyncingAfter.Store(true)
-			}
-			time.Sleep(100 * time.Microsecond)
-		}
-	}()
+	watch := watchSettled(t, x, 100*time.Microsecond)
 	eventually(t, "the re-sync and tight's order cancelled", func() bool {
 		return synced(x) && sameReservations(risk.openQty(), openOrders(t, x)) && len(openOrders(t, x)) == 1
 	})
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	<-polled
-	if sawSyncingAfter.Load() {
+	if watch.syncingAgain() {
 		t.Fatal("the status said settled, not syncing, while an order risk could not cover was still open, then unsettled again")
 	}
 }
