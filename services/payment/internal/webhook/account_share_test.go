@@ -128,16 +128,8 @@ func TestManyEndpointsOfOneAccountDoNotStarveTheOthers(t *testing.T) {
 // slow share alone would let four of them hold half of eight workers, one each). The other
 // account's deliveries go out meanwhile.
 func TestSlowEndpointsCountTowardTheirAccount(t *testing.T) {
-	hang := &hangingServer{}
-	slow := serve(t, hang)
-	fastRc := newReceiver(t, "f")
-	fast := serve(t, fastRc)
-
 	st := newMemStore()
-	const hanging = 4
-	for i := range hanging {
-		addEvents(st, 30, Endpoint{ID: fmt.Sprintf("we_slow%d", i), Account: "acct_a", URL: slow.URL, Secrets: []string{"s"}}, fmt.Sprintf("slow%d", i))
-	}
+	hang, fastRc, fastURL := withHangingEndpoints(t, st, "acct_a")
 	const timeout = 300 * time.Millisecond
 	d, stop := start(t, st, Config{
 		Concurrency: 8, PollInterval: 10 * time.Millisecond,
@@ -145,8 +137,8 @@ func TestSlowEndpointsCountTowardTheirAccount(t *testing.T) {
 	})
 	d.Kick()
 	// Long enough for every hanging endpoint to be found slow and tried again.
-	eventually(t, 30*time.Second, "the hanging endpoints' requests", func() bool { return hang.total.Load() >= 3*hanging })
-	addEvents(st, 20, Endpoint{ID: "we_fast", Account: "acct_b", URL: fast.URL, Secrets: []string{"f"}}, "fast")
+	eventually(t, 30*time.Second, "the hanging endpoints' requests", func() bool { return hang.total.Load() >= 3*hangingEndpoints })
+	addEvents(st, 20, Endpoint{ID: "we_fast", Account: "acct_b", URL: fastURL, Secrets: []string{"f"}}, "fast")
 	d.Kick()
 	waitReceived(t, 30*time.Second, fastRc, 20, "account b gets its 20 events while account a's endpoints hang")
 	stop()

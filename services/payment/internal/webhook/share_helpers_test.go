@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -52,6 +53,25 @@ func (h *hangingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.enter()
 	defer h.now.Add(-1)
 	<-r.Context().Done()
+}
+
+// hangingEndpoints is how many endpoints behind one hangingServer the slow-endpoint tests give a
+// backlog of their own.
+const hangingEndpoints = 4
+
+// withHangingEndpoints writes to st a backlog of 30 events for each of hangingEndpoints endpoints
+// (of account; "" for none) behind one hanging server, and serves a receiver of secret "f" for
+// the test's healthy endpoint. The servers run until the test ends.
+func withHangingEndpoints(t *testing.T, st *memStore, account string) (hang *hangingServer, fastRc *receiver, fastURL string) {
+	t.Helper()
+	hang = &hangingServer{}
+	slow := serve(t, hang)
+	fastRc = newReceiver(t, "f")
+	fast := serve(t, fastRc)
+	for i := range hangingEndpoints {
+		addEvents(st, 30, Endpoint{ID: fmt.Sprintf("we_slow%d", i), Account: account, URL: slow.URL, Secrets: []string{"s"}}, fmt.Sprintf("slow%d", i))
+	}
+	return hang, fastRc, fast.URL
 }
 
 // serve serves h on loopback until the test ends.

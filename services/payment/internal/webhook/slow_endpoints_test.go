@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,18 +12,10 @@ import (
 // keep the other half. Before, the four held all the workers until their backlog was through (each
 // attempt a full RequestTimeout), and every other account's events waited behind them.
 func TestManySlowEndpointsDoNotStarveTheOthers(t *testing.T) {
-	hang := &hangingServer{}
-	slow := serve(t, hang)
-	fastRc := newReceiver(t, "f")
-	fast := serve(t, fastRc)
-
 	st := newMemStore()
-	const hanging = 4
-	for i := range hanging {
-		addEvents(st, 30, Endpoint{ID: fmt.Sprintf("we_slow%d", i), URL: slow.URL, Secrets: []string{"s"}}, fmt.Sprintf("slow%d", i))
-	}
+	hang, fastRc, fastURL := withHangingEndpoints(t, st, "")
 	time.Sleep(time.Millisecond)
-	addEvents(st, 20, Endpoint{ID: "we_fast", URL: fast.URL, Secrets: []string{"f"}}, "fast")
+	addEvents(st, 20, Endpoint{ID: "we_fast", URL: fastURL, Secrets: []string{"f"}}, "fast")
 	const timeout = 500 * time.Millisecond
 	d, stop := start(t, st, Config{
 		Concurrency: 4, PerEndpoint: 1, PollInterval: 10 * time.Millisecond,
@@ -65,7 +56,7 @@ func TestManySlowEndpointsDoNotStarveTheOthers(t *testing.T) {
 	}
 	wantNoBadRequests(t, fastRc)
 	// The hanging endpoints are still served, one worker at a time, within their share.
-	if hang.total.Load() < hanging {
+	if hang.total.Load() < hangingEndpoints {
 		t.Fatalf("the hanging endpoints got %d requests in %v", hang.total.Load(), took)
 	}
 }
