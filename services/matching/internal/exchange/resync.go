@@ -277,7 +277,10 @@ func (sh *shard) syncDone() {
 }
 
 // cancelUncovered cancels the open orders of shard whose reservations risk could not restore (their
-// account no longer has the funds): an order may not rest without its reservation.
+// account no longer has the funds): an order may not rest without its reservation. It returns at
+// once; its goroutine (stopped by Close through the resync quit channel) retries until none of those
+// orders is open, so a full shard queue or a cancel refused for load delays the cancels, never drops
+// them.
 func (x *Exchange) cancelUncovered(shard uint32, ids []uint64) {
 	if int(shard) >= len(x.shards) {
 		return
@@ -288,30 +291,83 @@ func (x *Exchange) cancelUncovered(shard uint32, ids []uint64) {
 	}
 	sh := x.shards[shard]
 	// Counted before the reporter ends its re-sync, so the shard says syncing without a gap until
-	// every cancel is answered (journaled): until then risk holds nothing for orders still open.
+	// every such order is cancelled (journaled): until then risk holds nothing for orders still open.
 	sh.uncovering.Add(1)
-	err := sh.enqueue(command{kind: cmdQuery, query: func(*output) {
+	go func() {
 		defer sh.uncovering.Add(-1)
+		backoff := 10 * time.Millisecond
+		for {
+			refs, err := x.openWithReservations(sh, want)
+			if err == nil && len(refs) == 0 {
+				return
+			}
+			if err == nil && x.cancelEach(refs) {
+				continue // all answered: read again, and stop once none is open
+			}
+			if err != nil && errs.KindOf(err) != errs.KindResourceExhausted {
+				x.log.Error("cancels of unreserved orders stopped", "shard", shard, "err", err)
+				return // closing
+			}
+			select {
+			case <-time.After(backoff):
+				backoff = min(2*backoff, time.Second)
+			case <-x.resync.quit:
+				return
+			}
+		}
+	}()
+}
+
+// openWithReservations lists the shard's open orders holding one of the reservations in want.
+func (x *Exchange) openWithReservations(sh *shard, want map[uint64]bool) ([]OrderRef, error) {
+	var refs []OrderRef
+	done := make(chan struct{})
+	if err := sh.enqueue(command{kind: cmdQuery, query: func(*output) {
+		defer close(done)
 		for _, m := range sh.markets {
 			for _, o := range m.orders {
 				if !o.Status.closed() && want[o.reservation] {
-					ref := OrderRef{Account: o.Account, Symbol: m.spec.Symbol, OrderID: o.ID}
-					x.log.Warn("cancelling an order whose reservation risk could not restore", "symbol", ref.Symbol, "order", o.ID, "account", o.Account)
-					sh.uncovering.Add(1)
-					go x.Cancel(ref, func(r Result) {
-						defer sh.uncovering.Add(-1)
-						if r.Err != nil {
-							x.log.Error("cancel of an unreserved order failed", "order", ref.OrderID, "err", r.Err)
-						}
-					})
+					refs = append(refs, OrderRef{Account: o.Account, Symbol: m.spec.Symbol, OrderID: o.ID})
 				}
 			}
 		}
-	}})
-	if err != nil {
-		sh.uncovering.Add(-1)
-		x.log.Error("cancels of unreserved orders not queued", "shard", shard, "err", err)
+	}}); err != nil {
+		return nil, err
 	}
+	select {
+	case <-done:
+		return refs, nil
+	case <-x.resync.quit:
+		return nil, errs.New(errs.KindUnavailable, "matching is shutting down")
+	}
+}
+
+// cancelEach cancels refs and waits for every answer; it reports whether every cancel succeeded.
+// A refused one is retried after a backoff: an order filled or cancelled meanwhile is not listed
+// again, and one refused for load (a full queue) or by a failed journal is.
+func (x *Exchange) cancelEach(refs []OrderRef) bool {
+	type answer struct {
+		ref OrderRef
+		err error
+	}
+	answers := make(chan answer, len(refs)) // room for every answer: the callbacks never block
+	for _, ref := range refs {
+		x.log.Warn("cancelling an order whose reservation risk could not restore", "symbol", ref.Symbol, "order", ref.OrderID, "account", ref.Account)
+		x.Cancel(ref, func(r Result) { answers <- answer{ref, r.Err} })
+	}
+	ok := true
+	for range refs {
+		select {
+		case a := <-answers:
+			if a.err != nil {
+				x.log.Error("cancel of an unreserved order failed; retrying", "order", a.ref.OrderID, "err", a.err)
+				ok = false
+			}
+		case <-x.resync.quit:
+			return false
+		}
+	}
+	return ok
 }
 
 // ShardSettlement is one shard's settlement with risk, for operators.

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -30,5 +31,46 @@ func TestStatusSaysSyncingUntilUncoveredOrdersAreCancelled(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if watch.syncingAgain() {
 		t.Fatal("the status said settled, not syncing, while an order risk could not cover was still open, then unsettled again")
+	}
+}
+
+// The cancels of uncovered orders wait for room in a full shard queue instead of being dropped:
+// an order risk holds nothing for must not stay on the book because the shard was busy when risk
+// answered the re-sync.
+func TestUncoveredOrdersAreCancelledThroughAFullQueue(t *testing.T) {
+	risk := newFakeRisk()
+	x := syncedWith(t, risk, []OrderRequest{
+		limit("alice", "a1", book.Buy, 9000, 3),
+		limit("tight", "t1", book.Buy, 10000, 5),
+	}, func(c *Config) { c.QueueLimit = 8 })
+	var tight uint64
+	for id, qty := range openOrders(t, x) {
+		if qty == 5 {
+			tight = id
+		}
+	}
+	m := (*x.markets.Load())["BTC-USD"]
+	shard := uint32(slices.Index(x.shards, m.shard))
+
+	// The shard is held on a command and its queue filled behind it.
+	held, gate := make(chan struct{}), make(chan struct{})
+	if err := m.shard.enqueue(command{kind: cmdQuery, query: func(*output) { close(held); <-gate }}); err != nil {
+		t.Fatal(err)
+	}
+	<-held
+	for m.shard.enqueue(command{kind: cmdQuery, query: func(*output) {}}) == nil {
+	}
+	x.cancelUncovered(shard, []uint64{tight}) // as the reporter does on risk's answer to a re-sync
+	time.Sleep(50 * time.Millisecond)
+	close(gate)
+
+	eventually(t, "the shard's queue drained and its status settled", func() bool {
+		m.shard.mu.Lock()
+		queued := len(m.shard.queue)
+		m.shard.mu.Unlock()
+		return queued == 0 && synced(x)
+	})
+	if _, open := openOrders(t, x)[tight]; open || len(openOrders(t, x)) != 1 {
+		t.Fatalf("open orders %v, want alice's alone: tight's order rests with nothing reserved in risk", openOrders(t, x))
 	}
 }
