@@ -91,13 +91,40 @@ func (t *Tx) CompleteKeysOf(ctx context.Context, method, objectID string, respon
 	return err
 }
 
-// PruneKeys deletes finished records created before cutoff and reports how many.
+// pruneBatch bounds the records one statement of PruneKeys deletes, and prunePass the statements
+// of one call. A statement holds the write lock (on SQLite the database's only one, which every
+// lane waits for) for milliseconds, never for the backlog a long pause leaves behind: a day's
+// records at a few thousand a second are hundreds of millions, which one DELETE would hold the lock
+// for minutes to remove. What one call leaves, the janitor's next pass goes on with; a pass removes
+// far more than the records that expire between two passes.
+var (
+	pruneBatch = 2000
+	prunePass  = 50
+)
+
+// pruneKeysQuery deletes the oldest pruneBatch finished records before a cutoff, through
+// idempotency_created.
+const pruneKeysQuery = `DELETE FROM idempotency WHERE (caller, idem_key) IN (
+	SELECT caller, idem_key FROM idempotency WHERE state = ? AND created_at < ? ORDER BY created_at LIMIT ?)`
+
+// PruneKeys deletes finished records created before cutoff, oldest first, in statements of at
+// most pruneBatch records and at most prunePass of them, and reports how many it deleted.
 func (s *Store) PruneKeys(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM idempotency WHERE state = ? AND created_at < ?`), idempotency.Done, nanos(cutoff))
-	if err != nil {
-		return 0, err
+	var total int64
+	for range prunePass {
+		res, err := s.exec(ctx, pruneKeysQuery, idempotency.Done, nanos(cutoff), pruneBatch)
+		if err != nil {
+			return total, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, err
+		}
+		if total += n; n < int64(pruneBatch) || ctx.Err() != nil {
+			break
+		}
 	}
-	return res.RowsAffected()
+	return total, nil
 }
 
 // DeleteKey removes the record of (caller, key): the request it belonged to provably did nothing.
