@@ -49,7 +49,10 @@ func StartMakeRun(t testing.TB, timeout time.Duration) *MakeRun {
 	cmd := exec.Command("bash", "scripts/run.sh")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "BOURSE_RUN_DIR="+m.RunDir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A test binary that dies without its cleanups (killed, or a -timeout panic) must not leave
+	// the platform holding make run's addresses: run.sh stops what it started on SIGTERM, as on
+	// Ctrl-C.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
