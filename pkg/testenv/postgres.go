@@ -37,6 +37,7 @@ type Postgres struct {
 	exited   <-chan struct{}
 	frozen   []procStat // the backends Freeze stopped
 	isFrozen bool
+	guard    *exec.Cmd // lets the frozen server go if this process dies frozen (Freeze)
 }
 
 // StartPostgres runs a private PostgreSQL server on a free loopback port for the test and returns
@@ -169,6 +170,7 @@ func (p *Postgres) Kill(t testing.TB) {
 	}
 	// A frozen server is dead now: nothing is left to let go on.
 	p.frozen, p.isFrozen = nil, false
+	p.stopGuard()
 	if err := syscall.Kill(pm, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		t.Fatalf("testenv: SIGKILL postgres: %v", err)
 	}
@@ -232,6 +234,36 @@ func (p *Postgres) Freeze(t testing.TB) {
 	for _, b := range backends {
 		waitStopped(t, b, deadline)
 	}
+	p.startGuard(t, backends)
+}
+
+// startGuard starts a process of its own session that continues the frozen server if this process
+// dies before Thaw (killed, or a -timeout panic, which runs no cleanup): stopped processes would
+// stay stopped for ever, holding the server's port and shared memory. The postmaster then takes
+// the SIGTERM its parent's death sent it and shuts down. Thaw and Kill stop the guard.
+func (p *Postgres) startGuard(t testing.TB, backends []procStat) {
+	t.Helper()
+	args := []string{"-c", `parent=$1; shift; while kill -0 "$parent" 2>/dev/null; do sleep 0.2; done; kill -CONT "$@" 2>/dev/null`,
+		"guard", strconv.Itoa(os.Getpid()), strconv.Itoa(p.srv.Process.Pid)}
+	for _, b := range backends {
+		args = append(args, strconv.Itoa(b.pid))
+	}
+	guard := exec.Command("sh", args...)
+	guard.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := guard.Start(); err != nil {
+		t.Fatalf("testenv: postgres freeze guard: %v", err)
+	}
+	p.guard = guard
+}
+
+// stopGuard ends the guard of a freeze that is over.
+func (p *Postgres) stopGuard() {
+	if p.guard == nil {
+		return
+	}
+	_ = p.guard.Process.Kill()
+	_ = p.guard.Wait()
+	p.guard = nil
 }
 
 // waitStopped returns once the process p is stopped or gone (a signal to another process is
@@ -262,6 +294,7 @@ func waitPidStopped(t testing.TB, pid int, deadline time.Time) {
 // Thaw lets a frozen server go on where it stopped.
 func (p *Postgres) Thaw(t testing.TB) {
 	t.Helper()
+	p.stopGuard()
 	for _, b := range p.frozen {
 		if b.alive() {
 			_ = syscall.Kill(b.pid, syscall.SIGCONT)

@@ -4,7 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -96,5 +101,65 @@ func TestPostgresFreezeStopsEveryProcess(t *testing.T) {
 			}
 		}
 		pg.Thaw(t)
+	}
+}
+
+// A test binary that dies while its server is frozen (killed, or a -timeout panic: no cleanup
+// runs) must not leave the server's processes stopped for ever. The test runs itself again as a
+// child that freezes a server and exits at once, then waits for every process of that server to end.
+func TestFrozenPostgresIsLetGoWhenTheTestDies(t *testing.T) {
+	if os.Getenv("BOURSE_TESTENV_DIE_FROZEN") != "" {
+		pg := StartPostgresServer(t)
+		db, err := sql.Open("pgx", pg.URL)
+		if err == nil {
+			err = db.PingContext(t.Context()) // a backend of this process's own
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pg.Freeze(t)
+		pids := []string{strconv.Itoa(pg.srv.Process.Pid)}
+		for _, b := range pg.frozen {
+			pids = append(pids, strconv.Itoa(b.pid))
+		}
+		fmt.Printf("frozen %s %s\n", pg.dir, strings.Join(pids, " "))
+		os.Exit(3) // no cleanup runs
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFrozenPostgresIsLetGoWhenTheTestDies$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "BOURSE_TESTENV_DIE_FROZEN=1")
+	out, _ := cmd.Output()
+	var dir string
+	var pids []int
+	for line := range strings.Lines(string(out)) {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "frozen" {
+			dir = f[1]
+			for _, s := range f[2:] {
+				pid, err := strconv.Atoi(s)
+				if err != nil {
+					t.Fatalf("child's line %q", line)
+				}
+				pids = append(pids, pid)
+			}
+		}
+	}
+	if len(pids) < 2 {
+		t.Fatalf("the child froze no server with a backend:\n%s", out)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	deadline := time.Now().Add(30 * time.Second)
+	for _, pid := range pids {
+		for {
+			st, ok := readProcStat(pid)
+			if !ok || st.state == "Z" || st.state == "X" {
+				break
+			}
+			if time.Now().After(deadline) {
+				for _, p := range pids { // let them go: the test failed, the machine should not pay for it
+					_ = syscall.Kill(p, syscall.SIGKILL)
+				}
+				t.Fatalf("postgres process %d still there (state %s) 30s after its test died frozen", pid, st.state)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
