@@ -147,7 +147,8 @@ func (d *Dispatcher) lease() time.Duration { return d.cfg.RequestTimeout + 30*ti
 // which start as workers free up, oldest queued first. An endpoint or account whose queue is full is skipped
 // when asking the store, and a delivery past it in one batch is handed back (Deferred), so that one
 // endpoint's or account's backlog never fills the claims the others need. A queued delivery waits
-// for the requests in flight ahead of it, each bounded by RequestTimeout, well inside its lease.
+// for the requests in flight ahead of it, each bounded by RequestTimeout; one that waited so long
+// that its own request could outlast its lease is handed back instead, to be claimed afresh.
 //
 // An endpoint whose last attempt took longer than SlowAfter (a timeout, or a receiver that takes
 // its time) is slow until one does not: it gets one worker at a time, from a share of half of them
@@ -197,10 +198,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
+// recordTimeout bounds the write of one result.
+const recordTimeout = 5 * time.Second
+
 // recordCtx lets a result be written even as the dispatcher stops: an attempt that was made should
 // be in the log.
 func recordCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	return context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 }
 
 func (d *Dispatcher) deferDelivery(ctx context.Context, dl Delivery, next time.Time) {

@@ -23,10 +23,12 @@ type runState struct {
 	slow    map[string]string           // endpoint id -> its account, for the endpoints whose last attempt here took longer than SlowAfter
 }
 
-// queuedDelivery is a claimed delivery waiting for a worker; seq orders it among all the queued.
+// queuedDelivery is a claimed delivery waiting for a worker; seq orders it among all the queued,
+// and claimed is when the store's lease on it began.
 type queuedDelivery struct {
-	dl  Delivery
-	seq uint64
+	dl      Delivery
+	seq     uint64
+	claimed time.Time
 }
 
 // finished is a worker's report: the delivery it attempted and how long the request took.
@@ -168,7 +170,7 @@ func (s *runState) poll() bool {
 func (s *runState) enqueue(dl Delivery) {
 	s.claimed[dl.ID] = true
 	s.seq++
-	s.queued[dl.Endpoint.ID] = append(s.queued[dl.Endpoint.ID], queuedDelivery{dl, s.seq})
+	s.queued[dl.Endpoint.ID] = append(s.queued[dl.Endpoint.ID], queuedDelivery{dl, s.seq, s.d.cfg.Now()})
 	if a := dl.Endpoint.Account; a != "" {
 		s.acctQd[a]++
 	}
@@ -257,7 +259,16 @@ func (s *runState) startQueued() {
 		if !found {
 			return
 		}
-		s.start(s.dequeue(next))
+		// A delivery that waited so long that its attempt could outrun its lease is handed back,
+		// due now, rather than started: another replica's Due would take it while the attempt is in
+		// flight and the receiver would get it twice at once. The next poll claims it afresh.
+		claimed := s.queued[next][0].claimed
+		dl := s.dequeue(next)
+		if now := s.d.cfg.Now(); now.Sub(claimed)+s.d.cfg.RequestTimeout+recordTimeout > s.d.lease() {
+			s.d.deferDelivery(s.ctx, dl, now)
+			continue
+		}
+		s.start(dl)
 	}
 }
 
