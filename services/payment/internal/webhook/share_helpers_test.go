@@ -44,6 +44,7 @@ func holdFor(flight *inFlight, done *atomic.Int32, d time.Duration) func(http.Re
 type hangingServer struct {
 	inFlight
 	total atomic.Int32
+	host  string // its address, once served
 }
 
 func (h *hangingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +67,7 @@ func withHangingEndpoints(t *testing.T, st *memStore, account string) (hang *han
 	t.Helper()
 	hang = &hangingServer{}
 	slow := serve(t, hang)
+	hang.host = slow.Listener.Addr().String()
 	fastRc = newReceiver(t, "f")
 	fast := serve(t, fastRc)
 	for i := range hangingEndpoints {
@@ -99,4 +101,27 @@ func wantNoBadRequests(t *testing.T, rcs ...*receiver) {
 			t.Fatalf("%d bad requests at the receiver of secret %q", bad, rc.secret)
 		}
 	}
+}
+
+// clientFlight counts the requests the dispatcher's client has in flight at once to host, as the
+// dispatcher sees them: a request it gave up on ends here when its RoundTrip returns, whereas a
+// server notices the hang-up only some time later and may count it beside the next one.
+func clientFlight(host string) (*http.Client, *inFlight) {
+	c := &inFlight{}
+	return &http.Client{Transport: countingTransport{base: http.DefaultTransport, host: host, flight: c}}, c
+}
+
+type countingTransport struct {
+	base   http.RoundTripper
+	host   string
+	flight *inFlight
+}
+
+func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host != t.host {
+		return t.base.RoundTrip(r)
+	}
+	t.flight.enter()
+	defer t.flight.now.Add(-1)
+	return t.base.RoundTrip(r)
 }
