@@ -87,3 +87,59 @@ func TestPruneKeysReadsTheCreationIndex(t *testing.T) {
 		t.Fatalf("plan %q, want a search of idempotency_created and no scan", plan)
 	}
 }
+
+// Records created in the same instant (a burst of requests, a coarse clock) are pruned as the others
+// are: each statement takes pruneBatch of the tied records, the next ones the rest, and none in
+// flight among them, on both engines.
+func TestPruneKeysWithEqualCreationTimes(t *testing.T) {
+	defer func(b, p int) { pruneBatch, prunePass = b, p }(pruneBatch, prunePass)
+	pruneBatch, prunePass = 7, 3
+	onBoth(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		at := time.Unix(1_700_000_000, 0)
+		s.SetClock(func() time.Time { return at })
+		var expired, inFlight []string
+		for i := range 50 {
+			key := fmt.Sprintf("k%03d", i)
+			done := i%10 != 3
+			if err := s.InTx(ctx, func(tx *Tx) error {
+				_, _, err := tx.ClaimKey(ctx, idempotency.Record{Caller: "account:a", Key: key, Method: "CreatePayment", Fingerprint: "f",
+					State: idempotency.InFlight}, time.Hour)
+				if err == nil && done {
+					err = tx.CompleteKey(ctx, "account:a", key, []byte(`{}`), nil)
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if done {
+				expired = append(expired, key)
+			} else {
+				inFlight = append(inFlight, key)
+			}
+		}
+		var calls []int64
+		for range 5 {
+			n, err := s.PruneKeys(ctx, at.Add(time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if calls = append(calls, n); n == 0 {
+				break
+			}
+		}
+		if want := []int64{21, 21, 3, 0}; fmt.Sprint(calls) != fmt.Sprint(want) {
+			t.Fatalf("deleted %v per call, want %v", calls, want)
+		}
+		for _, key := range expired {
+			if _, err := scanKey(s.queryRow(ctx, qKey, "account:a", key), "account:a", key); !errors.Is(err, sql.ErrNoRows) {
+				t.Fatalf("expired record %s still there: %v", key, err)
+			}
+		}
+		for _, key := range inFlight {
+			if _, err := scanKey(s.queryRow(ctx, qKey, "account:a", key), "account:a", key); err != nil {
+				t.Fatalf("in-flight record %s pruned: %v", key, err)
+			}
+		}
+	})
+}
