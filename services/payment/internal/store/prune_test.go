@@ -19,23 +19,11 @@ func TestPruneKeysDeletesInBoundedStatements(t *testing.T) {
 	defer func(b, p int) { pruneBatch, prunePass = b, p }(pruneBatch, prunePass)
 	pruneBatch, prunePass = 7, 3 // 21 records a call
 	onBoth(t, func(t *testing.T, s *Store) {
-		ctx := context.Background()
 		base := time.Unix(1_700_000_000, 0)
 		claim := func(i int, done bool) string {
-			key := fmt.Sprintf("k%03d", i)
 			at := base.Add(time.Duration(i) * time.Millisecond)
 			s.SetClock(func() time.Time { return at })
-			if err := s.InTx(ctx, func(tx *Tx) error {
-				_, _, err := tx.ClaimKey(ctx, idempotency.Record{Caller: "account:a", Key: key, Method: "CreatePayment", Fingerprint: "f",
-					State: idempotency.InFlight}, time.Hour)
-				if err == nil && done {
-					err = tx.CompleteKey(ctx, "account:a", key, []byte(`{}`), nil)
-				}
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-			return key
+			return claimForPrune(t, s, i, done)
 		}
 		var expired, kept []string
 		for i := range 50 {
@@ -50,31 +38,7 @@ func TestPruneKeysDeletesInBoundedStatements(t *testing.T) {
 			kept = append(kept, claim(i, true))
 		}
 		cutoff := base.Add(50 * time.Millisecond)
-
-		var calls []int64
-		for range 5 {
-			n, err := s.PruneKeys(ctx, cutoff)
-			if err != nil {
-				t.Fatal(err)
-			}
-			calls = append(calls, n)
-			if n == 0 {
-				break
-			}
-		}
-		if want := []int64{21, 21, 3, 0}; fmt.Sprint(calls) != fmt.Sprint(want) {
-			t.Fatalf("deleted %v per call, want %v (45 expired, 21 a call at most)", calls, want)
-		}
-		for _, key := range expired {
-			if _, err := scanKey(s.queryRow(ctx, qKey, "account:a", key), "account:a", key); !errors.Is(err, sql.ErrNoRows) {
-				t.Fatalf("expired record %s still there: %v", key, err)
-			}
-		}
-		for _, key := range kept {
-			if _, err := scanKey(s.queryRow(ctx, qKey, "account:a", key), "account:a", key); err != nil {
-				t.Fatalf("record %s (in flight or in retention) pruned: %v", key, err)
-			}
-		}
+		pruneAll(t, s, cutoff, expired, kept)
 	})
 }
 
@@ -95,51 +59,65 @@ func TestPruneKeysWithEqualCreationTimes(t *testing.T) {
 	defer func(b, p int) { pruneBatch, prunePass = b, p }(pruneBatch, prunePass)
 	pruneBatch, prunePass = 7, 3
 	onBoth(t, func(t *testing.T, s *Store) {
-		ctx := context.Background()
 		at := time.Unix(1_700_000_000, 0)
 		s.SetClock(func() time.Time { return at })
 		var expired, inFlight []string
 		for i := range 50 {
-			key := fmt.Sprintf("k%03d", i)
-			done := i%10 != 3
-			if err := s.InTx(ctx, func(tx *Tx) error {
-				_, _, err := tx.ClaimKey(ctx, idempotency.Record{Caller: "account:a", Key: key, Method: "CreatePayment", Fingerprint: "f",
-					State: idempotency.InFlight}, time.Hour)
-				if err == nil && done {
-					err = tx.CompleteKey(ctx, "account:a", key, []byte(`{}`), nil)
-				}
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-			if done {
-				expired = append(expired, key)
+			if done := i%10 != 3; done {
+				expired = append(expired, claimForPrune(t, s, i, true))
 			} else {
-				inFlight = append(inFlight, key)
+				inFlight = append(inFlight, claimForPrune(t, s, i, false))
 			}
 		}
-		var calls []int64
-		for range 5 {
-			n, err := s.PruneKeys(ctx, at.Add(time.Millisecond))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if calls = append(calls, n); n == 0 {
-				break
-			}
-		}
-		if want := []int64{21, 21, 3, 0}; fmt.Sprint(calls) != fmt.Sprint(want) {
-			t.Fatalf("deleted %v per call, want %v", calls, want)
-		}
-		for _, key := range expired {
-			if _, err := scanKey(s.queryRow(ctx, qKey, "account:a", key), "account:a", key); !errors.Is(err, sql.ErrNoRows) {
-				t.Fatalf("expired record %s still there: %v", key, err)
-			}
-		}
-		for _, key := range inFlight {
-			if _, err := scanKey(s.queryRow(ctx, qKey, "account:a", key), "account:a", key); err != nil {
-				t.Fatalf("in-flight record %s pruned: %v", key, err)
-			}
-		}
+		pruneAll(t, s, at.Add(time.Millisecond), expired, inFlight)
 	})
+}
+
+// claimForPrune claims key i of account a at the store's clock, and completes it if done.
+func claimForPrune(t *testing.T, s *Store, i int, done bool) string {
+	t.Helper()
+	ctx := context.Background()
+	key := fmt.Sprintf("k%03d", i)
+	if err := s.InTx(ctx, func(tx *Tx) error {
+		_, _, err := tx.ClaimKey(ctx, idempotency.Record{Caller: "account:a", Key: key, Method: "CreatePayment", Fingerprint: "f",
+			State: idempotency.InFlight}, time.Hour)
+		if err == nil && done {
+			err = tx.CompleteKey(ctx, "account:a", key, []byte(`{}`), nil)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// pruneAll calls PruneKeys until it deletes nothing (45 expired records, 21 a call with the tests'
+// pruneBatch 7 and prunePass 3), then checks that every expired key is gone and every kept one
+// (in flight or in retention) is there.
+func pruneAll(t *testing.T, s *Store, cutoff time.Time, expired, kept []string) {
+	t.Helper()
+	ctx := context.Background()
+	var calls []int64
+	for range 5 {
+		n, err := s.PruneKeys(ctx, cutoff)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if calls = append(calls, n); n == 0 {
+			break
+		}
+	}
+	if want := []int64{21, 21, 3, 0}; fmt.Sprint(calls) != fmt.Sprint(want) {
+		t.Fatalf("deleted %v per call, want %v (45 expired, 21 a call at most)", calls, want)
+	}
+	for _, key := range expired {
+		if _, err := scanKey(s.queryRow(ctx, qKey, "account:a", key), "account:a", key); !errors.Is(err, sql.ErrNoRows) {
+			t.Fatalf("expired record %s still there: %v", key, err)
+		}
+	}
+	for _, key := range kept {
+		if _, err := scanKey(s.queryRow(ctx, qKey, "account:a", key), "account:a", key); err != nil {
+			t.Fatalf("record %s (in flight or in retention) pruned: %v", key, err)
+		}
+	}
 }
