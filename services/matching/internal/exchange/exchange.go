@@ -221,6 +221,7 @@ func (x *Exchange) Close(ctx context.Context) error {
 		<-sh.snapDone
 		errList = append(errList, sh.journal.Close())
 	}
+	x.resync.uncovering.Wait() // the reporters have stopped: none starts any more
 	return errors.Join(errList...)
 }
 

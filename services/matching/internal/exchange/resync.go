@@ -100,6 +100,9 @@ type resyncer struct {
 	served    atomic.Uint64
 	// incMu orders noteIncarnation's changes of incarnation (never held on its fast path).
 	incMu sync.Mutex
+	// uncovering counts the goroutines of cancelUncovered; Close waits for them once the reporters,
+	// which start them, have stopped.
+	uncovering sync.WaitGroup
 }
 
 // owed reports whether a requested round has not yet queued its captures.
@@ -278,9 +281,9 @@ func (sh *shard) syncDone() {
 
 // cancelUncovered cancels the open orders of shard whose reservations risk could not restore (their
 // account no longer has the funds): an order may not rest without its reservation. It returns at
-// once; its goroutine (stopped by Close through the resync quit channel) retries until none of those
-// orders is open, so a full shard queue or a cancel refused for load delays the cancels, never drops
-// them.
+// once; its goroutine retries until none of those orders is open, so a full shard queue or a cancel
+// refused for load delays the cancels, never drops them. Close stops it (the resync quit channel)
+// and waits for it.
 func (x *Exchange) cancelUncovered(shard uint32, ids []uint64) {
 	if int(shard) >= len(x.shards) {
 		return
@@ -293,7 +296,7 @@ func (x *Exchange) cancelUncovered(shard uint32, ids []uint64) {
 	// Counted before the reporter ends its re-sync, so the shard says syncing without a gap until
 	// every such order is cancelled (journaled): until then risk holds nothing for orders still open.
 	sh.uncovering.Add(1)
-	go func() {
+	x.resync.uncovering.Go(func() {
 		defer sh.uncovering.Add(-1)
 		backoff := 10 * time.Millisecond
 		for {
@@ -305,8 +308,8 @@ func (x *Exchange) cancelUncovered(shard uint32, ids []uint64) {
 				continue // all answered: read again, and stop once none is open
 			}
 			if err != nil && errs.KindOf(err) != errs.KindResourceExhausted {
-				x.log.Error("cancels of unreserved orders stopped", "shard", shard, "err", err)
-				return // closing
+				x.log.Info("cancels of unreserved orders stopped: matching is closing", "shard", shard, "err", err)
+				return
 			}
 			select {
 			case <-time.After(backoff):
@@ -315,7 +318,7 @@ func (x *Exchange) cancelUncovered(shard uint32, ids []uint64) {
 				return
 			}
 		}
-	}()
+	})
 }
 
 // openWithReservations lists the shard's open orders holding one of the reservations in want.
