@@ -7,28 +7,18 @@ import (
 	"time"
 
 	"github.com/bourse-dev/bourse/services/payment/internal/processor"
+
+	"github.com/bourse-dev/bourse/pkg/testenv"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newTest(t *testing.T) (*Breaker, *clock, *[]string) {
+func newTest(t *testing.T) (*Breaker, *testenv.Clock, *[]string) {
 	t.Helper()
-	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	c := testenv.NewClock(time.Unix(1_700_000_000, 0))
 	var changes []string
 	var mu sync.Mutex
 	b := New("acquirer", Config{
 		Window: 10 * time.Second, Buckets: 10, MinCalls: 10, FailureRatio: 0.5, CoolDown: 5 * time.Second,
-		Now: c.now,
+		Now: c.Now,
 		OnChange: func(name string, from, to State) {
 			mu.Lock()
 			changes = append(changes, name+":"+from.String()+">"+to.String())
@@ -98,7 +88,7 @@ func TestOldFailuresLeaveTheWindow(t *testing.T) {
 	for range 9 {
 		call(t, b, processor.NotReached)
 	}
-	c.add(11 * time.Second)
+	c.Advance(11 * time.Second)
 	call(t, b, processor.NotReached)
 	if b.State() != Closed {
 		t.Fatalf("failures older than the window counted: %v", b.State())
@@ -134,11 +124,11 @@ func TestHalfOpenOneProbe(t *testing.T) {
 		t.Run(tc.probe.String(), func(t *testing.T) {
 			b, c, changes := newTest(t)
 			trip(t, b)
-			c.add(4 * time.Second)
+			c.Advance(4 * time.Second)
 			if _, ok := b.Allow(); ok {
 				t.Fatal("allowed before the cool-down")
 			}
-			c.add(time.Second)
+			c.Advance(time.Second)
 			if b.State() != HalfOpen {
 				t.Fatalf("state %v after the cool-down", b.State())
 			}
@@ -157,7 +147,7 @@ func TestHalfOpenOneProbe(t *testing.T) {
 				if _, ok := b.Allow(); ok {
 					t.Fatal("allowed right after a failed probe: the cool-down must restart")
 				}
-				c.add(5 * time.Second)
+				c.Advance(5 * time.Second)
 				if _, ok := b.Allow(); !ok {
 					t.Fatal("no new probe after the second cool-down")
 				}
@@ -177,12 +167,12 @@ func TestHalfOpenOneProbe(t *testing.T) {
 func TestLostProbeIsReplacedAndIgnored(t *testing.T) {
 	b, c, _ := newTest(t)
 	trip(t, b)
-	c.add(5 * time.Second)
+	c.Advance(5 * time.Second)
 	lost, ok := b.Allow()
 	if !ok {
 		t.Fatal("no probe")
 	}
-	c.add(5 * time.Second)
+	c.Advance(5 * time.Second)
 	second, ok := b.Allow()
 	if !ok {
 		t.Fatal("a probe that never reported blocks the breaker forever")
@@ -200,7 +190,7 @@ func TestLostProbeIsReplacedAndIgnored(t *testing.T) {
 func TestCancelGivesProbeBack(t *testing.T) {
 	b, c, _ := newTest(t)
 	trip(t, b)
-	c.add(5 * time.Second)
+	c.Advance(5 * time.Second)
 	p, _ := b.Allow()
 	p.Cancel()
 	if _, ok := b.Allow(); !ok {
@@ -212,7 +202,7 @@ func TestOutcomeOfAnOlderStateIsIgnored(t *testing.T) {
 	b, c, _ := newTest(t)
 	slow, _ := b.Allow() // starts while closed
 	trip(t, b)
-	c.add(5 * time.Second)
+	c.Advance(5 * time.Second)
 	probe, _ := b.Allow()
 	slow.Record(processor.Approved) // a call from before the circuit opened finishing now
 	if b.State() != HalfOpen {
@@ -227,7 +217,7 @@ func TestOutcomeOfAnOlderStateIsIgnored(t *testing.T) {
 func TestConcurrentHalfOpenLetsOneProbe(t *testing.T) {
 	b, c, _ := newTest(t)
 	trip(t, b)
-	c.add(5 * time.Second)
+	c.Advance(5 * time.Second)
 	var allowed atomic.Int32
 	var wg sync.WaitGroup
 	start := make(chan struct{})

@@ -9,25 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bourse-dev/bourse/pkg/testenv"
 )
-
-// manualClock is a Config.Now the test moves by hand.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *manualClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // heldServer holds every request until release is closed (or the client gives up), counting arrivals.
 func heldServer(t *testing.T) (*httptest.Server, *atomic.Int32, chan struct{}) {
@@ -51,7 +35,7 @@ func heldServer(t *testing.T) (*httptest.Server, *atomic.Int32, chan struct{}) {
 // replica's Due takes it while its attempt is still in flight and the receiver gets it twice at once.
 func TestQueuedDeliveryStaysClaimedWhileItsAttemptRuns(t *testing.T) {
 	const timeout = time.Minute
-	clock := &manualClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s1, got1, release1 := heldServer(t)
 	s2, got2, release2 := heldServer(t)
 	var once sync.Once
@@ -59,25 +43,25 @@ func TestQueuedDeliveryStaysClaimedWhileItsAttemptRuns(t *testing.T) {
 	ep1 := Endpoint{ID: "we_1", URL: s1.URL, Secrets: []string{"whsec_1"}}
 	ep2 := Endpoint{ID: "we_2", URL: s2.URL, Secrets: []string{"whsec_2"}}
 	st := newMemStore()
-	t0 := clock.now()
+	t0 := clock.Now()
 	for i, ep := range []Endpoint{ep1, ep2} {
 		st.add(Delivery{ID: "evt_" + ep.ID + ":" + ep.ID, Endpoint: ep, Created: t0.Add(time.Duration(i-2) * time.Millisecond),
 			Event: Event{ID: "evt_" + ep.ID, Type: "payment.succeeded", Created: t0, Data: json.RawMessage(`{"id":"pay_1"}`)}})
 	}
 	// One worker: the first delivery runs, the second waits in the local queue. No poll by the
 	// ticker, so the store sees only the claims the test expects.
-	_, stop := start(t, st, Config{Concurrency: 1, RequestTimeout: timeout, PollInterval: time.Hour, Now: clock.now})
+	_, stop := start(t, st, Config{Concurrency: 1, RequestTimeout: timeout, PollInterval: time.Hour, Now: clock.Now})
 	defer stop()
 	eventually(t, 10*time.Second, "the first delivery's request", func() bool { return got1.Load() == 1 })
 
 	// The first request takes the whole timeout (by the dispatcher's clock), then the queued one starts.
-	clock.advance(timeout)
+	clock.Advance(timeout)
 	close(release1)
 	eventually(t, 10*time.Second, "the queued delivery's request", func() bool { return got2.Load() == 1 })
 
 	// Its request has run for less than its timeout; another replica asks the store for due deliveries.
-	clock.advance(timeout/2 + time.Second)
-	due, err := st.Due(context.Background(), DueQuery{Now: clock.now(), Lease: timeout + 30*time.Second, Limit: 10})
+	clock.Advance(timeout/2 + time.Second)
+	due, err := st.Due(context.Background(), DueQuery{Now: clock.Now(), Lease: timeout + 30*time.Second, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,14 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bourse-dev/bourse/pkg/errs"
 	"github.com/bourse-dev/bourse/services/training-coordinator/internal/checkpoint"
 	"github.com/bourse-dev/bourse/services/training-coordinator/internal/dataset"
+
+	"github.com/bourse-dev/bourse/pkg/testenv"
 )
 
 // fakeInfo answers what dataset.Load would for MNIST (784 features, 10 classes) without reading the
@@ -26,19 +27,7 @@ func fakeInfo(name string, limit int, _ int64) (int, int, int, error) {
 	return n, 784, 10, nil
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestCoordinator(t *testing.T, dir string, clk *clock) *Coordinator {
+func newTestCoordinator(t *testing.T, dir string, clk *testenv.Clock) *Coordinator {
 	t.Helper()
 	st, err := OpenStore(context.Background(), filepath.Join(dir, "jobs.db"))
 	if err != nil {
@@ -87,7 +76,7 @@ func recv(t *testing.T, ch <-chan Assignment) Assignment {
 }
 
 func TestRendezvousRanksTheMostAdvancedStateFirst(t *testing.T) {
-	clk := &clock{now: time.Unix(1000, 0)}
+	clk := testenv.NewClock(time.Unix(1000, 0))
 	c := newTestCoordinator(t, t.TempDir(), clk)
 	if _, _, err := c.StartJob("j", spec(2, 3)); err != nil {
 		t.Fatal(err)
@@ -118,7 +107,7 @@ func TestRendezvousRanksTheMostAdvancedStateFirst(t *testing.T) {
 // Every member gets rank 0's decision for a step: the others wait for it, and a worker waiting to
 // join makes it Rejoin for all.
 func TestCommitDecisionIsTheSameForEveryMember(t *testing.T) {
-	clk := &clock{now: time.Unix(1000, 0)}
+	clk := testenv.NewClock(time.Unix(1000, 0))
 	c := newTestCoordinator(t, t.TempDir(), clk)
 	if _, _, err := c.StartJob("j", spec(2, 3)); err != nil {
 		t.Fatal(err)
@@ -173,7 +162,7 @@ func TestCommitDecisionIsTheSameForEveryMember(t *testing.T) {
 // A member that stops heartbeating breaks the generation; below min the job waits, then fails
 // with a reason after wait_timeout.
 func TestSilentWorkerThenBelowMinFails(t *testing.T) {
-	clk := &clock{now: time.Unix(1000, 0)}
+	clk := testenv.NewClock(time.Unix(1000, 0))
 	c := newTestCoordinator(t, t.TempDir(), clk)
 	if _, _, err := c.StartJob("j", spec(2, 2)); err != nil {
 		t.Fatal(err)
@@ -187,11 +176,11 @@ func TestSilentWorkerThenBelowMinFails(t *testing.T) {
 		c.formAll(clk.Now())
 		c.mu.Unlock()
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if _, err := c.Heartbeat("a", "j", 1); err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(1500 * time.Millisecond) // b silent for 2.5s > 2s
+	clk.Advance(1500 * time.Millisecond) // b silent for 2.5s > 2s
 	tick()
 	if rejoin, _ := c.Heartbeat("a", "j", 1); !rejoin {
 		t.Fatal("a was not told to rejoin after b went silent")
@@ -205,11 +194,11 @@ func TestSilentWorkerThenBelowMinFails(t *testing.T) {
 		t.Fatalf("status %v, want waiting", j.Status)
 	}
 	for range 5 {
-		clk.Add(time.Second)
+		clk.Advance(time.Second)
 		_, _ = c.Heartbeat("a", "j", 0)
 		tick()
 	}
-	clk.Add(1100 * time.Millisecond)
+	clk.Advance(1100 * time.Millisecond)
 	_, _ = c.Heartbeat("a", "j", 0)
 	tick()
 	j, _ := c.GetJob("j")
@@ -220,7 +209,7 @@ func TestSilentWorkerThenBelowMinFails(t *testing.T) {
 
 // A step that fails in generation after generation ends the job instead of looping forever.
 func TestRepeatedFailureOfAStepFailsTheJob(t *testing.T) {
-	clk := &clock{now: time.Unix(1000, 0)}
+	clk := testenv.NewClock(time.Unix(1000, 0))
 	c := newTestCoordinator(t, t.TempDir(), clk)
 	if _, _, err := c.StartJob("j", spec(1, 1)); err != nil {
 		t.Fatal(err)
@@ -239,7 +228,7 @@ func TestRepeatedFailureOfAStepFailsTheJob(t *testing.T) {
 // Jobs survive a restart: the same record comes back and generations continue above the last one.
 func TestJobsSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
-	clk := &clock{now: time.Unix(1000, 0)}
+	clk := testenv.NewClock(time.Unix(1000, 0))
 	c := newTestCoordinator(t, dir, clk)
 	if _, _, err := c.StartJob("j", spec(1, 1)); err != nil {
 		t.Fatal(err)
