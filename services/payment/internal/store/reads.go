@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/bourse-dev/bourse/pkg/sqldb"
 )
@@ -28,7 +29,9 @@ type readBound struct {
 }
 
 func (s *Store) readBound(ctx context.Context) readBound {
-	if ctx.Value(unboundedReads{}) != nil {
+	// A caller whose own deadline comes first (most requests carry one) needs no bound of its own:
+	// none is made, no timer and no context per read.
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.txTimeout || ctx.Value(unboundedReads{}) != nil {
 		return readBound{caller: ctx, ctx: ctx, cancel: func() {}}
 	}
 	bctx, cancel := context.WithTimeout(ctx, s.txTimeout)

@@ -40,3 +40,24 @@ func TestReadBoundEndingBeforeScanIsTheBounds(t *testing.T) {
 		t.Fatalf("Err after the bound: %v; want sqldb.ErrTxTimeout", err)
 	}
 }
+
+// A read whose caller's own deadline comes before the bound runs on the caller's context: no timer
+// and no context of its own. One whose deadline is later, or absent, gets the bound.
+func TestReadBoundOnlyWhereItIsSooner(t *testing.T) {
+	s := &Store{txTimeout: 30 * time.Second}
+	soon, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if b := s.readBound(soon); b.ctx != soon {
+		t.Fatal("a read due in 1s got a 30s bound of its own")
+	}
+	late, cancelLate := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelLate()
+	for name, ctx := range map[string]context.Context{"no deadline": context.Background(), "a later deadline": late} {
+		b := s.readBound(ctx)
+		d, ok := b.ctx.Deadline()
+		b.cancel()
+		if !ok || time.Until(d) > 30*time.Second {
+			t.Fatalf("a read with %s got no 30s bound (deadline %v, %v)", name, d, ok)
+		}
+	}
+}
